@@ -1,0 +1,32 @@
+# Two entry points: `make run` (set up and run the main job) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PRESET ?= quick
+OUT ?= runs/$(PRESET)
+# Tests run in parallel on the available cores; one BLAS/Numba thread per worker avoids oversubscription.
+PYTEST_WORKERS ?= auto
+
+.PHONY: run test venv install install-test clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip >/dev/null
+
+$(VENV)/.installed: setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install -e . && touch $@
+
+$(VENV)/.installed-test: setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install -e ".[test]" && touch $@ $(VENV)/.installed
+
+venv: $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(PY) -m experiments run --preset $(PRESET) --out $(OUT)
+
+test: $(VENV)/.installed-test
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis
