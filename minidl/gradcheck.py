@@ -1,0 +1,99 @@
+"""Gradient checking by central differences.
+
+For a scalar function f and each coordinate i,
+
+    df/dx_i ~ (f(x + h e_i) - f(x - h e_i)) / (2 h),
+
+whose error is O(h^2) from truncation plus O(machine eps * |f| / h) from rounding; in float64 with
+h = 1e-6 both are near 1e-10 relative, so a correct analytic gradient agrees to better than 1e-6.
+In float32 the rounding term alone is ~1e-1: always check in float64.
+
+The agreement is measured as ``relative_error(a, n) = ||a - n|| / max(||a|| + ||n||, tiny)`` over a whole
+array (Euclidean norms). Taken element by element the same formula is dominated by entries whose true
+value is zero (a dead ReLU), where rounding noise alone gives a relative error of 1.
+
+A layer is checked through the scalar L = sum(forward(x) * r) for a fixed random r, whose gradient
+with respect to the output is exactly r: ``backward(r)`` must return dL/dx and add dL/dparam.
+Functions with kinks (ReLU at 0, max-pool at ties) are only differentiable away from them: draw test
+inputs away from kinks instead of loosening the bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from minidl.layers.base import Layer
+
+
+def relative_error(analytic: np.ndarray, numeric: np.ndarray, tiny: float = 1e-30) -> float:
+    """||a - n|| / max(||a|| + ||n||, tiny); 0 when both are zero."""
+    analytic = np.asarray(analytic, dtype=np.float64)
+    numeric = np.asarray(numeric, dtype=np.float64)
+    if analytic.shape != numeric.shape:
+        raise ValueError(f"Shapes differ: analytic {analytic.shape}, numeric {numeric.shape}.")
+    scale = max(np.linalg.norm(analytic) + np.linalg.norm(numeric), tiny)
+    return float(np.linalg.norm(analytic - numeric) / scale)
+
+
+def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central-difference gradient of the scalar ``f()`` with respect to the array ``x``.
+
+    ``x`` is perturbed in place (and restored), so ``f`` may read it through any reference, e.g. a
+    layer's weight. ``x`` must be float64 for a meaningful result.
+
+    Shapes
+    ------
+    x : any -> gradient : same as x
+    """
+    if x.dtype != np.float64:
+        raise TypeError(f"Gradient checks need float64 arrays, received {x.dtype}.")
+    gradient = np.empty_like(x)
+    flat, grad_flat = x.reshape(-1), gradient.reshape(-1)
+    if not np.shares_memory(flat, x):
+        raise ValueError("numerical_gradient needs a contiguous array it can perturb in place.")
+    for i in range(flat.size):
+        original = flat[i]
+        flat[i] = original + h
+        plus = f()
+        flat[i] = original - h
+        minus = f()
+        flat[i] = original
+        grad_flat[i] = (plus - minus) / (2.0 * h)
+    return gradient
+
+
+def check_layer(layer: Layer, x: np.ndarray, rng=None, h: float = 1e-6) -> dict[str, float]:
+    """Relative errors of ``layer.backward`` for the input and every parameter.
+
+    The layer (a single layer or a whole :class:`~minidl.layers.Sequential`) must hold float64
+    parameters (``layer.astype(np.float64)``). Returns ``{"x": err, "<param>": err, ...}``.
+
+    Shapes
+    ------
+    x : whatever ``layer.forward`` takes.
+    """
+    rng = np.random.default_rng(rng)
+    x = np.array(x, dtype=np.float64)
+    probe = rng.standard_normal(layer.forward(x, training=False).shape)
+
+    def loss() -> float:
+        return float(np.sum(layer.forward(x, training=False) * probe))
+
+    layer.zero_grad()
+    layer.forward(x, training=True)
+    errors = {"x": relative_error(layer.backward(probe), numerical_gradient(loss, x, h))}
+    for name, param in layer.params.items():
+        errors[name] = relative_error(layer.grads[name], numerical_gradient(loss, param, h))
+    return errors
+
+
+def check_function(f: Callable[[], float], analytic: dict[str, np.ndarray],
+                   inputs: dict[str, np.ndarray], h: float = 1e-6) -> dict[str, float]:
+    """Relative errors of analytic gradients of the scalar ``f()`` with respect to named float64 arrays.
+
+    ``f`` reads ``inputs[name]`` (perturbed in place); ``analytic[name]`` is its claimed gradient.
+    """
+    return {name: relative_error(analytic[name], numerical_gradient(f, inputs[name], h))
+            for name in analytic}

@@ -1,0 +1,67 @@
+"""Element-wise activations. Each backward multiplies by the derivative, written in terms of the
+cached input or output, whichever is cheaper and more accurate."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minidl.layers.base import Layer
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) without overflow: exp is only ever taken of -|x|.
+
+    For x >= 0 the usual form is safe; for x < 0 the equal form exp(x) / (1 + exp(x)) is used.
+    """
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(np.result_type(x), copy=False)
+
+
+class ReLU(Layer):
+    """y = max(x, 0); dy/dx = 1 where x > 0 and 0 elsewhere (0 at the kink x = 0)."""
+
+    def forward(self, x, training=True):
+        mask = x > 0
+        self._store(training, mask=mask)
+        return np.where(mask, x, 0).astype(x.dtype, copy=False)
+
+    def backward(self, dy):
+        return dy * self._cached()["mask"]
+
+
+class Sigmoid(Layer):
+    """y = sigmoid(x); dy/dx = y (1 - y)."""
+
+    def forward(self, x, training=True):
+        y = sigmoid(x)
+        self._store(training, y=y)
+        return y
+
+    def backward(self, dy):
+        y = self._cached()["y"]
+        return dy * y * (1 - y)
+
+
+class Tanh(Layer):
+    """y = tanh(x); dy/dx = 1 - y^2."""
+
+    def forward(self, x, training=True):
+        y = np.tanh(x)
+        self._store(training, y=y)
+        return y
+
+    def backward(self, dy):
+        y = self._cached()["y"]
+        return dy * (1 - y * y)
+
+
+class Identity(Layer):
+    """y = x (a linear latent layer)."""
+
+    def forward(self, x, training=True):
+        self._store(training)
+        return x
+
+    def backward(self, dy):
+        self._cached()
+        return dy

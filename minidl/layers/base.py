@@ -1,0 +1,78 @@
+"""The contract every layer follows.
+
+A layer is a small object with two methods that mirror each other:
+
+* ``forward(x, training=True)`` computes the output and, when training, caches what the backward pass
+  needs;
+* ``backward(dy)`` takes dL/dy, returns dL/dx and *adds* dL/dparam into ``grads`` (so that a
+  penalty may send a second gradient into the same weights before the optimizer step).
+
+``params`` and ``grads`` are dicts with the same keys; ``zero_grad`` clears the gradients in place, so
+an optimizer may hold on to the arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Layer:
+    """Base class: parameter bookkeeping, cache checks and shape validation."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self._cache: dict | None = None
+
+    # -- to be provided by every layer -------------------------------------------------------
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of one output sample for one input sample of ``input_shape`` (no batch axis)."""
+        return tuple(input_shape)
+
+    # -- shared machinery ------------------------------------------------------------------
+    def _add_param(self, name: str, value: np.ndarray) -> None:
+        self.params[name] = value
+        self.grads[name] = np.zeros_like(value)
+
+    def zero_grad(self) -> None:
+        """Set every gradient to zero, in place."""
+        for grad in self.grads.values():
+            grad.fill(0.0)
+
+    def astype(self, dtype) -> "Layer":
+        """Convert parameters and gradients to ``dtype`` (in place) and return the layer."""
+        for name in self.params:
+            self.params[name] = self.params[name].astype(dtype)
+            self.grads[name] = self.grads[name].astype(dtype)
+        self._cache = None
+        return self
+
+    @property
+    def n_params(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    def _store(self, training: bool, **cache) -> None:
+        self._cache = cache if training else None
+
+    def _cached(self) -> dict:
+        if self._cache is None:
+            raise RuntimeError(
+                f"{self!r}.backward called without a cached forward pass: call "
+                "forward(x, training=True) first (each forward caches for one backward).")
+        return self._cache
+
+    def _check_input(self, x: np.ndarray, expected: tuple, description: str) -> None:
+        """Raise ValueError unless ``x.shape`` matches ``expected`` (``None`` matches any size)."""
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{self!r}: expected a numpy array, received {type(x).__name__}.")
+        if x.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected, x.shape)):
+            raise ValueError(f"{self!r}: expected input of shape {description}, received {x.shape}.")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

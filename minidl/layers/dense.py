@@ -1,0 +1,61 @@
+"""Fully connected layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minidl.init import get_initializer
+from minidl.layers.base import Layer
+
+
+class Dense(Layer):
+    """y = x @ W + b.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    rng : np.random.Generator or int or None
+        Source of the initial weights.
+    kernel_initializer : str or callable
+        Default ``"glorot_uniform"`` (as Keras); the bias starts at zero.
+    dtype : float32 by default.
+
+    Shapes
+    ------
+    x : (N, in_features) -> y : (N, out_features)
+    W : (in_features, out_features), b : (out_features,)
+
+    Notes
+    -----
+    With upstream gradient dy = dL/dy:  dL/dx = dy @ W.T,  dL/dW = x.T @ dy,  dL/db = sum_n dy[n].
+    """
+
+    def __init__(self, in_features: int, out_features: int, rng=None,
+                 kernel_initializer="glorot_uniform", dtype=np.float32) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        rng = np.random.default_rng(rng)
+        init = get_initializer(kernel_initializer)
+        self._add_param("W", init((self.in_features, self.out_features), self.in_features,
+                                  self.out_features, rng, dtype=dtype))
+        self._add_param("b", np.zeros(self.out_features, dtype=dtype))
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        self._check_input(x, (None, self.in_features), f"(N, {self.in_features})")
+        self._store(training, x=x)
+        return x @ self.params["W"] + self.params["b"]
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x = self._cached()["x"]
+        self.grads["W"] += x.T @ dy
+        self.grads["b"] += dy.sum(axis=0)
+        return dy @ self.params["W"].T
+
+    def output_shape(self, input_shape):
+        return (self.out_features,)
+
+    def __repr__(self) -> str:
+        return f"Dense({self.in_features}->{self.out_features})"

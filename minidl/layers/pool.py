@@ -1,0 +1,56 @@
+"""Max pooling."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minidl.kernels import maxpool_backward, maxpool_forward
+from minidl.layers.base import Layer
+
+
+class MaxPool2D(Layer):
+    """Max over non-overlapping ``pool_size x pool_size`` windows, floor mode (7 -> 3).
+
+    Shapes
+    ------
+    x : (N, C, H, W) -> y : (N, C, H // pool_size, W // pool_size)
+
+    Notes
+    -----
+    The gradient of each output goes to the *first* maximum of its window in row-major order, and
+    nowhere else. Ties are common: on MNIST's blank background the first convolution outputs exactly
+    its bias, so whole windows tie; sharing the gradient among tied positions would inflate the
+    weight gradients of the layers below.
+    """
+
+    def __init__(self, pool_size: int = 2) -> None:
+        super().__init__()
+        if not isinstance(pool_size, (int, np.integer)) or pool_size <= 0:
+            raise ValueError(f"Expected pool_size to be a positive integer. Received: pool_size={pool_size!r}")
+        self.pool_size = int(pool_size)
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        self._check_input(x, (None, None, None, None), "(N, C, H, W)")
+        n, c, height, width = x.shape
+        p = self.pool_size
+        if height < p or width < p:
+            raise ValueError(f"{self!r}: input of {height}x{width} is smaller than one window.")
+        x = np.ascontiguousarray(x)
+        y = np.empty((n, c, height // p, width // p), dtype=x.dtype)
+        argmax = np.empty(y.shape, dtype=np.int64)
+        maxpool_forward(x, p, y, argmax)
+        self._store(training, argmax=argmax, input_shape=x.shape)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        cache = self._cached()
+        dx = np.empty(cache["input_shape"], dtype=dy.dtype)
+        maxpool_backward(np.ascontiguousarray(dy), cache["argmax"], dx)
+        return dx
+
+    def output_shape(self, input_shape):
+        c, height, width = input_shape
+        return (c, height // self.pool_size, width // self.pool_size)
+
+    def __repr__(self) -> str:
+        return f"MaxPool2D(pool_size={self.pool_size})"

@@ -1,0 +1,128 @@
+"""A stack of layers that is itself a layer."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import numpy as np
+
+from minidl.layers.base import Layer
+from minidl.serialization import assign_params, load_arrays, save_arrays
+
+
+class Sequential(Layer):
+    """Layers applied one after another; backward runs them in reverse.
+
+    Each layer gets a unique name (``conv2d_1``, ``dense_1``, ...) used to key parameters in
+    :meth:`parameters`, in saved files and in optimizer state. ``params`` and ``grads`` of the stack
+    are flat dicts ``"<layer name>.<param>"`` that share the layers' arrays.
+
+    Shapes
+    ------
+    x : whatever the first layer takes -> y : whatever the last layer returns.
+    """
+
+    def __init__(self, *layers: Layer) -> None:
+        super().__init__()
+        for layer in layers:
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential takes Layer instances, received {type(layer).__name__}.")
+        self.layers = list(layers)
+        self.names = self._unique_names(self.layers)
+        self._link_params()
+
+    @staticmethod
+    def _unique_names(layers) -> list[str]:
+        counts: dict[str, int] = {}
+        names = []
+        for layer in layers:
+            base = _snake_case(type(layer).__name__)
+            counts[base] = counts.get(base, 0) + 1
+            names.append(f"{base}_{counts[base]}")
+        return names
+
+    def _link_params(self) -> None:
+        self.params, self.grads = {}, {}
+        for name, layer in zip(self.names, self.layers):
+            for key in layer.params:
+                self.params[f"{name}.{key}"] = layer.params[key]
+                self.grads[f"{name}.{key}"] = layer.grads[key]
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def zero_grad(self) -> None:
+        for layer in self.layers:
+            layer.zero_grad()
+
+    def astype(self, dtype) -> "Sequential":
+        for layer in self.layers:
+            layer.astype(dtype)
+        self._link_params()
+        return self
+
+    def parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """Yield ``(name, param, grad)`` for every parameter, in layer order."""
+        for key, param in self.params.items():
+            yield key, param, self.grads[key]
+
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+    def summary(self, input_shape: tuple[int, ...], print_fn=print) -> str:
+        """A Keras-like table of layers, output shapes and parameter counts.
+
+        ``input_shape`` is one sample's shape, without the batch axis, e.g. ``(1, 28, 28)``.
+        """
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        shape = tuple(input_shape)
+        for name, layer in zip(self.names, self.layers):
+            shape = layer.output_shape(shape)
+            rows.append((f"{name} ({type(layer).__name__})", str((None,) + shape), f"{layer.n_params:,}"))
+        widths = [max(len(row[i]) for row in rows) + 2 for i in range(3)]
+        rule = "=" * sum(widths)
+        lines = [rule, "".join(cell.ljust(w) for cell, w in zip(rows[0], widths)), rule]
+        lines += ["".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows[1:]]
+        lines += [rule, f"Total params: {self.n_params:,}", rule]
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def save(self, path) -> None:
+        """Write every parameter to ``path`` (``.npz``, atomically), keyed as in :attr:`params`."""
+        save_arrays(path, self.params)
+
+    def load(self, path) -> None:
+        """Read parameters saved by :meth:`save`, without pickle.
+
+        A file whose names or shapes differ from this model is rejected and the model is left as it was.
+        """
+        assign_params(self.params, load_arrays(path), source=str(path))
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, index: int) -> Layer:
+        return self.layers[index]
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"  ({name}): {layer!r}" for name, layer in zip(self.names, self.layers))
+        return f"Sequential(\n{inner}\n)"
+
+
+def _snake_case(name: str) -> str:
+    """``Conv2DTranspose`` -> ``conv2d_transpose``, as Keras names its layers."""
+    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()

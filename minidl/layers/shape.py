@@ -1,0 +1,97 @@
+"""Layers that only move numbers around: padding, flattening, reshaping."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minidl.layers.base import Layer
+
+
+class ZeroPad2D(Layer):
+    """Zero padding of the two spatial axes.
+
+    Parameters
+    ----------
+    pad : int or ((top, bottom), (left, right))
+
+    Shapes
+    ------
+    x : (N, C, H, W) -> y : (N, C, H + top + bottom, W + left + right)
+
+    Notes
+    -----
+    The backward pass crops: the padded border does not depend on x.
+    """
+
+    def __init__(self, pad) -> None:
+        super().__init__()
+        if isinstance(pad, (int, np.integer)):
+            pad = ((pad, pad), (pad, pad))
+        try:
+            (top, bottom), (left, right) = pad
+            values = [int(v) for v in (top, bottom, left, right)]
+        except (TypeError, ValueError):
+            raise ValueError(f"Expected pad to be an int or ((top, bottom), (left, right)). Received: pad={pad!r}") from None
+        if min(values) < 0:
+            raise ValueError(f"Expected non-negative padding. Received: pad={pad!r}")
+        self.top, self.bottom, self.left, self.right = values
+
+    def forward(self, x, training=True):
+        self._check_input(x, (None, None, None, None), "(N, C, H, W)")
+        self._store(training, input_shape=x.shape)
+        return np.pad(x, ((0, 0), (0, 0), (self.top, self.bottom), (self.left, self.right)))
+
+    def backward(self, dy):
+        _, _, height, width = self._cached()["input_shape"]
+        return dy[:, :, self.top:self.top + height, self.left:self.left + width]
+
+    def output_shape(self, input_shape):
+        c, height, width = input_shape
+        return (c, height + self.top + self.bottom, width + self.left + self.right)
+
+    def __repr__(self):
+        return f"ZeroPad2D((({self.top}, {self.bottom}), ({self.left}, {self.right})))"
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...), in C order."""
+
+    def forward(self, x, training=True):
+        if x.ndim < 2:
+            raise ValueError(f"{self!r}: expected input of shape (N, ...), received {x.shape}.")
+        self._store(training, input_shape=x.shape)
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return dy.reshape(self._cached()["input_shape"])
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+
+class Reshape(Layer):
+    """(N, ...) -> (N, *shape); ``shape`` excludes the batch axis."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = tuple(int(s) for s in shape)
+        if not self.shape or min(self.shape) <= 0:
+            raise ValueError(f"Expected a non-empty shape of positive sizes. Received: shape={shape!r}")
+
+    def forward(self, x, training=True):
+        size = int(np.prod(self.shape))
+        if x.ndim < 1 or x[:1].size != size:
+            raise ValueError(f"{self!r}: expected input with {size} values per sample, received {x.shape}.")
+        self._store(training, input_shape=x.shape)
+        return x.reshape((x.shape[0],) + self.shape)
+
+    def backward(self, dy):
+        return dy.reshape(self._cached()["input_shape"])
+
+    def output_shape(self, input_shape):
+        if int(np.prod(input_shape)) != int(np.prod(self.shape)):
+            raise ValueError(f"{self!r}: cannot reshape {input_shape} to {self.shape}.")
+        return self.shape
+
+    def __repr__(self):
+        return f"Reshape({self.shape})"

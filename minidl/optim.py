@@ -1,0 +1,101 @@
+"""Optimizers: they read the gradients and update the parameters in place.
+
+An optimizer is built from ``model.parameters()`` (triples ``(name, param, grad)``) and keeps its
+state keyed by parameter name, so :meth:`state_dict` can be checkpointed as plain arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+
+class Optimizer:
+    """Shared bookkeeping: the parameter list and a flat, checkpointable state."""
+
+    def __init__(self, parameters: Iterable[tuple[str, np.ndarray, np.ndarray]], lr: float) -> None:
+        if not lr > 0:
+            raise ValueError(f"Expected lr to be positive. Received: lr={lr!r}")
+        self.lr = float(lr)
+        self.parameters = list(parameters)
+        if not self.parameters:
+            raise ValueError("The optimizer received no parameters.")
+        self.state: dict[str, np.ndarray] = {}
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every state array (copied), keyed ``"<slot>/<parameter name>"``."""
+        return {key: np.array(value, copy=True) for key, value in self.state.items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned; names and shapes must match."""
+        if set(state) != set(self.state):
+            raise ValueError(f"{type(self).__name__} state keys do not match: expected "
+                             f"{sorted(self.state)}, received {sorted(state)}.")
+        for key, value in state.items():
+            if np.shape(value) != self.state[key].shape:
+                raise ValueError(f"{type(self).__name__} state {key!r}: expected shape "
+                                 f"{self.state[key].shape}, received {np.shape(value)}.")
+        for key, value in state.items():
+            self.state[key][...] = value
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with (heavy-ball) momentum, as PyTorch: v = m v + g; p -= lr v."""
+
+    def __init__(self, parameters, lr: float = 0.01, momentum: float = 0.0) -> None:
+        super().__init__(parameters, lr)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"Expected momentum in [0, 1). Received: momentum={momentum!r}")
+        self.momentum = float(momentum)
+        for name, param, _ in self.parameters:
+            self.state[f"velocity/{name}"] = np.zeros_like(param)
+
+    def step(self) -> None:
+        for name, param, grad in self.parameters:
+            velocity = self.state[f"velocity/{name}"]
+            velocity *= self.momentum
+            velocity += grad
+            param -= self.lr * velocity
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba, 2015) with bias correction.
+
+    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+    p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+    Epsilon follows PyTorch (added to the bias-corrected root, default 1e-8). Keras adds its 1e-7 to
+    the root of the *uncorrected* v, which differs only in the first few steps.
+    """
+
+    def __init__(self, parameters, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8) -> None:
+        super().__init__(parameters, lr)
+        for name, value in (("beta1", beta1), ("beta2", beta2)):
+            if not 0 <= value < 1:
+                raise ValueError(f"Expected {name} in [0, 1). Received: {name}={value!r}")
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.state["step"] = np.zeros((), dtype=np.int64)
+        for name, param, _ in self.parameters:
+            self.state[f"m/{name}"] = np.zeros_like(param)
+            self.state[f"v/{name}"] = np.zeros_like(param)
+
+    def step(self) -> None:
+        self.state["step"] += 1
+        t = int(self.state["step"])
+        correction1 = 1.0 - self.beta1 ** t
+        correction2 = 1.0 - self.beta2 ** t
+        step_size = self.lr / correction1
+        for name, param, grad in self.parameters:
+            m, v = self.state[f"m/{name}"], self.state[f"v/{name}"]
+            m *= self.beta1
+            m += (1.0 - self.beta1) * grad
+            v *= self.beta2
+            v += (1.0 - self.beta2) * grad * grad
+            denominator = np.sqrt(v / correction2)
+            denominator += self.eps
+            param -= (step_size * m / denominator).astype(param.dtype, copy=False)

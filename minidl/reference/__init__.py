@@ -1,0 +1,10 @@
+"""Plain NumPy twins of the Numba kernels: same signatures, same results, written to be read.
+
+Tests hold each kernel equal to its twin; a reader who wants to know what a kernel computes reads
+the twin first.
+"""
+
+from minidl.reference.im2col import col2im, im2col
+from minidl.reference.pool import maxpool_backward, maxpool_forward
+
+__all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward"]

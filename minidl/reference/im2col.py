@@ -1,0 +1,40 @@
+"""NumPy reference for :mod:`minidl.kernels.im2col`: one strided slice per kernel offset."""
+
+import numpy as np
+
+
+def _padded_extent(out_size: int, kernel: int, stride: int) -> int:
+    """Rows of padded input that the last window reaches: (out - 1) * stride + kernel."""
+    return (out_size - 1) * stride + kernel
+
+
+def im2col(x, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, cols):
+    """Same contract as :func:`minidl.kernels.im2col.im2col`."""
+    n_images, channels, height, width = x.shape
+    padded = np.zeros(
+        (n_images, channels,
+         max(_padded_extent(out_h, kernel_h, stride), pad_top + height),
+         max(_padded_extent(out_w, kernel_w, stride), pad_left + width)),
+        dtype=x.dtype,
+    )
+    padded[:, :, pad_top:pad_top + height, pad_left:pad_left + width] = x
+    view = cols.reshape(n_images, channels, kernel_h, kernel_w, out_h, out_w)
+    for i in range(kernel_h):
+        for j in range(kernel_w):
+            view[:, :, i, j] = padded[:, :, i:i + stride * out_h:stride, j:j + stride * out_w:stride]
+
+
+def col2im(cols, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, x):
+    """Same contract as :func:`minidl.kernels.im2col.col2im`."""
+    n_images, channels, height, width = x.shape
+    padded = np.zeros(
+        (n_images, channels,
+         max(_padded_extent(out_h, kernel_h, stride), pad_top + height),
+         max(_padded_extent(out_w, kernel_w, stride), pad_left + width)),
+        dtype=x.dtype,
+    )
+    view = cols.reshape(n_images, channels, kernel_h, kernel_w, out_h, out_w)
+    for i in range(kernel_h):
+        for j in range(kernel_w):
+            padded[:, :, i:i + stride * out_h:stride, j:j + stride * out_w:stride] += view[:, :, i, j]
+    x[...] = padded[:, :, pad_top:pad_top + height, pad_left:pad_left + width]
