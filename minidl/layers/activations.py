@@ -9,12 +9,17 @@ from minidl.layers.base import Layer
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-x)) without overflow: exp is only ever taken of -|x|.
+    """1 / (1 + exp(-x)) without overflow or underflow: exp is only ever taken of -|x|.
 
     For x >= 0 the usual form is safe; for x < 0 the equal form exp(x) / (1 + exp(x)) is used.
+    |x| is capped at half the exponent range of the dtype (43 in float32, 354 in float64), where the
+    sigmoid is already within 1e-19 of 0 or 1: the smallest output stays a normal number, so neither it
+    nor the products of the backward pass underflow.
     """
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(np.result_type(x), copy=False)
+    dtype = np.result_type(x, np.float32)
+    bound = 0.5 * -np.log(np.finfo(dtype).tiny)
+    e = np.exp(-np.minimum(np.abs(x), bound))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(dtype, copy=False)
 
 
 class ReLU(Layer):

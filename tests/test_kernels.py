@@ -1,0 +1,118 @@
+"""Each Numba kernel equals its NumPy twin on hypothesis-drawn shapes and geometries."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minidl import kernels, reference
+
+TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+@st.composite
+def conv_geometries(draw):
+    n = draw(st.integers(1, 3))
+    c = draw(st.integers(1, 3))
+    kernel = draw(st.integers(1, 4))
+    stride = draw(st.integers(1, 3))
+    height = draw(st.integers(1, 9))
+    width = draw(st.integers(1, 9))
+    pad_top = draw(st.integers(0, kernel - 1))
+    pad_left = draw(st.integers(0, kernel - 1))
+    # outputs may overhang the bottom/right edge (implicit padding) but must start inside the padded image
+    out_h = draw(st.integers(1, (height + pad_top + kernel - 1) // stride + 1))
+    out_w = draw(st.integers(1, (width + pad_left + kernel - 1) // stride + 1))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    return n, c, height, width, kernel, stride, pad_top, pad_left, out_h, out_w, dtype
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_geometries(), st.integers(0, 2**32 - 1))
+def test_im2col_matches_reference(geometry, seed):
+    n, c, height, width, kernel, stride, pad_top, pad_left, out_h, out_w, dtype = geometry
+    x = np.random.default_rng(seed).standard_normal((n, c, height, width)).astype(dtype)
+    fast = np.full((n, c * kernel * kernel, out_h * out_w), np.nan, dtype=dtype)
+    slow = np.full_like(fast, np.nan)
+    kernels.im2col(x, kernel, kernel, stride, pad_top, pad_left, out_h, out_w, fast)
+    reference.im2col(x, kernel, kernel, stride, pad_top, pad_left, out_h, out_w, slow)
+    assert not np.isnan(fast).any()
+    np.testing.assert_array_equal(fast, slow)  # pure copies: no arithmetic, so exactly equal
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_geometries(), st.integers(0, 2**32 - 1))
+def test_col2im_matches_reference(geometry, seed):
+    n, c, height, width, kernel, stride, pad_top, pad_left, out_h, out_w, dtype = geometry
+    cols = np.random.default_rng(seed).standard_normal((n, c * kernel * kernel, out_h * out_w)).astype(dtype)
+    fast = np.full((n, c, height, width), np.nan, dtype=dtype)
+    slow = np.full_like(fast, np.nan)
+    kernels.col2im(cols, kernel, kernel, stride, pad_top, pad_left, out_h, out_w, fast)
+    reference.col2im(cols, kernel, kernel, stride, pad_top, pad_left, out_h, out_w, slow)
+    assert not np.isnan(fast).any()
+    np.testing.assert_allclose(fast, slow, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+
+
+@settings(max_examples=30, deadline=None)
+@given(conv_geometries(), st.integers(0, 2**32 - 1))
+def test_col2im_is_the_adjoint_of_im2col(geometry, seed):
+    n, c, height, width, kernel, stride, pad_top, pad_left, out_h, out_w, _ = geometry
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, height, width))
+    cols = rng.standard_normal((n, c * kernel * kernel, out_h * out_w))
+    unfolded = np.empty_like(cols)
+    folded = np.empty_like(x)
+    kernels.im2col(x, kernel, kernel, stride, pad_top, pad_left, out_h, out_w, unfolded)
+    kernels.col2im(cols, kernel, kernel, stride, pad_top, pad_left, out_h, out_w, folded)
+    assert np.isclose(np.sum(unfolded * cols), np.sum(x * folded), rtol=1e-12, atol=1e-12)
+
+
+@st.composite
+def pool_cases(draw):
+    pool = draw(st.integers(1, 3))
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)),
+             draw(st.integers(pool, 9)), draw(st.integers(pool, 9)))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    ties = draw(st.booleans())
+    return pool, shape, dtype, ties
+
+
+@settings(max_examples=60, deadline=None)
+@given(pool_cases(), st.integers(0, 2**32 - 1))
+def test_maxpool_matches_reference(case, seed):
+    pool, shape, dtype, ties = case
+    rng = np.random.default_rng(seed)
+    # with ties=True values come from {0, 1, 2}, so most windows hold repeated maxima
+    x = (rng.integers(0, 3, shape) if ties else rng.standard_normal(shape)).astype(dtype)
+    out_shape = shape[:2] + (shape[2] // pool, shape[3] // pool)
+    y_fast, y_slow = np.empty(out_shape, dtype), np.empty(out_shape, dtype)
+    arg_fast, arg_slow = np.empty(out_shape, np.int64), np.empty(out_shape, np.int64)
+    kernels.maxpool_forward(x, pool, y_fast, arg_fast)
+    reference.maxpool_forward(x, pool, y_slow, arg_slow)
+    np.testing.assert_array_equal(y_fast, y_slow)
+    np.testing.assert_array_equal(arg_fast, arg_slow)
+
+    dy = rng.standard_normal(out_shape).astype(dtype)
+    dx_fast, dx_slow = np.full(shape, np.nan, dtype), np.full(shape, np.nan, dtype)
+    kernels.maxpool_backward(dy, arg_fast, dx_fast)
+    reference.maxpool_backward(dy, arg_slow, dx_slow)
+    assert not np.isnan(dx_fast).any()
+    np.testing.assert_allclose(dx_fast, dx_slow, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("implementation", [kernels, reference], ids=["numba", "numpy"])
+def test_maxpool_routes_ties_to_first_maximum_in_row_major_order(implementation):
+    x = np.array([[[[1.0, 3.0, 0.0, 0.0, 9.0],
+                    [3.0, 3.0, 0.0, 0.0, 9.0],
+                    [5.0, 2.0, 7.0, 7.0, 9.0]]]])
+    y = np.empty((1, 1, 1, 2))
+    argmax = np.empty((1, 1, 1, 2), np.int64)
+    implementation.maxpool_forward(x, 2, y, argmax)
+    np.testing.assert_array_equal(y, [[[[3.0, 0.0]]]])
+    np.testing.assert_array_equal(argmax, [[[[1, 2]]]])  # (0, 1) and (0, 2): the first of the ties
+    dx = np.empty_like(x)
+    implementation.maxpool_backward(np.array([[[[10.0, 20.0]]]]), argmax, dx)
+    expected = np.zeros_like(x)
+    expected[0, 0, 0, 1] = 10.0
+    expected[0, 0, 0, 2] = 20.0
+    np.testing.assert_array_equal(dx, expected)
