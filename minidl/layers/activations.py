@@ -33,9 +33,23 @@ class ReLU(Layer):
     def backward(self, dy):
         return dy * self._cached()["mask"]
 
+    def jvp(self, t):
+        return t * self._cached()["mask"]
+
+    def jvp_backward(self, dt):
+        # the Jacobian is piecewise constant in x: no second-order term
+        return dt * self._cached()["mask"], None
+
 
 class Sigmoid(Layer):
-    """y = sigmoid(x); dy/dx = y (1 - y)."""
+    """y = sigmoid(x); dy/dx = y (1 - y).
+
+    Notes
+    -----
+    The tangent pass t_out = y (1 - y) t depends on x through y, with
+    d/dx [y (1 - y)] = y (1 - y) (1 - 2 y), so its backward returns the second-order term
+    dx_extra = sum_k dt[k] * t[k] * y (1 - y) (1 - 2 y).
+    """
 
     def forward(self, x, training=True):
         y = sigmoid(x)
@@ -46,9 +60,25 @@ class Sigmoid(Layer):
         y = self._cached()["y"]
         return dy * y * (1 - y)
 
+    def jvp(self, t):
+        y = self._cached()["y"]
+        self._store_tangent(t=t)
+        return t * (y * (1 - y))
+
+    def jvp_backward(self, dt):
+        y = self._cached()["y"]
+        t = self._tangent_cached()["t"]
+        slope = y * (1 - y)
+        return dt * slope, np.sum(dt * t, axis=0) * slope * (1 - 2 * y)
+
 
 class Tanh(Layer):
-    """y = tanh(x); dy/dx = 1 - y^2."""
+    """y = tanh(x); dy/dx = 1 - y^2.
+
+    Notes
+    -----
+    Second derivative: d/dx (1 - y^2) = -2 y (1 - y^2), the source of the tangent pass's ``dx_extra``.
+    """
 
     def forward(self, x, training=True):
         y = np.tanh(x)
@@ -58,6 +88,17 @@ class Tanh(Layer):
     def backward(self, dy):
         y = self._cached()["y"]
         return dy * (1 - y * y)
+
+    def jvp(self, t):
+        y = self._cached()["y"]
+        self._store_tangent(t=t)
+        return t * (1 - y * y)
+
+    def jvp_backward(self, dt):
+        y = self._cached()["y"]
+        t = self._tangent_cached()["t"]
+        slope = 1 - y * y
+        return dt * slope, np.sum(dt * t, axis=0) * slope * (-2 * y)
 
 
 class Identity(Layer):
@@ -70,3 +111,10 @@ class Identity(Layer):
     def backward(self, dy):
         self._cached()
         return dy
+
+    def jvp(self, t):
+        self._cached()
+        return t
+
+    def jvp_backward(self, dt):
+        return dt, None

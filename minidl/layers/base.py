@@ -9,6 +9,16 @@ A layer is a small object with two methods that mirror each other:
 
 ``params`` and ``grads`` are dicts with the same keys; ``zero_grad`` clears the gradients in place, so
 an optimizer may hold on to the arrays.
+
+For penalties on the Jacobian of a network (the contractive autoencoder), every layer also has a
+*tangent* (forward-mode) pass through its linearisation at the cached input, and that pass's backward:
+
+* ``jvp(t)`` maps tangents ``t`` of shape (K, N, *input_shape) (K directions for each of the N cached
+  samples) to (K, N, *output_shape): ``t_out[k, n] = J_layer(x[n]) @ t[k, n]``;
+* ``jvp_backward(dt)`` returns ``(dt_in, dx_extra)``: the cotangent of the input tangents, after adding
+  the parameter gradients of the tangent pass into ``grads``; ``dx_extra`` (or None) is the cotangent of the
+  layer's *primal input* that the tangent pass creates, which exists only where the Jacobian itself
+  depends on x smoothly (the second derivative of a sigmoid or tanh). Piecewise-linear layers have None.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ class Layer:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self._cache: dict | None = None
+        self._tangent_cache: dict | None = None
 
     # -- to be provided by every layer -------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
@@ -30,6 +41,12 @@ class Layer:
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def jvp(self, t: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} has no tangent pass.")
+
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError(f"{type(self).__name__} has no tangent pass.")
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one output sample for one input sample of ``input_shape`` (no batch axis)."""
@@ -50,7 +67,7 @@ class Layer:
         for name in self.params:
             self.params[name] = self.params[name].astype(dtype)
             self.grads[name] = self.grads[name].astype(dtype)
-        self._cache = None
+        self._cache = self._tangent_cache = None
         return self
 
     @property
@@ -66,6 +83,19 @@ class Layer:
                 f"{self!r}.backward called without a cached forward pass: call "
                 "forward(x, training=True) first (each forward caches for one backward).")
         return self._cache
+
+    def _store_tangent(self, **cache) -> None:
+        self._tangent_cache = cache
+
+    def _tangent_cached(self) -> dict:
+        if self._tangent_cache is None:
+            raise RuntimeError(f"{self!r}.jvp_backward called without a preceding jvp.")
+        return self._tangent_cache
+
+    @staticmethod
+    def _merge(t: np.ndarray) -> np.ndarray:
+        """(K, N, ...) -> (K * N, ...): tangents as one batch for a batch-independent linear map."""
+        return t.reshape((t.shape[0] * t.shape[1],) + t.shape[2:])
 
     def _check_input(self, x: np.ndarray, expected: tuple, description: str) -> None:
         """Raise ValueError unless ``x.shape`` matches ``expected`` (``None`` matches any size)."""

@@ -113,35 +113,55 @@ class Conv2D(Layer):
                              f"({self.kernel_size}x{self.kernel_size}) allows.")
         return out_h, out_w, pad_top, pad_left
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        self._check_input(x, (None, self.in_channels, None, None), f"(N, {self.in_channels}, H, W)")
+    def _correlate(self, x: np.ndarray) -> tuple[np.ndarray, dict]:
+        """The linear part, W * x without the bias, and what its backward needs."""
         n, _, height, width = x.shape
         out_h, out_w, pad_top, pad_left = self._geometry(height, width)
         k = self.kernel_size
-        W, b = self.params["W"], self.params["b"]
+        W = self.params["W"]
         dtype = np.result_type(x, W)
         cols = np.empty((n, self.in_channels * k * k, out_h * out_w), dtype=dtype)
         im2col(np.ascontiguousarray(x, dtype=dtype), k, k, self.stride, pad_top, pad_left,
                out_h, out_w, cols)
         y = np.matmul(W.reshape(self.out_channels, -1).astype(dtype, copy=False), cols)
-        y += b.astype(dtype, copy=False)[:, None]
-        self._store(training, cols=cols, input_shape=x.shape, geometry=(out_h, out_w, pad_top, pad_left))
-        return y.reshape(n, self.out_channels, out_h, out_w)
+        cache = dict(cols=cols, input_shape=x.shape, geometry=(out_h, out_w, pad_top, pad_left))
+        return y.reshape(n, self.out_channels, out_h, out_w), cache
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        cache = self._cached()
+    def _correlate_backward(self, cache: dict, dy: np.ndarray) -> np.ndarray:
+        """Add dL/dW of the linear part into ``grads`` and return dL/dx."""
         cols = cache["cols"]
         out_h, out_w, pad_top, pad_left = cache["geometry"]
-        n = dy.shape[0]
-        dy2 = dy.reshape(n, self.out_channels, out_h * out_w)
+        dy2 = dy.reshape(dy.shape[0], self.out_channels, out_h * out_w)
         W2 = self.params["W"].reshape(self.out_channels, -1)
         self.grads["W"] += np.tensordot(dy2, cols, axes=([0, 2], [0, 2])).reshape(self.params["W"].shape)
-        self.grads["b"] += dy2.sum(axis=(0, 2))
         dcols = np.matmul(W2.T, dy2)
         dx = np.empty(cache["input_shape"], dtype=dcols.dtype)
         k = self.kernel_size
         col2im(dcols, k, k, self.stride, pad_top, pad_left, out_h, out_w, dx)
         return dx
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        self._check_input(x, (None, self.in_channels, None, None), f"(N, {self.in_channels}, H, W)")
+        y, cache = self._correlate(x)
+        y += self.params["b"].astype(y.dtype, copy=False)[:, None, None]
+        self._store(training, **cache)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        cache = self._cached()
+        self.grads["b"] += dy.sum(axis=(0, 2, 3))
+        return self._correlate_backward(cache, dy)
+
+    def jvp(self, t: np.ndarray) -> np.ndarray:
+        """Tangents (K, N, C, H, W) -> (K, N, F, OH, OW): the convolution without its bias."""
+        self._cached()
+        y, cache = self._correlate(self._merge(t))
+        self._store_tangent(**cache)
+        return y.reshape(t.shape[:2] + y.shape[1:])
+
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, None]:
+        dx = self._correlate_backward(self._tangent_cached(), self._merge(dt))
+        return dx.reshape(dt.shape[:2] + dx.shape[1:]), None
 
     def output_shape(self, input_shape):
         _, height, width = input_shape
@@ -201,23 +221,21 @@ class Conv2DTranspose(Layer):
             raise ValueError(f"{self!r}: padding leaves no output for a {height}x{width} input.")
         return out_h, out_w, crop_top, crop_left
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        self._check_input(x, (None, self.in_channels, None, None), f"(N, {self.in_channels}, H, W)")
+    def _transpose_correlate(self, x: np.ndarray) -> tuple[np.ndarray, dict]:
+        """The linear part, A^T x without the bias, and what its backward needs."""
         n, _, height, width = x.shape
         out_h, out_w, crop_top, crop_left = self._geometry(height, width)
         k = self.kernel_size
-        W, b = self.params["W"], self.params["b"]
+        W = self.params["W"]
         dtype = np.result_type(x, W)
         x2 = x.reshape(n, self.in_channels, height * width).astype(dtype, copy=False)
         cols = np.matmul(W.reshape(self.in_channels, -1).T.astype(dtype, copy=False), x2)
         y = np.empty((n, self.out_channels, out_h, out_w), dtype=dtype)
         col2im(cols, k, k, self.stride, crop_top, crop_left, height, width, y)
-        y += b.astype(dtype, copy=False)[:, None, None]
-        self._store(training, x2=x2, input_shape=x.shape, geometry=(out_h, out_w, crop_top, crop_left))
-        return y
+        return y, dict(x2=x2, input_shape=x.shape, geometry=(out_h, out_w, crop_top, crop_left))
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        cache = self._cached()
+    def _transpose_correlate_backward(self, cache: dict, dy: np.ndarray) -> np.ndarray:
+        """Add dL/dW of the linear part into ``grads`` and return dL/dx."""
         x2 = cache["x2"]
         n, _, height, width = cache["input_shape"]
         _, _, crop_top, crop_left = cache["geometry"]
@@ -227,8 +245,30 @@ class Conv2DTranspose(Layer):
                height, width, dcols)
         W2 = self.params["W"].reshape(self.in_channels, -1)
         self.grads["W"] += np.tensordot(x2, dcols, axes=([0, 2], [0, 2])).reshape(self.params["W"].shape)
-        self.grads["b"] += dy.sum(axis=(0, 2, 3))
         return np.matmul(W2, dcols).reshape(cache["input_shape"])
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        self._check_input(x, (None, self.in_channels, None, None), f"(N, {self.in_channels}, H, W)")
+        y, cache = self._transpose_correlate(x)
+        y += self.params["b"].astype(y.dtype, copy=False)[:, None, None]
+        self._store(training, **cache)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        cache = self._cached()
+        self.grads["b"] += dy.sum(axis=(0, 2, 3))
+        return self._transpose_correlate_backward(cache, dy)
+
+    def jvp(self, t: np.ndarray) -> np.ndarray:
+        """Tangents (K, N, C_in, H, W) -> (K, N, C_out, OH, OW): the layer without its bias."""
+        self._cached()
+        y, cache = self._transpose_correlate(self._merge(t))
+        self._store_tangent(**cache)
+        return y.reshape(t.shape[:2] + y.shape[1:])
+
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, None]:
+        dx = self._transpose_correlate_backward(self._tangent_cached(), self._merge(dt))
+        return dx.reshape(dt.shape[:2] + dx.shape[1:]), None
 
     def output_shape(self, input_shape):
         _, height, width = input_shape

@@ -54,6 +54,17 @@ class Dense(Layer):
         self.grads["b"] += dy.sum(axis=0)
         return dy @ self.params["W"].T
 
+    def jvp(self, t: np.ndarray) -> np.ndarray:
+        """Tangents (K, N, in) -> (K, N, out): t @ W (the bias does not move with the input)."""
+        self._cached()
+        self._store_tangent(t=t)
+        return t @ self.params["W"]
+
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, None]:
+        t = self._tangent_cached()["t"]
+        self.grads["W"] += self._merge(t).T @ self._merge(dt)
+        return dt @ self.params["W"].T, None
+
     def output_shape(self, input_shape):
         return (self.out_features,)
 

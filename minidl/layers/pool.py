@@ -48,6 +48,23 @@ class MaxPool2D(Layer):
         maxpool_backward(np.ascontiguousarray(dy), cache["argmax"], dx)
         return dx
 
+    def jvp(self, t: np.ndarray) -> np.ndarray:
+        """Tangents (K, N, C, H, W) -> (K, N, C, OH, OW): each window passes its argmax's tangent."""
+        cache = self._cached()
+        k, n, c = t.shape[:3]
+        index = np.broadcast_to(cache["argmax"].reshape(1, n, c, -1), (k, n, c, cache["argmax"][0, 0].size))
+        self._store_tangent(index=index, shape=t.shape)
+        y = np.take_along_axis(t.reshape(k, n, c, -1), index, axis=-1)
+        return y.reshape((k,) + cache["argmax"].shape)
+
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, None]:
+        cache = self._tangent_cached()
+        k, n, c = cache["shape"][:3]
+        dx = np.zeros((k, n, c, int(np.prod(cache["shape"][3:]))), dtype=dt.dtype)
+        # windows do not overlap, so every index occurs once per (k, n, c): no accumulation needed
+        np.put_along_axis(dx, cache["index"], dt.reshape(k, n, c, -1), axis=-1)
+        return dx.reshape(cache["shape"]), None
+
     def output_shape(self, input_shape):
         c, height, width = input_shape
         return (c, height // self.pool_size, width // self.pool_size)

@@ -45,6 +45,14 @@ class ZeroPad2D(Layer):
         _, _, height, width = self._cached()["input_shape"]
         return dy[:, :, self.top:self.top + height, self.left:self.left + width]
 
+    def jvp(self, t):
+        self._cached()
+        return np.pad(t, ((0, 0), (0, 0), (0, 0), (self.top, self.bottom), (self.left, self.right)))
+
+    def jvp_backward(self, dt):
+        _, _, height, width = self._cached()["input_shape"]
+        return dt[..., self.top:self.top + height, self.left:self.left + width], None
+
     def output_shape(self, input_shape):
         c, height, width = input_shape
         return (c, height + self.top + self.bottom, width + self.left + self.right)
@@ -64,6 +72,13 @@ class Flatten(Layer):
 
     def backward(self, dy):
         return dy.reshape(self._cached()["input_shape"])
+
+    def jvp(self, t):
+        self._cached()
+        return t.reshape(t.shape[0], t.shape[1], -1)
+
+    def jvp_backward(self, dt):
+        return dt.reshape(dt.shape[:2] + self._cached()["input_shape"][1:]), None
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
@@ -87,6 +102,13 @@ class Reshape(Layer):
 
     def backward(self, dy):
         return dy.reshape(self._cached()["input_shape"])
+
+    def jvp(self, t):
+        self._cached()
+        return t.reshape(t.shape[:2] + self.shape)
+
+    def jvp_backward(self, dt):
+        return dt.reshape(dt.shape[:2] + self._cached()["input_shape"][1:]), None
 
     def output_shape(self, input_shape):
         if int(np.prod(input_shape)) != int(np.prod(self.shape)):
