@@ -35,7 +35,8 @@ MODES = ("closed_form", "exact", "hutchinson")
 
 def contractive_penalty(encoder: Sequential, x: np.ndarray, mode: str = "closed_form", *,
                         dz: np.ndarray | None = None, weight: float = 1.0, n_probes: int = 1,
-                        rng: np.random.Generator | None = None, chunk_size: int = 64) -> tuple[float, np.ndarray]:
+                        rng: np.random.Generator | None = None, chunk_size: int = 64,
+                        backward: bool = True) -> tuple[float, np.ndarray | None]:
     """Value of the contractive penalty, and one backward sweep that adds its gradient.
 
     ``encoder.forward(x, training=True)`` must have been the encoder's last forward call. This function
@@ -60,6 +61,8 @@ def contractive_penalty(encoder: Sequential, x: np.ndarray, mode: str = "closed_
         Required for ``hutchinson``.
     chunk_size : int
         Tangent directions pushed through at once (bounds memory in ``exact`` mode).
+    backward : bool
+        False computes the value only (no gradients, ``dx`` is None).
 
     Returns
     -------
@@ -79,7 +82,7 @@ def contractive_penalty(encoder: Sequential, x: np.ndarray, mode: str = "closed_
     if dz.shape != latent_shape:
         raise ValueError(f"dz: expected shape {latent_shape}, received {dz.shape}.")
     if mode == "closed_form":
-        return _closed_form(encoder, n, dz, weight)
+        return _closed_form(encoder, n, dz, weight, backward)
 
     if mode == "hutchinson":
         if rng is None:
@@ -101,11 +104,15 @@ def contractive_penalty(encoder: Sequential, x: np.ndarray, mode: str = "closed_
         for layer in layers:
             t = layer.jvp(t)
         value += scale * float(np.sum(t.astype(np.float64) ** 2))
+        if not backward:
+            continue
         dt = (2.0 * scale * weight) * t
         for i in reversed(range(len(layers))):
             dt, extra = layers[i].jvp_backward(dt)
             if extra is not None:
                 extras[i] = extra if extras[i] is None else extras[i] + extra
+    if not backward:
+        return value, None
     dx = dz
     for i in reversed(range(len(layers))):
         dx = layers[i].backward(dx)
@@ -122,7 +129,8 @@ def _basis_chunk(start: int, stop: int, x: np.ndarray) -> np.ndarray:
     return t.reshape((stop - start,) + x.shape)
 
 
-def _closed_form(encoder: Sequential, n: int, dz: np.ndarray, weight: float) -> tuple[float, np.ndarray]:
+def _closed_form(encoder: Sequential, n: int, dz: np.ndarray, weight: float,
+                 backward: bool) -> tuple[float, np.ndarray | None]:
     """Rifai's closed form on the last Dense + Sigmoid.
 
     With s = h (1 - h) and c_k = ||W[:, k]||^2, P = (1/N) sum_{n,k} s_nk^2 c_k, so
@@ -139,6 +147,8 @@ def _closed_form(encoder: Sequential, n: int, dz: np.ndarray, weight: float) -> 
     slope = h * (1 - h)
     column_norms = np.sum(W * W, axis=0)
     value = float(np.sum(slope.astype(np.float64) ** 2 * column_norms) / n)
+    if not backward:
+        return value, None
     dense.grads["W"] += (weight * 2.0 / n) * W * np.sum(slope * slope, axis=0)
     dh = dz + (weight * 2.0 / n) * slope * (1 - 2 * h) * column_norms
     return value, encoder.backward(dh.astype(dz.dtype, copy=False))

@@ -32,11 +32,8 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
-def assign_params(params: dict[str, np.ndarray], loaded: dict[str, np.ndarray], source: str) -> None:
-    """Copy ``loaded`` into ``params`` in place, after checking names and shapes of all of them.
-
-    Nothing is changed unless every name and shape matches.
-    """
+def check_params(params: dict[str, np.ndarray], loaded: dict[str, np.ndarray], source: str) -> None:
+    """Raise ValueError unless ``loaded`` has exactly the names and shapes of ``params``."""
     missing = sorted(set(params) - set(loaded))
     unexpected = sorted(set(loaded) - set(params))
     if missing or unexpected:
@@ -46,5 +43,13 @@ def assign_params(params: dict[str, np.ndarray], loaded: dict[str, np.ndarray], 
              for key in params if params[key].shape != loaded[key].shape]
     if wrong:
         raise ValueError(f"{source}: parameter shapes do not match the model: " + "; ".join(wrong))
+
+
+def assign_params(params: dict[str, np.ndarray], loaded: dict[str, np.ndarray], source: str) -> None:
+    """Copy ``loaded`` into ``params`` in place, after checking names and shapes of all of them.
+
+    Nothing is changed unless every name and shape matches.
+    """
+    check_params(params, loaded, source)
     for key, value in loaded.items():
         params[key][...] = value

@@ -1,0 +1,166 @@
+"""The study's autoencoders: plain, sparse, contractive and variational.
+
+All share one small interface, which the :class:`~autoencoders.trainer.Trainer` relies on:
+
+* ``encode(x)``, ``decode(z)``, ``reconstruct(x)`` -- inference, no caches kept;
+* ``loss_and_grads(x, rng)`` -- one training forward and backward; returns the named loss terms
+  (floats, ``"loss"`` is the total that is minimised) and leaves the gradients in the parameters;
+* ``evaluate(x, rng)`` -- the same terms without gradients;
+* ``parameters()``, ``zero_grad()``, ``save(path)``, ``load(path)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autoencoders.architectures import conv_decoder, conv_encoder
+from minidl.contractive import MODES, contractive_penalty
+from minidl.layers import Sequential
+from minidl.losses import kl_sparsity, mse
+from minidl.serialization import assign_params, load_arrays, save_arrays
+
+
+class AutoencoderBase:
+    """Shared plumbing: a dict of named sub-networks, their parameters and their persistence.
+
+    Subclasses set ``self.networks`` (name -> Sequential or Layer) and implement ``encode``,
+    ``decode`` and ``_terms(x, rng, backward)``.
+    """
+
+    networks: dict
+
+    def parameters(self):
+        """Yield ``(name, param, grad)`` for every parameter, names prefixed by the sub-network."""
+        for prefix, network in self.networks.items():
+            for key, param in network.params.items():
+                yield f"{prefix}.{key}", param, network.grads[key]
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {name: param for name, param, _ in self.parameters()}
+
+    @property
+    def n_params(self) -> int:
+        return sum(param.size for _, param, _ in self.parameters())
+
+    def zero_grad(self) -> None:
+        for network in self.networks.values():
+            network.zero_grad()
+
+    def astype(self, dtype):
+        """Convert every parameter (for float64 gradient checks); returns the model."""
+        for network in self.networks.values():
+            network.astype(dtype)
+        return self
+
+    def save(self, path) -> None:
+        """Write the parameters to an ``.npz`` (atomically)."""
+        save_arrays(path, self.params)
+
+    def load(self, path) -> None:
+        """Read parameters written by :meth:`save`, without pickle; a mismatch changes nothing."""
+        assign_params(self.params, load_arrays(path), source=str(path))
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """Decode the code of ``x``. Shapes: (N, C, H, W) -> (N, C, H, W)."""
+        return self.decode(self.encode(x))
+
+    def loss_and_grads(self, x: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+        """Forward and backward on one batch; gradients are *added* into the parameters' grads."""
+        return self._terms(x, rng, backward=True)
+
+    def evaluate(self, x: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+        """The loss terms of ``x`` without gradients."""
+        return self._terms(x, rng, backward=False)
+
+
+class Autoencoder(AutoencoderBase):
+    """Conv encoder and decoder trained on the mean squared error alone.
+
+    Parameters
+    ----------
+    encoder, decoder : Sequential, optional
+        Default: the study's networks with a linear latent (the baseline).
+    rng : np.random.Generator or int, for the default networks.
+
+    Shapes
+    ------
+    x : (N, 1, 28, 28) -> z : (N, 128) -> reconstruction (N, 1, 28, 28)
+    """
+
+    def __init__(self, encoder: Sequential | None = None, decoder: Sequential | None = None,
+                 rng=None, latent: str = "linear") -> None:
+        rng = np.random.default_rng(rng)
+        self.encoder = encoder if encoder is not None else conv_encoder(latent=latent, rng=rng)
+        self.decoder = decoder if decoder is not None else conv_decoder(rng=rng)
+        self.networks = {"encoder": self.encoder, "decoder": self.decoder}
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        return self.encoder.forward(x, training=False)
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        return self.decoder.forward(z, training=False)
+
+    def _penalty(self, x, z, dz, rng, backward):
+        """The regulariser's terms and weighted value; when ``backward``, also the encoder's backward
+        pass of ``dz`` (the reconstruction's gradient) together with the regulariser's own gradient."""
+        if backward:
+            self.encoder.backward(dz)
+        return {}, 0.0
+
+    def _terms(self, x, rng, backward):
+        z = self.encoder.forward(x, training=True)
+        y = self.decoder.forward(z, training=backward)
+        reconstruction, dy = mse(y, x)
+        dz = self.decoder.backward(dy) if backward else None
+        terms, penalty = self._penalty(x, z, dz, rng, backward)
+        return {"loss": reconstruction + penalty, "mse": reconstruction, **terms}
+
+
+class SparseAutoencoder(Autoencoder):
+    """MSE + lambda * KL sparsity of the (sigmoid) latent activations.
+
+    Parameters
+    ----------
+    rho : float, default 0.05
+        Target mean activation of every latent unit.
+    sparsity_weight : float, default 1e-3
+        lambda.
+    """
+
+    def __init__(self, encoder=None, decoder=None, rng=None, rho: float = 0.05,
+                 sparsity_weight: float = 1e-3, latent: str = "sigmoid") -> None:
+        super().__init__(encoder, decoder, rng, latent=latent)
+        self.rho, self.sparsity_weight = float(rho), float(sparsity_weight)
+
+    def _penalty(self, x, z, dz, rng, backward):
+        value, dh = kl_sparsity(z, rho=self.rho)
+        if backward:
+            self.encoder.backward(dz + self.sparsity_weight * dh)
+        return {"kl_sparsity": value}, self.sparsity_weight * value
+
+
+class ContractiveAutoencoder(Autoencoder):
+    """MSE + lambda * ||dz/dx||_F^2, in one of the modes of :func:`minidl.contractive.contractive_penalty`.
+
+    Parameters
+    ----------
+    contractive_weight : float, default 1e-4
+        lambda.
+    mode : "closed_form" (the study's; needs a sigmoid latent), "exact" or "hutchinson"
+    n_probes : int, default 1
+        Probes per sample of the Hutchinson estimate.
+    """
+
+    def __init__(self, encoder=None, decoder=None, rng=None, contractive_weight: float = 1e-4,
+                 mode: str = "closed_form", n_probes: int = 1, latent: str = "sigmoid") -> None:
+        if mode not in MODES:
+            raise ValueError(f"Unknown contractive mode {mode!r}; expected one of {MODES}.")
+        super().__init__(encoder, decoder, rng, latent=latent)
+        self.contractive_weight, self.mode, self.n_probes = float(contractive_weight), mode, int(n_probes)
+
+    def _penalty(self, x, z, dz, rng, backward):
+        # one encoder sweep carries both the reconstruction's dz and the penalty's gradient
+        value, _ = contractive_penalty(self.encoder, x, self.mode, dz=dz, weight=self.contractive_weight,
+                                       n_probes=self.n_probes, rng=rng, backward=backward)
+        return {"contractive": value}, self.contractive_weight * value
