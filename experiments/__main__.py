@@ -1,0 +1,11 @@
+"""The main job: ``python -m experiments run [--preset quick|paper] [--out DIR] [--data-dir DIR]``.
+
+Sub-commands run one part: ``mnist``, ``frey`` (each also rewrites the report) or ``report`` (from the
+metrics already written). Finished training is reused from the checkpoints in ``DIR/checkpoints`` and an
+interrupted run continues where it stopped.
+"""
+
+from experiments.pipeline import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

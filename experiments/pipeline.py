@@ -1,0 +1,121 @@
+"""Command line and orchestration of the main job (see ``python -m experiments --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from experiments import datasets
+from experiments.presets import PRESETS, get_preset
+
+STAND_IN_WARNING = ("WARNING: MNIST/Frey Face could not be found or downloaded; using the OFFLINE STAND-IN "
+                    "(scikit-learn's 8x8 digits resized to 28x28). The numbers will NOT be comparable with the study.")
+
+
+def _versions() -> dict[str, str]:
+    import matplotlib
+    import numba
+    import scipy
+    import sklearn
+
+    import minidl
+    return {"python": platform.python_version(), "minidl": minidl.__version__, "numpy": np.__version__,
+            "numba": numba.__version__, "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
+            "matplotlib": matplotlib.__version__}
+
+
+def load_mnist_or_stand_in(data_dir, log=print) -> tuple[dict, str, bool]:
+    """MNIST, or (loudly) the offline digits stand-in split 80/20 when MNIST is unavailable."""
+    try:
+        x_train, y_train, x_test, y_test = datasets.load_mnist(data_dir)
+        return dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test), "MNIST", False
+    except datasets.DatasetError as error:
+        log(f"{error}\n\n{STAND_IN_WARNING}")
+        images, labels = datasets.load_digits_28()
+        order = np.random.default_rng(0).permutation(len(images))
+        cut = int(0.8 * len(images))
+        train, test = order[:cut], order[cut:]
+        data = dict(x_train=images[train], y_train=labels[train], x_test=images[test], y_test=labels[test])
+        return data, "offline stand-in: scikit-learn digits resized to 28x28", True
+
+
+def load_frey_or_stand_in(data_dir, log=print) -> tuple[np.ndarray, str, bool]:
+    """Frey Face, or (loudly) the digits stand-in cropped to 28x20 when it is unavailable."""
+    try:
+        return datasets.load_frey_faces(data_dir), "Frey Face", False
+    except datasets.DatasetError as error:
+        log(f"{error}\n\n{STAND_IN_WARNING}")
+        images, _ = datasets.load_digits_28()
+        return np.ascontiguousarray(images[:, :, :, 4:24]), "offline stand-in: digits cropped to 28x20", True
+
+
+def _update_metrics(out_dir: Path, part: str, values: dict, run_info: dict) -> None:
+    path = out_dir / "metrics.json"
+    metrics = json.loads(path.read_text()) if path.exists() else {}
+    metrics[part] = values
+    previous = metrics.get("run", {})
+    run_info["seconds"] = {**previous.get("seconds", {}), **run_info["seconds"]}
+    run_info["stand_in"] = bool(previous.get("stand_in")) or run_info["stand_in"]
+    if previous.get("data_source") and previous["data_source"] != run_info["data_source"]:
+        run_info["data_source"] = f"{previous['data_source']}; {run_info['data_source']}"
+    metrics["run"] = run_info
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(metrics, indent=1))
+    temporary.replace(path)
+
+
+def run_part(part: str, preset, out_dir: Path, data_dir, progress: bool, log=print) -> None:
+    from dataclasses import asdict
+
+    started = time.perf_counter()
+    if part == "mnist":
+        from experiments import mnist
+        data, source, stand_in = load_mnist_or_stand_in(data_dir, log)
+        values = mnist.run(preset, data, out_dir, progress=progress, log=log)
+    else:
+        from experiments import frey
+        images, source, stand_in = load_frey_or_stand_in(data_dir, log)
+        values = frey.run(preset, images, out_dir, progress=progress, log=log)
+    info = {"preset": preset.name, "seed": preset.seed, "data_source": source, "stand_in": stand_in,
+            "versions": _versions(), "settings": asdict(preset),
+            "seconds": {part: time.perf_counter() - started}}
+    _update_metrics(out_dir, part, values, info)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__)
+    parser.add_argument("command", choices=["run", "mnist", "frey", "report"],
+                        help="run: everything; mnist / frey: one part; report: rewrite report.md")
+    parser.add_argument("--preset", default="quick", choices=sorted(PRESETS),
+                        help="quick (default): a subset in minutes; paper: the study's settings")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/<preset>)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="folder with mnist/ and frey/ (default: $MINIDL_DATA, then the user cache)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    preset = get_preset(args.preset)
+    out_dir = args.out if args.out is not None else Path("runs") / preset.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = not args.no_progress and sys.stderr.isatty()
+    parts = {"run": ["mnist", "frey"], "mnist": ["mnist"], "frey": ["frey"], "report": []}[args.command]
+    for part in parts:
+        run_part(part, preset, out_dir, args.data_dir, progress)
+    from experiments.report import write_report
+    if not (out_dir / "metrics.json").exists():
+        print(f"No metrics in {out_dir} yet: run `python -m experiments run` first.", file=sys.stderr)
+        return 1
+    report = write_report(out_dir)
+    if json.loads((out_dir / "metrics.json").read_text())["run"].get("stand_in"):
+        print(STAND_IN_WARNING, file=sys.stderr)
+    print(f"Report: {report}")
+    return 0

@@ -1,0 +1,70 @@
+"""Figures of the report, drawn with matplotlib's Agg backend (no screen needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+
+
+def _save(figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def image_grid(rows: list[np.ndarray], path: Path, row_labels: list[str] | None = None,
+               title: str | None = None, column_labels: list[str] | None = None) -> Path:
+    """One row of grey images per array. Shapes: each row (M, 1, H, W) or (M, H, W)."""
+    n_rows, n_columns = len(rows), max(len(row) for row in rows)
+    height, width = np.asarray(rows[0]).shape[-2:]
+    scale = 1.1 * max(1.0, 28 / max(height, width))
+    figure, axes = plt.subplots(n_rows, n_columns, figsize=(n_columns * scale * width / 28 + 0.8,
+                                                             n_rows * scale * height / 28 + 0.4),
+                                squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(n_columns):
+            axis = axes[r, c]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            for spine in axis.spines.values():
+                spine.set_visible(False)
+            if c < len(row):
+                axis.imshow(np.asarray(row[c]).reshape(height, width), cmap="gray", vmin=0, vmax=1)
+            if c == 0 and row_labels:
+                axis.set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=9)
+            if r == 0 and column_labels:
+                axis.set_title(column_labels[c], fontsize=8)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return _save(figure, path)
+
+
+def loss_curves(histories: dict[str, list[dict]], key: str, path: Path, ylabel: str) -> Path:
+    """One line per model of ``record[key]`` against the epoch."""
+    figure, axis = plt.subplots(figsize=(5.5, 3.5))
+    for name, history in histories.items():
+        values = [record[key] for record in history if key in record]
+        axis.plot(range(1, len(values) + 1), values, marker="o", label=name)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(ylabel)
+    axis.set_yscale("log")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def tsne_scatter(embedding: np.ndarray, labels: np.ndarray, path: Path, title: str) -> Path:
+    """t-SNE points coloured by digit. Shapes: embedding (N, 2), labels (N,)."""
+    figure, axis = plt.subplots(figsize=(5, 5))
+    scatter = axis.scatter(embedding[:, 0], embedding[:, 1], c=labels, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
+    figure.colorbar(scatter, ax=axis, ticks=range(10), fraction=0.046)
+    axis.set_title(title, fontsize=10)
+    axis.set_xticks([])
+    axis.set_yticks([])
+    return _save(figure, path)
