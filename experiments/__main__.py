@@ -5,6 +5,7 @@ metrics already written). Finished training is reused from the checkpoints in ``
 interrupted run continues where it stopped.
 """
 
+import minidl  # noqa: F401  (first, so that its OpenBLAS setting precedes NumPy's import)
 from experiments.pipeline import main
 
 if __name__ == "__main__":

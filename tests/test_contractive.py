@@ -34,9 +34,11 @@ def has_margin(model, x, margin=1e-3):
     conv_out = model.layers[0].forward(x, training=False)
     if np.min(np.abs(conv_out)) < margin:
         return False
-    relu = np.maximum(conv_out, 0)[:, :, :6, :6]
-    n, c = relu.shape[:2]
-    windows = np.sort(relu.reshape(n, c, 3, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, 3, 3, 4), axis=-1)
+    # Pre-activation windows: where the top value is negative the whole window is zero after the ReLU and
+    # passes no gradient, so only the gap between the two largest pre-activations matters.
+    cropped = conv_out[:, :, :6, :6]
+    n, c = cropped.shape[:2]
+    windows = np.sort(cropped.reshape(n, c, 3, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, 3, 3, 4), axis=-1)
     return bool(np.min(windows[..., -1] - windows[..., -2]) > margin)
 
 

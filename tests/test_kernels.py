@@ -32,7 +32,7 @@ def conv_geometries(draw):
 def test_im2col_matches_reference(geometry, seed):
     n, c, height, width, kernel, stride, pad_top, pad_left, out_h, out_w, dtype = geometry
     x = np.random.default_rng(seed).standard_normal((n, c, height, width)).astype(dtype)
-    fast = np.full((n, c * kernel * kernel, out_h * out_w), np.nan, dtype=dtype)
+    fast = np.full((c * kernel * kernel, n * out_h * out_w), np.nan, dtype=dtype)
     slow = np.full_like(fast, np.nan)
     kernels.im2col(x, kernel, kernel, stride, pad_top, pad_left, out_h, out_w, fast)
     reference.im2col(x, kernel, kernel, stride, pad_top, pad_left, out_h, out_w, slow)
@@ -44,7 +44,7 @@ def test_im2col_matches_reference(geometry, seed):
 @given(conv_geometries(), st.integers(0, 2**32 - 1))
 def test_col2im_matches_reference(geometry, seed):
     n, c, height, width, kernel, stride, pad_top, pad_left, out_h, out_w, dtype = geometry
-    cols = np.random.default_rng(seed).standard_normal((n, c * kernel * kernel, out_h * out_w)).astype(dtype)
+    cols = np.random.default_rng(seed).standard_normal((c * kernel * kernel, n * out_h * out_w)).astype(dtype)
     fast = np.full((n, c, height, width), np.nan, dtype=dtype)
     slow = np.full_like(fast, np.nan)
     kernels.col2im(cols, kernel, kernel, stride, pad_top, pad_left, out_h, out_w, fast)
@@ -59,7 +59,7 @@ def test_col2im_is_the_adjoint_of_im2col(geometry, seed):
     n, c, height, width, kernel, stride, pad_top, pad_left, out_h, out_w, _ = geometry
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, height, width))
-    cols = rng.standard_normal((n, c * kernel * kernel, out_h * out_w))
+    cols = rng.standard_normal((c * kernel * kernel, n * out_h * out_w))
     unfolded = np.empty_like(cols)
     folded = np.empty_like(x)
     kernels.im2col(x, kernel, kernel, stride, pad_top, pad_left, out_h, out_w, unfolded)

@@ -1,9 +1,11 @@
 """im2col / col2im: the data movement that turns a convolution into one matrix product per image.
 
-For an input ``x`` of shape (N, C, H, W) and a kernel of shape (kH, kW), ``cols[n, r, p]`` holds the
-input value that kernel entry ``r = (c * kH + i) * kW + j`` meets at output position
-``p = oy * out_w + ox``, namely ``x[n, c, oy * stride + i - pad_top, ox * stride + j - pad_left]``
-(zero where that index falls outside the image). A convolution is then ``W.reshape(F, -1) @ cols[n]``.
+For an input ``x`` of shape (N, C, H, W) and a kernel of shape (kH, kW), ``cols[r, n * L + p]`` (with
+L = out_h * out_w) holds the input value that kernel entry ``r = (c * kH + i) * kW + j`` meets at output
+position ``p = oy * out_w + ox`` of image n, namely
+``x[n, c, oy * stride + i - pad_top, ox * stride + j - pad_left]`` (zero where that index falls outside
+the image). A convolution of the whole batch is then one matrix product, ``W.reshape(F, -1) @ cols``,
+of shape (F, N * L): one large GEMM runs much closer to the machine's peak than N small ones.
 
 ``col2im`` is the adjoint (transpose) of ``im2col``: it scatters every column entry back to the pixel
 it came from, summing where receptive fields overlap. It is the backward pass of ``im2col`` and the
@@ -22,10 +24,11 @@ def im2col(x, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, cols)
     x : ndarray, shape (N, C, H, W)
     kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w : int
         Geometry; bottom and right padding are implied by ``out_h`` and ``out_w``.
-    cols : ndarray, shape (N, C * kernel_h * kernel_w, out_h * out_w)
+    cols : ndarray, shape (C * kernel_h * kernel_w, N * out_h * out_w)
         Output, overwritten.
     """
     n_images, channels, height, width = x.shape
+    size = out_h * out_w
     for n in prange(n_images):
         for c in range(channels):
             for i in range(kernel_h):
@@ -33,17 +36,17 @@ def im2col(x, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, cols)
                     row = (c * kernel_h + i) * kernel_w + j
                     for oy in range(out_h):
                         iy = oy * stride + i - pad_top
-                        base = oy * out_w
+                        base = n * size + oy * out_w
                         if iy < 0 or iy >= height:
                             for ox in range(out_w):
-                                cols[n, row, base + ox] = 0.0
+                                cols[row, base + ox] = 0.0
                             continue
                         for ox in range(out_w):
                             ix = ox * stride + j - pad_left
                             if 0 <= ix < width:
-                                cols[n, row, base + ox] = x[n, c, iy, ix]
+                                cols[row, base + ox] = x[n, c, iy, ix]
                             else:
-                                cols[n, row, base + ox] = 0.0
+                                cols[row, base + ox] = 0.0
 
 
 @njit(cache=True, parallel=True)
@@ -52,13 +55,14 @@ def col2im(cols, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, x)
 
     Parameters
     ----------
-    cols : ndarray, shape (N, C * kernel_h * kernel_w, out_h * out_w)
+    cols : ndarray, shape (C * kernel_h * kernel_w, N * out_h * out_w)
     kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w : int
         The same geometry that :func:`im2col` was (or would be) called with.
     x : ndarray, shape (N, C, H, W)
         Output, overwritten (zeroed first, then accumulated).
     """
     n_images, channels, height, width = x.shape
+    size = out_h * out_w
     for n in prange(n_images):
         for c in range(channels):
             for iy in range(height):
@@ -71,8 +75,8 @@ def col2im(cols, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, x)
                         iy = oy * stride + i - pad_top
                         if iy < 0 or iy >= height:
                             continue
-                        base = oy * out_w
+                        base = n * size + oy * out_w
                         for ox in range(out_w):
                             ix = ox * stride + j - pad_left
                             if 0 <= ix < width:
-                                x[n, c, iy, ix] += cols[n, row, base + ox]
+                                x[n, c, iy, ix] += cols[row, base + ox]

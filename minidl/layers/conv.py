@@ -84,9 +84,10 @@ class Conv2D(Layer):
 
     Notes
     -----
-    With cols = im2col(x) of shape (N, C kH kW, OH OW) and W2 = W.reshape(F, C kH kW),
-    y[n] = W2 @ cols[n] + b. The backward pass is three products:
-    dW2 = sum_n dy[n] @ cols[n].T,  db = sum_{n, p} dy[n, :, p],  dx = col2im(W2.T @ dy[n]).
+    With cols = im2col(x) of shape (C kH kW, N OH OW) and W2 = W.reshape(F, C kH kW), the whole batch is
+    one product Y = W2 @ cols + b, with Y of shape (F, N OH OW) (the batch axis is moved back to the front).
+    With dY the upstream gradient in the same layout, the backward pass is three products:
+    dW2 = dY @ cols.T,  db = the sum of dY over its columns,  dx = col2im(W2.T @ dY).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
@@ -120,21 +121,22 @@ class Conv2D(Layer):
         k = self.kernel_size
         W = self.params["W"]
         dtype = np.result_type(x, W)
-        cols = np.empty((n, self.in_channels * k * k, out_h * out_w), dtype=dtype)
+        cols = np.empty((self.in_channels * k * k, n * out_h * out_w), dtype=dtype)
         im2col(np.ascontiguousarray(x, dtype=dtype), k, k, self.stride, pad_top, pad_left,
                out_h, out_w, cols)
-        y = np.matmul(W.reshape(self.out_channels, -1).astype(dtype, copy=False), cols)
+        y = W.reshape(self.out_channels, -1).astype(dtype, copy=False) @ cols  # (F, N * OH * OW)
+        y = y.reshape(self.out_channels, n, out_h, out_w).transpose(1, 0, 2, 3)
         cache = dict(cols=cols, input_shape=x.shape, geometry=(out_h, out_w, pad_top, pad_left))
-        return y.reshape(n, self.out_channels, out_h, out_w), cache
+        return np.ascontiguousarray(y), cache
 
     def _correlate_backward(self, cache: dict, dy: np.ndarray) -> np.ndarray:
         """Add dL/dW of the linear part into ``grads`` and return dL/dx."""
         cols = cache["cols"]
         out_h, out_w, pad_top, pad_left = cache["geometry"]
-        dy2 = dy.reshape(dy.shape[0], self.out_channels, out_h * out_w)
+        dy2 = dy.transpose(1, 0, 2, 3).reshape(self.out_channels, -1)  # (F, N * OH * OW)
         W2 = self.params["W"].reshape(self.out_channels, -1)
-        self.grads["W"] += np.tensordot(dy2, cols, axes=([0, 2], [0, 2])).reshape(self.params["W"].shape)
-        dcols = np.matmul(W2.T, dy2)
+        self.grads["W"] += (dy2 @ cols.T).reshape(self.params["W"].shape)
+        dcols = W2.T @ dy2
         dx = np.empty(cache["input_shape"], dtype=dcols.dtype)
         k = self.kernel_size
         col2im(dcols, k, k, self.stride, pad_top, pad_left, out_h, out_w, dx)
@@ -193,8 +195,8 @@ class Conv2DTranspose(Layer):
     Notes
     -----
     Let A be the strided convolution that maps a (C_out, OH, OW) image to (C_in, H, W) with weight W.
-    This layer computes y = A^T x + b, i.e. cols[n] = W2.T @ x[n] and y = col2im(cols).
-    Its backward is A itself: dx[n] = W2 @ im2col(dy)[n], dW2 = sum_n x[n] @ im2col(dy)[n].T.
+    This layer computes y = A^T x + b: with X the input as a (C_in, N H W) matrix, cols = W2.T @ X and
+    y = col2im(cols). Its backward is A itself: dX = W2 @ im2col(dy), dW2 = X @ im2col(dy).T.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 2,
@@ -228,8 +230,8 @@ class Conv2DTranspose(Layer):
         k = self.kernel_size
         W = self.params["W"]
         dtype = np.result_type(x, W)
-        x2 = x.reshape(n, self.in_channels, height * width).astype(dtype, copy=False)
-        cols = np.matmul(W.reshape(self.in_channels, -1).T.astype(dtype, copy=False), x2)
+        x2 = np.ascontiguousarray(x.transpose(1, 0, 2, 3), dtype=dtype).reshape(self.in_channels, -1)
+        cols = W.reshape(self.in_channels, -1).T.astype(dtype, copy=False) @ x2  # (C_out k k, N H W)
         y = np.empty((n, self.out_channels, out_h, out_w), dtype=dtype)
         col2im(cols, k, k, self.stride, crop_top, crop_left, height, width, y)
         return y, dict(x2=x2, input_shape=x.shape, geometry=(out_h, out_w, crop_top, crop_left))
@@ -240,12 +242,13 @@ class Conv2DTranspose(Layer):
         n, _, height, width = cache["input_shape"]
         _, _, crop_top, crop_left = cache["geometry"]
         k = self.kernel_size
-        dcols = np.empty((n, self.out_channels * k * k, height * width), dtype=np.result_type(dy, x2))
+        dcols = np.empty((self.out_channels * k * k, n * height * width), dtype=np.result_type(dy, x2))
         im2col(np.ascontiguousarray(dy, dtype=dcols.dtype), k, k, self.stride, crop_top, crop_left,
                height, width, dcols)
         W2 = self.params["W"].reshape(self.in_channels, -1)
-        self.grads["W"] += np.tensordot(x2, dcols, axes=([0, 2], [0, 2])).reshape(self.params["W"].shape)
-        return np.matmul(W2, dcols).reshape(cache["input_shape"])
+        self.grads["W"] += (x2 @ dcols.T).reshape(self.params["W"].shape)
+        dx = (W2 @ dcols).reshape(self.in_channels, n, height, width).transpose(1, 0, 2, 3)
+        return np.ascontiguousarray(dx)
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._check_input(x, (None, self.in_channels, None, None), f"(N, {self.in_channels}, H, W)")

@@ -18,10 +18,11 @@ def im2col(x, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, cols)
         dtype=x.dtype,
     )
     padded[:, :, pad_top:pad_top + height, pad_left:pad_left + width] = x
-    view = cols.reshape(n_images, channels, kernel_h, kernel_w, out_h, out_w)
+    view = cols.reshape(channels, kernel_h, kernel_w, n_images, out_h, out_w)
     for i in range(kernel_h):
         for j in range(kernel_w):
-            view[:, :, i, j] = padded[:, :, i:i + stride * out_h:stride, j:j + stride * out_w:stride]
+            patch = padded[:, :, i:i + stride * out_h:stride, j:j + stride * out_w:stride]  # (N, C, oh, ow)
+            view[:, i, j] = patch.transpose(1, 0, 2, 3)
 
 
 def col2im(cols, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, x):
@@ -33,8 +34,8 @@ def col2im(cols, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, x)
          max(_padded_extent(out_w, kernel_w, stride), pad_left + width)),
         dtype=x.dtype,
     )
-    view = cols.reshape(n_images, channels, kernel_h, kernel_w, out_h, out_w)
+    view = cols.reshape(channels, kernel_h, kernel_w, n_images, out_h, out_w)
     for i in range(kernel_h):
         for j in range(kernel_w):
-            padded[:, :, i:i + stride * out_h:stride, j:j + stride * out_w:stride] += view[:, :, i, j]
+            padded[:, :, i:i + stride * out_h:stride, j:j + stride * out_w:stride] += view[:, i, j].transpose(1, 0, 2, 3)
     x[...] = padded[:, :, pad_top:pad_top + height, pad_left:pad_left + width]
