@@ -1,0 +1,264 @@
+"""Losses and penalties. Each returns its value and the analytic gradient(s) of that value.
+
+Conventions: a loss is averaged over the batch (axis 0); where a per-sample sum over pixels is meant,
+``reduction="sum"`` says so. Inputs keep their dtype (float32 in training, float64 in gradient checks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from minidl.layers.activations import sigmoid
+
+REDUCTIONS = ("mean", "sum")
+
+
+def _check_same_shape(name: str, a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{name}: prediction and target shapes differ: {a.shape} and {b.shape}.")
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"Unknown reduction {reduction!r}; expected one of {REDUCTIONS}.")
+
+
+def _per_sample_scale(shape: tuple[int, ...], reduction: str) -> float:
+    """1 / (N * D) for "mean" over D pixels per sample, 1 / N for "sum"."""
+    n = shape[0]
+    pixels = int(np.prod(shape[1:]))
+    return 1.0 / (n * pixels) if reduction == "mean" else 1.0 / n
+
+
+def mse(y: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean squared error over all elements, as Keras reports it.
+
+    Shapes
+    ------
+    y, target : (N, ...) -> value : float, dy : same as y
+
+    Notes
+    -----
+    L = (1 / M) sum_i (y_i - t_i)^2 over all M elements, so dL/dy = 2 (y - t) / M.
+    """
+    _check_same_shape("mse", y, target)
+    difference = y - target
+    value = float(np.mean(difference.astype(np.float64) ** 2))
+    return value, (2.0 / difference.size) * difference
+
+
+def bce(p: np.ndarray, target: np.ndarray, reduction: str = "mean",
+        eps: float = 1e-7) -> tuple[float, np.ndarray]:
+    """Binary cross-entropy of probabilities ``p`` against targets in [0, 1].
+
+    The value is the batch mean of the per-sample loss, which is the mean (``reduction="mean"``) or the
+    sum (``"sum"``) of -[t log p + (1 - t) log(1 - p)] over that sample's pixels.
+
+    Shapes
+    ------
+    p, target : (N, ...) -> value : float, dp : same as p
+
+    Notes
+    -----
+    p is clipped to [eps, 1 - eps] so that p = 0 or 1 gives a finite value; where the clip is active the
+    gradient is 0 (the clipped value does not move with p). Elsewhere
+    dL/dp = s (p - t) / (p (1 - p)) with s = 1 / (N D) or 1 / N. Prefer :func:`bce_with_logits`.
+    """
+    _check_same_shape("bce", p, target)
+    _check_reduction(reduction)
+    clipped = np.clip(p, eps, 1 - eps)
+    losses = -(target * np.log(clipped) + (1 - target) * np.log1p(-clipped))
+    scale = _per_sample_scale(p.shape, reduction)
+    value = float(np.sum(losses.astype(np.float64)) * scale)
+    inside = (p > eps) & (p < 1 - eps)
+    dp = np.where(inside, scale * (clipped - target) / (clipped * (1 - clipped)), 0.0).astype(p.dtype, copy=False)
+    return value, dp
+
+
+def bce_with_logits(logits: np.ndarray, target: np.ndarray, reduction: str = "mean") -> tuple[float, np.ndarray]:
+    """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], computed from the logits.
+
+    Same value and reductions as :func:`bce` of ``sigmoid(logits)``, but stable for any logit.
+
+    Shapes
+    ------
+    logits, target : (N, ...) -> value : float, dlogits : same as logits
+
+    Notes
+    -----
+    -[t log s(x) + (1 - t) log(1 - s(x))] = max(x, 0) - x t + log(1 + exp(-|x|)), which never exponentiates
+    a positive number. Its derivative is the famous s(x) - t, scaled by 1 / (N D) or 1 / N.
+    """
+    _check_same_shape("bce_with_logits", logits, target)
+    _check_reduction(reduction)
+    losses = _bce_from_logits(logits, target)
+    scale = _per_sample_scale(logits.shape, reduction)
+    value = float(np.sum(losses.astype(np.float64)) * scale)
+    return value, (scale * (sigmoid(logits) - target)).astype(logits.dtype, copy=False)
+
+
+def _bce_from_logits(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Element-wise max(x, 0) - x t + log(1 + exp(-|x|)).
+
+    |x| is capped inside the exponential where exp would underflow (43 in float32, 354 in float64);
+    the log term is then below 1e-18 and the result unchanged.
+    """
+    bound = 0.5 * -np.log(np.finfo(np.result_type(logits, np.float32)).tiny)
+    return np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.minimum(np.abs(logits), bound)))
+
+
+def kl_sparsity(h: np.ndarray, rho: float = 0.05, eps: float = 1e-6) -> tuple[float, np.ndarray]:
+    """KL sparsity penalty on latent activations in (0, 1).
+
+    rho_hat_k = mean_n h[n, k], clipped to [eps, 1 - eps];
+    penalty = sum_k rho log(rho / rho_hat_k) + (1 - rho) log((1 - rho) / (1 - rho_hat_k)).
+
+    Shapes
+    ------
+    h : (N, K) -> value : float, dh : (N, K)
+
+    Notes
+    -----
+    dP/drho_hat_k = -rho / rho_hat_k + (1 - rho) / (1 - rho_hat_k), and drho_hat_k / dh[n, k] = 1 / N, so
+    every sample of unit k gets the same gradient. Where the clip is active (a unit whose batch mean is
+    below eps or above 1 - eps, i.e. a dead or saturated unit) the clipped value no longer depends on h,
+    so that unit's gradient is exactly 0: the clip keeps the value finite, it does not push the unit back.
+    """
+    if h.ndim != 2:
+        raise ValueError(f"kl_sparsity: expected activations of shape (N, K), received {h.shape}.")
+    if not 0 < rho < 1:
+        raise ValueError(f"Expected rho in (0, 1). Received: rho={rho!r}")
+    n = h.shape[0]
+    mean = np.mean(h, axis=0, dtype=np.float64)
+    rho_hat = np.clip(mean, eps, 1 - eps)
+    value = float(np.sum(rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat))))
+    slope = np.where((mean > eps) & (mean < 1 - eps), -rho / rho_hat + (1 - rho) / (1 - rho_hat), 0.0)
+    dh = np.broadcast_to((slope / n).astype(h.dtype), h.shape).copy()
+    return value, dh
+
+
+# -- variational autoencoder --------------------------------------------------------------------
+
+LOGVAR_BOUND = 80.0  # exp(+-80) and its square stay finite and normal in float32 and float64
+
+
+def _exp_logvar(logvar: np.ndarray) -> np.ndarray:
+    """exp(logvar) with logvar capped at +-80, so that extreme values give no overflow or underflow."""
+    return np.exp(np.clip(logvar, -LOGVAR_BOUND, LOGVAR_BOUND))
+
+
+def reparameterize(mu: np.ndarray, logvar: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """z = mu + eps * exp(logvar / 2): a sample of N(mu, sigma^2) that is differentiable in mu and logvar.
+
+    Shapes
+    ------
+    mu, logvar, eps : (N, latent_dim) -> z : (N, latent_dim)
+    """
+    _check_same_shape("reparameterize", mu, logvar)
+    _check_same_shape("reparameterize", mu, eps)
+    return mu + eps * np.sqrt(_exp_logvar(logvar))
+
+
+def reparameterize_backward(dz: np.ndarray, logvar: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients of z = mu + eps exp(logvar / 2): dmu = dz, dlogvar = dz * eps * exp(logvar / 2) / 2.
+
+    Shapes
+    ------
+    dz, logvar, eps : (N, latent_dim) -> dmu, dlogvar : (N, latent_dim)
+    """
+    return dz, 0.5 * dz * eps * np.sqrt(_exp_logvar(logvar))
+
+
+def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """KL(N(mu, sigma^2) || N(0, I)) per sample, with the gradients of its batch mean.
+
+    Shapes
+    ------
+    mu, logvar : (N, latent_dim) -> kl : (N,), dmu, dlogvar : (N, latent_dim)
+
+    Notes
+    -----
+    KL = -1/2 sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j)); for the batch mean
+    d/dmu = mu / N and d/dlogvar = (exp(logvar) - 1) / (2 N).
+    """
+    _check_same_shape("gaussian_kl", mu, logvar)
+    n = mu.shape[0]
+    variance = _exp_logvar(logvar)
+    kl = -0.5 * np.sum(1 + logvar - mu * mu - variance, axis=1, dtype=np.float64)
+    return kl, mu / n, (variance - 1) / (2 * n)
+
+
+def gaussian_nll(x: np.ndarray, mean: np.ndarray, logvar: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-log N(x; mean, exp(logvar)) summed over each sample's pixels, with gradients of its batch mean.
+
+    Shapes
+    ------
+    x, mean, logvar : (N, D) -> nll : (N,), dmean, dlogvar : (N, D)
+
+    Notes
+    -----
+    Per pixel 1/2 (log 2 pi + logvar + (x - mean)^2 exp(-logvar)); for the batch mean
+    d/dmean = (mean - x) exp(-logvar) / N and d/dlogvar = (1 - (x - mean)^2 exp(-logvar)) / (2 N).
+    """
+    _check_same_shape("gaussian_nll", x, mean)
+    _check_same_shape("gaussian_nll", x, logvar)
+    n = x.shape[0]
+    precision = _exp_logvar(-logvar)
+    difference = x - mean
+    scaled = difference * difference * precision
+    nll = 0.5 * np.sum(np.log(2 * np.pi) + logvar + scaled, axis=1, dtype=np.float64)
+    return nll, -difference * precision / n, (1 - scaled) / (2 * n)
+
+
+@dataclass(frozen=True)
+class ELBO:
+    """The terms of a VAE's negative ELBO, in nats.
+
+    ``reconstruction``, ``kl`` and ``total`` are per sample (N,); the gradients are those of the batch
+    mean of ``total`` with respect to the decoder output(s), mu and logvar.
+    """
+
+    reconstruction: np.ndarray
+    kl: np.ndarray
+    total: np.ndarray
+    d_decoder: np.ndarray
+    d_mu: np.ndarray
+    d_logvar: np.ndarray
+
+
+def elbo(x: np.ndarray, decoder_output: np.ndarray, mu: np.ndarray, logvar: np.ndarray,
+         likelihood: str = "bernoulli") -> ELBO:
+    """Negative evidence lower bound per sample: reconstruction term + KL(q(z|x) || p(z)).
+
+    Parameters
+    ----------
+    x : (N, D) targets in [0, 1]
+    decoder_output : (N, D) logits for ``"bernoulli"``; (N, 2 D) for ``"gaussian"``: the first D columns
+        are mean logits (mean = sigmoid), the last D the per-pixel log-variance.
+    mu, logvar : (N, latent_dim)
+    likelihood : "bernoulli" (BCE summed over pixels, as the study) or "gaussian" (Kingma and Welling's
+        Frey Face decoder).
+
+    Notes
+    -----
+    For the Gaussian decoder with mean m = sigmoid(a), dL/da = dL/dm * m (1 - m).
+    """
+    if likelihood not in ("bernoulli", "gaussian"):
+        raise ValueError(f"Unknown likelihood {likelihood!r}; expected 'bernoulli' or 'gaussian'.")
+    n, d = x.shape
+    kl, d_mu, d_logvar = gaussian_kl(mu, logvar)
+    if likelihood == "bernoulli":
+        _check_same_shape("elbo", decoder_output, x)
+        reconstruction = np.sum(_bce_from_logits(decoder_output, x), axis=1, dtype=np.float64)
+        d_decoder = ((sigmoid(decoder_output) - x) / n).astype(x.dtype, copy=False)
+    else:
+        if decoder_output.shape != (n, 2 * d):
+            raise ValueError(f"elbo: a Gaussian decoder must output (N, 2 D) = {(n, 2 * d)}, "
+                             f"received {decoder_output.shape}.")
+        mean = sigmoid(decoder_output[:, :d])
+        reconstruction, d_mean, d_pixel_logvar = gaussian_nll(x, mean, decoder_output[:, d:])
+        d_decoder = np.concatenate([d_mean * mean * (1 - mean), d_pixel_logvar], axis=1).astype(x.dtype, copy=False)
+    return ELBO(reconstruction=reconstruction, kl=kl, total=reconstruction + kl, d_decoder=d_decoder,
+                d_mu=d_mu.astype(mu.dtype, copy=False), d_logvar=d_logvar.astype(logvar.dtype, copy=False))
