@@ -74,10 +74,14 @@ class Trainer:
         Where the checkpoint of the last finished epoch is kept; None keeps none.
     progress : bool
         Show a progress bar with the running loss and images per second.
+    log : callable or None
+        Called with a one-line summary after every epoch (e.g. ``print``).
     """
 
-    def __init__(self, model, config: TrainingConfig, checkpoint_path=None, progress: bool = True) -> None:
+    def __init__(self, model, config: TrainingConfig, checkpoint_path=None, progress: bool = True,
+                 log=None) -> None:
         self.model = model
+        self.log = log
         self.config = config
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.progress = progress
@@ -165,6 +169,11 @@ class Trainer:
             self.history.append(record)
             if self.checkpoint_path is not None:
                 self.save_checkpoint()
+            if self.log is not None:
+                shown = ", ".join(f"{key} {value:.6g}" for key, value in record.items()
+                                  if key not in ("epoch", "seconds"))
+                self.log(f"epoch {self.epoch}/{self.config.epochs} ({record['seconds']:.0f} s, "
+                         f"{n / record['seconds']:.0f} img/s): {shown}")
         return self.history
 
     def evaluate(self, x: np.ndarray) -> dict[str, float]:

@@ -28,7 +28,8 @@ def run(preset: Preset, images: np.ndarray, out_dir: Path, progress: bool = True
     config = TrainingConfig(epochs=preset.vae_epochs, batch_size=preset.vae_batch_size,
                             learning_rate=preset.vae_learning_rate, seed=preset.seed)
     log(f"[frey] VAE: training {preset.vae_epochs} epochs on {len(x_train):,} faces, {len(x_test):,} held out")
-    trainer = Trainer(model, config, out_dir / "checkpoints" / "vae.npz", progress=progress)
+    trainer = Trainer(model, config, out_dir / "checkpoints" / "vae.npz", progress=progress,
+                      log=log)
     started = time.perf_counter()
     trainer.fit(x_train, x_test, resume=True)
     train_seconds = time.perf_counter() - started

@@ -12,7 +12,6 @@ Each is evaluated by test MSE, a linear probe on its codes, a t-SNE plot and lat
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -60,12 +59,13 @@ def subset(data: dict, preset: Preset) -> dict:
             "x_test": data["x_test"][:n_test], "y_test": data["y_test"][:n_test]}
 
 
-def train(kind: str, preset: Preset, data: dict, out_dir: Path, progress: bool = True):
+def train(kind: str, preset: Preset, data: dict, out_dir: Path, progress: bool = True, log=print):
     """Train (or resume, or reuse) one model; returns the model, its trainer and the training seconds."""
     model = build_model(kind, preset, data["x_train"].shape[1:])
     config = TrainingConfig(epochs=preset.epochs, batch_size=preset.batch_size,
                             learning_rate=preset.learning_rate, seed=preset.seed)
-    trainer = Trainer(model, config, out_dir / "checkpoints" / f"{kind}.npz", progress=progress)
+    trainer = Trainer(model, config, out_dir / "checkpoints" / f"{kind}.npz", progress=progress,
+                      log=log)
     started = time.perf_counter()
     trainer.fit(data["x_train"], data["x_test"], resume=True)
     return model, trainer, time.perf_counter() - started
@@ -113,12 +113,12 @@ def evaluate(kind: str, model, trainer: Trainer, preset: Preset, data: dict, out
 
 def run(preset: Preset, data: dict, out_dir: Path, kinds=MODEL_KINDS, progress: bool = True,
         log=print) -> dict:
-    """Train and evaluate every model; writes ``out_dir/mnist.json`` and the figures."""
+    """Train and evaluate every model; writes the figures and returns every number."""
     data = subset(data, preset)
     results = {}
     for kind in kinds:
         log(f"[mnist] {TITLES[kind]}: training {preset.epochs} epoch(s) on {len(data['x_train']):,} images")
-        model, trainer, seconds = train(kind, preset, data, out_dir, progress)
+        model, trainer, seconds = train(kind, preset, data, out_dir, progress, log)
         log(f"[mnist] {kind}: final train loss {trainer.history[-1]['train_loss']:.6f}, "
             f"test MSE {trainer.history[-1]['test_mse']:.6f}; evaluating")
         results[kind] = evaluate(kind, model, trainer, preset, data, out_dir)
@@ -128,5 +128,4 @@ def run(preset: Preset, data: dict, out_dir: Path, kinds=MODEL_KINDS, progress: 
                       out_dir / "figures" / "mnist_training_loss.png", "training loss")
     plots.loss_curves({TITLES[k]: results[k]["history"] for k in results}, "train_mse",
                       out_dir / "figures" / "mnist_training_mse.png", "training MSE")
-    (out_dir / "mnist.json").write_text(json.dumps(results, indent=1))
     return results

@@ -82,7 +82,7 @@ def _contractive_diagnosis(mnist: dict) -> list[str]:
              "fraction of sigmoid units saturated (h < 1e-3 or h > 1 - 1e-3), and the penalty.", ""]
     rows = [[str(r["epoch"]), _format(r["train_mse"]), _format(r.get("latent_mean"), 4),
              _format(r.get("latent_saturated"), 4), _format(r.get("train_contractive"), 4)] for r in history]
-    lines += _table(["epoch", "train MSE", "latent mean", "saturated fraction", "penalty ||J||²"], rows)
+    lines += _table(["epoch", "train MSE", "latent mean", "saturated fraction", "penalty ‖J‖²"], rows)
     saturated = history[-1].get("latent_saturated", 0.0)
     sparse = mnist.get("sparse", {}).get("history", [{}])[-1].get("latent_saturated")
     if saturated >= SATURATED_COLLAPSE:
