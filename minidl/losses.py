@@ -190,6 +190,13 @@ def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> tuple[np.ndarray, np.ndar
     return kl, mu / n, (variance - 1) / (2 * n)
 
 
+def _flush_to(array: np.ndarray, dtype) -> np.ndarray:
+    """Cast to ``dtype``, setting values below its smallest normal number to 0 first (they would
+    underflow in the cast, and they are 0 for every purpose of a gradient)."""
+    tiny = np.finfo(dtype).tiny
+    return np.where(np.abs(array) < tiny, 0.0, array).astype(dtype, copy=False)
+
+
 def gaussian_nll(x: np.ndarray, mean: np.ndarray, logvar: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """-log N(x; mean, exp(logvar)) summed over each sample's pixels, with gradients of its batch mean.
 
@@ -201,15 +208,18 @@ def gaussian_nll(x: np.ndarray, mean: np.ndarray, logvar: np.ndarray) -> tuple[n
     -----
     Per pixel 1/2 (log 2 pi + logvar + (x - mean)^2 exp(-logvar)); for the batch mean
     d/dmean = (mean - x) exp(-logvar) / N and d/dlogvar = (1 - (x - mean)^2 exp(-logvar)) / (2 N).
+    Computed in float64: a tiny squared error times a tiny precision underflows float32.
     """
     _check_same_shape("gaussian_nll", x, mean)
     _check_same_shape("gaussian_nll", x, logvar)
+    dtype = np.result_type(x, mean, logvar)
     n = x.shape[0]
-    precision = _exp_logvar(-logvar)
-    difference = x - mean
+    logvar64 = logvar.astype(np.float64)
+    precision = _exp_logvar(-logvar64)
+    difference = x.astype(np.float64) - mean
     scaled = difference * difference * precision
-    nll = 0.5 * np.sum(np.log(2 * np.pi) + logvar + scaled, axis=1, dtype=np.float64)
-    return nll, -difference * precision / n, (1 - scaled) / (2 * n)
+    nll = 0.5 * np.sum(np.log(2 * np.pi) + logvar64 + scaled, axis=1)
+    return nll, _flush_to(-difference * precision / n, dtype), _flush_to((1 - scaled) / (2 * n), dtype)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,184 @@
+"""Losses: analytic gradients against central differences (float64), values against independent
+formulas, and numerical hygiene at the extremes."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from minidl.gradcheck import check_function
+from minidl.layers import sigmoid
+from minidl.losses import (bce, bce_with_logits, elbo, gaussian_kl, gaussian_nll, kl_sparsity, mse,
+                           reparameterize, reparameterize_backward)
+
+BOUND = 1e-6
+seeds = st.integers(0, 2**32 - 1)
+shapes = st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 3))
+
+
+def assert_gradient(f, analytic, inputs):
+    errors = check_function(f, analytic, inputs)
+    assert max(errors.values()) < BOUND, errors
+
+
+@settings(max_examples=25, deadline=None)
+@given(shapes, seeds)
+def test_mse_gradient_and_value(shape, seed):
+    rng = np.random.default_rng(seed)
+    y, target = rng.standard_normal(shape), rng.standard_normal(shape)
+    value, dy = mse(y, target)
+    assert value == pytest.approx(np.mean((y - target) ** 2))
+    assert_gradient(lambda: mse(y, target)[0], {"y": dy}, {"y": y})
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@settings(max_examples=20, deadline=None)
+@given(shape=shapes, seed=seeds)
+def test_bce_gradients_and_agreement(reduction, shape, seed):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 2, shape)
+    target = rng.random(shape)
+    p = sigmoid(logits)
+    value, dp = bce(p, target, reduction)
+    assert_gradient(lambda: bce(p, target, reduction)[0], {"p": dp}, {"p": p})
+    value_logits, dlogits = bce_with_logits(logits, target, reduction)
+    assert_gradient(lambda: bce_with_logits(logits, target, reduction)[0], {"x": dlogits}, {"x": logits})
+    assert value_logits == pytest.approx(value, rel=1e-9)
+    per_pixel = -(target * np.log(p) + (1 - target) * np.log(1 - p))
+    per_sample = per_pixel.reshape(shape[0], -1)
+    expected = per_sample.mean(axis=1) if reduction == "mean" else per_sample.sum(axis=1)
+    assert value == pytest.approx(expected.mean(), rel=1e-9)
+
+
+def test_bce_clip_zeroes_the_gradient_where_active():
+    p = np.array([[0.0, 1.0, 0.5]])
+    target = np.array([[1.0, 0.0, 1.0]])
+    value, dp = bce(p, target, "sum")
+    assert np.isfinite(value) and value == pytest.approx(2 * -np.log(1e-7) + np.log(2), rel=1e-6)
+    np.testing.assert_array_equal(dp[0, :2], [0.0, 0.0])
+    assert dp[0, 2] == pytest.approx(-2.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 6), st.integers(1, 5), st.floats(0.02, 0.5), seeds)
+def test_kl_sparsity_gradient_and_value(n, k, rho, seed):
+    rng = np.random.default_rng(seed)
+    h = sigmoid(rng.normal(0, 1.5, (n, k)))
+    value, dh = kl_sparsity(h, rho)
+    rho_hat = h.mean(axis=0)
+    expected = np.sum(rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat)))
+    assert value == pytest.approx(expected, rel=1e-10)
+    assert_gradient(lambda: kl_sparsity(h, rho)[0], {"h": dh}, {"h": h})
+
+
+def test_kl_sparsity_clip_at_both_ends():
+    """A dead unit (mean below eps) and a saturated unit (above 1 - eps): finite value, zero gradient;
+    the clip keeps the penalty finite but does not push such units back."""
+    h = np.array([[0.0, 1.0, 0.3], [1e-9, 1.0, 0.1]])
+    value, dh = kl_sparsity(h, rho=0.05, eps=1e-6)
+    assert np.isfinite(value)
+    dead = 0.05 * np.log(0.05 / 1e-6) + 0.95 * np.log(0.95 / (1 - 1e-6))
+    full = 0.05 * np.log(0.05 / (1 - 1e-6)) + 0.95 * np.log(0.95 / 1e-6)
+    live = 0.05 * np.log(0.05 / 0.2) + 0.95 * np.log(0.95 / 0.8)
+    assert value == pytest.approx(dead + full + live, rel=1e-9)
+    np.testing.assert_array_equal(dh[:, :2], 0.0)
+    assert np.all(dh[:, 2] == pytest.approx((-0.05 / 0.2 + 0.95 / 0.8) / 2))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 5), seeds)
+def test_reparameterization_and_gaussian_kl_gradients(n, k, seed):
+    rng = np.random.default_rng(seed)
+    mu, logvar, eps = rng.standard_normal((n, k)), rng.normal(0, 1, (n, k)), rng.standard_normal((n, k))
+    probe = rng.standard_normal((n, k))
+    z = reparameterize(mu, logvar, eps)
+    np.testing.assert_allclose(z, mu + eps * np.exp(0.5 * logvar))
+    dmu, dlogvar = reparameterize_backward(probe, logvar, eps)
+    f = lambda: float(np.sum(reparameterize(mu, logvar, eps) * probe))  # noqa: E731
+    assert_gradient(f, {"mu": dmu, "logvar": dlogvar}, {"mu": mu, "logvar": logvar})
+
+    kl, dmu, dlogvar = gaussian_kl(mu, logvar)
+    sigma = np.exp(0.5 * logvar)
+    # KL of independent normals, from the general formula log(s2/s1) + (s1^2 + m1^2) / (2 s2^2) - 1/2
+    expected = np.sum(-np.log(sigma) + (sigma ** 2 + mu ** 2) / 2 - 0.5, axis=1)
+    np.testing.assert_allclose(kl, expected, rtol=1e-10)
+    assert_gradient(lambda: float(np.mean(gaussian_kl(mu, logvar)[0])), {"mu": dmu, "logvar": dlogvar},
+                    {"mu": mu, "logvar": logvar})
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 6), seeds)
+def test_gaussian_nll_gradient_and_value(n, d, seed):
+    rng = np.random.default_rng(seed)
+    x, mean, logvar = rng.random((n, d)), rng.random((n, d)), rng.normal(-1, 1, (n, d))
+    nll, dmean, dlogvar = gaussian_nll(x, mean, logvar)
+    expected = -stats.norm.logpdf(x, mean, np.exp(0.5 * logvar)).sum(axis=1)
+    np.testing.assert_allclose(nll, expected, rtol=1e-10)
+    assert_gradient(lambda: float(np.mean(gaussian_nll(x, mean, logvar)[0])),
+                    {"mean": dmean, "logvar": dlogvar}, {"mean": mean, "logvar": logvar})
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 4), d=st.integers(1, 6), k=st.integers(1, 3), seed=seeds)
+def test_elbo_gradients_and_terms(likelihood, n, d, k, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, d))
+    output = rng.standard_normal((n, d if likelihood == "bernoulli" else 2 * d))
+    mu, logvar = rng.standard_normal((n, k)), rng.normal(0, 1, (n, k))
+    terms = elbo(x, output, mu, logvar, likelihood)
+    np.testing.assert_allclose(terms.total, terms.reconstruction + terms.kl)
+    if likelihood == "bernoulli":
+        np.testing.assert_allclose(terms.reconstruction.mean(), bce_with_logits(output, x, "sum")[0], rtol=1e-10)
+    f = lambda: float(np.mean(elbo(x, output, mu, logvar, likelihood).total))  # noqa: E731
+    assert_gradient(f, {"out": terms.d_decoder, "mu": terms.d_mu, "logvar": terms.d_logvar},
+                    {"out": output, "mu": mu, "logvar": logvar})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_no_warning_nan_or_inf_at_extremes(dtype):
+    logits = np.array([[-1e4, -50.0, 0.0, 50.0, 1e4]], dtype=dtype)
+    target = np.array([[1.0, 0.0, 1.0, 1.0, 0.0]], dtype=dtype)
+    p = np.array([[0.0, 1.0, 0.5, 0.0, 1.0]], dtype=dtype)
+    logvar = np.array([[-50.0, 50.0, 0.0, -50.0, 50.0]], dtype=dtype)
+    mu = np.array([[0.0, 1.0, -1.0, 3.0, 0.5]], dtype=dtype)
+    with np.errstate(all="raise"):
+        results = [mse(logits, target), bce(p, target), bce(p, target, "sum"),
+                   bce_with_logits(logits, target), bce_with_logits(logits, target, "sum"),
+                   kl_sparsity(sigmoid(logits)), gaussian_kl(mu, logvar),
+                   gaussian_nll(target, sigmoid(logits), logvar),
+                   (reparameterize(mu, logvar, mu), *reparameterize_backward(mu, logvar, mu))]
+        terms = elbo(target, logits, mu, logvar)
+        terms_gauss = elbo(target, np.concatenate([logits, logvar], axis=1), mu, logvar, "gaussian")
+    for result in results:
+        for array in result:
+            assert np.all(np.isfinite(array))
+    for t in (terms, terms_gauss):
+        for array in (t.total, t.d_decoder, t.d_mu, t.d_logvar):
+            assert np.all(np.isfinite(array))
+    # float32 in, float32 out for the gradients
+    assert bce_with_logits(logits, target)[1].dtype == dtype
+    assert mse(logits, target)[1].dtype == dtype
+    assert kl_sparsity(sigmoid(logits))[1].dtype == dtype
+
+
+def test_extreme_logits_give_the_exact_limits():
+    value, grad = bce_with_logits(np.array([[1e4, -1e4]]), np.array([[0.0, 1.0]]), "sum")
+    assert value == pytest.approx(2e4)
+    np.testing.assert_array_equal(grad, [[1.0, -1.0]])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: mse(np.zeros((2, 3)), np.zeros((2, 4))), r"mse: prediction and target shapes differ: \(2, 3\) and \(2, 4\)"),
+    (lambda: bce(np.zeros((2, 3)), np.zeros((2, 3)), "max"), "Unknown reduction 'max'"),
+    (lambda: kl_sparsity(np.zeros((2, 3, 1))), r"\(N, K\)"),
+    (lambda: kl_sparsity(np.zeros((2, 3)), rho=1.5), "rho=1.5"),
+    (lambda: elbo(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 1)), np.zeros((2, 1)), "gaussian"),
+     "Gaussian decoder must output"),
+    (lambda: elbo(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 1)), np.zeros((2, 1)), "poisson"),
+     "Unknown likelihood"),
+])
+def test_bad_arguments_are_rejected(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
