@@ -1,0 +1,255 @@
+"""Dataset loading: IDX and .mat parsing, checksums, search order, downloads that leave nothing
+behind, and the real files when $MINIDL_DATA holds them."""
+
+import gzip
+import hashlib
+import http.server
+import os
+import socket
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.io import savemat
+
+from experiments import datasets
+from experiments.datasets import DatasetError
+
+REAL = os.environ.get("MINIDL_DATA")
+real_data = pytest.mark.skipif(not (REAL and Path(REAL, "mnist").is_dir()),
+                               reason="set MINIDL_DATA to a folder with the real datasets")
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    return bytes([0, 0, 0x08, array.ndim]) + struct.pack(">" + "I" * array.ndim, *array.shape) + array.tobytes()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    """No test reads the real environment's data or writes to the real user cache."""
+    monkeypatch.delenv("MINIDL_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def write_mnist(folder: Path, n_train=5, n_test=3, compress=True, seed=0) -> dict:
+    """Small fake MNIST files; returns the checksums to verify them with."""
+    rng = np.random.default_rng(seed)
+    contents = {
+        "train-images": idx_bytes(rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)),
+        "train-labels": idx_bytes(rng.integers(0, 10, n_train, dtype=np.uint8)),
+        "test-images": idx_bytes(rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8)),
+        "test-labels": idx_bytes(rng.integers(0, 10, n_test, dtype=np.uint8)),
+    }
+    (folder / "mnist").mkdir(parents=True, exist_ok=True)
+    for name, data in contents.items():
+        path = folder / (datasets.FILES[name].relative + (".gz" if compress else ""))
+        path.write_bytes(gzip.compress(data) if compress else data)
+    return {name: sha(data) for name, data in contents.items()}
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_load_mnist_from_fixture(tmp_path, compress):
+    checksums = write_mnist(tmp_path, compress=compress)
+    x_train, y_train, x_test, y_test = datasets.load_mnist(tmp_path, fetch=False, checksums=checksums)
+    assert x_train.shape == (5, 1, 28, 28) and x_test.shape == (3, 1, 28, 28)
+    assert x_train.dtype == np.float32 and y_train.dtype == np.uint8
+    assert 0.0 <= x_train.min() and x_train.max() <= 1.0
+
+
+def test_search_order_argument_then_environment_then_cache(tmp_path, monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    checksums_first = write_mnist(first, seed=1)
+    checksums_second = write_mnist(second, seed=2)
+    monkeypatch.setenv("MINIDL_DATA", str(second))
+    datasets.load_mnist(first, fetch=False, checksums=checksums_first)
+    datasets.load_mnist(None, fetch=False, checksums=checksums_second)
+    monkeypatch.delenv("MINIDL_DATA")
+    checksums_cache = write_mnist(datasets.cache_dir(), seed=3)
+    datasets.load_mnist(None, fetch=False, checksums=checksums_cache)
+
+
+def test_checksum_mismatch_names_file_and_digests(tmp_path):
+    checksums = write_mnist(tmp_path)
+    wrong = dict(checksums, **{"test-labels": "0" * 64})
+    with pytest.raises(DatasetError, match=r"t10k-labels.*expected sha256 0{64}, found [0-9a-f]{64}.*fetch"):
+        datasets.load_mnist(tmp_path, fetch=False, checksums=wrong)
+
+
+def test_verified_files_are_remembered_and_changes_are_noticed(tmp_path):
+    checksums = write_mnist(tmp_path)
+    datasets.load_mnist(tmp_path, fetch=False, checksums=checksums)
+    assert (datasets.cache_dir() / "verified.json").exists()
+    path = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_bytes(np.arange(3, dtype=np.uint8))))
+    os.utime(path, ns=(1, 1))  # a new modification time: the remembered verdict no longer applies
+    with pytest.raises(DatasetError, match="checksum mismatch"):
+        datasets.load_mnist(tmp_path, fetch=False, checksums=checksums)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda data: gzip.compress(data)[:-20], "damaged or truncated"),
+    (lambda data: gzip.compress(b"\x01\x02" + data[2:]), "bad magic"),
+    (lambda data: gzip.compress(data[:2] + b"\x0d" + data[3:]), "type code 0x0d"),
+    (lambda data: gzip.compress(data[:-1]), "need 3 bytes of data, the file has 2"),
+])
+def test_bad_idx_files_get_clear_errors(tmp_path, damage, message):
+    checksums = write_mnist(tmp_path)
+    path = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    data = gzip.decompress(path.read_bytes())
+    path.write_bytes(damage(data))
+    try:  # let the damaged content pass the checksum, so that the parser's own error is tested
+        checksums["test-labels"] = sha(gzip.decompress(path.read_bytes()))
+    except EOFError:
+        pass  # a truncated gzip cannot even be decompressed
+    with pytest.raises(DatasetError, match=message):
+        datasets.load_mnist(tmp_path, fetch=False, checksums=checksums)
+
+
+def test_image_and_label_counts_must_agree(tmp_path):
+    checksums = write_mnist(tmp_path)
+    labels = idx_bytes(np.zeros(4, dtype=np.uint8))
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
+    checksums["test-labels"] = sha(labels)
+    with pytest.raises(DatasetError, match="3 images but 4 labels"):
+        datasets.load_mnist(tmp_path, fetch=False, checksums=checksums)
+
+
+def write_frey(folder: Path, variable="ff", n=7) -> str:
+    ff = np.random.default_rng(0).integers(0, 256, (560, n), dtype=np.uint8)
+    (folder / "frey").mkdir(parents=True, exist_ok=True)
+    savemat(folder / "frey" / "frey_rawface.mat", {variable: ff})
+    return sha(np.ascontiguousarray(ff).tobytes())
+
+
+def test_load_frey_from_fixture(tmp_path):
+    digest = write_frey(tmp_path)
+    faces = datasets.load_frey_faces(tmp_path, fetch=False, checksum=digest)
+    assert faces.shape == (7, 1, 28, 20) and faces.dtype == np.float32 and faces.max() <= 1.0
+
+
+def test_mat_without_ff_is_rejected(tmp_path):
+    write_frey(tmp_path, variable="faces")
+    with pytest.raises(DatasetError, match="no variable 'ff'.*faces"):
+        datasets.load_frey_faces(tmp_path, fetch=False)
+
+
+def test_missing_files_without_download_say_what_to_do(tmp_path):
+    with pytest.raises(DatasetError, match="MINIDL_DATA"):
+        datasets.load_frey_faces(tmp_path, fetch=False)
+
+
+# -- downloads against a local server -------------------------------------------------------------
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    routes: dict = {}
+
+    def do_GET(self):  # noqa: N802 (the http.server API)
+        body, declared = self.routes.get(self.path, (None, None))
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(declared))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        self.close_connection = True  # a short body with a longer Content-Length is a cut connection
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", Handler.routes
+    httpd.shutdown()
+    httpd.server_close()
+    Handler.routes = {}
+
+
+def cache_files():
+    return sorted(p.relative_to(datasets.cache_dir()).as_posix() for p in datasets.cache_dir().rglob("*") if p.is_file())
+
+
+def test_download_tries_mirrors_until_a_verified_copy(server):
+    base, routes = server
+    good = idx_bytes(np.arange(6, dtype=np.uint8))
+    packed = gzip.compress(good)
+    routes["/corrupt.gz"] = (gzip.compress(idx_bytes(np.zeros(6, np.uint8))), len(gzip.compress(idx_bytes(np.zeros(6, np.uint8)))))
+    routes["/cut.gz"] = (packed[: len(packed) // 2], len(packed))
+    routes["/good.gz"] = (packed, len(packed))
+    mirrors = [f"{base}/missing.gz", f"{base}/corrupt.gz", f"{base}/cut.gz", f"{base}/good.gz"]
+    path = datasets.locate("test-labels", None, mirrors=mirrors, expected=sha(good), progress=False)
+    assert path == datasets.cache_dir() / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    assert gzip.decompress(path.read_bytes()) == good
+    assert cache_files() == ["mnist/t10k-labels-idx1-ubyte.gz", "verified.json"]
+
+
+def test_failed_downloads_leave_nothing_behind(server):
+    base, routes = server
+    packed = gzip.compress(idx_bytes(np.arange(6, dtype=np.uint8)))
+    routes["/cut.gz"] = (packed[:10], len(packed))
+    routes["/corrupt.gz"] = (packed, len(packed))
+    with pytest.raises(DatasetError, match=r"cut.gz: connection closed after 10 of .*corrupt.gz: checksum mismatch.*MINIDL_DATA"):
+        datasets.locate("test-labels", None, mirrors=[f"{base}/cut.gz", f"{base}/corrupt.gz"],
+                        expected="0" * 64, progress=False)
+    assert [f for f in cache_files() if f != "verified.json"] == []
+
+
+def test_offline_error_explains_where_to_put_files():
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(DatasetError, match=r"frey/frey_rawface.mat was not found.*could not be downloaded.*MINIDL_DATA"):
+        datasets.locate("frey", None, mirrors=[f"http://127.0.0.1:{port}/frey_rawface.mat"], progress=False)
+
+
+# -- the real files --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def real_mnist():
+    return datasets.load_mnist(REAL, fetch=False)
+
+
+@real_data
+def test_real_mnist(real_mnist):
+    x_train, y_train, x_test, y_test = real_mnist
+    assert x_train.shape == (60000, 1, 28, 28) and x_test.shape == (10000, 1, 28, 28)
+    assert y_train.dtype == np.uint8 and x_train.dtype == np.float32
+    assert x_train.min() == 0.0 and x_train.max() == 1.0
+    assert int(np.sum(y_train == 0)) == 5923
+    assert int(y_test[0]) == 7
+
+
+@real_data
+def test_real_frey_faces():
+    faces = datasets.load_frey_faces(REAL, fetch=False)
+    assert faces.shape == (1965, 1, 28, 20) and faces.dtype == np.float32
+    assert 0.0 <= faces.min() and faces.max() <= 1.0
+
+
+@real_data
+def test_cli_verify_on_real_data(capsys):
+    assert datasets.main(["verify", "--data-dir", REAL]) == 0
+    out = capsys.readouterr().out
+    assert out.count(" ok") == 5 and "frey/frey_rawface.mat" in out
+
+
+def test_cli_reports_missing_files(tmp_path, capsys):
+    assert datasets.main(["verify", "--data-dir", str(tmp_path)]) == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+def test_digits_stand_in():
+    images, labels = datasets.load_digits_28()
+    assert images.shape == (1797, 1, 28, 28) and labels.shape == (1797,)
+    assert images.dtype == np.float32 and 0.0 <= images.min() and images.max() <= 1.0
