@@ -1,0 +1,87 @@
+"""The main job end to end on the smoke preset, plus the metrics it reports."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments import datasets, metrics, pipeline
+
+REAL = os.environ.get("MINIDL_DATA")
+
+
+def test_psnr_and_l2():
+    a = np.zeros((2, 1, 2, 2))
+    b = np.full((2, 1, 2, 2), 0.1)
+    np.testing.assert_allclose(metrics.psnr(a, b), [20.0, 20.0])
+    np.testing.assert_allclose(metrics.l2_distance(a, b), [0.2, 0.2])
+    assert metrics.psnr(a, a)[0] == np.inf
+
+
+def test_interpolation_pairs_have_different_labels():
+    labels = np.array([0, 0, 0, 1, 1, 2, 3, 3])
+    pairs = metrics.interpolation_pairs(labels, 3, np.random.default_rng(0))
+    assert pairs.shape == (3, 2)
+    assert all(labels[a] != labels[b] for a, b in pairs)
+    assert len(set(pairs.ravel())) == 6
+    with pytest.raises(ValueError, match="Could only form"):
+        metrics.interpolation_pairs(np.zeros(5, int), 1, np.random.default_rng(0))
+
+
+class Identity:
+    encode = staticmethod(lambda x: x.reshape(len(x), -1))
+    decode = staticmethod(lambda z: z.reshape(len(z), 1, 2, 2))
+
+
+def test_interpolation_of_a_perfect_autoencoder_matches_the_pixel_blend():
+    rng = np.random.default_rng(0)
+    x_a, x_b = rng.random((3, 1, 2, 2)), rng.random((3, 1, 2, 2))
+    outcome = metrics.interpolate(Identity(), x_a, x_b, [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(outcome["l2"], 0.0, atol=1e-12)
+    assert outcome["images"].shape == (3, 3, 1, 2, 2)
+
+
+def smoke(out: Path, command="run"):
+    return pipeline.main([command, "--preset", "smoke", "--out", str(out), "--no-progress"])
+
+
+@pytest.mark.skipif(not REAL, reason="needs MINIDL_DATA")
+def test_smoke_run_writes_report_metrics_and_figures_and_reuses_training(tmp_path):
+    assert smoke(tmp_path) == 0
+    report = (tmp_path / "report.md").read_text()
+    values = json.loads((tmp_path / "metrics.json").read_text())
+    assert "WARNING" not in report
+    for kind in ("plain", "sparse", "contractive", "contractive_remedy"):
+        result = values["mnist"][kind]
+        assert np.isfinite(result["test_mse"]) and 0 <= result["probe_accuracy"] <= 1
+        assert all(np.isfinite(result["interpolation"]["psnr"]))
+        assert (tmp_path / "figures" / f"tsne_{kind}.png").stat().st_size > 1000
+        assert f"figures/tsne_{kind}.png" in report
+    assert values["frey"]["test"]["elbo"] < 0
+    for figure in ("frey_generated", "frey_traversal", "frey_grid", "frey_reconstructions"):
+        assert (tmp_path / "figures" / f"{figure}.png").exists()
+    assert "0.010388" in report and "96.49" not in report  # the study's values, as fractions
+    checkpoint = tmp_path / "checkpoints" / "sparse.npz"
+    stamp = checkpoint.stat().st_mtime_ns
+    assert smoke(tmp_path, "mnist") == 0  # finished training is reused, not repeated
+    assert checkpoint.stat().st_mtime_ns == stamp
+    assert smoke(tmp_path, "report") == 0
+
+
+def test_stand_in_is_used_and_announced_when_data_is_missing(tmp_path, monkeypatch, capsys):
+    def unavailable(*args, **kwargs):
+        raise datasets.DatasetError("not here (test)")
+
+    monkeypatch.setattr(datasets, "load_mnist", unavailable)
+    monkeypatch.setattr(datasets, "load_frey_faces", unavailable)
+    assert smoke(tmp_path) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert report.splitlines()[2].startswith("> **WARNING")
+    assert "OFFLINE STAND-IN" in capsys.readouterr().err
+
+
+def test_report_without_metrics_fails_clearly(tmp_path, capsys):
+    assert smoke(tmp_path, "report") == 1
+    assert "No metrics" in capsys.readouterr().err
