@@ -124,8 +124,4 @@ def run(preset: Preset, data: dict, out_dir: Path, kinds=MODEL_KINDS, progress: 
         results[kind] = evaluate(kind, model, trainer, preset, data, out_dir)
         results[kind]["train_seconds_this_run"] = seconds
         log(f"[mnist] {kind}: probe accuracy {results[kind]['probe_accuracy']:.4f}")
-    plots.loss_curves({TITLES[k]: results[k]["history"] for k in results}, "train_loss",
-                      out_dir / "figures" / "mnist_training_loss.png", "training loss")
-    plots.loss_curves({TITLES[k]: results[k]["history"] for k in results}, "train_mse",
-                      out_dir / "figures" / "mnist_training_mse.png", "training MSE")
     return results

@@ -56,9 +56,10 @@ def load_frey_or_stand_in(data_dir, log=print) -> tuple[np.ndarray, str, bool]:
 
 
 def _update_metrics(out_dir: Path, part: str, values: dict, run_info: dict) -> None:
+    """Merge one part's results into ``metrics.json`` (MNIST results merge model by model)."""
     path = out_dir / "metrics.json"
     metrics = json.loads(path.read_text()) if path.exists() else {}
-    metrics[part] = values
+    metrics[part] = {**metrics.get(part, {}), **values} if part == "mnist" else values
     previous = metrics.get("run", {})
     run_info["seconds"] = {**previous.get("seconds", {}), **run_info["seconds"]}
     run_info["stand_in"] = bool(previous.get("stand_in")) or run_info["stand_in"]
@@ -70,21 +71,22 @@ def _update_metrics(out_dir: Path, part: str, values: dict, run_info: dict) -> N
     temporary.replace(path)
 
 
-def run_part(part: str, preset, out_dir: Path, data_dir, progress: bool, log=print) -> None:
+def run_part(part: str, preset, out_dir: Path, data_dir, progress: bool, models=None, log=print) -> None:
     from dataclasses import asdict
 
     started = time.perf_counter()
     if part == "mnist":
         from experiments import mnist
         data, source, stand_in = load_mnist_or_stand_in(data_dir, log)
-        values = mnist.run(preset, data, out_dir, progress=progress, log=log)
+        values = mnist.run(preset, data, out_dir, kinds=models or mnist.MODEL_KINDS, progress=progress, log=log)
     else:
         from experiments import frey
         images, source, stand_in = load_frey_or_stand_in(data_dir, log)
         values = frey.run(preset, images, out_dir, progress=progress, log=log)
     info = {"preset": preset.name, "seed": preset.seed, "data_source": source, "stand_in": stand_in,
             "versions": _versions(), "settings": asdict(preset),
-            "seconds": {part: time.perf_counter() - started}}
+            "seconds": {part if part != "mnist" or not models else f"mnist ({', '.join(models)})":
+                        time.perf_counter() - started}}
     _update_metrics(out_dir, part, values, info)
 
 
@@ -97,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/<preset>)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder with mnist/ and frey/ (default: $MINIDL_DATA, then the user cache)")
+    parser.add_argument("--models", default=None,
+                        help="MNIST models to train and evaluate, comma-separated (default: all of "
+                             "plain,sparse,contractive,contractive_remedy); results merge into metrics.json")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -108,8 +113,16 @@ def main(argv=None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = not args.no_progress and sys.stderr.isatty()
     parts = {"run": ["mnist", "frey"], "mnist": ["mnist"], "frey": ["frey"], "report": []}[args.command]
+    models = None
+    if args.models:
+        from experiments.mnist import MODEL_KINDS
+        models = [name.strip() for name in args.models.split(",") if name.strip()]
+        unknown = sorted(set(models) - set(MODEL_KINDS))
+        if unknown:
+            print(f"Unknown model(s) {unknown}; expected some of {list(MODEL_KINDS)}.", file=sys.stderr)
+            return 2
     for part in parts:
-        run_part(part, preset, out_dir, args.data_dir, progress)
+        run_part(part, preset, out_dir, args.data_dir, progress, models)
     from experiments.report import write_report
     if not (out_dir / "metrics.json").exists():
         print(f"No metrics in {out_dir} yet: run `python -m experiments run` first.", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from experiments import plots
 from experiments.mnist import TITLES
 
 # The study's published values (sparse and contractive autoencoders on MNIST).
@@ -29,8 +30,12 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + [""]
 
 
-def _mnist_section(mnist: dict) -> list[str]:
+def _mnist_section(mnist: dict, figures: Path) -> list[str]:
     kinds = [kind for kind in TITLES if kind in mnist]
+    # drawn here, from all models in metrics.json, since models may be trained by separate runs
+    histories = {TITLES[k]: mnist[k]["history"] for k in kinds}
+    plots.loss_curves(histories, "train_loss", figures / "mnist_training_loss.png", "training loss")
+    plots.loss_curves(histories, "train_mse", figures / "mnist_training_mse.png", "training MSE")
     lines = ["## MNIST: plain, sparse and contractive autoencoders", ""]
     header = ["", *[TITLES[k] for k in kinds]]
     rows = []
@@ -132,7 +137,7 @@ def write_report(out_dir: Path) -> Path:
               "Wall time: " + ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in info["seconds"].items())
               + ".", "", "Settings:", "", "```", json.dumps(info["settings"], indent=1), "```", ""]
     if "mnist" in metrics:
-        lines += _mnist_section(metrics["mnist"])
+        lines += _mnist_section(metrics["mnist"], out_dir / "figures")
     if "frey" in metrics:
         lines += _frey_section(metrics["frey"])
     path = out_dir / "report.md"
