@@ -1,0 +1,65 @@
+"""Shared measurement rules of the benchmarks.
+
+* Each framework runs in its own process: PyTorch runs up to 2x slower in a process where OpenBLAS
+  threads have already run, which would flatter our ratios.
+* Processes alternate A B A B ... over several rounds and every figure is a median, because the
+  machine is shared and has slow spells of 2-3x lasting whole runs.
+* Inside a worker, the first calls (Numba compilation, allocator warm-up) are not timed.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+
+def median_time(function: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+    """Median wall time of ``function()`` in seconds, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def run_alternating(script: str, workers: list[str], rounds: int, extra: list[str]) -> dict[str, dict]:
+    """Run ``script --worker W`` for every worker, alternating, ``rounds`` times.
+
+    Each worker prints one JSON object {case: seconds}; the result is {worker: {case: median}}.
+    """
+    samples: dict[str, dict[str, list[float]]] = {worker: {} for worker in workers}
+    for round_index in range(rounds):
+        for worker in workers:
+            print(f"  round {round_index + 1}/{rounds}: {worker}", file=sys.stderr, flush=True)
+            output = subprocess.run([sys.executable, script, "--worker", worker, *extra],
+                                    check=True, capture_output=True, text=True).stdout
+            for case, seconds in json.loads(output.strip().splitlines()[-1]).items():
+                samples[worker].setdefault(case, []).append(seconds)
+    return {worker: {case: statistics.median(values) for case, values in cases.items()}
+            for worker, cases in samples.items()}
+
+
+def torch_available() -> bool:
+    try:
+        import importlib.util
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def gemm_gflops(repeats: int = 5) -> float:
+    """float32 GEMM throughput of NumPy's BLAS at a size like the conv layers' (GFLOP/s)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.random((256, 1152), dtype=np.float32)
+    b = rng.random((1152, 6272), dtype=np.float32)
+    seconds = median_time(lambda: a @ b, repeats)
+    return 2 * 256 * 1152 * 6272 / seconds / 1e9
