@@ -25,10 +25,10 @@ run: $(VENV)/.installed
 	$(PY) -m experiments run --preset $(PRESET) --out $(OUT)
 
 test: $(VENV)/.installed-test
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -q tests
 	# the kernels must also be correct as plain Python (how a reader steps through them)
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_kernels.py
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis
