@@ -61,7 +61,66 @@ def conv_transpose_geometry(size: int, kernel: int, stride: int, padding) -> tup
     return (size - 1) * stride + kernel - 2 * pad, pad
 
 
-class Conv2D(Layer):
+class _Convolution(Layer):
+    """What :class:`Conv2D` and :class:`Conv2DTranspose` share: validated settings, a weight and a bias,
+    and the bias added around each layer's own linear map, ``_linear`` (forward, and the tangent pass,
+    which is the same map without the bias) and ``_linear_backward``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, rng, kernel_initializer,
+                 dtype, weight_shape: str) -> None:
+        super().__init__()
+        self.in_channels = _positive_int("in_channels", in_channels)
+        self.out_channels = _positive_int("out_channels", out_channels)
+        self.kernel_size = _positive_int("kernel_size", kernel_size)
+        self.stride = _positive_int("stride", stride)
+        self.padding = _check_padding(padding)
+        k = self.kernel_size
+        init = get_initializer(kernel_initializer)
+        rng = np.random.default_rng(rng)
+        # Keras's fans: receptive field x input channels (fan in) and x output channels (fan out).
+        fan_in, fan_out = self.in_channels * k * k, self.out_channels * k * k
+        if weight_shape == "out_in":
+            shape = (self.out_channels, self.in_channels, k, k)
+        else:  # a transposed kernel (in, out, k, k): Keras counts its fans the other way round
+            shape, fan_in, fan_out = (self.in_channels, self.out_channels, k, k), fan_out, fan_in
+        self._add_param("W", init(shape, fan_in, fan_out, rng, dtype=dtype))
+        self._add_param("b", np.zeros(self.out_channels, dtype=dtype))
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        self._check_input(x, (None, self.in_channels, None, None), f"(N, {self.in_channels}, H, W)")
+        y, cache = self._linear(x)
+        y += self.params["b"].astype(y.dtype, copy=False)[:, None, None]
+        self._store(training, **cache)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        cache = self._cached()
+        self.grads["b"] += dy.sum(axis=(0, 2, 3))
+        return self._linear_backward(cache, dy)
+
+    def jvp(self, t: np.ndarray) -> np.ndarray:
+        """Tangents (K, N, C_in, H, W) -> (K, N, C_out, OH, OW): the linear map without the bias."""
+        self._cached()
+        y, cache = self._linear(self._merge(t))
+        self._store_tangent(**cache)
+        return y.reshape(t.shape[:2] + y.shape[1:])
+
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, None]:
+        dx = self._linear_backward(self._tangent_cached(), self._merge(dt))
+        return dx.reshape(dt.shape[:2] + dx.shape[1:]), None
+
+    def output_shape(self, input_shape):
+        _, height, width = input_shape
+        out_h, out_w, _, _ = self._geometry(height, width)
+        return (self.out_channels, out_h, out_w)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.in_channels}->{self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding!r})")
+
+
+class Conv2D(_Convolution):
     """2-D convolution (cross-correlation, as every framework computes it).
 
     Parameters
@@ -93,18 +152,8 @@ class Conv2D(Layer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  padding="same", rng=None, kernel_initializer="glorot_uniform",
                  dtype=np.float32) -> None:
-        super().__init__()
-        self.in_channels = _positive_int("in_channels", in_channels)
-        self.out_channels = _positive_int("out_channels", out_channels)
-        self.kernel_size = _positive_int("kernel_size", kernel_size)
-        self.stride = _positive_int("stride", stride)
-        self.padding = _check_padding(padding)
-        k = self.kernel_size
-        rng = np.random.default_rng(rng)
-        init = get_initializer(kernel_initializer)
-        self._add_param("W", init((self.out_channels, self.in_channels, k, k),
-                                  self.in_channels * k * k, self.out_channels * k * k, rng, dtype=dtype))
-        self._add_param("b", np.zeros(self.out_channels, dtype=dtype))
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, rng, kernel_initializer,
+                         dtype, weight_shape="out_in")
 
     def _geometry(self, height: int, width: int) -> tuple[int, int, int, int]:
         out_h, pad_top = conv_geometry(height, self.kernel_size, self.stride, self.padding)
@@ -114,7 +163,7 @@ class Conv2D(Layer):
                              f"({self.kernel_size}x{self.kernel_size}) allows.")
         return out_h, out_w, pad_top, pad_left
 
-    def _correlate(self, x: np.ndarray) -> tuple[np.ndarray, dict]:
+    def _linear(self, x: np.ndarray) -> tuple[np.ndarray, dict]:
         """The linear part, W * x without the bias, and what its backward needs."""
         n, _, height, width = x.shape
         out_h, out_w, pad_top, pad_left = self._geometry(height, width)
@@ -129,7 +178,7 @@ class Conv2D(Layer):
         cache = dict(cols=cols, input_shape=x.shape, geometry=(out_h, out_w, pad_top, pad_left))
         return np.ascontiguousarray(y), cache
 
-    def _correlate_backward(self, cache: dict, dy: np.ndarray) -> np.ndarray:
+    def _linear_backward(self, cache: dict, dy: np.ndarray) -> np.ndarray:
         """Add dL/dW of the linear part into ``grads`` and return dL/dx."""
         cols = cache["cols"]
         out_h, out_w, pad_top, pad_left = cache["geometry"]
@@ -142,40 +191,8 @@ class Conv2D(Layer):
         col2im(dcols, k, k, self.stride, pad_top, pad_left, out_h, out_w, dx)
         return dx
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        self._check_input(x, (None, self.in_channels, None, None), f"(N, {self.in_channels}, H, W)")
-        y, cache = self._correlate(x)
-        y += self.params["b"].astype(y.dtype, copy=False)[:, None, None]
-        self._store(training, **cache)
-        return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        cache = self._cached()
-        self.grads["b"] += dy.sum(axis=(0, 2, 3))
-        return self._correlate_backward(cache, dy)
-
-    def jvp(self, t: np.ndarray) -> np.ndarray:
-        """Tangents (K, N, C, H, W) -> (K, N, F, OH, OW): the convolution without its bias."""
-        self._cached()
-        y, cache = self._correlate(self._merge(t))
-        self._store_tangent(**cache)
-        return y.reshape(t.shape[:2] + y.shape[1:])
-
-    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, None]:
-        dx = self._correlate_backward(self._tangent_cached(), self._merge(dt))
-        return dx.reshape(dt.shape[:2] + dx.shape[1:]), None
-
-    def output_shape(self, input_shape):
-        _, height, width = input_shape
-        out_h, out_w, _, _ = self._geometry(height, width)
-        return (self.out_channels, out_h, out_w)
-
-    def __repr__(self) -> str:
-        return (f"Conv2D({self.in_channels}->{self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding!r})")
-
-
-class Conv2DTranspose(Layer):
+class Conv2DTranspose(_Convolution):
     """Transposed convolution: the adjoint of a strided :class:`Conv2D` with the same weight.
 
     Parameters
@@ -202,19 +219,8 @@ class Conv2DTranspose(Layer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 2,
                  padding="same", rng=None, kernel_initializer="glorot_uniform",
                  dtype=np.float32) -> None:
-        super().__init__()
-        self.in_channels = _positive_int("in_channels", in_channels)
-        self.out_channels = _positive_int("out_channels", out_channels)
-        self.kernel_size = _positive_int("kernel_size", kernel_size)
-        self.stride = _positive_int("stride", stride)
-        self.padding = _check_padding(padding)
-        k = self.kernel_size
-        rng = np.random.default_rng(rng)
-        init = get_initializer(kernel_initializer)
-        # Keras computes the fans of a transposed kernel as receptive field x (out, in) channels.
-        self._add_param("W", init((self.in_channels, self.out_channels, k, k),
-                                  self.out_channels * k * k, self.in_channels * k * k, rng, dtype=dtype))
-        self._add_param("b", np.zeros(self.out_channels, dtype=dtype))
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, rng, kernel_initializer,
+                         dtype, weight_shape="in_out")
 
     def _geometry(self, height: int, width: int) -> tuple[int, int, int, int]:
         out_h, crop_top = conv_transpose_geometry(height, self.kernel_size, self.stride, self.padding)
@@ -223,7 +229,7 @@ class Conv2DTranspose(Layer):
             raise ValueError(f"{self!r}: padding leaves no output for a {height}x{width} input.")
         return out_h, out_w, crop_top, crop_left
 
-    def _transpose_correlate(self, x: np.ndarray) -> tuple[np.ndarray, dict]:
+    def _linear(self, x: np.ndarray) -> tuple[np.ndarray, dict]:
         """The linear part, A^T x without the bias, and what its backward needs."""
         n, _, height, width = x.shape
         out_h, out_w, crop_top, crop_left = self._geometry(height, width)
@@ -236,7 +242,7 @@ class Conv2DTranspose(Layer):
         col2im(cols, k, k, self.stride, crop_top, crop_left, height, width, y)
         return y, dict(x2=x2, input_shape=x.shape, geometry=(out_h, out_w, crop_top, crop_left))
 
-    def _transpose_correlate_backward(self, cache: dict, dy: np.ndarray) -> np.ndarray:
+    def _linear_backward(self, cache: dict, dy: np.ndarray) -> np.ndarray:
         """Add dL/dW of the linear part into ``grads`` and return dL/dx."""
         x2 = cache["x2"]
         n, _, height, width = cache["input_shape"]
@@ -249,35 +255,3 @@ class Conv2DTranspose(Layer):
         self.grads["W"] += (x2 @ dcols.T).reshape(self.params["W"].shape)
         dx = (W2 @ dcols).reshape(self.in_channels, n, height, width).transpose(1, 0, 2, 3)
         return np.ascontiguousarray(dx)
-
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        self._check_input(x, (None, self.in_channels, None, None), f"(N, {self.in_channels}, H, W)")
-        y, cache = self._transpose_correlate(x)
-        y += self.params["b"].astype(y.dtype, copy=False)[:, None, None]
-        self._store(training, **cache)
-        return y
-
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        cache = self._cached()
-        self.grads["b"] += dy.sum(axis=(0, 2, 3))
-        return self._transpose_correlate_backward(cache, dy)
-
-    def jvp(self, t: np.ndarray) -> np.ndarray:
-        """Tangents (K, N, C_in, H, W) -> (K, N, C_out, OH, OW): the layer without its bias."""
-        self._cached()
-        y, cache = self._transpose_correlate(self._merge(t))
-        self._store_tangent(**cache)
-        return y.reshape(t.shape[:2] + y.shape[1:])
-
-    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, None]:
-        dx = self._transpose_correlate_backward(self._tangent_cached(), self._merge(dt))
-        return dx.reshape(dt.shape[:2] + dx.shape[1:]), None
-
-    def output_shape(self, input_shape):
-        _, height, width = input_shape
-        out_h, out_w, _, _ = self._geometry(height, width)
-        return (self.out_channels, out_h, out_w)
-
-    def __repr__(self) -> str:
-        return (f"Conv2DTranspose({self.in_channels}->{self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding!r})")

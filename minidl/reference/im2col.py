@@ -3,20 +3,18 @@
 import numpy as np
 
 
-def _padded_extent(out_size: int, kernel: int, stride: int) -> int:
-    """Rows of padded input that the last window reaches: (out - 1) * stride + kernel."""
-    return (out_size - 1) * stride + kernel
+def _padded_canvas(shape, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, dtype):
+    """Zeros large enough for the image at (pad_top, pad_left) and for every window of the output."""
+    n_images, channels, height, width = shape
+    rows = max((out_h - 1) * stride + kernel_h, pad_top + height)
+    columns = max((out_w - 1) * stride + kernel_w, pad_left + width)
+    return np.zeros((n_images, channels, rows, columns), dtype=dtype)
 
 
 def im2col(x, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, cols):
     """Same contract as :func:`minidl.kernels.im2col.im2col`."""
     n_images, channels, height, width = x.shape
-    padded = np.zeros(
-        (n_images, channels,
-         max(_padded_extent(out_h, kernel_h, stride), pad_top + height),
-         max(_padded_extent(out_w, kernel_w, stride), pad_left + width)),
-        dtype=x.dtype,
-    )
+    padded = _padded_canvas(x.shape, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, x.dtype)
     padded[:, :, pad_top:pad_top + height, pad_left:pad_left + width] = x
     view = cols.reshape(channels, kernel_h, kernel_w, n_images, out_h, out_w)
     for i in range(kernel_h):
@@ -28,12 +26,7 @@ def im2col(x, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, cols)
 def col2im(cols, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, x):
     """Same contract as :func:`minidl.kernels.im2col.col2im`."""
     n_images, channels, height, width = x.shape
-    padded = np.zeros(
-        (n_images, channels,
-         max(_padded_extent(out_h, kernel_h, stride), pad_top + height),
-         max(_padded_extent(out_w, kernel_w, stride), pad_left + width)),
-        dtype=x.dtype,
-    )
+    padded = _padded_canvas(x.shape, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, x.dtype)
     view = cols.reshape(channels, kernel_h, kernel_w, n_images, out_h, out_w)
     for i in range(kernel_h):
         for j in range(kernel_w):
