@@ -104,10 +104,12 @@ def evaluate(kind: str, model, trainer: Trainer, preset: Preset, data: dict, out
     outcome = metrics.interpolate(model, x_test[pairs[:, 0]], x_test[pairs[:, 1]], preset.alphas)
     result["interpolation"] = {"alphas": list(preset.alphas), "psnr": outcome["psnr"].tolist(),
                                "l2": outcome["l2"].tolist()}
-    rows = [outcome["images"][:, p] for p in range(min(4, len(pairs)))]
+    shown_pairs = range(min(4, len(pairs)))
+    rows = [np.concatenate([x_test[pairs[p, :1]], outcome["images"][:, p], x_test[pairs[p, 1:]]])
+            for p in shown_pairs]
     plots.image_grid(rows, figures / f"interpolation_{kind}.png",
-                     column_labels=[f"a={alpha:.1f}" for alpha in preset.alphas],
-                     title=f"Latent interpolation: {TITLES[kind]}")
+                     column_labels=["A"] + [f"a={alpha:.1f}" for alpha in preset.alphas] + ["B"],
+                     title=f"Latent interpolation (originals A and B at the ends): {TITLES[kind]}")
     return result
 
 
