@@ -1,5 +1,10 @@
 """Element-wise activations. Each backward multiplies by the derivative, written in terms of the
-cached input or output, whichever is cheaper and more accurate."""
+cached input or output, whichever is cheaper and more accurate.
+
+Shapes (every class here)
+-------------------------
+x : any shape -> y : the same shape; tangents (K, *x.shape) -> the same shape.
+"""
 
 from __future__ import annotations
 
