@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PRESET ?= quick
 OUT ?= runs/$(PRESET)
+# Real datasets: $MINIDL_DATA if set, else a ../shared/data folder beside the checkout when there is one.
+MINIDL_DATA ?= $(if $(wildcard ../shared/data/mnist),$(abspath ../shared/data))
+export MINIDL_DATA
 # Tests run in parallel on the available cores; one BLAS/Numba thread per worker avoids oversubscription.
 PYTEST_WORKERS ?= auto
 
