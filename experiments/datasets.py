@@ -338,8 +338,8 @@ def main(argv=None) -> int:
     for row in rows:
         print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}")
     if failed:
-        print(f"\nSome files are missing or bad. Set MINIDL_DATA to a folder holding mnist/ and frey/, "
-              f"or run `python -m experiments.datasets fetch` with network access.", file=sys.stderr)
+        print("\nSome files are missing or bad. Set MINIDL_DATA to a folder holding mnist/ and frey/, "
+              "or run `python -m experiments.datasets fetch` with network access.", file=sys.stderr)
     return 1 if failed else 0
 
 
