@@ -83,9 +83,20 @@ def linear_probe_accuracy(train_codes: np.ndarray, train_labels: np.ndarray, tes
     return float(probe.score(test_codes, test_labels))
 
 
-def tsne_embedding(codes: np.ndarray, perplexity: float, iterations: int, seed: int) -> np.ndarray:
-    """2-D t-SNE of the codes. Shapes: (N, latent_dim) -> (N, 2)."""
+def codes_are_degenerate(codes: np.ndarray, tolerance: float = 1e-6) -> bool:
+    """True when the codes (N, latent_dim) hardly vary across samples, as in a collapsed model.
+
+    t-SNE is undefined there (scikit-learn's Barnes-Hut tree even crashes on identical points).
+    """
+    return bool(np.max(np.std(codes.astype(np.float64), axis=0)) < tolerance)
+
+
+def tsne_embedding(codes: np.ndarray, perplexity: float, iterations: int, seed: int) -> np.ndarray | None:
+    """2-D t-SNE of the codes, or None when they are degenerate. Shapes: (N, latent_dim) -> (N, 2)."""
     from sklearn.manifold import TSNE
+
+    if codes_are_degenerate(codes):
+        return None
 
     perplexity = min(perplexity, (len(codes) - 1) / 3)  # t-SNE needs perplexity < N / 3
     tsne = TSNE(n_components=2, perplexity=perplexity, max_iter=iterations, init="pca", random_state=seed)

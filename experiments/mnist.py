@@ -99,6 +99,7 @@ def evaluate(kind: str, model, trainer: Trainer, preset: Preset, data: dict, out
     plots.tsne_scatter(embedding, y_test[points], figures / f"tsne_{kind}.png",
                        f"t-SNE of test codes: {TITLES[kind]}")
     result["tsne_seconds"] = time.perf_counter() - started
+    result["codes_degenerate"] = embedding is None
 
     pairs = metrics.interpolation_pairs(y_test, preset.n_pairs, np.random.default_rng(preset.seed))
     outcome = metrics.interpolate(model, x_test[pairs[:, 0]], x_test[pairs[:, 1]], preset.alphas)
@@ -114,8 +115,12 @@ def evaluate(kind: str, model, trainer: Trainer, preset: Preset, data: dict, out
 
 
 def run(preset: Preset, data: dict, out_dir: Path, kinds=MODEL_KINDS, progress: bool = True,
-        log=print) -> dict:
-    """Train and evaluate every model; writes the figures and returns every number."""
+        log=print, store=None) -> dict:
+    """Train and evaluate every model; writes the figures and returns every number.
+
+    ``store(kind, result)``, when given, is called as soon as each model is evaluated, so that a
+    failure in a later model loses nothing of the earlier ones.
+    """
     data = subset(data, preset)
     results = {}
     for kind in kinds:
@@ -125,5 +130,7 @@ def run(preset: Preset, data: dict, out_dir: Path, kinds=MODEL_KINDS, progress: 
             f"test MSE {trainer.history[-1]['test_mse']:.6f}; evaluating")
         results[kind] = evaluate(kind, model, trainer, preset, data, out_dir)
         results[kind]["train_seconds_this_run"] = seconds
+        if store is not None:
+            store(kind, results[kind])
         log(f"[mnist] {kind}: probe accuracy {results[kind]['probe_accuracy']:.4f}")
     return results

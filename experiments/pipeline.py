@@ -75,19 +75,24 @@ def run_part(part: str, preset, out_dir: Path, data_dir, progress: bool, models=
     from dataclasses import asdict
 
     started = time.perf_counter()
+    stage = part if part != "mnist" or not models else f"mnist ({', '.join(models)})"
+
+    def info(source: str, stand_in: bool) -> dict:
+        return {"preset": preset.name, "seed": preset.seed, "data_source": source, "stand_in": stand_in,
+                "versions": _versions(), "settings": asdict(preset),
+                "seconds": {stage: time.perf_counter() - started}}
+
     if part == "mnist":
         from experiments import mnist
         data, source, stand_in = load_mnist_or_stand_in(data_dir, log)
-        values = mnist.run(preset, data, out_dir, kinds=models or mnist.MODEL_KINDS, progress=progress, log=log)
+        mnist.run(preset, data, out_dir, kinds=models or mnist.MODEL_KINDS, progress=progress, log=log,
+                  store=lambda kind, result: _update_metrics(out_dir, "mnist", {kind: result},
+                                                             info(source, stand_in)))
     else:
         from experiments import frey
         images, source, stand_in = load_frey_or_stand_in(data_dir, log)
         values = frey.run(preset, images, out_dir, progress=progress, log=log)
-    info = {"preset": preset.name, "seed": preset.seed, "data_source": source, "stand_in": stand_in,
-            "versions": _versions(), "settings": asdict(preset),
-            "seconds": {part if part != "mnist" or not models else f"mnist ({', '.join(models)})":
-                        time.perf_counter() - started}}
-    _update_metrics(out_dir, part, values, info)
+        _update_metrics(out_dir, part, values, info(source, stand_in))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,11 +59,18 @@ def loss_curves(histories: dict[str, list[dict]], key: str, path: Path, ylabel: 
     return _save(figure, path)
 
 
-def tsne_scatter(embedding: np.ndarray, labels: np.ndarray, path: Path, title: str) -> Path:
-    """t-SNE points coloured by digit. Shapes: embedding (N, 2), labels (N,)."""
+def tsne_scatter(embedding: np.ndarray | None, labels: np.ndarray, path: Path, title: str) -> Path:
+    """t-SNE points coloured by digit; a note instead when there is no embedding (constant codes).
+
+    Shapes: embedding (N, 2), labels (N,).
+    """
     figure, axis = plt.subplots(figsize=(5, 5))
-    scatter = axis.scatter(embedding[:, 0], embedding[:, 1], c=labels, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
-    figure.colorbar(scatter, ax=axis, ticks=range(10), fraction=0.046)
+    if embedding is None:
+        axis.text(0.5, 0.5, "all codes are (nearly) identical:\nno t-SNE embedding exists",
+                  ha="center", va="center", transform=axis.transAxes)
+    else:
+        scatter = axis.scatter(embedding[:, 0], embedding[:, 1], c=labels, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
+        figure.colorbar(scatter, ax=axis, ticks=range(10), fraction=0.046)
     axis.set_title(title, fontsize=10)
     axis.set_xticks([])
     axis.set_yticks([])

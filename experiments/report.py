@@ -58,6 +58,10 @@ def _mnist_section(mnist: dict, figures: Path) -> list[str]:
     lines += ["### Reconstructions", ""]
     lines += [f"![{TITLES[k]}](figures/reconstructions_{k}.png)" for k in kinds] + [""]
     lines += ["### t-SNE of the test codes", ""]
+    degenerate = [TITLES[k] for k in kinds if mnist[k].get("codes_degenerate")]
+    if degenerate:
+        lines += [f"No t-SNE for {', '.join(degenerate)}: every test image has (nearly) the same code, so "
+                  "there is nothing to embed.", ""]
     lines += [f"![{TITLES[k]}](figures/tsne_{k}.png)" for k in kinds] + [""]
 
     lines += ["### Latent interpolation", "",

@@ -85,3 +85,10 @@ def test_stand_in_is_used_and_announced_when_data_is_missing(tmp_path, monkeypat
 def test_report_without_metrics_fails_clearly(tmp_path, capsys):
     assert smoke(tmp_path, "report") == 1
     assert "No metrics" in capsys.readouterr().err
+
+
+def test_collapsed_codes_get_no_tsne_instead_of_a_crash():
+    codes = np.ones((60, 8), dtype=np.float32)  # every unit saturated: the study's contractive model
+    assert metrics.codes_are_degenerate(codes)
+    assert metrics.tsne_embedding(codes, 30, 250, 0) is None
+    assert not metrics.codes_are_degenerate(np.random.default_rng(0).random((60, 8)))
