@@ -59,12 +59,14 @@ def _update_metrics(out_dir: Path, part: str, values: dict, run_info: dict) -> N
     """Merge one part's results into ``metrics.json`` (MNIST results merge model by model)."""
     path = out_dir / "metrics.json"
     metrics = json.loads(path.read_text()) if path.exists() else {}
-    metrics[part] = {**metrics.get(part, {}), **values} if part == "mnist" else values
+    metrics[part] = {**metrics.get(part, {}), **values} if part in ("mnist", "mnist_reference") else values
     previous = metrics.get("run", {})
     run_info["seconds"] = {**previous.get("seconds", {}), **run_info["seconds"]}
     run_info["stand_in"] = bool(previous.get("stand_in")) or run_info["stand_in"]
-    if previous.get("data_source") and previous["data_source"] != run_info["data_source"]:
-        run_info["data_source"] = f"{previous['data_source']}; {run_info['data_source']}"
+    sources = [source for source in previous.get("data_source", "").split("; ") if source]
+    if run_info["data_source"] not in sources:
+        sources.append(run_info["data_source"])
+    run_info["data_source"] = "; ".join(sources)
     metrics["run"] = run_info
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(metrics, indent=1))
@@ -85,6 +87,10 @@ def run_part(part: str, preset, out_dir: Path, data_dir, progress: bool, models=
     if part == "mnist":
         from experiments import mnist
         data, source, stand_in = load_mnist_or_stand_in(data_dir, log)
+        # the level a collapsed model sits at: predicting the mean training image for every test image
+        train, test = mnist.subset(data, preset)["x_train"], mnist.subset(data, preset)["x_test"]
+        baseline = float(np.mean((test - train.mean(axis=0)) ** 2))
+        _update_metrics(out_dir, "mnist_reference", {"mean_image_test_mse": baseline}, info(source, stand_in))
         mnist.run(preset, data, out_dir, kinds=models or mnist.MODEL_KINDS, progress=progress, log=log,
                   store=lambda kind, result: _update_metrics(out_dir, "mnist", {kind: result},
                                                              info(source, stand_in)))

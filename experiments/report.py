@@ -30,7 +30,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + [""]
 
 
-def _mnist_section(mnist: dict, figures: Path) -> list[str]:
+def _mnist_section(mnist: dict, reference: dict, figures: Path) -> list[str]:
     kinds = [kind for kind in TITLES if kind in mnist]
     # drawn here, from all models in metrics.json, since models may be trained by separate runs
     histories = {TITLES[k]: mnist[k]["history"] for k in kinds}
@@ -53,7 +53,7 @@ def _mnist_section(mnist: dict, figures: Path) -> list[str]:
                            for k in kinds]] for e in range(epochs)]
     lines += _table(["epoch", *[TITLES[k] for k in kinds]], rows)
 
-    lines += _contractive_diagnosis(mnist)
+    lines += _contractive_diagnosis(mnist, reference)
 
     lines += ["### Reconstructions", ""]
     lines += [f"![{TITLES[k]}](figures/reconstructions_{k}.png)" for k in kinds] + [""]
@@ -82,7 +82,7 @@ def _mnist_section(mnist: dict, figures: Path) -> list[str]:
     return lines
 
 
-def _contractive_diagnosis(mnist: dict) -> list[str]:
+def _contractive_diagnosis(mnist: dict, reference: dict) -> list[str]:
     if "contractive" not in mnist:
         return []
     history = mnist["contractive"]["history"]
@@ -95,14 +95,18 @@ def _contractive_diagnosis(mnist: dict) -> list[str]:
     saturated = history[-1].get("latent_saturated", 0.0)
     sparse = mnist.get("sparse", {}).get("history", [{}])[-1].get("latent_saturated")
     if saturated >= SATURATED_COLLAPSE:
+        mean_level = reference.get("mean_image_test_mse")
+        level = (f" (predicting the mean training image for every test image gives a test MSE of "
+                 f"{mean_level:.4f}; this model's is {history[-1]['test_mse']:.4f})") if mean_level else ""
         lines += [f"**Diagnosis.** {saturated:.1%} of the latent units are saturated at the end of training"
-                  + (f" (sparse model: {sparse:.1%})" if sparse is not None else "") + ". A saturated sigmoid "
-                  "passes almost no gradient, so the encoder stops learning and the decoder can only output "
-                  "the mean image: the training MSE stays at the level of predicting the mean. The penalty is "
-                  "not the cause: the same sigmoid-latent autoencoder collapses without it, because nothing "
-                  "pulls saturated units back (the sparse model's KL term does). The remedy keeps the "
-                  "contractive idea on a linear latent, with the full Jacobian of the code with respect to the "
-                  "image estimated by Hutchinson's method (one probe per image).", ""]
+                  + (f" (sparse model: {sparse:.1%})" if sparse is not None else "") + ", from the first epoch on. "
+                  "A saturated sigmoid has slope h (1 - h) ≈ 0, so no gradient passes the code: the encoder stops "
+                  "learning and the decoder can only learn the mean image" + level + ". The penalty is not what "
+                  "holds the units there: it is the sum of the same squared slopes, so it vanished with them "
+                  f"(‖J‖² = {history[-1].get('train_contractive', 0):.4f} in the last epoch) and exerts no force "
+                  "at all; nothing pulls a saturated unit back, whereas the sparse model's KL term does. The remedy "
+                  "keeps the contractive idea on a linear latent, which cannot saturate, with the full Jacobian of "
+                  "the code with respect to the image estimated by Hutchinson's method (one probe per image).", ""]
     else:
         lines += [f"In this run only {saturated:.1%} of the latent units ended saturated, so the study's "
                   "contractive model did not collapse here; compare its numbers with the remedy's.", ""]
@@ -138,10 +142,15 @@ def write_report(out_dir: Path) -> Path:
                   "comparable with the study's.**", ""]
     lines += [f"Preset `{info['preset']}`, seed {info['seed']}, data: {info['data_source']}.", "",
               "Software: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + ".", "",
-              "Wall time: " + ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in info["seconds"].items())
-              + ".", "", "Settings:", "", "```", json.dumps(info["settings"], indent=1), "```", ""]
+              "Wall time of the latest run of each stage (training reused from checkpoints is not repeated): "
+              + ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in info["seconds"].items()) + ".", ""]
+    trained = [(name, sum(record["seconds"] for record in values["history"]), len(values["history"]))
+               for name, values in [*metrics.get("mnist", {}).items(), ("vae", metrics.get("frey"))] if values]
+    lines += ["Training time (all epochs, from the checkpoints' histories): "
+              + ", ".join(f"{name} {seconds:.0f} s ({epochs} epochs)" for name, seconds, epochs in trained) + ".", ""]
+    lines += ["Settings: " + ", ".join(f"`{key}={value}`" for key, value in info["settings"].items()) + ".", ""]
     if "mnist" in metrics:
-        lines += _mnist_section(metrics["mnist"], out_dir / "figures")
+        lines += _mnist_section(metrics["mnist"], metrics.get("mnist_reference", {}), out_dir / "figures")
     if "frey" in metrics:
         lines += _frey_section(metrics["frey"])
     path = out_dir / "report.md"
