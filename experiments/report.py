@@ -95,11 +95,13 @@ def _contractive_diagnosis(mnist: dict, reference: dict) -> list[str]:
     saturated = history[-1].get("latent_saturated", 0.0)
     sparse = mnist.get("sparse", {}).get("history", [{}])[-1].get("latent_saturated")
     if saturated >= SATURATED_COLLAPSE:
+        first_collapsed = next(r["epoch"] for r in history if r.get("latent_saturated", 0) >= SATURATED_COLLAPSE)
         mean_level = reference.get("mean_image_test_mse")
         level = (f" (predicting the mean training image for every test image gives a test MSE of "
                  f"{mean_level:.4f}; this model's is {history[-1]['test_mse']:.4f})") if mean_level else ""
         lines += [f"**Diagnosis.** {saturated:.1%} of the latent units are saturated at the end of training"
-                  + (f" (sparse model: {sparse:.1%})" if sparse is not None else "") + ", from the first epoch on. "
+                  + (f" (sparse model: {sparse:.1%})" if sparse is not None else "")
+                  + f", from epoch {first_collapsed} on. "
                   "A saturated sigmoid has slope h (1 - h) ≈ 0, so no gradient passes the code: the encoder stops "
                   "learning and the decoder can only learn the mean image" + level + ". The penalty is not what "
                   "holds the units there: it is the sum of the same squared slopes, so it vanished with them "
