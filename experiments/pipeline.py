@@ -88,8 +88,8 @@ def run_part(part: str, preset, out_dir: Path, data_dir, progress: bool, models=
         from experiments import mnist
         data, source, stand_in = load_mnist_or_stand_in(data_dir, log)
         # the level a collapsed model sits at: predicting the mean training image for every test image
-        train, test = mnist.subset(data, preset)["x_train"], mnist.subset(data, preset)["x_test"]
-        baseline = float(np.mean((test - train.mean(axis=0)) ** 2))
+        used = mnist.subset(data, preset)
+        baseline = float(np.mean((used["x_test"] - used["x_train"].mean(axis=0)) ** 2))
         _update_metrics(out_dir, "mnist_reference", {"mean_image_test_mse": baseline}, info(source, stand_in))
         mnist.run(preset, data, out_dir, kinds=models or mnist.MODEL_KINDS, progress=progress, log=log,
                   store=lambda kind, result: _update_metrics(out_dir, "mnist", {kind: result},
