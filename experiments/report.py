@@ -151,6 +151,9 @@ def write_report(out_dir: Path) -> Path:
     lines += ["Training time (all epochs, from the checkpoints' histories): "
               + ", ".join(f"{name} {seconds:.0f} s ({epochs} epochs)" for name, seconds, epochs in trained) + ".", ""]
     lines += ["Settings: " + ", ".join(f"`{key}={value}`" for key, value in info["settings"].items()) + ".", ""]
+    if info["preset"] != "paper":
+        lines += [f"> The `{info['preset']}` preset trains on a subset for fewer epochs than the study; the study's "
+                  "values beside ours are for its full settings (`--preset paper`).", ""]
     if "mnist" in metrics:
         lines += _mnist_section(metrics["mnist"], metrics.get("mnist_reference", {}), out_dir / "figures")
     if "frey" in metrics:
