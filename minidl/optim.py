@@ -10,6 +10,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from minidl.kernels import adam_update
+
 
 class Optimizer:
     """Shared bookkeeping: the parameter list and a flat, checkpointable state."""
@@ -68,8 +70,9 @@ class Adam(Optimizer):
     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
     p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
-    Epsilon follows PyTorch (added to the bias-corrected root, default 1e-8). Keras adds its 1e-7 to
-    the root of the *uncorrected* v, which differs only in the first few steps.
+    Each parameter is updated in one pass of :func:`minidl.kernels.adam_update` (float64 arithmetic,
+    stored in the parameter's dtype). Epsilon follows PyTorch (added to the bias-corrected root, default
+    1e-8). Keras adds its 1e-7 to the root of the *uncorrected* v, which differs only in the first steps.
     """
 
     def __init__(self, parameters, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
@@ -80,7 +83,11 @@ class Adam(Optimizer):
                 raise ValueError(f"Expected {name} in [0, 1). Received: {name}={value!r}")
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.state["step"] = np.zeros((), dtype=np.int64)
-        for name, param, _ in self.parameters:
+        for name, param, grad in self.parameters:
+            # the update runs on flat views, which only a contiguous array has
+            if not (param.flags.c_contiguous and grad.flags.c_contiguous and param.shape == grad.shape):
+                raise ValueError(f"Adam: parameter {name!r} and its gradient must be C-contiguous arrays "
+                                 f"of one shape; received {param.shape} and {grad.shape}.")
             self.state[f"m/{name}"] = np.zeros_like(param)
             self.state[f"v/{name}"] = np.zeros_like(param)
 
@@ -91,11 +98,6 @@ class Adam(Optimizer):
         correction2 = 1.0 - self.beta2 ** t
         step_size = self.lr / correction1
         for name, param, grad in self.parameters:
-            m, v = self.state[f"m/{name}"], self.state[f"v/{name}"]
-            m *= self.beta1
-            m += (1.0 - self.beta1) * grad
-            v *= self.beta2
-            v += (1.0 - self.beta2) * grad * grad
-            denominator = np.sqrt(v / correction2)
-            denominator += self.eps
-            param -= (step_size * m / denominator).astype(param.dtype, copy=False)
+            adam_update(param.reshape(-1), grad.reshape(-1), self.state[f"m/{name}"].reshape(-1),
+                        self.state[f"v/{name}"].reshape(-1), self.beta1, self.beta2, step_size, correction2,
+                        self.eps)

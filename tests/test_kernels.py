@@ -116,3 +116,21 @@ def test_maxpool_routes_ties_to_first_maximum_in_row_major_order(implementation)
     expected[0, 0, 0, 1] = 10.0
     expected[0, 0, 0, 2] = 20.0
     np.testing.assert_array_equal(dx, expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 300), st.sampled_from([np.float32, np.float64]), st.integers(1, 50),
+       st.floats(0.0, 0.99), st.floats(0.9, 0.9999), st.integers(0, 2**32 - 1))
+def test_adam_update_matches_reference(size, dtype, t, beta1, beta2, seed):
+    rng = np.random.default_rng(seed)
+    param, grad = (rng.standard_normal(size).astype(dtype) for _ in range(2))
+    m = rng.standard_normal(size).astype(dtype)
+    v = rng.random(size).astype(dtype)
+    scalars = (beta1, beta2, 1e-3 / (1 - beta1 ** t), 1 - beta2 ** t, 1e-8)
+    fast = [a.copy() for a in (param, m, v)]
+    slow = [a.copy() for a in (param, m, v)]
+    kernels.adam_update(fast[0], grad, fast[1], fast[2], *scalars)
+    reference.adam_update(slow[0], grad, slow[1], slow[2], *scalars)
+    assert not np.array_equal(fast[0], param)  # the update moved the parameter
+    for a, b in zip(fast, slow):
+        np.testing.assert_allclose(a, b, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])

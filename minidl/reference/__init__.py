@@ -4,7 +4,8 @@ Tests hold each kernel equal to its twin; a reader who wants to know what a kern
 the twin first.
 """
 
+from minidl.reference.adam import adam_update
 from minidl.reference.im2col import col2im, im2col
 from minidl.reference.pool import maxpool_backward, maxpool_forward
 
-__all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward"]
+__all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward", "adam_update"]
