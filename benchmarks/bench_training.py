@@ -12,7 +12,7 @@ Prints, as Markdown tables (PyTorch columns only when torch is importable):
 
 Every figure is a median over rounds in which the frameworks run in separate processes, alternating.
 
-    python benchmarks/bench_training.py [--rounds 3] [--repeats 5] [--sweep] [--memory]
+    python benchmarks/bench_training.py [--rounds 3] [--repeats 5] [--sweep [--plot FILE.png]] [--memory]
 """
 
 from __future__ import annotations
@@ -217,11 +217,39 @@ def peak_memory_mb() -> float:
     return float(output.strip().splitlines()[-1])
 
 
+def plot_sweep(sweep: dict, path: str) -> None:
+    """Time per image against batch size, one line per framework and thread count."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    batches = sorted({int(key.split("/")[0]) for key in sweep})
+    for threads, style in ((1, "--"), (2, "-")):
+        for name, colour in (("minidl", "tab:blue"), ("torch", "tab:orange")):
+            times = [sweep[f"{batch}/{threads}"].get(name) for batch in batches]
+            if None not in times:
+                axis.plot(batches, [1e3 * t / b for t, b in zip(times, batches)], style, color=colour,
+                          marker="o", label=f"{name}, {threads} thread{'s' if threads > 1 else ''}")
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(batches, [str(b) for b in batches])
+    axis.set_xlabel("batch size")
+    axis.set_ylabel("ms per image (training step / batch)")
+    axis.set_title("Plain conv autoencoder, one training step")
+    axis.set_ylim(bottom=0)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sweep", action="store_true", help="batch sizes 32-256 and threads 1-2 (slow)")
+    parser.add_argument("--plot", default=None, help="with --sweep: save the sweep as this PNG")
     parser.add_argument("--memory", action="store_true", help="peak RSS of a paper-sized training process")
     parser.add_argument("--worker", choices=["minidl", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--cases", default="", help=argparse.SUPPRESS)
@@ -287,6 +315,9 @@ def main(argv=None) -> int:
                     row += f" {result['torch']['plain']:.3f} | {result['minidl']['plain'] / result['torch']['plain']:.2f} |"
                 print(row, flush=True)
         print("\nSWEEP_JSON " + json.dumps(sweep))
+        if args.plot:
+            plot_sweep(sweep, args.plot)
+            print(f"Plot: {args.plot}")
     if args.memory:
         print(f"\n## Memory\n\nPeak RSS of a paper-sized MNIST training process: {peak_memory_mb():.0f} MiB")
     return 0

@@ -63,8 +63,8 @@ def conv_transpose_geometry(size: int, kernel: int, stride: int, padding) -> tup
 
 class _Convolution(Layer):
     """What :class:`Conv2D` and :class:`Conv2DTranspose` share: validated settings, a weight and a bias,
-    and the bias added around each layer's own linear map, ``_linear`` (forward, and the tangent pass,
-    which is the same map without the bias) and ``_linear_backward``.
+    and each layer's own linear map, ``_linear`` (the forward pass with the bias, and the tangent pass,
+    which is the same map without it) and ``_linear_backward``.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, rng, kernel_initializer,
@@ -89,8 +89,7 @@ class _Convolution(Layer):
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._check_input(x, (None, self.in_channels, None, None), f"(N, {self.in_channels}, H, W)")
-        y, cache = self._linear(x)
-        y += self.params["b"].astype(y.dtype, copy=False)[:, None, None]
+        y, cache = self._linear(x, self.params["b"])
         self._store(training, **cache)
         return y
 
@@ -163,8 +162,8 @@ class Conv2D(_Convolution):
                              f"({self.kernel_size}x{self.kernel_size}) allows.")
         return out_h, out_w, pad_top, pad_left
 
-    def _linear(self, x: np.ndarray) -> tuple[np.ndarray, dict]:
-        """The linear part, W * x without the bias, and what its backward needs."""
+    def _linear(self, x: np.ndarray, bias: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+        """W * x (+ bias), and what the backward pass of the linear part needs."""
         n, _, height, width = x.shape
         out_h, out_w, pad_top, pad_left = self._geometry(height, width)
         k = self.kernel_size
@@ -173,10 +172,16 @@ class Conv2D(_Convolution):
         cols = np.empty((self.in_channels * k * k, n * out_h * out_w), dtype=dtype)
         im2col(np.ascontiguousarray(x, dtype=dtype), k, k, self.stride, pad_top, pad_left,
                out_h, out_w, cols)
-        y = W.reshape(self.out_channels, -1).astype(dtype, copy=False) @ cols  # (F, N * OH * OW)
-        y = y.reshape(self.out_channels, n, out_h, out_w).transpose(1, 0, 2, 3)
+        product = W.reshape(self.out_channels, -1).astype(dtype, copy=False) @ cols  # (F, N * OH * OW)
+        product = product.reshape(self.out_channels, n, out_h, out_w).transpose(1, 0, 2, 3)
+        # one pass moves the batch axis to the front and adds the bias
+        y = np.empty((n, self.out_channels, out_h, out_w), dtype=dtype)
+        if bias is None:
+            y[...] = product
+        else:
+            np.add(product, bias.astype(dtype, copy=False)[:, None, None], out=y)
         cache = dict(cols=cols, input_shape=x.shape, geometry=(out_h, out_w, pad_top, pad_left))
-        return np.ascontiguousarray(y), cache
+        return y, cache
 
     def _linear_backward(self, cache: dict, dy: np.ndarray) -> np.ndarray:
         """Add dL/dW of the linear part into ``grads`` and return dL/dx."""
@@ -229,8 +234,8 @@ class Conv2DTranspose(_Convolution):
             raise ValueError(f"{self!r}: padding leaves no output for a {height}x{width} input.")
         return out_h, out_w, crop_top, crop_left
 
-    def _linear(self, x: np.ndarray) -> tuple[np.ndarray, dict]:
-        """The linear part, A^T x without the bias, and what its backward needs."""
+    def _linear(self, x: np.ndarray, bias: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+        """A^T x (+ bias), and what the backward pass of the linear part needs."""
         n, _, height, width = x.shape
         out_h, out_w, crop_top, crop_left = self._geometry(height, width)
         k = self.kernel_size
@@ -240,6 +245,8 @@ class Conv2DTranspose(_Convolution):
         cols = W.reshape(self.in_channels, -1).T.astype(dtype, copy=False) @ x2  # (C_out k k, N H W)
         y = np.empty((n, self.out_channels, out_h, out_w), dtype=dtype)
         col2im(cols, k, k, self.stride, crop_top, crop_left, height, width, y)
+        if bias is not None:
+            y += bias.astype(dtype, copy=False)[:, None, None]
         return y, dict(x2=x2, input_shape=x.shape, geometry=(out_h, out_w, crop_top, crop_left))
 
     def _linear_backward(self, cache: dict, dy: np.ndarray) -> np.ndarray:

@@ -46,7 +46,9 @@ class Dense(Layer):
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._check_input(x, (None, self.in_features), f"(N, {self.in_features})")
         self._store(training, x=x)
-        return x @ self.params["W"] + self.params["b"]
+        y = x @ self.params["W"]
+        y += self.params["b"]
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x = self._cached()["x"]
