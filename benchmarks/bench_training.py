@@ -7,7 +7,7 @@ Prints, as Markdown tables (PyTorch columns only when torch is importable):
   3. one epoch of the Frey Face VAE (1,769 images, batch 128);
   4. encoding 10,000 images (inference only);
   5. with --sweep: time per step against batch size (32, 64, 128, 256) and threads (1, 2);
-  6. start-up: the first training step in a fresh process (Numba cache warm);
+  6. start-up: the first training step in a fresh process, Numba cache warm and empty;
   7. with --memory: peak resident memory of a paper-preset-sized MNIST training process.
 
 Every figure is a median over rounds in which the frameworks run in separate processes, alternating.
@@ -201,6 +201,18 @@ def _alternate(frameworks, cases, args, batch, threads) -> dict:
     return run_alternating(os.path.abspath(__file__), frameworks, args.rounds, extra)
 
 
+def cold_start_seconds() -> float:
+    """First training step of a fresh minidl process whose Numba cache directory is empty."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        output = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", "minidl", "--cases",
+                                 "first_step", "--repeats", "1"], check=True, capture_output=True, text=True,
+                                env=env).stdout
+    return json.loads(output.strip().splitlines()[-1])["first_step"]
+
+
 def peak_memory_mb() -> float:
     """Peak RSS of a process that trains the paper-sized sparse model for 20 steps on 60,000 images."""
     code = ("import resource, numpy as np, minidl\n"
@@ -301,6 +313,7 @@ def main(argv=None) -> int:
                               ["--cases", "first_step", "--repeats", "1"])
     print("\n## Start-up: first training step in a fresh process (Numba cache warm)\n")
     print(" | ".join(f"{name}: {values['first_step']:.2f} s" for name, values in startup.items()))
+    print(f"\nminidl with an empty Numba cache: {cold_start_seconds():.2f} s (the difference is compilation)")
     if args.sweep:
         print("\n## Time per step (s) against batch size and threads (plain model)\n")
         print("| batch | threads | minidl |" + (" torch | minidl / torch |" if has_torch else ""))
