@@ -205,12 +205,18 @@ def cold_start_seconds() -> float:
     """First training step of a fresh minidl process whose Numba cache directory is empty."""
     import tempfile
 
+    previous = os.environ.get("NUMBA_CACHE_DIR")
     with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        output = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", "minidl", "--cases",
-                                 "first_step", "--repeats", "1"], check=True, capture_output=True, text=True,
-                                env=env).stdout
-    return json.loads(output.strip().splitlines()[-1])["first_step"]
+        os.environ["NUMBA_CACHE_DIR"] = cache
+        try:
+            result = run_alternating(os.path.abspath(__file__), ["minidl"], 1,
+                                     ["--cases", "first_step", "--repeats", "1"])
+        finally:
+            if previous is None:
+                del os.environ["NUMBA_CACHE_DIR"]
+            else:
+                os.environ["NUMBA_CACHE_DIR"] = previous
+    return result["minidl"]["first_step"]
 
 
 def peak_memory_mb() -> float:
