@@ -7,6 +7,8 @@
 * **The API reference** (``reference/...``) is generated from the packages' NumPy-style docstrings by
   mkdocstrings, one page per module, found by walking the packages.
 * **The navigation** may name pages that are not in docs/ yet; they are left out until they arrive.
+* **Nothing external**: the build fails if any page or stylesheet of the built site would load a script,
+  a stylesheet, a font or a frame from another host.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 from pathlib import Path
 
 from latex2mathml.converter import convert as latex_to_mathml
+from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
 log = logging.getLogger("mkdocs.hooks.minidl")
@@ -164,7 +167,13 @@ def _mathml(latex: str, display: bool) -> str:
     return latex_to_mathml(html.unescape(latex).strip(), display="block" if display else "inline")
 
 
+LINE_ID = re.compile(r'id="(__codelineno-\d+-\d+)"')
+
+
 def on_page_content(content, page, config, files):
+    if page.file.src_uri.startswith(CODE_DIR + "/") and page.present_anchor_ids is not None:
+        # the highlighter writes the line anchors as raw HTML, which MkDocs does not scan for link targets
+        page.present_anchor_ids.update(LINE_ID.findall(content))
     content = ARITHMATEX.sub(lambda m: _mathml(m.group(2), m.group(1) == "div"), content)
     if page.file.src_uri.endswith(".py"):
         content = MATHJAX_LOADER.sub("", content)
@@ -173,3 +182,24 @@ def on_page_content(content, page, config, files):
             parts[i] = DOLLARS.sub(lambda m: _mathml(m.group(1) or m.group(2), m.group(1) is not None), parts[i])
         content = "".join(parts)
     return content
+
+
+# -- nothing fetched from elsewhere ----------------------------------------------------------------------
+
+EXTERNAL = re.compile(
+    r"""<script\b[^>]*\bsrc\s*=\s*["']?(?:https?:)?//"""
+    r"""|<link\b(?=[^>]*\brel\s*=\s*["']?(?:stylesheet|preload|modulepreload))[^>]*\bhref\s*=\s*["']?(?:https?:)?//"""
+    r"""|<iframe\b[^>]*\bsrc\s*=\s*["']?(?:https?:)?//"""
+    r"""|@import\s+(?:url\()?\s*["']?(?:https?:)?//"""
+    r"""|url\(\s*["']?(?:https?:)?//""", re.IGNORECASE)
+
+
+def on_post_build(config):
+    offenders = []
+    for path in Path(config["site_dir"]).rglob("*"):
+        if path.suffix in (".html", ".css") and path.is_file():
+            match = EXTERNAL.search(path.read_text(encoding="utf-8", errors="replace"))
+            if match:
+                offenders.append(f"{path.relative_to(config['site_dir'])}: {match.group(0)[:80]}")
+    if offenders:
+        raise PluginError("The site would load resources from other hosts:\n" + "\n".join(offenders))
