@@ -25,10 +25,9 @@ from minidl.kernels import col2im, im2col
 from minidl.layers import Conv2D
 
 
-def im2col_loops(x, k, stride, pad, out_h, out_w):
-    """cols[(c k + i) k + j, n L + oy OW + ox] = x[n, c, oy s + i - pad, ox s + j - pad] (0 outside)."""
-    n_images, channels, height, width = x.shape
-    cols = np.zeros((channels * k * k, n_images * out_h * out_w))
+def copies(shape, k, stride, pad, out_h, out_w):
+    """Every (column entry, pixel) pair that im2col copies: cols[row, column] = x[n, c, iy, ix]."""
+    n_images, channels, height, width = shape
     for n in range(n_images):
         for c in range(channels):
             for i in range(k):
@@ -36,24 +35,22 @@ def im2col_loops(x, k, stride, pad, out_h, out_w):
                     for oy in range(out_h):
                         for ox in range(out_w):
                             iy, ix = oy * stride + i - pad, ox * stride + j - pad
-                            if 0 <= iy < height and 0 <= ix < width:
-                                cols[(c * k + i) * k + j, (n * out_h + oy) * out_w + ox] = x[n, c, iy, ix]
+                            if 0 <= iy < height and 0 <= ix < width:   # outside the image: a zero
+                                yield (c * k + i) * k + j, (n * out_h + oy) * out_w + ox, (n, c, iy, ix)
+
+
+def im2col_loops(x, k, stride, pad, out_h, out_w):
+    cols = np.zeros((x.shape[1] * k * k, x.shape[0] * out_h * out_w))
+    for row, column, pixel in copies(x.shape, k, stride, pad, out_h, out_w):
+        cols[row, column] = x[pixel]
     return cols
 
 
 def col2im_loops(cols, shape, k, stride, pad, out_h, out_w):
-    """The adjoint: add every column entry back onto the pixel it was copied from."""
-    n_images, channels, height, width = shape
+    """The adjoint: the same pairs, each column entry added back onto the pixel it was copied from."""
     x = np.zeros(shape)
-    for n in range(n_images):
-        for c in range(channels):
-            for i in range(k):
-                for j in range(k):
-                    for oy in range(out_h):
-                        for ox in range(out_w):
-                            iy, ix = oy * stride + i - pad, ox * stride + j - pad
-                            if 0 <= iy < height and 0 <= ix < width:
-                                x[n, c, iy, ix] += cols[(c * k + i) * k + j, (n * out_h + oy) * out_w + ox]
+    for row, column, pixel in copies(shape, k, stride, pad, out_h, out_w):
+        x[pixel] += cols[row, column]
     return x
 
 
