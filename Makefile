@@ -1,4 +1,5 @@
-# Two entry points: `make run` (set up and run the main job) and `make test`.
+# Two entry points: `make run` (set up and run the main job) and `make test`; `make docs` and
+# `make notebooks` build the documentation.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,11 @@ export MINIDL_DATA
 # Tests run in parallel on the available cores; one BLAS/Numba thread per worker avoids oversubscription.
 PYTEST_WORKERS ?= auto
 
-.PHONY: run test venv install install-test clean
+# Built documentation: the website and the executed notebooks (git-ignored).
+BUILD ?= build
+NOTEBOOKS := $(wildcard docs/notebooks/*.py)
+
+.PHONY: run test venv install install-test docs notebooks clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,16 +27,37 @@ $(VENV)/.installed: setup.cfg pyproject.toml | $(PY)
 $(VENV)/.installed-test: setup.cfg pyproject.toml | $(PY)
 	$(PY) -m pip install -e ".[test]" && touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-docs: setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install -e ".[test,docs]" && touch $@ $(VENV)/.installed-test $(VENV)/.installed
+
 venv: $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(PY) -m experiments run --preset $(PRESET) --out $(OUT)
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-docs
 	# the kernels must also be correct as plain Python (how a reader steps through them)
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_kernels.py
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q tests
+	# the documentation site must build without a warning (the notebooks ran in the suite above)
+	$(MAKE) --no-print-directory docs MINIDL_DOCS_EXECUTE=false SITE=$(BUILD)/site-check
+
+# The website, into build/site: derivations, notebooks with their outputs, API reference. Strict: any
+# warning (a broken link, a missing page, a docstring mkdocstrings cannot read) fails the build.
+SITE ?= $(BUILD)/site
+MINIDL_DOCS_EXECUTE ?= true
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 MINIDL_DOCS_EXECUTE=$(MINIDL_DOCS_EXECUTE) \
+	$(VENV)/bin/mkdocs build --strict --site-dir $(SITE)
+
+# The notebooks executed, with their outputs, as .ipynb files in build/notebooks for Jupyter or VS Code.
+notebooks: $(VENV)/.installed-docs
+	mkdir -p $(BUILD)/notebooks
+	for notebook in $(NOTEBOOKS); do \
+	  $(VENV)/bin/jupytext --to ipynb --execute --output $(BUILD)/notebooks/$$(basename $$notebook .py).ipynb $$notebook \
+	  || exit 1; \
+	done
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) runs $(BUILD) .pytest_cache .hypothesis

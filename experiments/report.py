@@ -106,7 +106,9 @@ def _contractive_diagnosis(mnist: dict, reference: dict) -> list[str]:
                   "learning and the decoder can only learn the mean image" + level + ". The penalty is not what "
                   "holds the units there: it is the sum of the same squared slopes, so it vanished with them "
                   f"(‖J‖² = {history[-1].get('train_contractive', 0):.4f} in the last epoch) and exerts no force "
-                  "at all; nothing pulls a saturated unit back, whereas the sparse model's KL term does. The remedy "
+                  "at all; nothing pulls a saturated unit back. The sparse model's KL term does: through the sigmoid its "
+                  "push on a unit's pre-activation is about (mean activation - rho) / N, which does not fade as "
+                  "the unit saturates (docs/kl-sparsity.md). The remedy "
                   "keeps the contractive idea on a linear latent, which cannot saturate, with the full Jacobian of "
                   "the code with respect to the image estimated by Hutchinson's method (one probe per image).", ""]
     else:

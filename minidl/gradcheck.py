@@ -4,9 +4,10 @@ For a scalar function f and each coordinate i,
 
     df/dx_i ~ (f(x + h e_i) - f(x - h e_i)) / (2 h),
 
-whose error is O(h^2) from truncation plus O(machine eps * |f| / h) from rounding; in float64 with
-h = 1e-6 both are near 1e-10 relative, so a correct analytic gradient agrees to better than 1e-6.
-In float32 the rounding term alone is ~1e-1: always check in float64.
+whose error is h^2 |f'''| / 6 from truncation plus about eps_machine |f| / h from rounding. In float64
+with h = 1e-6 the truncation is about 1e-12 and the rounding about 1e-10 relative to the gradient (when
+f and its derivatives have one scale), so a correct analytic gradient agrees to better than 1e-6. In
+float32 the rounding term alone is ~1e-1: always check in float64.
 
 The agreement is measured as ``relative_error(a, n) = ||a - n|| / max(||a|| + ||n||, tiny)`` over a whole
 array (Euclidean norms). Taken element by element the same formula is dominated by entries whose true
@@ -14,8 +15,10 @@ value is zero (a dead ReLU), where rounding noise alone gives a relative error o
 
 A layer is checked through the scalar L = sum(forward(x) * r) for a fixed random r, whose gradient
 with respect to the output is exactly r: ``backward(r)`` must return dL/dx and add dL/dparam.
-Functions with kinks (ReLU at 0, max-pool at ties) are only differentiable away from them: draw test
-inputs away from kinks instead of loosening the bound.
+Functions with kinks (ReLU at 0, max-pool at ties) are only differentiable away from them. A central
+difference whose interval [x - h, x + h] straddles a kink measures the one-sided slopes weighted by the
+parts of the interval on either side of the kink (their average only when the kink is exactly at x):
+draw test inputs away from kinks instead of loosening the bound.
 """
 
 from __future__ import annotations

@@ -121,10 +121,14 @@ def kl_sparsity(h: np.ndarray, rho: float = 0.05, eps: float = 1e-6) -> tuple[fl
 
     Notes
     -----
-    dP/drho_hat_k = -rho / rho_hat_k + (1 - rho) / (1 - rho_hat_k), and drho_hat_k / dh[n, k] = 1 / N, so
-    every sample of unit k gets the same gradient. Where the clip is active (a unit whose batch mean is
-    below eps or above 1 - eps, i.e. a dead or saturated unit) the clipped value no longer depends on h,
-    so that unit's gradient is exactly 0: the clip keeps the value finite, it does not push the unit back.
+    dP/drho_hat_k = -rho / rho_hat_k + (1 - rho) / (1 - rho_hat_k) = (rho_hat_k - rho) / (rho_hat_k (1 - rho_hat_k)),
+    and drho_hat_k / dh[n, k] = 1 / N, so every sample of unit k gets the same gradient. For a sigmoid code
+    h = sigmoid(u) the slope h (1 - h) multiplies it on the way to u:
+    dP/du[n, k] = (rho_hat_k - rho) h[n, k] (1 - h[n, k]) / (N rho_hat_k (1 - rho_hat_k)), which is about
+    (rho_hat_k - rho) / N for a unit about equally active on every sample: bounded, and not fading as the
+    unit saturates. Where the clip is active (a batch mean at or below eps or at or above 1 - eps) the
+    clipped value no longer depends on h, so that unit's gradient is exactly 0: only there does the
+    penalty stop pulling a dead or saturated unit back (docs/kl-sparsity.md).
     """
     if h.ndim != 2:
         raise ValueError(f"kl_sparsity: expected activations of shape (N, K), received {h.shape}.")
@@ -141,11 +145,17 @@ def kl_sparsity(h: np.ndarray, rho: float = 0.05, eps: float = 1e-6) -> tuple[fl
 
 # -- variational autoencoder --------------------------------------------------------------------
 
-LOGVAR_BOUND = 80.0  # exp(+-80) and its square stay finite and normal in float32 and float64
+# exp(+-80) = 5.5e34 and 1.8e-35 are finite, normal float32 numbers (float32's normal range is 1.2e-38 to
+# 3.4e38), so a variance, its square root (a standard deviation) and a precision exp(-logvar) computed from a
+# clipped logvar are all finite and normal in float32; a square of them would not be (exp(160) is inf and
+# exp(-160) is 0 in float32), and nothing here squares them. In float64 the bound is far inside the range
+# (exp(+-709)). Past the bound the gradients still use exp(+-80): they are not the derivative of the
+# clipped value there, a regime a VAE's log-variances do not reach.
+LOGVAR_BOUND = 80.0
 
 
 def _exp_logvar(logvar: np.ndarray) -> np.ndarray:
-    """exp(logvar) with logvar capped at +-80, so that extreme values give no overflow or underflow."""
+    """exp(logvar) with logvar clipped to [-80, 80]: finite and normal in float32 and float64."""
     return np.exp(np.clip(logvar, -LOGVAR_BOUND, LOGVAR_BOUND))
 
 

@@ -1,5 +1,15 @@
-"""Every Python code block in README.md and docs/*.md runs, so the docs cannot drift from the code."""
+"""The documentation cannot drift from the code.
 
+* Every Python code block in README.md and docs/*.md runs. A block followed by a ```text block prints
+  exactly that text: the numbers a page shows are the numbers the code computes.
+* Every relative link resolves, and a link to lines of code (``dense.py#L53-L57``) is named for what
+  those lines hold (``Dense.backward``) and spans exactly that definition; after an edit to the code,
+  ``python tools/relink_docs.py`` moves the line numbers.
+"""
+
+import contextlib
+import importlib.util
+import io
 import re
 from pathlib import Path
 
@@ -7,19 +17,60 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+BLOCK = re.compile(r"```python\n(.*?)```(?:\s*```text\n(.*?)```)?", re.DOTALL)
+LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
+LINE_LINK = re.compile(r"^(?P<path>[^#]+)#L(?P<first>\d+)(?:-L(?P<last>\d+))?$")
+NAME = re.compile(r"^`([\w.]+)(?:\(\))?`$")
+
+
+def _relink_module():
+    spec = importlib.util.spec_from_file_location("relink_docs", ROOT / "tools" / "relink_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def code_blocks():
     for document in DOCUMENTS:
         for index, match in enumerate(BLOCK.finditer(document.read_text())):
-            yield pytest.param(match.group(1), id=f"{document.relative_to(ROOT)}#{index + 1}")
+            yield pytest.param(match.group(1), match.group(2), id=f"{document.relative_to(ROOT)}#{index + 1}")
 
 
-@pytest.mark.parametrize("code", list(code_blocks()))
-def test_code_block_runs(code):
-    exec(compile(code, "<doc>", "exec"), {"__name__": "__doc_example__"})
+@pytest.mark.parametrize("code, expected", list(code_blocks()))
+def test_code_block_runs_and_prints_what_the_page_shows(code, expected):
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "<doc>", "exec"), {"__name__": "__doc_example__"})
+    if expected is not None:
+        assert printed.getvalue().rstrip() == expected.rstrip()
 
 
-def test_there_are_examples():
-    assert len(list(code_blocks())) >= 1
+def test_there_are_examples_with_printed_output():
+    blocks = list(code_blocks())
+    assert len(blocks) >= 1
+    assert sum(block.values[1] is not None for block in blocks) >= 9  # one worked example per derivation page
+
+
+def links():
+    for document in DOCUMENTS:
+        for text, target in LINK.findall(document.read_text()):
+            if "://" not in target and not target.startswith(("#", "mailto:")):
+                yield pytest.param(document, text, target, id=f"{document.relative_to(ROOT)}->{target}")
+
+
+@pytest.mark.parametrize("document, text, target", list(links()))
+def test_relative_links_resolve(document, text, target):
+    path = (document.parent / target.split("#")[0]).resolve()
+    assert path.exists(), f"{document.name}: [{text}]({target}) points at nothing"
+    line_link = LINE_LINK.match(target)
+    if line_link is None:
+        return
+    assert NAME.match(text), \
+        f"{document.name}: a link to lines of code is named for what they hold, e.g. [`Dense.backward`]: [{text}]"
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=[d.name for d in DOCUMENTS])
+def test_line_links_span_the_definition_they_name(document):
+    text, missing = _relink_module().relink(document)
+    assert not missing, missing
+    assert text == document.read_text(), f"{document.name}: line links are out of date: run python tools/relink_docs.py"

@@ -1,4 +1,4 @@
-"""im2col / col2im: the data movement that turns a convolution into one matrix product per image.
+"""im2col / col2im: the data movement that turns a convolution of a whole batch into one matrix product.
 
 For an input ``x`` of shape (N, C, H, W) and a kernel of shape (kH, kW), ``cols[r, n * L + p]`` (with
 L = out_h * out_w) holds the input value that kernel entry ``r = (c * kH + i) * kW + j`` meets at output

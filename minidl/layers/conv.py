@@ -1,9 +1,10 @@
-"""2-D convolution and its adjoint, the transposed convolution, as im2col + one GEMM per image.
+"""2-D convolution and its adjoint, the transposed convolution, as im2col + one GEMM per batch.
 
 Both layers share one picture. A strided convolution with weight W of shape (F, C, kH, kW) maps an
-image (C, H, W) to (F, OH, OW) by ``y[n] = W.reshape(F, -1) @ im2col(x)[n] + b``. The transposed
-convolution is the *adjoint* of that map: it multiplies by the transposed matrix and folds the
-columns back with ``col2im``. Forward of one is backward of the other.
+image (C, H, W) to (F, OH, OW); with the columns of all N images side by side, the whole batch is
+``W.reshape(F, -1) @ im2col(x) + b``. The transposed convolution is the *adjoint* of that map: it
+multiplies by the transposed matrix and folds the columns back with ``col2im``. Forward of one is
+backward of the other.
 """
 
 from __future__ import annotations

@@ -18,9 +18,11 @@ class MaxPool2D(Layer):
     Notes
     -----
     The gradient of each output goes to the *first* maximum of its window in row-major order, and
-    nowhere else. Ties are common: on MNIST's blank background the first convolution outputs exactly
-    its bias, so whole windows tie; sharing the gradient among tied positions would inflate the
-    weight gradients of the layers below.
+    nowhere else (PyTorch's and TensorFlow's rule). Ties are common: on MNIST's blank background the
+    first convolution outputs exactly its bias, so whole windows tie. Splitting the gradient equally
+    among the tied positions is also a valid gradient (and measurably changes nothing on MNIST);
+    copying it whole to each would inflate the gradients of the layers below
+    (``benchmarks/maxpool_ties.py``, docs/max-pooling.md).
     """
 
     def __init__(self, pool_size: int = 2) -> None:

@@ -1,0 +1,51 @@
+"""The KL sparsity penalty's push on a unit's pre-activation (docs/kl-sparsity.md): exactly
+(1/N) (rho_hat - rho) h (1 - h) / (rho_hat (1 - rho_hat)), so about (rho_hat - rho) / N for a unit equally
+active on every sample: bounded, not fading as the unit saturates, and 0 only past the clip."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minidl.layers import Sigmoid
+from minidl.losses import kl_sparsity
+
+RHO, EPS = 0.05, 1e-6
+CLIP_LOGIT = np.log((1 - EPS) / EPS)  # 13.8155...: a unit saturated on every sample reaches the clip here
+
+
+def push_on_preactivation(u: np.ndarray, rho: float = RHO) -> tuple[np.ndarray, np.ndarray]:
+    layer = Sigmoid()
+    h = layer.forward(u)
+    return layer.backward(kl_sparsity(h, rho=rho, eps=EPS)[1]), h
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 4), st.floats(0.01, 0.5), st.integers(0, 2**32 - 1))
+def test_exact_form_through_the_sigmoid(n, k, rho, seed):
+    u = np.random.default_rng(seed).normal(0, 4, (n, k))
+    du, h = push_on_preactivation(u, rho)
+    rho_hat = h.mean(axis=0)
+    inside = (rho_hat > EPS) & (rho_hat < 1 - EPS)
+    expected = np.where(inside, (rho_hat - rho) * h * (1 - h) / (rho_hat * (1 - rho_hat)) / n, 0.0)
+    np.testing.assert_allclose(du, expected, rtol=1e-10, atol=1e-300)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 1e-5)])
+def test_a_uniformly_active_unit_is_pushed_by_rho_hat_minus_rho_over_n_up_to_the_clip(dtype, rtol):
+    n = 4
+    u = np.linspace(-CLIP_LOGIT + 0.05, CLIP_LOGIT - 0.05, 41).astype(dtype)
+    du, h = push_on_preactivation(np.tile(u, (n, 1)))
+    expected = (h.mean(axis=0, dtype=np.float64) - RHO) / n
+    np.testing.assert_allclose(du, np.tile(expected, (n, 1)), rtol=rtol)
+    assert np.all(np.abs(du) <= max(RHO, 1 - RHO) / n)
+    # saturation does not weaken it: near the clip the push is within 1e-5 of its limits
+    assert du[0, -1] == pytest.approx((1 - RHO) / n, rel=1e-5)
+    assert du[0, 0] == pytest.approx(-RHO / n, rel=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_push_is_exactly_zero_past_the_clip(dtype):
+    u = np.array([[CLIP_LOGIT + 0.1, -CLIP_LOGIT - 0.1, 20.0, -20.0]] * 3, dtype)
+    du, _ = push_on_preactivation(u)
+    np.testing.assert_array_equal(du, 0.0)
