@@ -67,7 +67,9 @@ def differences(old, new, prefix: str = "") -> list[str]:
 
 def _show(value) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= 40 else text[:16] + "…"
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return text[:12] + "…"  # a sha256
+    return text if len(text) <= 60 else text[:57] + "…"
 
 
 # -- reading --------------------------------------------------------------------------------------

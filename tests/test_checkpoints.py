@@ -121,7 +121,7 @@ def test_a_valid_checkpoint_round_trips(tmp_path, good):
 def test_differences_name_each_field_old_to_new():
     old = {"settings": {"epochs": 2, "alphas": (0.0, 1.0)}, "data": {"sha256": "a" * 64}}
     new = {"settings": {"epochs": 3, "alphas": [0.0, 1.0]}, "data": {"sha256": "b" * 64}, "kind": "vae"}
-    assert differences(old, new) == ["settings.epochs: 2 -> 3", f"data.sha256: {'a' * 16}… -> {'b' * 16}…",
+    assert differences(old, new) == ["settings.epochs: 2 -> 3", f"data.sha256: {'a' * 12}… -> {'b' * 12}…",
                                      "kind: (not recorded) -> vae"]
     assert differences(old, old) == []
 
