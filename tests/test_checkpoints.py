@@ -47,7 +47,8 @@ DAMAGES = {
     "no meta": (lambda a, m: a, "no 'meta' entry"),
     "meta not JSON": (lambda a, m: {**a, "meta": np.array("{epoch: 1")}, "damaged checkpoint metadata"),
     "meta not a string": (lambda a, m: {**a, "meta": np.zeros(3)}, "'meta' should be a 0-d string"),
-    "meta without epoch": (lambda a, m: with_meta(a, {k: v for k, v in m.items() if k != "epoch"}), r"missing \['epoch'\]"),
+    "meta without epoch": (lambda a, m: with_meta(a, {k: v for k, v in m.items() if k != "epoch"}),
+                           r"missing \['epoch'\]"),
     "negative epoch": (lambda a, m: with_meta(a, {**m, "epoch": -1}), "non-negative integer"),
     "history too short": (lambda a, m: with_meta(a, {**m, "history": []}), "list of 1 records"),
     "bad generator state": (lambda a, m: with_meta(a, {**m, "rng": {"bit_generator": "PCG64", "state": 3}}),
@@ -57,7 +58,8 @@ DAMAGES = {
     "unexpected entry": (lambda a, m: with_meta({**a, "param/extra": np.zeros(2, np.float32)}, m),
                          r"unexpected \['param/extra'\]"),
     "optimizer state of another shape": (
-        lambda a, m: with_meta(changed(a, first(a, "optim/v/"), np.zeros(3, np.float32)), m), r"file has float32 \(3,\)"),
+        lambda a, m: with_meta(changed(a, first(a, "optim/v/"), np.zeros(3, np.float32)), m),
+        r"file has float32 \(3,\)"),
     "optimizer state of another dtype": (
         lambda a, m: with_meta(changed(a, first(a, "optim/m/"), a[first(a, "optim/m/")].astype(np.float64)), m),
         "file has float64"),

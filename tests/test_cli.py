@@ -167,7 +167,8 @@ def test_a_named_folder_that_does_not_exist_or_lacks_the_files_is_an_error(new_u
     one_line_error(capsys, f"{missing} (given as {how}) is not an existing folder")
     missing.mkdir()  # exists now, but holds nothing: the stand-in is not for a user who named a folder
     assert run("frey", *args) == 1
-    one_line_error(capsys, "frey/frey_rawface.mat was not found", "stand-in replaces Frey Face only when no data folder")
+    one_line_error(capsys, "frey/frey_rawface.mat was not found",
+                   "stand-in replaces Frey Face only when no data folder")
     assert not Path("runs").exists()
 
 
