@@ -84,9 +84,9 @@ def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
     try:
         arrays = load_arrays(path)
     except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        detail = str(error)
-        if not detail.startswith(str(path)):
-            detail = f"{type(error).__name__}: {detail}"
+        detail = str(error)  # a loader that names the path already is not repeated
+        detail = detail[len(str(path)):].lstrip(": ") if detail.startswith(str(path)) else \
+            f"{type(error).__name__}: {detail}"
         raise CheckpointError(f"{path}: cannot be read as a checkpoint ({detail}); the file is damaged, "
                               "truncated or not a checkpoint. Delete it to train afresh.") from None
     if "meta" not in arrays:

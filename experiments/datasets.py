@@ -221,7 +221,7 @@ def verify(file: DataFile, path: Path, expected: str | None = None) -> None:
 
 # A reachable mirror completes the TCP and TLS handshakes well within a second; 5 s still allows for a
 # lost SYN or two (Linux retransmits after 1 s and 3 s). Once connected, a server that sends no byte for
-# 15 s has stalled: working mirrors (even the slow yann.lecun.com) send their headers within a few
+# 15 s has stalled: working mirrors send their headers within a few
 # seconds and then stream continuously. A dead network thus costs about 20 s per host, not 30 s per file
 # and mirror as a single urllib timeout would, because a host that failed is skipped for the other files.
 CONNECT_TIMEOUT = 5.0

@@ -42,6 +42,8 @@ def _versions() -> dict[str, str]:
 def _stand_in_allowed(error: datasets.DataUnavailable, data_dir, what: str) -> None:
     """Re-raise ``error`` when the user named a data folder: the stand-in is only for a user without data."""
     pointed = datasets.pointed_dirs(data_dir)
+    if not all(path.is_dir() for path in pointed.values()):
+        raise error  # a named folder that does not exist: the message says so
     if pointed:
         raise datasets.DataUnavailable(
             f"{error} (The offline stand-in replaces {what} only when no data folder is named; here "
