@@ -221,9 +221,9 @@ def verify(file: DataFile, path: Path, expected: str | None = None) -> None:
 
 # A reachable mirror completes the TCP and TLS handshakes well within a second; 5 s still allows for a
 # lost SYN or two (Linux retransmits after 1 s and 3 s). Once connected, a server that sends no byte for
-# 15 s has stalled: working mirrors send their headers within a few
-# seconds and then stream continuously. A dead network thus costs about 20 s per host, not 30 s per file
-# and mirror as a single urllib timeout would, because a host that failed is skipped for the other files.
+# 15 s has stalled: working mirrors send their headers within a few seconds and then stream continuously.
+# A dead network thus costs about 20 s per host, not 30 s per file and mirror as a single urllib timeout
+# would, because a host that failed is skipped for the other files.
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 15.0
 # A live download writes its .part file at least every READ_TIMEOUT seconds; one untouched for this long
