@@ -4,7 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PRESET ?= quick
-OUT ?= runs/$(PRESET)
+# Empty OUT: the default folder, one per setting and kind of data (runs/quick, runs/quick-stand-in, ...).
+OUT ?=
+# More options of the main job, e.g. ARGS="--set epochs=3 --set sparsity_weight=1e-2".
+ARGS ?=
 # Real datasets: $MINIDL_DATA if set, else a ../shared/data folder beside the checkout when there is one.
 MINIDL_DATA ?= $(if $(wildcard ../shared/data/mnist),$(abspath ../shared/data))
 export MINIDL_DATA
@@ -33,7 +36,7 @@ $(VENV)/.installed-docs: setup.cfg pyproject.toml | $(PY)
 venv: $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(PY) -m experiments run --preset $(PRESET) --out $(OUT)
+	$(PY) -m experiments run --preset $(PRESET) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 test: $(VENV)/.installed-docs
 	# the kernels must also be correct as plain Python (how a reader steps through them)

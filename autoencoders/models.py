@@ -28,6 +28,7 @@ class AutoencoderBase:
     """
 
     networks: dict
+    input_range = (0.0, 1.0)  # images as the decoders' sigmoid outputs them; the Trainer checks its data against it
 
     def parameters(self):
         """Yield ``(name, param, grad)`` for every parameter, names prefixed by the sub-network."""

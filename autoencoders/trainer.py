@@ -1,9 +1,11 @@
 """Mini-batch training with Adam, per-epoch history, atomic checkpoints and exact resumption.
 
 A checkpoint is one ``.npz`` written after every epoch (temporary file, then rename) holding the
-parameters, the optimizer state, the state of the random generator and the history; it loads with
-``allow_pickle=False``. Resuming from the checkpoint of epoch k and training on gives, bit for bit,
-the parameters of an uninterrupted run with the same seed and thread count.
+parameters, the optimizer state, the state of the random generator, the history, the config, the identity
+of the training and test data and an optional fingerprint (see :mod:`autoencoders.checkpoints`); it loads
+with ``allow_pickle=False``. Resuming from the checkpoint of epoch k and training on gives, bit for bit,
+the parameters of an uninterrupted run with the same seed and thread count. A checkpoint made from other
+data, another config or another fingerprint is never resumed, and no checkpoint holds non-finite values.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
+from autoencoders.checkpoints import (FORMAT, CheckpointMismatch, array_identity, check_arrays, differences,
+                                      read_checkpoint)
 from minidl.optim import Adam
-from minidl.serialization import assign_params, check_params, load_arrays, save_arrays
+from minidl.serialization import assign_params, save_arrays
 
 SATURATION = 1e-3
 
 
 class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the last good checkpoint is left in place."""
+    """A loss, an evaluation or the trained state became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,8 @@ class Trainer:
     Parameters
     ----------
     model
-        The autoencoder.
+        The autoencoder. If it has an ``input_range`` attribute ``(low, high)``, :meth:`fit` checks that
+        the data lies within it.
     config : TrainingConfig
     checkpoint_path : path or None
         Where the checkpoint of the last finished epoch is kept; None keeps none.
@@ -76,56 +81,151 @@ class Trainer:
         Show a progress bar with the running loss and images per second.
     log : callable or None
         Called with a one-line summary after every epoch (e.g. ``print``).
+    fingerprint : dict or None
+        JSON-serialisable description of what made this model (e.g. settings, architecture, data
+        source); stored in every checkpoint, and a checkpoint with another one is not resumed.
     """
 
     def __init__(self, model, config: TrainingConfig, checkpoint_path=None, progress: bool = True,
-                 log=None) -> None:
+                 log=None, fingerprint: dict | None = None) -> None:
         self.model = model
         self.log = log
         self.config = config
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.progress = progress
+        self.fingerprint = fingerprint
         self.optimizer = Adam(model.parameters(), lr=config.learning_rate)
         self.rng = np.random.default_rng(config.seed)
         self.epoch = 0
         self.history: list[dict] = []
+        self.data: dict | None = None  # identity of the data of the current fit (set by fit)
+        self._checkpoint_epoch: int | None = None  # epoch of the checkpoint this trainer wrote or loaded
 
     # -- checkpoints -------------------------------------------------------------------------
-    def save_checkpoint(self, path=None) -> None:
-        """Write parameters, optimizer state, generator state and history atomically."""
-        path = Path(path) if path is not None else self.checkpoint_path
+    def _state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"param/{name}": param for name, param, _ in self.model.parameters()}
-        arrays.update({f"optim/{key}": value for key, value in self.optimizer.state_dict().items()})
-        meta = {"epoch": self.epoch, "history": self.history, "config": asdict(self.config),
-                "rng": self.rng.bit_generator.state}
-        arrays["meta"] = np.array(json.dumps(meta))
-        save_arrays(path, arrays)
+        arrays.update({f"optim/{key}": value for key, value in self.optimizer.state.items()})
+        return arrays
 
-    def load_checkpoint(self, path=None) -> None:
-        """Restore everything :meth:`save_checkpoint` wrote; a mismatched file changes nothing."""
+    def save_checkpoint(self, path=None) -> None:
+        """Write parameters, optimizer state, generator state, history and provenance atomically.
+
+        Raises TrainingDiverged, writing nothing, when a parameter or optimizer state is not finite.
+        """
         path = Path(path) if path is not None else self.checkpoint_path
-        arrays = load_arrays(path)
-        meta = json.loads(str(arrays.pop("meta")))
+        self._check_state(f"at epoch {self.epoch}")
+        arrays = self._state_arrays()
+        meta = {"format": FORMAT, "epoch": self.epoch, "history": self.history, "config": asdict(self.config),
+                "rng": self.rng.bit_generator.state, "data": self.data, "fingerprint": self.fingerprint}
+        save_arrays(path, {**arrays, "meta": np.array(json.dumps(meta))})
+        if path == self.checkpoint_path:
+            self._checkpoint_epoch = self.epoch
+
+    def mismatches(self, meta: dict, data: dict | None = None) -> list[str]:
+        """How a checkpoint's ``meta`` differs from this trainer (and from ``data``, the identity of the data
+        about to be trained on, when given): one ``"field: old -> new"`` per difference.
+
+        Every config field must match except ``epochs``, which may grow: continuing for more epochs is exact,
+        but a checkpoint that trained further than ``config.epochs`` is a mismatch.
+        """
+        config = asdict(self.config)
+        found = differences({k: v for k, v in meta["config"].items() if k != "epochs"},
+                            {k: v for k, v in config.items() if k != "epochs"}, "config")
+        if meta["epoch"] > self.config.epochs:
+            found.append(f"config.epochs: trained {meta['epoch']} -> {self.config.epochs}")
+        found += differences(meta.get("fingerprint"), self.fingerprint, "fingerprint")
+        if data is not None:
+            found += differences(meta.get("data"), data, "data")
+        return found
+
+    def load_checkpoint(self, path=None, data: dict | None = None) -> None:
+        """Restore everything :meth:`save_checkpoint` wrote.
+
+        The whole file is checked first -- readable, metadata, generator state, the names, shapes, dtypes
+        and finiteness of every parameter and optimizer array, and :meth:`mismatches` -- and nothing is
+        changed unless all of it fits. Raises CheckpointError (CheckpointMismatch for other data or
+        settings) naming the file.
+        """
+        path = Path(path) if path is not None else self.checkpoint_path
+        meta, arrays = read_checkpoint(path)
+        found = self.mismatches(meta, data)
+        if found:
+            raise CheckpointMismatch(path, found)
+        check_arrays(path, self._state_arrays(), arrays)
         params = {key[len("param/"):]: value for key, value in arrays.items() if key.startswith("param/")}
-        optim = {key[len("optim/"):]: value for key, value in arrays.items() if key.startswith("optim/")}
-        model_params = {name: param for name, param, _ in self.model.parameters()}
-        check_params(model_params, params, source=str(path))  # before the optimizer changes anything
-        self.optimizer.load_state_dict(optim)
-        assign_params(model_params, params, source=str(path))
+        self.optimizer.load_state_dict({key[len("optim/"):]: value for key, value in arrays.items()
+                                        if key.startswith("optim/")})
+        assign_params({name: param for name, param, _ in self.model.parameters()}, params, source=str(path))
         self.rng.bit_generator.state = meta["rng"]
-        self.epoch = int(meta["epoch"])
+        self.epoch = meta["epoch"]
         self.history = list(meta["history"])
+        if path == self.checkpoint_path:
+            self._checkpoint_epoch = self.epoch
+
+    def _check_state(self, when: str) -> None:
+        """Raise TrainingDiverged unless every parameter and optimizer array is finite."""
+        non_finite = [key for key, value in self._state_arrays().items() if not np.isfinite(value).all()]
+        if non_finite:
+            raise TrainingDiverged(f"Non-finite values {when} in {', '.join(non_finite[:4])}"
+                                   f"{' and more' if len(non_finite) > 4 else ''}; {self._kept()}. "
+                                   "Lower the learning rate or check the data.")
+
+    def _kept(self) -> str:
+        """Which checkpoint is left on disk, for the messages of TrainingDiverged."""
+        path = self.checkpoint_path
+        if path is None:
+            return "no checkpoint is kept (checkpoint_path is None)"
+        if self._checkpoint_epoch is not None:
+            return f"the checkpoint of epoch {self._checkpoint_epoch} is kept at {path}"
+        if path.exists():
+            return f"{path}, which this run neither wrote nor resumed, was left as it was"
+        return "no checkpoint was written yet"
+
+    # -- data --------------------------------------------------------------------------------
+    def check_data(self, x_train: np.ndarray, x_test: np.ndarray | None = None) -> None:
+        """Raise ValueError (TypeError for non-arrays) unless the data can be trained on: floating point,
+        non-empty, finite, train and test samples of one shape, and within the model's ``input_range``."""
+        arrays = {"x_train": x_train} if x_test is None else {"x_train": x_train, "x_test": x_test}
+        low, high = getattr(self.model, "input_range", None) or (-np.inf, np.inf)
+        expected = "floating-point values" + (f" in [{low}, {high}]" if np.isfinite([low, high]).all() else "")
+        for name, x in arrays.items():
+            if not isinstance(x, np.ndarray):
+                raise TypeError(f"Expected {name} to be a numpy array. Received: {type(x).__name__}.")
+            if x.dtype.kind != "f":
+                hint = (" (divide uint8 pixels by 255: x.astype(np.float32) / 255)" if x.dtype == np.uint8
+                        else "")
+                raise ValueError(f"Expected {name} to hold {expected}. Received dtype {x.dtype}; convert it{hint}.")
+            if x.ndim < 2 or len(x) == 0 or x[0].size == 0:
+                raise ValueError(f"Expected {name} to hold at least one sample, (N, ...) with N >= 1 and "
+                                 f"non-empty samples. Received shape {x.shape}.")
+            if not np.isfinite(x).all():
+                count = int(x.size - np.count_nonzero(np.isfinite(x)))
+                raise ValueError(f"{name} holds {count:,} NaN or infinite value(s); remove or repair those samples.")
+            found_low, found_high = float(x.min()), float(x.max())
+            if found_low < low or found_high > high:
+                hint = " (divide uint8 pixels by 255)" if found_high > 1.0 and high == 1.0 else ""
+                raise ValueError(f"{type(self.model).__name__} expects {name} in [{low}, {high}]. Received "
+                                 f"values in [{found_low:g}, {found_high:g}]; rescale the data{hint}.")
+        if x_test is not None and x_test.shape[1:] != x_train.shape[1:]:
+            raise ValueError(f"x_train and x_test samples differ in shape: {x_train.shape[1:]} and "
+                             f"{x_test.shape[1:]}.")
 
     # -- training ----------------------------------------------------------------------------
     def fit(self, x_train: np.ndarray, x_test: np.ndarray | None = None, resume: bool = False) -> list[dict]:
         """Train up to ``config.epochs`` epochs; with ``resume=True`` continue from the checkpoint.
 
+        The data is checked first (:meth:`check_data`), and a checkpoint is resumed only when it was made
+        from the same data, config and fingerprint (:meth:`load_checkpoint`). Training stops with
+        TrainingDiverged on a non-finite loss, evaluation or state, keeping the last good checkpoint.
+
         Returns the history: one dict per epoch with the mean of every loss term on the training
         batches (``train_<term>``), on ``x_test`` (``test_<term>``), the latent health of the test (or
         training) codes, and the wall time of the epoch.
         """
+        self.check_data(x_train, x_test)
+        self.data = {"x_train": array_identity(x_train), "x_test": array_identity(x_test)}
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
-            self.load_checkpoint()
+            self.load_checkpoint(data=self.data)
         n = len(x_train)
         batch_size = self.config.batch_size
         while self.epoch < self.config.epochs:
@@ -140,13 +240,10 @@ class Trainer:
                 if not all(math.isfinite(value) for value in terms.values()):
                     if bar is not None:
                         bar.close()
-                    kept = (f"the checkpoint of epoch {self.epoch} is kept at {self.checkpoint_path}"
-                            if self.checkpoint_path is not None and self.checkpoint_path.exists()
-                            else "no checkpoint was written yet")
                     raise TrainingDiverged(
                         f"Non-finite loss at epoch {self.epoch + 1}, batch {batch_index + 1}: "
-                        f"{ {k: float(v) for k, v in terms.items()} }; {kept}. The parameters were not updated "
-                        "with this batch; lower the learning rate or check the data.")
+                        f"{ {k: float(v) for k, v in terms.items()} }; {self._kept()}. The parameters were not "
+                        "updated with this batch; lower the learning rate or check the data.")
                 self.optimizer.step()
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + value * len(batch)
@@ -157,15 +254,19 @@ class Trainer:
                                     img_s=f"{seen / (time.perf_counter() - started):.0f}")
             if bar is not None:
                 bar.close()
-            self.epoch += 1
-            record = {"epoch": self.epoch}
+            self._check_state(f"after the updates of epoch {self.epoch + 1}")
+            record = {"epoch": self.epoch + 1}
             record.update({f"train_{key}": value / n for key, value in sums.items()})
             probe_set = x_test if x_test is not None else x_train[: self.config.eval_batch_size * 4]
             if x_test is not None:
                 test_terms = self.evaluate(x_test)
+                if not all(math.isfinite(value) for value in test_terms.values()):
+                    raise TrainingDiverged(f"Non-finite evaluation of x_test after epoch {self.epoch + 1}: "
+                                           f"{test_terms}; {self._kept()}. Lower the learning rate.")
                 record.update({f"test_{key}": value for key, value in test_terms.items()})
             record.update(latent_health(self.encode(probe_set)))
             record["seconds"] = time.perf_counter() - started
+            self.epoch += 1
             self.history.append(record)
             if self.checkpoint_path is not None:
                 self.save_checkpoint()

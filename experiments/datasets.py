@@ -12,6 +12,10 @@ in C order), and the verdict is remembered in the cache keyed by path, size and 
 Missing files are downloaded into the cache from public mirrors, each into a temporary file that is
 renamed only once complete and verified. ``python -m experiments.datasets verify|fetch`` checks or
 fetches everything.
+
+Two errors tell apart what a caller must: :class:`DataUnavailable` (the file is nowhere and cannot be
+downloaded, or a data folder the user named does not exist) and :class:`DataDamaged` (a file exists but
+is truncated, corrupt or another version).
 """
 
 from __future__ import annotations
@@ -19,10 +23,15 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import http.client
 import json
 import os
+import socket
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -33,6 +42,14 @@ import numpy as np
 
 class DatasetError(Exception):
     """A data file is missing, corrupt or unreadable; the message says what to do."""
+
+
+class DataUnavailable(DatasetError):
+    """The file is in no searched folder and could not be downloaded, or a named data folder does not exist."""
+
+
+class DataDamaged(DatasetError):
+    """A file was found but is truncated, corrupt or another version; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -71,12 +88,25 @@ def cache_dir() -> Path:
     return (Path(base) if base else Path.home() / ".cache") / "minidl"
 
 
-def search_dirs(data_dir=None) -> list[Path]:
-    """The folders searched, in order: ``data_dir``, ``$MINIDL_DATA``, the user cache."""
-    dirs = [Path(data_dir)] if data_dir is not None else []
+def pointed_dirs(data_dir=None) -> dict[str, Path]:
+    """The data folders the user named, by how: ``data_dir`` (``--data-dir``) and ``$MINIDL_DATA``."""
+    dirs = {"--data-dir": Path(data_dir)} if data_dir is not None else {}
     if os.environ.get("MINIDL_DATA"):
-        dirs.append(Path(os.environ["MINIDL_DATA"]))
-    return dirs + [cache_dir()]
+        dirs["MINIDL_DATA"] = Path(os.environ["MINIDL_DATA"])
+    return dirs
+
+
+def search_dirs(data_dir=None) -> list[Path]:
+    """The folders searched, in order: ``data_dir``, ``$MINIDL_DATA``, the user cache.
+
+    Raises DataUnavailable when a folder the user named does not exist (a typo must not pass unnoticed).
+    """
+    pointed = pointed_dirs(data_dir)
+    for how, directory in pointed.items():
+        if not directory.is_dir():
+            raise DataUnavailable(f"{directory} (given as {how}) is not an existing folder. Point {how} at the "
+                                  "folder that holds mnist/ and frey/, or leave it unset.")
+    return [*pointed.values(), cache_dir()]
 
 
 def find(file: DataFile, dirs: list[Path]) -> Path | None:
@@ -103,24 +133,24 @@ def read_content(path: Path) -> bytes:
         raw = path.read_bytes()
         return gzip.decompress(raw) if path.suffix == ".gz" else raw
     except (EOFError, OSError, zlib.error) as error:
-        raise DatasetError(f"{path}: cannot be read or decompressed ({error}); the file is damaged or "
+        raise DataDamaged(f"{path}: cannot be read or decompressed ({error}); the file is damaged or "
                            "truncated. Delete it and fetch it again (python -m experiments.datasets fetch).") from None
 
 
 def parse_idx(content: bytes, source: str) -> np.ndarray:
     """Parse the IDX format: two zero bytes, type code 0x08 (uint8), rank, big-endian uint32 sizes, data."""
     if len(content) < 4 or content[0] != 0 or content[1] != 0:
-        raise DatasetError(f"{source}: not an IDX file (bad magic number {content[:4].hex() or 'empty'}).")
+        raise DataDamaged(f"{source}: not an IDX file (bad magic number {content[:4].hex() or 'empty'}).")
     if content[2] != 0x08:
-        raise DatasetError(f"{source}: IDX type code 0x{content[2]:02x}, expected 0x08 (unsigned bytes).")
+        raise DataDamaged(f"{source}: IDX type code 0x{content[2]:02x}, expected 0x08 (unsigned bytes).")
     rank = content[3]
     header = 4 + 4 * rank
     if len(content) < header:
-        raise DatasetError(f"{source}: IDX header announces {rank} dimensions but the file ends early.")
+        raise DataDamaged(f"{source}: IDX header announces {rank} dimensions but the file ends early.")
     shape = tuple(int(v) for v in np.frombuffer(content, dtype=">u4", count=rank, offset=4))
     expected = int(np.prod(shape)) if shape else 1
     if len(content) - header != expected:
-        raise DatasetError(f"{source}: IDX dimensions {shape} need {expected:,} bytes of data, the file has "
+        raise DataDamaged(f"{source}: IDX dimensions {shape} need {expected:,} bytes of data, the file has "
                            f"{len(content) - header:,}.")
     return np.frombuffer(content, dtype=np.uint8, offset=header).reshape(shape)
 
@@ -132,14 +162,14 @@ def read_frey_array(path: Path) -> np.ndarray:
     try:
         contents = loadmat(path)
     except Exception as error:  # scipy raises many types for damaged files
-        raise DatasetError(f"{path}: not a readable MATLAB file ({type(error).__name__}: {error}). "
+        raise DataDamaged(f"{path}: not a readable MATLAB file ({type(error).__name__}: {error}). "
                            "Delete it and fetch it again.") from None
     if "ff" not in contents:
         found = sorted(key for key in contents if not key.startswith("__"))
-        raise DatasetError(f"{path}: has no variable 'ff' (found {found}); this is not frey_rawface.mat.")
+        raise DataDamaged(f"{path}: has no variable 'ff' (found {found}); this is not frey_rawface.mat.")
     ff = contents["ff"]
     if ff.ndim != 2 or ff.shape[0] != 28 * 20 or ff.dtype != np.uint8:
-        raise DatasetError(f"{path}: 'ff' should be uint8 of shape (560, N), found {ff.dtype} {ff.shape}.")
+        raise DataDamaged(f"{path}: 'ff' should be uint8 of shape (560, N), found {ff.dtype} {ff.shape}.")
     return ff
 
 
@@ -174,7 +204,7 @@ def verify(file: DataFile, path: Path, expected: str | None = None) -> None:
         return
     found = content_digest(file, path)
     if found != expected:
-        raise DatasetError(f"{path}: checksum mismatch for {file.relative}: expected sha256 {expected}, found "
+        raise DataDamaged(f"{path}: checksum mismatch for {file.relative}: expected sha256 {expected}, found "
                            f"{found}. The file is corrupt or a different version: delete it and fetch it "
                            "again (python -m experiments.datasets fetch).")
     memo[key] = expected
@@ -189,25 +219,102 @@ def verify(file: DataFile, path: Path, expected: str | None = None) -> None:
 
 # -- downloading ------------------------------------------------------------------------------------
 
+# A reachable mirror completes the TCP and TLS handshakes well within a second; 5 s still allows for a
+# lost SYN or two (Linux retransmits after 1 s and 3 s). Once connected, a server that sends no byte for
+# 15 s has stalled: working mirrors send their headers within a few seconds and then stream continuously.
+# A dead network thus costs about 20 s per host, not 30 s per file and mirror as a single urllib timeout
+# would, because a host that failed is skipped for the other files.
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 15.0
+# A live download writes its .part file at least every READ_TIMEOUT seconds; one untouched for this long
+# was left by a killed process.
+STALE_PART_SECONDS = 600.0
+
+# Hosts (``host:port``) that timed out or could not be reached, so that the other files of the same process
+# skip them instead of waiting again: process-wide on purpose, a network does not heal within one run.
+UNREACHABLE_HOSTS: set[str] = set()
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def _opener(read_timeout: float) -> urllib.request.OpenerDirector:
+    """urllib with a read timeout of its own: ``open(url, timeout=connect)`` bounds the handshakes, and each
+    read after them waits at most ``read_timeout`` (urllib alone uses one timeout for both)."""
+    def patient(connection_class):
+        class Connection(connection_class):
+            def connect(self):
+                super().connect()
+                self.sock.settimeout(read_timeout)
+        return Connection
+
+    class HTTP(urllib.request.HTTPHandler):
+        def http_open(self, request):
+            return self.do_open(patient(http.client.HTTPConnection), request)
+
+    class HTTPS(urllib.request.HTTPSHandler):
+        def https_open(self, request):
+            return self.do_open(patient(http.client.HTTPSConnection), request, context=self._context)
+
+    return urllib.request.build_opener(HTTP, HTTPS)
+
+
+def _remove_stale_parts(folder: Path, name: str, log) -> None:
+    """Delete ``<name>.*.part[.gz]`` files that no live download can still be writing (see STALE_PART_SECONDS)."""
+    for part in [*folder.glob(f"{name}*.part"), *folder.glob(f"{name}*.part.gz")]:
+        try:
+            if time.time() - part.stat().st_mtime > STALE_PART_SECONDS:
+                part.unlink()
+                log(f"removed {part}, left by an interrupted download")
+        except OSError:
+            pass  # gone already, or not ours to delete
+
+
+def _failure(error: BaseException, connect_timeout: float, read_timeout: float) -> tuple[str, bool]:
+    """What went wrong in a download, and whether the host itself failed (timed out, refused, unknown)."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}", False
+    if isinstance(error, urllib.error.URLError):  # raised while connecting
+        if isinstance(error.reason, TimeoutError):
+            return f"no connection within {connect_timeout:g} s", True
+        return str(error.reason), isinstance(error.reason, OSError)
+    if isinstance(error, TimeoutError):  # connected, then silence
+        return f"connected, then no data for {read_timeout:g} s", True
+    return str(error), False
+
+
 def download(file: DataFile, destination: Path, mirrors=None, expected: str | None = None,
-             timeout: float = 30.0, progress: bool = True) -> Path:
+             connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT,
+             progress: bool = True, log=_stderr) -> Path:
     """Fetch ``file`` into ``destination`` from the first mirror that gives a verified copy.
 
     Each attempt streams into a temporary file beside the target; only a complete, verified download is
-    renamed into place, so an interrupted or corrupt transfer leaves nothing behind. Raises DatasetError
-    listing each mirror's failure when none succeeds.
+    renamed into place, so an interrupted or corrupt transfer leaves nothing behind (and ``.part`` files of
+    killed processes are removed on the next attempt). ``log`` gets one line per attempt: the URL, the
+    outcome and the seconds it took. Hosts that time out or cannot be reached are remembered in
+    :data:`UNREACHABLE_HOSTS` and skipped by later downloads. Raises DatasetError listing each mirror's
+    failure when none succeeds.
     """
     mirrors = tuple(mirrors) if mirrors is not None else file.mirrors
     (destination / file.relative).parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_parts((destination / file.relative).parent, Path(file.relative).name, log)
+    opener = _opener(read_timeout)
     failures = []
     for url in mirrors:
+        host = urllib.parse.urlsplit(url).netloc
+        if host in UNREACHABLE_HOSTS:
+            failures.append(f"{url}: skipped, {host} could not be reached earlier")
+            log(f"download {url}: skipped ({host} could not be reached earlier in this run)")
+            continue
         suffix = ".gz" if url.endswith(".gz") else ""
         target = destination / (file.relative + suffix)
         descriptor, temporary = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=target.parent)
         temporary = Path(temporary)
+        started = time.perf_counter()
         try:
             with os.fdopen(descriptor, "wb") as handle:
-                _stream(url, handle, timeout, progress, target.name)
+                received = _stream(opener, url, handle, connect_timeout, progress, target.name)
             # verify the temporary copy under the final name's rules (gz or not)
             checked = temporary.with_name(temporary.name + suffix)
             temporary.replace(checked)
@@ -216,16 +323,22 @@ def download(file: DataFile, destination: Path, mirrors=None, expected: str | No
             if found != (expected or file.sha256):
                 raise DatasetError(f"checksum mismatch (expected {expected or file.sha256}, found {found})")
             temporary.replace(target)
+            log(f"download {url}: ok, {received:,} bytes ({time.perf_counter() - started:.1f} s)")
             return target
-        except (OSError, DatasetError, ValueError) as error:
-            failures.append(f"{url}: {error}")
+        except (OSError, DatasetError, ValueError, http.client.HTTPException) as error:
+            reason, host_failed = _failure(error, connect_timeout, read_timeout)
+            if host_failed:
+                UNREACHABLE_HOSTS.add(host)
+            failures.append(f"{url}: {reason}")
+            log(f"download {url}: failed, {reason} ({time.perf_counter() - started:.1f} s)")
         finally:
             temporary.unlink(missing_ok=True)
     raise DatasetError("; ".join(failures) or "no mirror is known")
 
 
-def _stream(url: str, handle, timeout: float, progress: bool, label: str) -> None:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+def _stream(opener, url: str, handle, connect_timeout: float, progress: bool, label: str) -> int:
+    """Copy the body at ``url`` into ``handle``; returns the number of bytes."""
+    with opener.open(url, timeout=connect_timeout) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
         bar = None
         if progress:
@@ -243,28 +356,56 @@ def _stream(url: str, handle, timeout: float, progress: bool, label: str) -> Non
                 bar.close()
         if total is not None and received != total:
             raise OSError(f"connection closed after {received:,} of {total:,} bytes")
+        return received
+
+
+def _verified_copy(file: DataFile, dirs: list[Path], expected: str | None, besides: Path) -> Path | None:
+    """Another copy of ``file`` in ``dirs`` that passes verification, if there is one."""
+    for directory in dirs:
+        for suffix in ("", ".gz"):
+            path = directory / (file.relative + suffix)
+            if path.is_file() and path.resolve() != besides.resolve():
+                try:
+                    verify(file, path, expected)
+                    return path
+                except DatasetError:
+                    continue
+    return None
 
 
 def locate(name: str, data_dir=None, fetch: bool = True, mirrors=None, expected: str | None = None,
-           progress: bool = True) -> Path:
-    """The verified path of one of :data:`FILES`, downloading it into the cache when missing."""
+           progress: bool = True, log=_stderr) -> Path:
+    """The verified path of one of :data:`FILES`, downloading it into the cache when missing.
+
+    Raises DataUnavailable when the file is nowhere and cannot be downloaded (or a named data folder does
+    not exist), and DataDamaged when the first copy found fails verification -- naming a verified copy
+    elsewhere in the search path when there is one.
+    """
     file = FILES[name]
     dirs = search_dirs(data_dir)
     path = find(file, dirs)
     if path is None:
         if not fetch:
-            raise DatasetError(_missing_message(file, dirs, "downloading was not allowed"))
+            raise DataUnavailable(_missing_message(file, dirs, "downloading was not allowed"))
         try:
-            path = download(file, cache_dir(), mirrors, expected, progress=progress)
+            path = download(file, cache_dir(), mirrors, expected, progress=progress, log=log)
         except DatasetError as error:
-            raise DatasetError(_missing_message(file, dirs, str(error))) from None
-    verify(file, path, expected)
+            raise DataUnavailable(_missing_message(file, dirs, str(error))) from None
+    try:
+        verify(file, path, expected)
+    except DataDamaged as error:
+        good = _verified_copy(file, dirs, expected, besides=path)
+        if good is None:
+            raise
+        raise DataDamaged(f"{error} A verified copy exists at {good}: replace the damaged file with it, or "
+                          f"point --data-dir (or MINIDL_DATA) at {good.parent.parent}.") from None
     return path
 
 
 # -- the datasets ----------------------------------------------------------------------------------
 
-def load_mnist(data_dir=None, fetch: bool = True, checksums: dict | None = None, mirrors: dict | None = None):
+def load_mnist(data_dir=None, fetch: bool = True, checksums: dict | None = None, mirrors: dict | None = None,
+               log=_stderr):
     """MNIST as float32 images in [0, 1] and uint8 labels.
 
     Returns
@@ -274,23 +415,24 @@ def load_mnist(data_dir=None, fetch: bool = True, checksums: dict | None = None,
     checksums, mirrors = checksums or {}, mirrors or {}
     arrays = {}
     for name in ("train-images", "train-labels", "test-images", "test-labels"):
-        path = locate(name, data_dir, fetch, mirrors.get(name), checksums.get(name))
+        path = locate(name, data_dir, fetch, mirrors.get(name), checksums.get(name), log=log)
         arrays[name] = parse_idx(read_content(path), str(path))
     result = []
     for split in ("train", "test"):
         images, labels = arrays[f"{split}-images"], arrays[f"{split}-labels"]
         if images.ndim != 3 or labels.ndim != 1:
-            raise DatasetError(f"MNIST {split}: expected images (N, 28, 28) and labels (N,), found "
+            raise DataDamaged(f"MNIST {split}: expected images (N, 28, 28) and labels (N,), found "
                                f"{images.shape} and {labels.shape}.")
         if len(images) != len(labels):
-            raise DatasetError(f"MNIST {split}: {len(images):,} images but {len(labels):,} labels.")
+            raise DataDamaged(f"MNIST {split}: {len(images):,} images but {len(labels):,} labels.")
         result += [(images[:, None] / np.float32(255)).astype(np.float32), labels.copy()]
     return tuple(result)
 
 
-def load_frey_faces(data_dir=None, fetch: bool = True, checksum: str | None = None, mirrors=None) -> np.ndarray:
+def load_frey_faces(data_dir=None, fetch: bool = True, checksum: str | None = None, mirrors=None,
+                    log=_stderr) -> np.ndarray:
     """Frey Face: float32 images (1965, 1, 28, 20) in [0, 1]."""
-    path = locate("frey", data_dir, fetch, mirrors, checksum)
+    path = locate("frey", data_dir, fetch, mirrors, checksum, log=log)
     ff = read_frey_array(path)
     return (ff.T.reshape(-1, 1, 28, 20) / np.float32(255)).astype(np.float32)
 
@@ -320,8 +462,13 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     rows, failed = [], False
+    try:
+        dirs = search_dirs(args.data_dir)
+    except DatasetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     for name, file in FILES.items():
-        path = find(file, search_dirs(args.data_dir))
+        path = find(file, dirs)
         try:
             if path is None and args.command == "fetch":
                 path = locate(name, args.data_dir)

@@ -12,6 +12,8 @@ from autoencoders.trainer import Trainer, TrainingConfig
 from experiments import plots
 from experiments.presets import Preset
 
+CHECKPOINT = "checkpoints/vae.npz"  # inside the output folder
+
 
 def split(images: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A fixed random split: the same held-out faces for a given seed."""
@@ -20,16 +22,21 @@ def split(images: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarr
     return images[order[n_test:]], images[order[:n_test]]
 
 
-def run(preset: Preset, images: np.ndarray, out_dir: Path, progress: bool = True, log=print) -> dict:
-    """Train (or reuse) the VAE and produce its numbers and figures."""
+def build_model(preset: Preset, image_shape=(1, 28, 20)) -> VariationalAutoencoder:
+    """The VAE of the study, initialised from the preset's seed."""
+    return VariationalAutoencoder(image_shape, preset.vae_hidden, preset.vae_latent_dim, rng=preset.seed)
+
+
+def run(preset: Preset, x_train: np.ndarray, x_test: np.ndarray, out_dir: Path, progress: bool = True, log=print,
+        fingerprint: dict | None = None) -> dict:
+    """Train (or reuse) the VAE on a :func:`split` and produce its numbers (with ``fingerprint`` as
+    ``provenance``) and figures. The checkpoint is resumed only when made with the same fingerprint and data."""
     figures = out_dir / "figures"
-    x_train, x_test = split(images, preset.test_fraction, preset.seed)
-    model = VariationalAutoencoder(images.shape[1:], preset.vae_hidden, preset.vae_latent_dim, rng=preset.seed)
+    model = build_model(preset, x_train.shape[1:])
     config = TrainingConfig(epochs=preset.vae_epochs, batch_size=preset.vae_batch_size,
                             learning_rate=preset.vae_learning_rate, seed=preset.seed)
     log(f"[frey] VAE: training {preset.vae_epochs} epochs on {len(x_train):,} faces, {len(x_test):,} held out")
-    trainer = Trainer(model, config, out_dir / "checkpoints" / "vae.npz", progress=progress,
-                      log=log)
+    trainer = Trainer(model, config, out_dir / CHECKPOINT, progress=progress, log=log, fingerprint=fingerprint)
     started = time.perf_counter()
     trainer.fit(x_train, x_test, resume=True)
     train_seconds = time.perf_counter() - started
@@ -37,7 +44,7 @@ def run(preset: Preset, images: np.ndarray, out_dir: Path, progress: bool = True
     result = {"n_train": len(x_train), "n_test": len(x_test), "test_fraction": preset.test_fraction,
               "likelihood": model.likelihood, "epochs": preset.vae_epochs, "history": trainer.history,
               "seconds_per_epoch": float(np.mean([r["seconds"] for r in trainer.history])),
-              "train_seconds_this_run": train_seconds}
+              "train_seconds_this_run": train_seconds, "provenance": fingerprint}
     for name, data in (("train", x_train), ("test", x_test)):
         terms = trainer.evaluate(data)
         result[name] = {"elbo": -terms["loss"], "reconstruction": terms["reconstruction"], "kl": terms["kl"]}

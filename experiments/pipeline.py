@@ -1,9 +1,12 @@
-"""Command line and orchestration of the main job (see ``python -m experiments --help``)."""
+"""Command line and orchestration of the main job (see ``python -m experiments --help``).
+
+Exit codes: 0 done; 1 the data, a file in the output folder or the training failed (one line naming the
+path); 2 the command line was wrong or the output folder holds results of other data or settings.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -11,11 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import datasets
-from experiments.presets import PRESETS, get_preset
+from autoencoders.checkpoints import CheckpointError, plain
+from autoencoders.trainer import TrainingDiverged
+from experiments import datasets, provenance, run_folder
+from experiments.presets import PRESETS, default_folder, overrides, resolve_preset, settable, settings
 
-STAND_IN_WARNING = ("WARNING: MNIST/Frey Face could not be found or downloaded; using the OFFLINE STAND-IN "
-                    "(scikit-learn's 8x8 digits resized to 28x28). The numbers will NOT be comparable with the study.")
+STAND_IN = "the OFFLINE STAND-IN (scikit-learn's 8x8 digits resized to 28x28)"
+NOT_COMPARABLE = "Its numbers are NOT comparable with the study's."
+
+
+class UsageError(Exception):
+    """The command line asks for something impossible; nothing was run or written."""
 
 
 def _versions() -> dict[str, str]:
@@ -30,13 +39,26 @@ def _versions() -> dict[str, str]:
             "matplotlib": matplotlib.__version__}
 
 
+def _stand_in_allowed(error: datasets.DataUnavailable, data_dir, what: str) -> None:
+    """Re-raise ``error`` when the user named a data folder: the stand-in is only for a user without data."""
+    pointed = datasets.pointed_dirs(data_dir)
+    if not all(path.is_dir() for path in pointed.values()):
+        raise error  # a named folder that does not exist: the message says so
+    if pointed:
+        raise datasets.DataUnavailable(
+            f"{error} (The offline stand-in replaces {what} only when no data folder is named; here "
+            f"{' and '.join(pointed)} named {', '.join(str(path) for path in pointed.values())}.)") from None
+
+
 def load_mnist_or_stand_in(data_dir, log=print) -> tuple[dict, str, bool]:
-    """MNIST, or (loudly) the offline digits stand-in split 80/20 when MNIST is unavailable."""
+    """MNIST, or (loudly) the offline digits stand-in split 80/20 when MNIST is unavailable and no data
+    folder was named. A damaged file, or a file missing from a named folder, is an error."""
     try:
         x_train, y_train, x_test, y_test = datasets.load_mnist(data_dir)
         return dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test), "MNIST", False
-    except datasets.DatasetError as error:
-        log(f"{error}\n\n{STAND_IN_WARNING}")
+    except datasets.DataUnavailable as error:
+        _stand_in_allowed(error, data_dir, "MNIST")
+        log(f"{error}\n\nWARNING: MNIST could not be found or downloaded; using {STAND_IN}. {NOT_COMPARABLE}")
         images, labels = datasets.load_digits_28()
         order = np.random.default_rng(0).permutation(len(images))
         cut = int(0.8 * len(images))
@@ -46,68 +68,87 @@ def load_mnist_or_stand_in(data_dir, log=print) -> tuple[dict, str, bool]:
 
 
 def load_frey_or_stand_in(data_dir, log=print) -> tuple[np.ndarray, str, bool]:
-    """Frey Face, or (loudly) the digits stand-in cropped to 28x20 when it is unavailable."""
+    """Frey Face, or (loudly) the digits stand-in cropped to 28x20, under the rules of MNIST's."""
     try:
         return datasets.load_frey_faces(data_dir), "Frey Face", False
-    except datasets.DatasetError as error:
-        log(f"{error}\n\n{STAND_IN_WARNING}")
+    except datasets.DataUnavailable as error:
+        _stand_in_allowed(error, data_dir, "Frey Face")
+        log(f"{error}\n\nWARNING: Frey Face could not be found or downloaded; using {STAND_IN}, cropped to "
+            f"28x20. {NOT_COMPARABLE}")
         images, _ = datasets.load_digits_28()
         return np.ascontiguousarray(images[:, :, :, 4:24]), "offline stand-in: digits cropped to 28x20", True
 
 
-def _update_metrics(out_dir: Path, part: str, values: dict, run_info: dict) -> None:
-    """Merge one part's results into ``metrics.json`` (MNIST results merge model by model)."""
-    path = out_dir / "metrics.json"
-    metrics = json.loads(path.read_text()) if path.exists() else {}
-    metrics[part] = {**metrics.get(part, {}), **values} if part in ("mnist", "mnist_reference") else values
-    previous = metrics.get("run", {})
-    run_info["seconds"] = {**previous.get("seconds", {}), **run_info["seconds"]}
-    run_info["stand_in"] = bool(previous.get("stand_in")) or run_info["stand_in"]
-    sources = [source for source in previous.get("data_source", "").split("; ") if source]
-    if run_info["data_source"] not in sources:
-        sources.append(run_info["data_source"])
-    run_info["data_source"] = "; ".join(sources)
-    metrics["run"] = run_info
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(metrics, indent=1))
-    temporary.replace(path)
+def prepare(part: str, preset, data_dir, log=print) -> dict:
+    """The arrays one part trains and evaluates on (subset or split per the preset) and their identity."""
+    from experiments import frey, mnist
+
+    if part == "mnist":
+        data, source, stand_in = load_mnist_or_stand_in(data_dir, log)
+        data = mnist.subset(data, preset)
+    else:
+        images, source, stand_in = load_frey_or_stand_in(data_dir, log)
+        x_train, x_test = frey.split(images, preset.test_fraction, preset.seed)
+        data = {"x_train": x_train, "x_test": x_test}
+    return {"data": data, "identity": provenance.data_identity(source, stand_in, **data)}
 
 
-def run_part(part: str, preset, out_dir: Path, data_dir, progress: bool, models=None, log=print) -> None:
-    from dataclasses import asdict
+def expectations(part: str, preset, prepared: dict) -> list[run_folder.Expected]:
+    """Every result and checkpoint of ``part`` with the fingerprint this run gives it (all MNIST models, not
+    only those being trained: the models of one part are compared side by side, so they share their data)."""
+    from experiments import frey, mnist
+
+    identity, shape = prepared["identity"], prepared["data"]["x_train"].shape[1:]
+    if part == "frey":
+        return [run_folder.Expected("Frey Face VAE", ("frey",), provenance.fingerprint(
+            "vae", frey.build_model(preset, shape), preset, identity), frey.CHECKPOINT)]
+    found = [run_folder.Expected("MNIST mean-image reference", ("mnist_reference",), {"data": identity})]
+    for kind in mnist.MODEL_KINDS:
+        made = provenance.fingerprint(kind, mnist.build_model(kind, preset, shape), preset, identity)
+        found.append(run_folder.Expected(f"MNIST {kind}", ("mnist", kind), made, mnist.CHECKPOINT.format(kind=kind)))
+    return found
+
+
+def run_part(part: str, preset, out_dir: Path, prepared: dict, expected: list, progress: bool, models=None,
+             log=print) -> None:
+    """Train and evaluate one part, storing each result in metrics.json as soon as it exists."""
+    from experiments import frey, mnist
 
     started = time.perf_counter()
     stage = part if part != "mnist" or not models else f"mnist ({', '.join(models)})"
+    fingerprints = {item.entry[-1]: item.provenance for item in expected}
 
-    def info(source: str, stand_in: bool) -> dict:
-        return {"preset": preset.name, "seed": preset.seed, "data_source": source, "stand_in": stand_in,
-                "versions": _versions(), "settings": asdict(preset),
-                "seconds": {stage: time.perf_counter() - started}}
+    def store(entry, value):
+        run_folder.store(out_dir, entry, value, {stage: time.perf_counter() - started})
 
+    data = prepared["data"]
     if part == "mnist":
-        from experiments import mnist
-        data, source, stand_in = load_mnist_or_stand_in(data_dir, log)
         # the level a collapsed model sits at: predicting the mean training image for every test image
-        used = mnist.subset(data, preset)
-        baseline = float(np.mean((used["x_test"] - used["x_train"].mean(axis=0)) ** 2))
-        _update_metrics(out_dir, "mnist_reference", {"mean_image_test_mse": baseline}, info(source, stand_in))
+        baseline = float(np.mean((data["x_test"] - data["x_train"].mean(axis=0)) ** 2))
+        store(("mnist_reference",), {"mean_image_test_mse": baseline, "provenance": fingerprints["mnist_reference"]})
         mnist.run(preset, data, out_dir, kinds=models or mnist.MODEL_KINDS, progress=progress, log=log,
-                  store=lambda kind, result: _update_metrics(out_dir, "mnist", {kind: result},
-                                                             info(source, stand_in)))
+                  fingerprints=fingerprints, store=lambda kind, result: store(("mnist", kind), result))
     else:
-        from experiments import frey
-        images, source, stand_in = load_frey_or_stand_in(data_dir, log)
-        values = frey.run(preset, images, out_dir, progress=progress, log=log)
-        _update_metrics(out_dir, part, values, info(source, stand_in))
+        store(("frey",), frey.run(preset, data["x_train"], data["x_test"], out_dir, progress=progress, log=log,
+                                  fingerprint=fingerprints["frey"]))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "mnist", "frey", "report"],
                         help="run: everything; mnist / frey: one part; report: rewrite report.md")
     parser.add_argument("--preset", default="quick", choices=sorted(PRESETS),
                         help="quick (default): a subset in minutes; paper: the study's settings")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/<preset>)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting of the preset (repeatable), e.g. --set epochs=3; tuples take "
+                             f"commas, optional counts take none. Settings: {', '.join(settable())}")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default runs/<preset>[-<overrides>][-stand-in]; one per setting "
+                             "and kind of data)")
+    parser.add_argument("--move-aside", action="store_true",
+                        help="when --out holds results of other data or settings, rename it to "
+                             "<out>.moved-<time> and start afresh (nothing is deleted)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder with mnist/ and frey/ (default: $MINIDL_DATA, then the user cache)")
     parser.add_argument("--models", default=None,
@@ -117,29 +158,82 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    preset = get_preset(args.preset)
-    out_dir = args.out if args.out is not None else Path("runs") / preset.name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    progress = not args.no_progress and sys.stderr.isatty()
-    parts = {"run": ["mnist", "frey"], "mnist": ["mnist"], "frey": ["frey"], "report": []}[args.command]
-    models = None
-    if args.models:
-        from experiments.mnist import MODEL_KINDS
-        models = [name.strip() for name in args.models.split(",") if name.strip()]
-        unknown = sorted(set(models) - set(MODEL_KINDS))
-        if unknown:
-            print(f"Unknown model(s) {unknown}; expected some of {list(MODEL_KINDS)}.", file=sys.stderr)
-            return 2
-    for part in parts:
-        run_part(part, preset, out_dir, args.data_dir, progress, models)
+def _models(text: str | None) -> list[str] | None:
+    from experiments.mnist import MODEL_KINDS
+
+    if not text:
+        return None
+    models = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(models) - set(MODEL_KINDS))
+    if unknown:
+        raise UsageError(f"Unknown model(s) {unknown}; expected some of {list(MODEL_KINDS)}.")
+    return models
+
+
+def _report(out_dir: Path, preset) -> int:
+    """Rewrite the report of ``out_dir`` (default: the preset's real-data folder, else a stand-in one)."""
     from experiments.report import write_report
-    if not (out_dir / "metrics.json").exists():
-        print(f"No metrics in {out_dir} yet: run `python -m experiments run` first.", file=sys.stderr)
-        return 1
+
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise run_folder.FolderError(f"{out_dir}: is a file, not a folder; choose another --out.")
+    kinds = [{}, {"mnist": True, "frey": True}, {"mnist": False, "frey": True}, {"mnist": True, "frey": False}]
+    candidates = [out_dir] if out_dir is not None else [default_folder(preset, kind) for kind in kinds]
+    found = next((folder for folder in candidates if (folder / "metrics.json").is_file()), None)
+    if found is None:
+        raise run_folder.FolderError(f"No metrics in {' or '.join(map(str, candidates))} yet: run "
+                                     "`python -m experiments run` first.")
+    metrics = run_folder.read_metrics(found)
+    if metrics.get("format") != run_folder.FORMAT:
+        raise run_folder.FolderError(f"{found / 'metrics.json'}: written by an older version, without provenance; "
+                                     "run the experiments again into a new --out.")
+    print(f"Report: {write_report(found)}")
+    return 0
+
+
+def execute(args, log=print) -> int:
+    """Everything :func:`main` does, raising instead of printing errors."""
+    try:
+        preset = resolve_preset(args.preset, args.set)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    models = _models(args.models)
+    if args.command == "report":
+        return _report(args.out, preset)
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise run_folder.FolderError(f"{args.out}: is a file, not a folder; choose another --out.")
+    parts = {"run": ["mnist", "frey"], "mnist": ["mnist"], "frey": ["frey"]}[args.command]
+    prepared = {part: prepare(part, preset, args.data_dir, log) for part in parts}
+    stand_in = {part: values["identity"]["stand_in"] for part, values in prepared.items()}
+    out_dir = args.out if args.out is not None else default_folder(preset, stand_in)
+    expected = {part: expectations(part, preset, prepared[part]) for part in parts}
+    problems = run_folder.conflicts(out_dir, settings(preset), [item for part in parts for item in expected[part]])
+    if problems:
+        if not args.move_aside:
+            raise run_folder.FolderConflict(out_dir, problems)
+        log(f"Moved the earlier results of {out_dir} to {run_folder.move_aside(out_dir)}.")
+    run_folder.claim(out_dir, {"preset": preset.name, "overrides": plain(overrides(preset)),
+                               "settings": settings(preset), "versions": _versions()})
+    progress = not args.no_progress and sys.stderr.isatty()
+    for part in parts:
+        run_part(part, preset, out_dir, prepared[part], expected[part], progress, models, log)
+    from experiments.report import write_report
     report = write_report(out_dir)
-    if json.loads((out_dir / "metrics.json").read_text())["run"].get("stand_in"):
-        print(STAND_IN_WARNING, file=sys.stderr)
+    on_stand_in = [label for label, data in run_folder.results_data(run_folder.read_metrics(out_dir)).items()
+                   if data["stand_in"]]
+    if on_stand_in:
+        print(f"WARNING: {', '.join(on_stand_in)} in {out_dir} {'was' if len(on_stand_in) == 1 else 'were'} trained "
+              f"on {STAND_IN}; those numbers are NOT comparable with the study's.", file=sys.stderr)
     print(f"Report: {report}")
     return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return execute(args)
+    except (UsageError, run_folder.FolderConflict) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (datasets.DatasetError, CheckpointError, run_folder.FolderError, TrainingDiverged, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1

@@ -135,27 +135,55 @@ def _frey_section(frey: dict) -> list[str]:
     return lines
 
 
+def _provenance_section(metrics: dict) -> list[str]:
+    """What each model was trained and evaluated on, from the fingerprints stored with its results."""
+    rows = []
+    models = [(TITLES[kind], metrics["mnist"][kind]) for kind in TITLES if kind in metrics.get("mnist", {})]
+    if "frey" in metrics:
+        models.append(("Frey Face VAE", metrics["frey"]))
+    for title, result in models:
+        made = result.get("provenance") or {}
+        data = made.get("data") or {}
+        sets = [f"{data[name]['shape'][0]:,} images, sha256 `{data[name]['sha256'][:12]}`" if name in data else "–"
+                for name in ("x_train", "x_test")]
+        rows.append([title, data.get("source", "unknown") + (" (**stand-in**)" if data.get("stand_in") else ""),
+                     *sets, f"`{made.get('digest', '')[:12]}`"])
+    lines = ["## What each model was trained and evaluated on", "",
+             "Each model's checkpoint and results carry a fingerprint of the data (sha256 of the arrays used, "
+             "after subsetting), the settings and the architecture; a checkpoint is resumed only when all of "
+             "them match.", ""]
+    return lines + _table(["model", "data", "trained on", "evaluated on", "fingerprint"], rows)
+
+
 def write_report(out_dir: Path) -> Path:
     """Read ``out_dir/metrics.json`` and write ``out_dir/report.md``."""
+    from experiments.run_folder import results_data
+
     metrics = json.loads((out_dir / "metrics.json").read_text())
     info = metrics["run"]
     lines = ["# Sparse, contractive and variational autoencoders with minidl", ""]
-    if info.get("stand_in"):
-        lines += ["> **WARNING: the real datasets could not be found or downloaded. This report was made on the "
-                  "offline stand-in (scikit-learn's 8x8 digits resized to 28x28), so its numbers are NOT "
-                  "comparable with the study's.**", ""]
-    lines += [f"Preset `{info['preset']}`, seed {info['seed']}, data: {info['data_source']}.", "",
+    on_stand_in = [label for label, data in results_data(metrics).items() if data["stand_in"]]
+    if on_stand_in:
+        lines += [f"> **WARNING: {', '.join(on_stand_in)} {'was' if len(on_stand_in) == 1 else 'were'} trained "
+                  "and evaluated on the offline stand-in (scikit-learn's 8x8 digits resized to 28x28), because "
+                  "the real dataset could not be found or downloaded, so those numbers are NOT comparable with "
+                  "the study's.**", ""]
+    changed = info.get("overrides") or {}
+    lines += [f"Preset `{info['preset']}`, seed {info['settings']['seed']}, data: {info['data_source'] or 'none yet'}. "
+              "Overrides of the preset: "
+              + (", ".join(f"`{key}={value}`" for key, value in changed.items()) if changed else "none") + ".", "",
               "Software: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + ".", "",
               "Wall time of the latest run of each stage (training reused from checkpoints is not repeated): "
-              + ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in info["seconds"].items()) + ".", ""]
+              + ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in info.get("seconds", {}).items()) + ".", ""]
     trained = [(name, sum(record["seconds"] for record in values["history"]), len(values["history"]))
                for name, values in [*metrics.get("mnist", {}).items(), ("vae", metrics.get("frey"))] if values]
     lines += ["Training time (all epochs, from the checkpoints' histories): "
               + ", ".join(f"{name} {seconds:.0f} s ({epochs} epochs)" for name, seconds, epochs in trained) + ".", ""]
     lines += ["Settings: " + ", ".join(f"`{key}={value}`" for key, value in info["settings"].items()) + ".", ""]
-    if info["preset"] != "paper":
-        lines += [f"> The `{info['preset']}` preset trains on a subset for fewer epochs than the study; the study's "
-                  "values beside ours are for its full settings (`--preset paper`).", ""]
+    if info["preset"] != "paper" or changed:
+        lines += [f"> The `{info['preset']}` preset{' with overrides' if changed else ''} differs from the study's "
+                  "settings; the study's values beside ours are for its full settings (`--preset paper`).", ""]
+    lines += _provenance_section(metrics)
     if "mnist" in metrics:
         lines += _mnist_section(metrics["mnist"], metrics.get("mnist_reference", {}), out_dir / "figures")
     if "frey" in metrics:

@@ -15,7 +15,7 @@ import pytest
 from scipy.io import savemat
 
 from experiments import datasets
-from experiments.datasets import DatasetError
+from experiments.datasets import DataDamaged, DatasetError, DataUnavailable
 
 REAL = os.environ.get("MINIDL_DATA")
 real_data = pytest.mark.skipif(not (REAL and Path(REAL, "mnist").is_dir()),
@@ -35,6 +35,7 @@ def isolated(monkeypatch, tmp_path):
     """No test reads the real environment's data or writes to the real user cache."""
     monkeypatch.delenv("MINIDL_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(datasets, "UNREACHABLE_HOSTS", set())
 
 
 def write_mnist(folder: Path, n_train=5, n_test=3, compress=True, seed=0) -> dict:
@@ -140,8 +141,41 @@ def test_mat_without_ff_is_rejected(tmp_path):
 
 
 def test_missing_files_without_download_say_what_to_do(tmp_path):
-    with pytest.raises(DatasetError, match="MINIDL_DATA"):
+    with pytest.raises(DataUnavailable, match="MINIDL_DATA"):
         datasets.load_frey_faces(tmp_path, fetch=False)
+
+
+# -- damaged is not unavailable ---------------------------------------------------------------------
+
+def test_a_truncated_file_is_damaged_and_a_verified_copy_elsewhere_is_named(tmp_path, monkeypatch):
+    good, damaged = tmp_path / "good", tmp_path / "damaged"
+    checksums = write_mnist(good)
+    write_mnist(damaged)
+    path = damaged / "mnist" / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(DataDamaged, match=f"^{path}: cannot be read or decompressed") as caught:
+        datasets.load_mnist(damaged, fetch=False, checksums=checksums)
+    assert "verified copy" not in str(caught.value)
+    monkeypatch.setenv("MINIDL_DATA", str(good))
+    with pytest.raises(DataDamaged, match=f"^{path}: .*A verified copy exists at {good}/mnist/train-images"):
+        datasets.load_mnist(damaged, fetch=False, checksums=checksums)
+
+
+def test_a_file_of_another_version_is_damaged(tmp_path):
+    checksums = write_mnist(tmp_path)
+    with pytest.raises(DataDamaged, match="checksum mismatch"):
+        datasets.load_mnist(tmp_path, fetch=False, checksums={**checksums, "train-labels": "0" * 64})
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_a_named_data_folder_that_does_not_exist_is_an_error(tmp_path, monkeypatch, how):
+    missing = tmp_path / "typo"
+    write_mnist(datasets.cache_dir())  # the cache has data, but the user named another folder
+    if how == "environment":
+        monkeypatch.setenv("MINIDL_DATA", str(missing))
+    given = "MINIDL_DATA" if how == "environment" else "--data-dir"
+    with pytest.raises(DataUnavailable, match=f"^{missing} \\(given as {given}\\) is not an existing folder"):
+        datasets.load_mnist(missing if how == "argument" else None, fetch=False)
 
 
 # -- downloads against a local server -------------------------------------------------------------
@@ -203,6 +237,74 @@ def test_failed_downloads_leave_nothing_behind(server):
         datasets.locate("test-labels", None, mirrors=[f"{base}/cut.gz", f"{base}/corrupt.gz"],
                         expected="0" * 64, progress=False)
     assert [f for f in cache_files() if f != "verified.json"] == []
+
+
+class Silent:
+    """A server on loopback that accepts connections and never answers; counts the connections."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.accepted = []
+        threading.Thread(target=self._accept, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+
+    def _accept(self):
+        while True:
+            try:
+                self.accepted.append(self.socket.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        for connection in self.accepted:
+            connection.close()
+        self.socket.close()
+
+
+@pytest.fixture
+def silent():
+    server = Silent()
+    yield server
+    server.close()
+
+
+def test_a_server_that_never_answers_costs_one_short_timeout_and_is_skipped_afterwards(silent, server):
+    import time
+
+    base, routes = server
+    good = idx_bytes(np.arange(6, dtype=np.uint8))
+    routes["/good.gz"] = (gzip.compress(good), len(gzip.compress(good)))
+    lines = []
+    started = time.perf_counter()
+    for name in ("test-labels", "train-labels"):
+        path = datasets.download(datasets.FILES[name], datasets.cache_dir(),
+                                 [f"{silent.url}/{name}.gz", f"{base}/good.gz"], expected=sha(good),
+                                 read_timeout=0.3, progress=False, log=lines.append)
+        assert gzip.decompress(path.read_bytes()) == good
+    assert time.perf_counter() - started < 5
+    assert len(silent.accepted) == 1  # the second file did not wait for the silent host again
+    assert lines[0].startswith(f"download {silent.url}/test-labels.gz: failed, connected, then no data for 0.3 s (")
+    assert lines[1].startswith(f"download {base}/good.gz: ok, ")
+    assert lines[2] == (f"download {silent.url}/train-labels.gz: skipped ({silent.url[7:]} could not be reached "
+                        "earlier in this run)")
+    assert not [f for f in cache_files() if ".part" in f]
+
+
+def test_stale_part_files_are_removed_and_live_ones_kept(server):
+    base, routes = server
+    good = idx_bytes(np.arange(6, dtype=np.uint8))
+    routes["/good.gz"] = (gzip.compress(good), len(gzip.compress(good)))
+    folder = datasets.cache_dir() / "mnist"
+    folder.mkdir(parents=True)
+    stale, live = folder / "t10k-labels-idx1-ubyte.gz.x1.part", folder / "t10k-labels-idx1-ubyte.gz.x2.part"
+    stale.write_bytes(b"")
+    live.write_bytes(b"")
+    os.utime(stale, (1, 1))
+    lines = []
+    datasets.download(datasets.FILES["test-labels"], datasets.cache_dir(), [f"{base}/good.gz"],
+                      expected=sha(good), progress=False, log=lines.append)
+    assert not stale.exists() and live.exists()
+    assert lines[0] == f"removed {stale}, left by an interrupted download"
 
 
 def test_offline_error_explains_where_to_put_files():

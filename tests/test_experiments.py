@@ -72,8 +72,9 @@ def test_smoke_run_writes_report_metrics_and_figures_and_reuses_training(tmp_pat
 
 def test_stand_in_is_used_and_announced_when_data_is_missing(tmp_path, monkeypatch, capsys):
     def unavailable(*args, **kwargs):
-        raise datasets.DatasetError("not here (test)")
+        raise datasets.DataUnavailable("not here (test)")
 
+    monkeypatch.delenv("MINIDL_DATA", raising=False)
     monkeypatch.setattr(datasets, "load_mnist", unavailable)
     monkeypatch.setattr(datasets, "load_frey_faces", unavailable)
     assert smoke(tmp_path) == 0

@@ -5,6 +5,7 @@ import pytest
 
 from autoencoders.architectures import conv_decoder, conv_encoder
 from autoencoders.models import Autoencoder, SparseAutoencoder
+from autoencoders.checkpoints import CheckpointMismatch, read_checkpoint
 from autoencoders.trainer import Trainer, TrainingConfig, TrainingDiverged, latent_health
 
 IMAGE = (1, 12, 12)
@@ -49,21 +50,66 @@ def test_history_records_every_term_and_latent_health(tmp_path, images):
     assert record["train_loss"] == pytest.approx(record["train_mse"] + 1e-3 * record["train_kl_sparsity"], rel=1e-6)
 
 
+class FailsAt(SparseAutoencoder):
+    """A model whose training call number ``at`` (counting from 1) goes wrong in the way ``how`` says."""
+
+    def __init__(self, encoder, decoder, at: int, how: str) -> None:
+        super().__init__(encoder, decoder)
+        self.calls, self.at, self.how = 0, at, how
+
+    def loss_and_grads(self, x, rng):
+        self.calls += 1
+        terms = super().loss_and_grads(x, rng)
+        if self.calls == self.at and self.how == "loss":
+            terms["loss"] = float("nan")
+        if self.calls == self.at and self.how == "gradient":  # a finite loss whose step turns weights to NaN
+            self.networks["decoder"].grads[next(iter(self.networks["decoder"].grads))][...] = np.inf
+        return terms
+
+    def evaluate(self, x, rng):
+        terms = super().evaluate(x, rng)
+        return {**terms, "loss": float("inf")} if self.how == "evaluation" and self.calls >= self.at else terms
+
+
+def failing_model(at, how):
+    rng = np.random.default_rng(0)
+    return FailsAt(conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
+                   conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng), at, how)
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, images):
     path = tmp_path / "d.npz"
-    model = tiny_model()
-    Trainer(model, TrainingConfig(epochs=1, batch_size=16), path, progress=False).fit(images)
-    good = path.read_bytes()
-    params_before = {name: param.copy() for name, param, _ in model.parameters()}
-    poisoned = images.copy()
-    poisoned[3, 0, 5, 5] = np.nan
-    trainer = Trainer(model, TrainingConfig(epochs=2, batch_size=16), path, progress=False)
-    with pytest.raises(TrainingDiverged, match=r"epoch 2, batch \d+.*checkpoint of epoch 1"):
-        trainer.fit(poisoned, resume=True)
-    assert path.read_bytes() == good
+    model = failing_model(at=5, how="loss")  # 3 batches per epoch: the second batch of epoch 2
+    trainer = Trainer(model, TrainingConfig(epochs=3, batch_size=16), path, progress=False)
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 2.*checkpoint of epoch 1"):
+        trainer.fit(images)
+    assert Trainer(tiny_model(), TrainingConfig(epochs=3, batch_size=16), path, progress=False).fit(
+        images, resume=True)[0]["epoch"] == 1
     # the batch with NaN was never applied; earlier batches of epoch 2 were
     assert all(np.isfinite(param).all() for _, param, _ in model.parameters())
-    assert set(params_before) == {name for name, _, _ in model.parameters()}
+
+
+@pytest.mark.parametrize("how, message", [
+    ("gradient", r"Non-finite values after the updates of epoch 2 in param/decoder.*checkpoint of epoch 1 is kept"),
+    ("evaluation", r"Non-finite evaluation of x_test after epoch 2.*checkpoint of epoch 1 is kept"),
+])
+def test_non_finite_state_or_evaluation_is_never_checkpointed(tmp_path, images, how, message):
+    path = tmp_path / "f.npz"
+    trainer = Trainer(failing_model(at=2, how=how), TrainingConfig(epochs=4, batch_size=64), path, progress=False)
+    with pytest.raises(TrainingDiverged, match=message):
+        trainer.fit(images, images[:8])  # one batch per epoch: call 2 is epoch 2
+    meta, arrays = read_checkpoint(path)
+    assert meta["epoch"] == 1 and len(trainer.history) == 1 and trainer.epoch == 1
+    assert all(np.isfinite(value).all() for value in arrays.values())
+
+
+def test_huge_learning_rate_writes_no_checkpoint(tmp_path, images):
+    path = tmp_path / "g.npz"
+    trainer = Trainer(tiny_model(), TrainingConfig(epochs=3, batch_size=64, learning_rate=1e39), path,
+                      progress=False)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match="epoch 1 in .*no checkpoint was written"):
+        trainer.fit(images)
+    assert not path.exists()
 
 
 def test_checkpoint_loads_without_pickle_and_rejects_other_models(tmp_path, images):
@@ -73,7 +119,7 @@ def test_checkpoint_loads_without_pickle_and_rejects_other_models(tmp_path, imag
         assert "meta" in data.files and any(key.startswith("optim/m/") for key in data.files)
     other = Autoencoder(conv_encoder(latent_dim=5, image_shape=IMAGE, filters=(3, 4), rng=0),
                         conv_decoder(latent_dim=5, image_shape=IMAGE, filters=(4, 3), rng=0))
-    trainer = Trainer(other, TrainingConfig(epochs=1), path, progress=False)
+    trainer = Trainer(other, TrainingConfig(epochs=1, batch_size=16), path, progress=False)
     before = {name: param.copy() for name, param, _ in other.parameters()}
     with pytest.raises(ValueError, match="do not match"):
         trainer.load_checkpoint()
@@ -107,3 +153,76 @@ def test_latent_health_counts_saturated_units():
 def test_config_validation():
     with pytest.raises(ValueError, match="batch_size=0"):
         TrainingConfig(batch_size=0)
+
+
+# -- resuming only what was made from the same data and settings -----------------------------------
+
+def trained_checkpoint(tmp_path, images, **config):
+    path = tmp_path / "r.npz"
+    settings = {"epochs": 2, "batch_size": 16, **config}
+    Trainer(tiny_model(), TrainingConfig(**settings), path, progress=False, fingerprint={"kind": "sparse"}).fit(
+        images, images[:8])
+    return path
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda x: dict(x_train=x[::-1].copy()), r"data\.x_train\.sha256: \w+… -> \w+…"),
+    (lambda x: dict(x_test=x[8:16]), r"data\.x_test\.sha256"),
+    (lambda x: dict(config=TrainingConfig(epochs=2, batch_size=16, learning_rate=1e-2)),
+     r"config\.learning_rate: 0\.001 -> 0\.01"),
+    (lambda x: dict(config=TrainingConfig(epochs=1, batch_size=16)), r"config\.epochs: trained 2 -> 1"),
+    (lambda x: dict(fingerprint={"kind": "plain"}), r"fingerprint\.kind: sparse -> plain"),
+])
+def test_resume_refuses_a_checkpoint_made_from_other_data_or_settings(tmp_path, images, change, message):
+    path = trained_checkpoint(tmp_path, images)
+    setup = {"x_train": images, "x_test": images[:8], "config": TrainingConfig(epochs=2, batch_size=16),
+             "fingerprint": {"kind": "sparse"}, **change(images)}
+    model = tiny_model(seed=3)
+    before = {name: param.copy() for name, param, _ in model.parameters()}
+    trainer = Trainer(model, setup["config"], path, progress=False, fingerprint=setup["fingerprint"])
+    stamp = path.stat().st_mtime_ns
+    with pytest.raises(CheckpointMismatch, match=f"^{path}: made from other data or settings.*{message}"):
+        trainer.fit(setup["x_train"], setup["x_test"], resume=True)
+    assert trainer.epoch == 0 and trainer.history == [] and path.stat().st_mtime_ns == stamp
+    for name, param, _ in model.parameters():
+        np.testing.assert_array_equal(param, before[name])
+
+
+def test_resume_with_the_same_data_and_settings_continues(tmp_path, images):
+    path = trained_checkpoint(tmp_path, images, epochs=1)
+    trainer = Trainer(tiny_model(seed=3), TrainingConfig(epochs=2, batch_size=16), path, progress=False,
+                      fingerprint={"kind": "sparse"})
+    assert [record["epoch"] for record in trainer.fit(images, images[:8], resume=True)] == [1, 2]
+
+
+# -- the data entering fit ------------------------------------------------------------------------
+
+class Unbounded(SparseAutoencoder):
+    input_range = None
+
+
+@pytest.mark.parametrize("x_train, x_test, error, message", [
+    ((np.ones((4,) + IMAGE) * 255).astype(np.uint8), None, ValueError, r"dtype uint8.*divide uint8 pixels by 255"),
+    (np.ones((4,) + IMAGE, np.float32) * 255, None, ValueError,
+     r"expects x_train in \[0\.0, 1\.0\]\. Received values in \[255, 255\].*divide uint8 pixels by 255"),
+    (np.ones((4,) + IMAGE, np.float32) * -1, None, ValueError, r"Received values in \[-1, -1\]"),
+    (np.zeros((0,) + IMAGE, np.float32), None, ValueError, r"x_train to hold at least one sample.*\(0, 1, 12, 12\)"),
+    (np.ones((4,) + IMAGE, np.float32), np.zeros((0,) + IMAGE, np.float32), ValueError, "x_test to hold at least"),
+    (np.ones((4,) + IMAGE, np.float32), np.full((2,) + IMAGE, np.nan, np.float32), ValueError,
+     r"x_test holds 288 NaN or infinite"),
+    (np.ones((4,) + IMAGE, np.float32), np.ones((2, 1, 12, 10), np.float32), ValueError, r"differ in shape"),
+    ([[0.5]], None, TypeError, "numpy array"),
+])
+def test_fit_rejects_data_it_cannot_train_on(x_train, x_test, error, message):
+    trainer = Trainer(tiny_model(), TrainingConfig(epochs=1, batch_size=16), progress=False)
+    with pytest.raises(error, match=message):
+        trainer.fit(x_train, x_test)
+    assert trainer.epoch == 0
+
+
+def test_a_model_without_input_range_is_not_range_checked():
+    rng = np.random.default_rng(0)
+    model = Unbounded(conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
+                      conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng))
+    x = rng.uniform(-2.0, 3.0, (8,) + IMAGE).astype(np.float32)
+    assert len(Trainer(model, TrainingConfig(epochs=1, batch_size=8), progress=False).fit(x)) == 1

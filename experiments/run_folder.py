@@ -1,0 +1,171 @@
+"""The output folder of a run: its ``metrics.json``, whether a run may write into it, moving old results aside.
+
+``metrics.json`` holds a ``run`` section -- the preset, its overrides and every setting, which all results
+in one folder share -- and the results, each with the fingerprint of what made it under ``provenance``
+(see :mod:`experiments.provenance`). A run writes into a folder only when the folder's settings are its
+own and every result and checkpoint it holds of the parts being run was made from the same data; results
+of parts not being run stay, labelled with their own provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from autoencoders.checkpoints import differences, read_checkpoint
+from experiments.provenance import compare
+
+FORMAT = 2
+
+
+class FolderError(Exception):
+    """The output folder, or a file in it, cannot be used; the message names the path."""
+
+
+class FolderConflict(FolderError):
+    """The folder holds results made from other data or settings; ``problems`` says what differs."""
+
+    def __init__(self, out_dir: Path, problems: list[str]) -> None:
+        self.out_dir, self.problems = Path(out_dir), list(problems)
+        lines = "\n".join(f"  {problem}" for problem in problems)
+        super().__init__(f"{out_dir} holds results made from other data or settings, so nothing was run:\n{lines}\n"
+                         f"Choose another --out, or add --move-aside to move the old results to a sibling folder "
+                         f"({out_dir}.moved-<time>); nothing is deleted.")
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A result a run is about to write: at ``entry`` of metrics.json, with ``provenance``, and optionally a
+    checkpoint (a path inside the folder) whose stored fingerprint must be the same."""
+
+    label: str
+    entry: tuple[str, ...]
+    provenance: dict
+    checkpoint: str | None = None
+
+
+def read_metrics(out_dir: Path) -> dict:
+    """The folder's ``metrics.json`` ({} when there is none); FolderError naming it when it is unreadable."""
+    path = Path(out_dir) / "metrics.json"
+    if not path.exists():
+        return {}
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise FolderError(f"{path}: cannot be read ({type(error).__name__}: {error}). Repair or remove it, or "
+                          "choose another --out.") from None
+    if not isinstance(metrics, dict):
+        raise FolderError(f"{path}: expected a JSON object, found {type(metrics).__name__}. Repair or remove it, "
+                          "or choose another --out.")
+    return metrics
+
+
+def _entry(metrics: dict, path: tuple[str, ...]):
+    for key in path:
+        metrics = metrics.get(key) if isinstance(metrics, dict) else None
+    return metrics
+
+
+def conflicts(out_dir: Path, settings: dict, expected: list[Expected]) -> list[str]:
+    """What in ``out_dir`` was made from other settings or data than a run with ``settings`` that is about to
+    write ``expected``; empty when the run may write there.
+
+    Raises FolderError when the folder is a file or its metrics.json is unreadable, and CheckpointError
+    when one of the checkpoints involved is.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.exists():
+        return []
+    if not out_dir.is_dir():
+        raise FolderError(f"{out_dir}: is a file, not a folder; choose another --out.")
+    metrics = read_metrics(out_dir)
+    if not metrics:
+        found = sorted(path.name for path in out_dir.iterdir())
+        return [f"files {found[:4]} but no metrics.json: not a results folder"] if found else []
+    if metrics.get("format") != FORMAT:
+        return ["results without provenance (metrics.json written by an older version)"]
+    problems = [f"settings: {difference}"
+                for difference in differences(_entry(metrics, ("run", "settings")) or {}, settings)]
+    if problems:
+        return problems  # every result then differs in the same way; the settings say it once
+    labels_by_difference: dict[tuple, list[str]] = {}  # results that differ alike are named together
+    for item in expected:
+        found = []
+        stored = _entry(metrics, item.entry)
+        if stored is not None:
+            found += compare(stored.get("provenance"), item.provenance)
+        if item.checkpoint is not None and (out_dir / item.checkpoint).exists():
+            meta, _ = read_checkpoint(out_dir / item.checkpoint)
+            found += [d for d in compare(meta.get("fingerprint"), item.provenance) if d not in found]
+        if found:
+            labels_by_difference.setdefault(tuple(found), []).append(item.label)
+    for found, labels in labels_by_difference.items():
+        more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+        problems.append(f"{', '.join(labels)}: " + "; ".join(found[:3]) + more)
+    return problems
+
+
+def move_aside(out_dir: Path) -> Path:
+    """Rename ``out_dir`` to a sibling ``<name>.moved-<YYYYmmdd-HHMMSS>`` (never deleting); returns the new path."""
+    out_dir = Path(out_dir)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target, count = out_dir.with_name(f"{out_dir.name}.moved-{stamp}"), 1
+    while target.exists():
+        count += 1
+        target = out_dir.with_name(f"{out_dir.name}.moved-{stamp}-{count}")
+    os.rename(out_dir, target)
+    return target
+
+
+def claim(out_dir: Path, run: dict) -> None:
+    """Create the folder if needed and record the run's preset, overrides, settings and versions.
+
+    Call only after :func:`conflicts` found none: the settings are then the folder's already, or it is new.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = read_metrics(out_dir)
+    metrics["format"] = FORMAT
+    metrics["run"] = {**metrics.get("run", {}), **run}
+    _write(out_dir, metrics)
+
+
+def store(out_dir: Path, entry: tuple[str, ...], value: dict, seconds: dict[str, float]) -> None:
+    """Write one result at ``entry`` (e.g. ``("mnist", "sparse")``) and the wall time of its stage."""
+    metrics = read_metrics(out_dir)
+    parent = metrics
+    for key in entry[:-1]:
+        parent = parent.setdefault(key, {})
+    parent[entry[-1]] = value
+    run = metrics.setdefault("run", {})
+    run["seconds"] = {**run.get("seconds", {}), **seconds}
+    _write(out_dir, metrics)
+
+
+def results_data(metrics: dict) -> dict[str, dict]:
+    """The data identity of every stored model, by label (``mnist/<kind>``, ``frey``)."""
+    found = {f"mnist/{kind}": result.get("provenance", {}).get("data")
+             for kind, result in metrics.get("mnist", {}).items()}
+    if "frey" in metrics:
+        found["frey"] = metrics["frey"].get("provenance", {}).get("data")
+    return {label: data for label, data in found.items() if data}
+
+
+def _write(out_dir: Path, metrics: dict) -> None:
+    """Replace metrics.json atomically, with the folder's data sources derived from the results it holds."""
+    data = results_data(metrics)
+    run = metrics.setdefault("run", {})
+    run["stand_in"] = any(identity["stand_in"] for identity in data.values())
+    run["data_source"] = "; ".join(dict.fromkeys(identity["source"] for identity in data.values()))
+    descriptor, temporary = tempfile.mkstemp(prefix="metrics.json.", suffix=".tmp", dir=out_dir)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(metrics, handle, indent=1)
+        os.replace(temporary, out_dir / "metrics.json")
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
