@@ -223,17 +223,12 @@ def verify(file: DataFile, path: Path, expected: str | None = None) -> None:
 # lost SYN or two (Linux retransmits after 1 s and 3 s). Once connected, a server that sends no byte for
 # 15 s has stalled: working mirrors send their headers within a few seconds and then stream continuously.
 # A dead network thus costs about 20 s per host, not 30 s per file and mirror as a single urllib timeout
-# would, because a host that failed is skipped for the other files.
+# would, because a host that failed is skipped for the other files of the same dataset.
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 15.0
 # A live download writes its .part file at least every READ_TIMEOUT seconds; one untouched for this long
 # was left by a killed process.
 STALE_PART_SECONDS = 600.0
-
-# Hosts (``host:port``) that timed out or could not be reached, so that the other files of the same process
-# skip them instead of waiting again: process-wide on purpose, a network does not heal within one run.
-UNREACHABLE_HOSTS: set[str] = set()
-
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
@@ -286,16 +281,18 @@ def _failure(error: BaseException, connect_timeout: float, read_timeout: float) 
 
 def download(file: DataFile, destination: Path, mirrors=None, expected: str | None = None,
              connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT,
-             progress: bool = True, log=_stderr) -> Path:
+             progress: bool = True, log=_stderr, unreachable: set[str] | None = None) -> Path:
     """Fetch ``file`` into ``destination`` from the first mirror that gives a verified copy.
 
     Each attempt streams into a temporary file beside the target; only a complete, verified download is
     renamed into place, so an interrupted or corrupt transfer leaves nothing behind (and ``.part`` files of
     killed processes are removed on the next attempt). ``log`` gets one line per attempt: the URL, the
-    outcome and the seconds it took. Hosts that time out or cannot be reached are remembered in
-    :data:`UNREACHABLE_HOSTS` and skipped by later downloads. Raises DatasetError listing each mirror's
-    failure when none succeeds.
+    outcome and the seconds it took. Hosts (``host:port``) that time out or cannot be reached are added to
+    ``unreachable``, and hosts already in it are skipped: a caller fetching several files passes one set to
+    every call, so a dead network is waited for once. Raises DatasetError listing each mirror's failure when
+    none succeeds.
     """
+    unreachable = set() if unreachable is None else unreachable
     mirrors = tuple(mirrors) if mirrors is not None else file.mirrors
     (destination / file.relative).parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts((destination / file.relative).parent, Path(file.relative).name, log)
@@ -303,9 +300,9 @@ def download(file: DataFile, destination: Path, mirrors=None, expected: str | No
     failures = []
     for url in mirrors:
         host = urllib.parse.urlsplit(url).netloc
-        if host in UNREACHABLE_HOSTS:
+        if host in unreachable:
             failures.append(f"{url}: skipped, {host} could not be reached earlier")
-            log(f"download {url}: skipped ({host} could not be reached earlier in this run)")
+            log(f"download {url}: skipped ({host} could not be reached for an earlier file)")
             continue
         suffix = ".gz" if url.endswith(".gz") else ""
         target = destination / (file.relative + suffix)
@@ -328,7 +325,7 @@ def download(file: DataFile, destination: Path, mirrors=None, expected: str | No
         except (OSError, DatasetError, ValueError, http.client.HTTPException) as error:
             reason, host_failed = _failure(error, connect_timeout, read_timeout)
             if host_failed:
-                UNREACHABLE_HOSTS.add(host)
+                unreachable.add(host)
             failures.append(f"{url}: {reason}")
             log(f"download {url}: failed, {reason} ({time.perf_counter() - started:.1f} s)")
         finally:
@@ -374,8 +371,10 @@ def _verified_copy(file: DataFile, dirs: list[Path], expected: str | None, besid
 
 
 def locate(name: str, data_dir=None, fetch: bool = True, mirrors=None, expected: str | None = None,
-           progress: bool = True, log=_stderr) -> Path:
+           progress: bool = True, log=_stderr, unreachable: set[str] | None = None) -> Path:
     """The verified path of one of :data:`FILES`, downloading it into the cache when missing.
+
+    ``unreachable`` is passed on to :func:`download` (hosts that failed for an earlier file are skipped).
 
     Raises DataUnavailable when the file is nowhere and cannot be downloaded (or a named data folder does
     not exist), and DataDamaged when the first copy found fails verification -- naming a verified copy
@@ -388,7 +387,8 @@ def locate(name: str, data_dir=None, fetch: bool = True, mirrors=None, expected:
         if not fetch:
             raise DataUnavailable(_missing_message(file, dirs, "downloading was not allowed"))
         try:
-            path = download(file, cache_dir(), mirrors, expected, progress=progress, log=log)
+            path = download(file, cache_dir(), mirrors, expected, progress=progress, log=log,
+                            unreachable=unreachable)
         except DatasetError as error:
             raise DataUnavailable(_missing_message(file, dirs, str(error))) from None
     try:
@@ -414,8 +414,10 @@ def load_mnist(data_dir=None, fetch: bool = True, checksums: dict | None = None,
     """
     checksums, mirrors = checksums or {}, mirrors or {}
     arrays = {}
+    unreachable: set[str] = set()  # the four files share their mirrors: wait for a dead host once
     for name in ("train-images", "train-labels", "test-images", "test-labels"):
-        path = locate(name, data_dir, fetch, mirrors.get(name), checksums.get(name), log=log)
+        path = locate(name, data_dir, fetch, mirrors.get(name), checksums.get(name), log=log,
+                      unreachable=unreachable)
         arrays[name] = parse_idx(read_content(path), str(path))
     result = []
     for split in ("train", "test"):
