@@ -1,5 +1,6 @@
-"""Arrays of the wrong shape or type handed to a backward or tangent pass, and kernels given
-inconsistent arguments: a clear error before anything is computed, never a crash or a silent answer."""
+"""Bad input gets a clear error before anything is computed, never a crash or a silent answer: arrays of
+the wrong shape or type handed to a backward or tangent pass, kernels given inconsistent arguments,
+losses given targets outside [0, 1] or an empty batch."""
 
 import re
 
@@ -7,8 +8,10 @@ import numpy as np
 import pytest
 
 from minidl import kernels, reference
+from minidl.contractive import contractive_penalty
 from minidl.layers import (Conv2D, Conv2DTranspose, Dense, Flatten, Identity, MaxPool2D, ReLU, Reshape,
                            Sequential, Sigmoid, Tanh, ZeroPad2D)
+from minidl.losses import bce, bce_with_logits, elbo, gaussian_kl, gaussian_nll, kl_sparsity, mse
 
 # (layer factory, the shape of one valid input)
 CASES = [
@@ -152,3 +155,66 @@ def test_maxpool_backward_kernel_checks_shapes_and_every_index(implementation):
         argmax[1, 2, 3, 3] = bad
         with pytest.raises(ValueError, match=r"argmax holds an index outside \[0, H \* W\)"):
             implementation.maxpool_backward(np.ones((2, 3, 4, 4)), argmax, np.empty((2, 3, 8, 8)))
+
+
+# -- losses and penalties ------------------------------------------------------------------------
+
+def cross_entropies(target):
+    """(name, what it calls the targets, call) for every loss that takes targets in [0, 1]."""
+    n, d = target.shape
+    prediction = np.full(target.shape, 0.5)
+    latent = np.zeros((n, 2))
+    return [
+        ("bce", "targets", lambda: bce(prediction, target)),
+        ("bce_with_logits", "targets", lambda: bce_with_logits(prediction, target, "sum")),
+        ("elbo", "x", lambda: elbo(target, prediction, latent, latent)),
+        ("elbo", "x", lambda: elbo(target, np.zeros((n, 2 * d)), latent, latent, "gaussian")),
+    ]
+
+
+@pytest.mark.parametrize("bad, found", [
+    (2.0, "values from 0 to 2"), (-1.0, "values from -1 to 1"), (255.0, "values from 0 to 255"),
+    (np.nan, "NaN"), (np.inf, "values from 0 to inf"), (-np.inf, "values from -inf to 1"),
+])
+def test_cross_entropies_refuse_targets_outside_the_unit_interval(bad, found):
+    target = np.array([[0.0, 0.5, 1.0], [0.25, bad, 0.75]])
+    for name, what, call in cross_entropies(target):
+        with pytest.raises(ValueError, match=rf"^{name}: expected {what} in \[0, 1\], received {found}\. "
+                                             r".*divide uint8 pixels by 255"):
+            call()
+
+
+def test_uint8_images_are_refused_and_the_bounds_accepted():
+    pixels = np.array([[0, 128, 255], [3, 4, 5]], dtype=np.uint8)
+    for _, _, call in cross_entropies(pixels):
+        with pytest.raises(ValueError, match="values from 0 to 255"):
+            call()
+    for _, _, call in cross_entropies(pixels / 255.0) + cross_entropies(np.array([[0.0, 1.0, 0.0], [1.0, 1.0, 0.0]])):
+        call()
+
+
+EMPTY_CALLS = {
+    "mse": lambda shape: mse(np.zeros(shape), np.zeros(shape)),
+    "bce": lambda shape: bce(np.full(shape, 0.5), np.zeros(shape)),
+    "bce_with_logits": lambda shape: bce_with_logits(np.zeros(shape), np.zeros(shape)),
+    "kl_sparsity": lambda shape: kl_sparsity(np.full(shape, 0.5)),
+    "gaussian_kl": lambda shape: gaussian_kl(np.zeros(shape), np.zeros(shape)),
+    "gaussian_nll": lambda shape: gaussian_nll(np.zeros(shape), np.zeros(shape), np.zeros(shape)),
+    "elbo": lambda shape: elbo(np.zeros(shape), np.zeros(shape), np.zeros((shape[0], 2)), np.zeros((shape[0], 2))),
+}
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0, 0)])
+@pytest.mark.parametrize("name", sorted(EMPTY_CALLS))
+def test_losses_refuse_an_empty_batch(name, shape):
+    with pytest.raises(ValueError, match=rf"^{name}: expected a non-empty batch .*received shape {re.escape(str(shape))}"):
+        EMPTY_CALLS[name](shape)
+
+
+@pytest.mark.parametrize("mode", ["closed_form", "exact", "hutchinson"])
+def test_the_contractive_penalty_refuses_an_empty_batch(mode):
+    encoder = Sequential(Dense(4, 3, rng=0, dtype=np.float64), Sigmoid())
+    x = np.zeros((0, 4))
+    encoder.forward(x)
+    with pytest.raises(ValueError, match=r"contractive_penalty: expected a non-empty batch.*\(0, 4\)"):
+        contractive_penalty(encoder, x, mode, rng=np.random.default_rng(0))
