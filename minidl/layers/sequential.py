@@ -111,7 +111,9 @@ class Sequential(Layer):
     def load(self, path) -> None:
         """Read parameters saved by :meth:`save`, without pickle.
 
-        A file whose names or shapes differ from this model is rejected and the model is left as it was.
+        A file that cannot be read raises :class:`~minidl.serialization.FileFormatError` (a ValueError);
+        one whose names, shapes or dtypes differ from this model raises ValueError. Either way the model
+        is left as it was.
         """
         assign_params(self.params, load_arrays(path), source=str(path))
 
