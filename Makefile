@@ -10,7 +10,7 @@ export MINIDL_DATA
 # Tests run in parallel on the available cores; one BLAS/Numba thread per worker avoids oversubscription.
 PYTEST_WORKERS ?= auto
 
-.PHONY: run test venv install install-test clean
+.PHONY: run test test-thorough venv install install-test clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ test: $(VENV)/.installed-test
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_kernels.py
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q tests
+
+# The same suite with every property test drawing thousands of examples (tests/conftest.py); it takes
+# about half an hour on 2 cores and prints how many examples each test ran.
+THOROUGH := --hypothesis-profile=thorough --hypothesis-show-statistics
+test-thorough: $(VENV)/.installed-test
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q $(THOROUGH) tests/test_kernels.py
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q $(THOROUGH) tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis
