@@ -1,5 +1,5 @@
 """Loading files that are damaged, of the wrong kind or of the wrong model: one clear error that names the
-file, and the model untouched. Saving cleans up after saves that were killed while writing."""
+file, and the model (and optimizer) untouched. Saving cleans up after saves that were killed while writing."""
 
 import os
 import re
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from minidl.layers import Dense, ReLU, Sequential
+from minidl.optim import Adam
 from minidl.serialization import FileFormatError, assign_params, check_params, load_arrays, save_arrays
 
 
@@ -142,6 +143,23 @@ def test_other_floating_dtypes_are_cast_in_place(tmp_path):
     target.load(tmp_path / "double.npz")
     assert target.params["dense_1.W"] is held and held.dtype == np.float32
     np.testing.assert_array_equal(held, source.params["dense_1.W"].astype(np.float32))
+
+
+@pytest.mark.parametrize("key, bad", [("v/dense_2.W", np.full((4, 4), "x")), ("m/dense_6.b", np.zeros(4, np.int64)),
+                                      ("step", np.array(3.5)), ("v/dense_1.b", [0.0] * 4)])
+def test_a_wrong_optimizer_state_dtype_changes_nothing(key, bad):
+    network = model(0)
+    optimizer = Adam(network.parameters())
+    for _, _, grad in network.parameters():
+        grad[...] = 1.0
+    optimizer.step()
+    before = optimizer.state_dict()
+    state = dict(before)
+    state[key] = bad
+    with pytest.raises(ValueError, match=rf"Adam state '{re.escape(key)}': expected an array of"):
+        optimizer.load_state_dict(state)
+    for name, value in optimizer.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
 
 
 # -- temporaries of interrupted saves -------------------------------------------------------------
