@@ -33,8 +33,8 @@ test: $(VENV)/.installed-test
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q tests
 
-# The same suite with every property test drawing thousands of examples (tests/conftest.py); it takes
-# about half an hour on 2 cores and prints how many examples each test ran.
+# The same suite with every property test drawing at least 2000 examples (THOROUGH_EXAMPLES=... to change
+# it; see tests/conftest.py); it takes about half an hour on 2 cores and prints how many each test ran.
 THOROUGH := --hypothesis-profile=thorough --hypothesis-show-statistics
 test-thorough: $(VENV)/.installed-test
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q $(THOROUGH) tests/test_kernels.py

@@ -3,13 +3,15 @@
 A plain run keeps every property test's own ``@settings(max_examples=...)``, drawn from a fresh random
 seed each time; on CI, Hypothesis loads its own derandomized "ci" profile by itself. ``make test-thorough``
 runs ``pytest --hypothesis-profile=thorough``: every property test then draws at least
-``THOROUGH_EXAMPLES`` examples, to find the inputs that break a test only rarely (a property must hold
-for any seed).
+``THOROUGH_EXAMPLES`` examples (2000, or the environment variable of that name), to find the inputs that
+break a test only rarely (a property must hold for any seed).
 """
+
+import os
 
 from hypothesis import settings
 
-THOROUGH_EXAMPLES = 2000
+THOROUGH_EXAMPLES = int(os.environ.get("THOROUGH_EXAMPLES", 2000))
 
 settings.register_profile("thorough", max_examples=THOROUGH_EXAMPLES, deadline=None, print_blob=True)
 
