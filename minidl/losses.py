@@ -5,9 +5,9 @@ Conventions: a loss is averaged over the batch (axis 0); where a per-sample sum 
 
 Every function here refuses an empty batch (no samples, or no values per sample) with a ValueError, and
 the cross-entropies (:func:`bce`, :func:`bce_with_logits`, :func:`elbo`) refuse targets outside [0, 1]
-(NaN and infinite targets included): there the cross-entropy is no longer bounded below (a target of 255
-gives -558 nats at p = 0.9), and training would minimise it silently. Predictions are not checked: a non-finite
-prediction gives a non-finite value, the signal a trainer stops on.
+(NaN and infinite targets included): there the cross-entropy is no longer bounded below (a target of
+255 gives -558 nats at p = 0.9), and training would minimise it silently. Predictions are not checked:
+a non-finite prediction gives a non-finite value, the signal a trainer stops on.
 """
 
 from __future__ import annotations

@@ -50,13 +50,23 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     descriptor, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            if fcntl is not None:
-                fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+            _lock(handle)
             np.savez(handle, **arrays)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _lock(handle) -> None:
+    """Mark a temporary as being written: an exclusive lock, released when the file is closed or its
+    process dies. Where locks are unsupported (no fcntl, some network file systems) nothing is marked."""
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        pass
 
 
 def _remove_stale_temporaries(path: Path) -> None:

@@ -207,7 +207,8 @@ EMPTY_CALLS = {
 @pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0, 0)])
 @pytest.mark.parametrize("name", sorted(EMPTY_CALLS))
 def test_losses_refuse_an_empty_batch(name, shape):
-    with pytest.raises(ValueError, match=rf"^{name}: expected a non-empty batch .*received shape {re.escape(str(shape))}"):
+    received = re.escape(str(shape))
+    with pytest.raises(ValueError, match=rf"^{name}: expected a non-empty batch .*received shape {received}"):
         EMPTY_CALLS[name](shape)
 
 

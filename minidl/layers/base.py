@@ -120,6 +120,8 @@ class Layer:
 
     def _store_tangent(self, **cache) -> None:
         """Keep what ``jvp_backward`` needs; called by ``jvp`` after ``_start_tangent``."""
+        if self._tangent_cache is None:
+            raise RuntimeError(f"{self!r}.jvp must call _start_tangent(t) before _store_tangent.")
         self._tangent_cache.update(cache)
 
     def _tangent_cached(self, dt: np.ndarray) -> dict:

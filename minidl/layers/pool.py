@@ -20,8 +20,8 @@ class MaxPool2D(Layer):
     The gradient of each output goes to the *first* maximum of its window in row-major order, and
     nowhere else. Ties are common: on MNIST's blank background the first convolution outputs exactly
     its bias, so whole windows tie; sharing the gradient among tied positions would inflate the
-    weight gradients of the layers below. A NaN in a window is its maximum (the first NaN, as in
-    PyTorch), so a NaN upstream is never hidden by the pool.
+    weight gradients of the layers below. A NaN in a window is its maximum, as in PyTorch, so a NaN
+    upstream is never hidden by the pool; its gradient goes to the first NaN.
 
     float16 inputs are pooled in float32 and returned as float16 (exact: the pool only selects values);
     other dtypes than float16, float32 and float64 are a TypeError.
