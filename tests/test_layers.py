@@ -62,12 +62,15 @@ def test_conv2d_gradients(n, c_in, c_out, kernel, stride, padding, height, width
 @settings(max_examples=30, deadline=None)
 @given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 3),
        st.sampled_from(["same", "valid", 0, 1]), st.integers(1, 5), st.integers(1, 5), seeds)
+@example(1, 1, 3, 1, 1, "same", 1, 1, 30844)  # x = 3e-5, a single value: dW = x r was checked to only 3.1e-6
 def test_conv2d_transpose_gradients(n, c_in, c_out, kernel, stride, padding, height, width, seed):
     rng = np.random.default_rng(seed)
     layer = Conv2DTranspose(c_in, c_out, kernel, stride, padding, rng=rng)
     assume(output_or_none(layer, (c_in, height, width)) is not None)
     layer.params["b"][...] = rng.standard_normal(c_out)
-    assert_gradients_agree(layer, rng.standard_normal((n, c_in, height, width)), seed)
+    # x away from 0: where x is a single value, dW is x times r, and a central difference resolves a
+    # gradient only to ~1e-10 |L| (rounding), so a tiny x cannot be checked to 1e-6
+    assert_gradients_agree(layer, away_from_zero(rng, (n, c_in, height, width)), seed)
 
 
 @settings(max_examples=30, deadline=None)
