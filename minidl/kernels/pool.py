@@ -55,8 +55,8 @@ def maxpool_forward(x, pool, y, argmax):
                             if value > best:
                                 best = value
                                 best_index = (y0 + i) * width + x0 + j
-                    # a NaN that is not first was skipped by ">": look for it again only then, which keeps
-                    # the common loop close to a plain maximum (testing each value for NaN in it made the kernel 2.6x slower)
+                    # ">" skipped any NaN that is not first: look for it again only then, which keeps the
+                    # common loop close to a plain maximum (a NaN test per value made the kernel 2.6x slower)
                     if has_nan and best == best:
                         for k in range(pool * pool):
                             value = x[n, c, y0 + k // pool, x0 + k % pool]
