@@ -145,7 +145,7 @@ def test_gaussian_nll_gradient_and_value(n, d, seed):
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 @settings(max_examples=15, deadline=None)
 @given(n=st.integers(1, 4), d=st.integers(1, 6), k=st.integers(1, 3), seed=seeds)
-@example(n=1, d=1, k=1, seed=1610)  # sigmoid(output) = x + 4e-6: 3.5e-6 for the decoder's gradient (Bernoulli)
+@example(n=1, d=1, k=1, seed=1610)  # sigmoid(output) = x - 4e-6: 3.5e-6 for the decoder's gradient (Bernoulli)
 @example(n=1, d=5, k=1, seed=288445213)  # mu = -3e-5: 1.2e-6 for mu's gradient (Gaussian)
 def test_elbo_gradients_and_terms(likelihood, n, d, k, seed):
     rng = np.random.default_rng(seed)
