@@ -18,7 +18,7 @@ PYTEST_WORKERS ?= auto
 BUILD ?= build
 NOTEBOOKS := $(wildcard docs/notebooks/*.py)
 
-.PHONY: run test venv install install-test docs notebooks clean
+.PHONY: run test test-thorough venv install install-test docs notebooks clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,14 @@ notebooks: $(VENV)/.installed-docs
 	  $(VENV)/bin/jupytext --to ipynb --execute --output $(BUILD)/notebooks/$$(basename $$notebook .py).ipynb $$notebook \
 	  || exit 1; \
 	done
+
+# The same suite with every property test drawing at least 2000 examples (THOROUGH_EXAMPLES=... to change
+# it; see tests/conftest.py); it takes about half an hour on 2 cores and prints how many each test ran.
+THOROUGH := --hypothesis-profile=thorough --hypothesis-show-statistics
+test-thorough: $(VENV)/.installed-test
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q $(THOROUGH) tests/test_kernels.py
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q $(THOROUGH) tests
 
 clean:
 	rm -rf $(VENV) runs $(BUILD) .pytest_cache .hypothesis

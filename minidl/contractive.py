@@ -76,6 +76,9 @@ def contractive_penalty(encoder: Sequential, x: np.ndarray, mode: str = "closed_
     if not isinstance(encoder, Sequential):
         raise TypeError(f"The contractive penalty needs a Sequential encoder, received {type(encoder).__name__}.")
     n = x.shape[0]
+    if n == 0 or x.size == 0:
+        raise ValueError(f"contractive_penalty: expected a non-empty batch (N, ...) (at least one sample, and at "
+                         f"least one value per sample), received shape {x.shape}.")
     encoder.layers[-1]._cached()  # fails clearly when no training forward pass precedes
     latent_shape = (n,) + encoder.output_shape(x.shape[1:])
     dz = np.zeros(latent_shape, dtype=x.dtype) if dz is None else dz

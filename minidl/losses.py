@@ -2,6 +2,12 @@
 
 Conventions: a loss is averaged over the batch (axis 0); where a per-sample sum over pixels is meant,
 ``reduction="sum"`` says so. Inputs keep their dtype (float32 in training, float64 in gradient checks).
+
+Every function here refuses an empty batch (no samples, or no values per sample) with a ValueError, and
+the cross-entropies (:func:`bce`, :func:`bce_with_logits`, :func:`elbo`) refuse targets outside [0, 1]
+(NaN and infinite targets included): there the cross-entropy is no longer bounded below (a target of
+255 gives -558 nats at p = 0.9), and training would minimise it silently. Predictions are not checked:
+a non-finite prediction gives a non-finite value, the signal a trainer stops on.
 """
 
 from __future__ import annotations
@@ -18,6 +24,23 @@ REDUCTIONS = ("mean", "sum")
 def _check_same_shape(name: str, a: np.ndarray, b: np.ndarray) -> None:
     if a.shape != b.shape:
         raise ValueError(f"{name}: prediction and target shapes differ: {a.shape} and {b.shape}.")
+
+
+def _check_batch(name: str, array: np.ndarray, layout: str = "(N, ...)") -> None:
+    """Raise ValueError for an empty batch: no samples, or no values per sample."""
+    if array.ndim == 0 or array.size == 0:
+        raise ValueError(f"{name}: expected a non-empty batch {layout} (at least one sample, and at least one "
+                         f"value per sample), received shape {array.shape}.")
+
+
+def _check_targets(name: str, target: np.ndarray, what: str = "targets") -> None:
+    """Raise ValueError unless every target lies in [0, 1]; one pass for the minimum, one for the maximum."""
+    low, high = float(np.min(target)), float(np.max(target))
+    if 0.0 <= low and high <= 1.0:
+        return
+    found = "NaN" if np.isnan(low) or np.isnan(high) else f"values from {low:g} to {high:g}"
+    raise ValueError(f"{name}: expected {what} in [0, 1], received {found}. Images must be scaled to [0, 1] "
+                     "(divide uint8 pixels by 255).")
 
 
 def _check_reduction(reduction: str) -> None:
@@ -44,6 +67,7 @@ def mse(y: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
     L = (1 / M) sum_i (y_i - t_i)^2 over all M elements, so dL/dy = 2 (y - t) / M.
     """
     _check_same_shape("mse", y, target)
+    _check_batch("mse", y)
     difference = y - target
     value = float(np.mean(difference.astype(np.float64) ** 2))
     return value, (2.0 / difference.size) * difference
@@ -68,6 +92,8 @@ def bce(p: np.ndarray, target: np.ndarray, reduction: str = "mean",
     """
     _check_same_shape("bce", p, target)
     _check_reduction(reduction)
+    _check_batch("bce", p)
+    _check_targets("bce", target)
     clipped = np.clip(p, eps, 1 - eps)
     losses = -(target * np.log(clipped) + (1 - target) * np.log1p(-clipped))
     scale = _per_sample_scale(p.shape, reduction)
@@ -93,6 +119,8 @@ def bce_with_logits(logits: np.ndarray, target: np.ndarray, reduction: str = "me
     """
     _check_same_shape("bce_with_logits", logits, target)
     _check_reduction(reduction)
+    _check_batch("bce_with_logits", logits)
+    _check_targets("bce_with_logits", target)
     losses = _bce_from_logits(logits, target)
     scale = _per_sample_scale(logits.shape, reduction)
     value = float(np.sum(losses.astype(np.float64)) * scale)
@@ -132,6 +160,7 @@ def kl_sparsity(h: np.ndarray, rho: float = 0.05, eps: float = 1e-6) -> tuple[fl
     """
     if h.ndim != 2:
         raise ValueError(f"kl_sparsity: expected activations of shape (N, K), received {h.shape}.")
+    _check_batch("kl_sparsity", h, "(N, K)")
     if not 0 < rho < 1:
         raise ValueError(f"Expected rho in (0, 1). Received: rho={rho!r}")
     n = h.shape[0]
@@ -194,6 +223,7 @@ def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> tuple[np.ndarray, np.ndar
     d/dmu = mu / N and d/dlogvar = (exp(logvar) - 1) / (2 N).
     """
     _check_same_shape("gaussian_kl", mu, logvar)
+    _check_batch("gaussian_kl", mu, "(N, latent_dim)")
     n = mu.shape[0]
     variance = _exp_logvar(logvar)
     kl = -0.5 * np.sum(1 + logvar - mu * mu - variance, axis=1, dtype=np.float64)
@@ -222,6 +252,7 @@ def gaussian_nll(x: np.ndarray, mean: np.ndarray, logvar: np.ndarray) -> tuple[n
     """
     _check_same_shape("gaussian_nll", x, mean)
     _check_same_shape("gaussian_nll", x, logvar)
+    _check_batch("gaussian_nll", x, "(N, D)")
     dtype = np.result_type(x, mean, logvar)
     n = x.shape[0]
     logvar64 = logvar.astype(np.float64)
@@ -254,7 +285,7 @@ def elbo(x: np.ndarray, decoder_output: np.ndarray, mu: np.ndarray, logvar: np.n
 
     Parameters
     ----------
-    x : (N, D) targets in [0, 1]
+    x : (N, D) targets in [0, 1], for either likelihood (the Gaussian's mean is a sigmoid)
     decoder_output : (N, D) logits for ``"bernoulli"``; (N, 2 D) for ``"gaussian"``: the first D columns
         are mean logits (mean = sigmoid), the last D the per-pixel log-variance.
     mu, logvar : (N, latent_dim)
@@ -267,6 +298,10 @@ def elbo(x: np.ndarray, decoder_output: np.ndarray, mu: np.ndarray, logvar: np.n
     """
     if likelihood not in ("bernoulli", "gaussian"):
         raise ValueError(f"Unknown likelihood {likelihood!r}; expected 'bernoulli' or 'gaussian'.")
+    if x.ndim != 2:
+        raise ValueError(f"elbo: expected x of shape (N, D), received {x.shape}.")
+    _check_batch("elbo", x, "(N, D)")
+    _check_targets("elbo", x, "x")
     n, d = x.shape
     kl, d_mu, d_logvar = gaussian_kl(mu, logvar)
     if likelihood == "bernoulli":

@@ -33,14 +33,24 @@ class Optimizer:
         return {key: np.array(value, copy=True) for key, value in self.state.items()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Restore what :meth:`state_dict` returned; names and shapes must match."""
+        """Restore what :meth:`state_dict` returned.
+
+        Names, shapes and dtypes (floating arrays for floating state, integer arrays for the step count)
+        must all match before anything is assigned, so a mismatched state changes nothing.
+        """
         if set(state) != set(self.state):
             raise ValueError(f"{type(self).__name__} state keys do not match: expected "
                              f"{sorted(self.state)}, received {sorted(state)}.")
         for key, value in state.items():
-            if np.shape(value) != self.state[key].shape:
+            target = self.state[key]
+            kind = np.floating if np.issubdtype(target.dtype, np.floating) else np.integer
+            if not (isinstance(value, np.ndarray) and np.issubdtype(value.dtype, kind)):
+                received = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+                raise ValueError(f"{type(self).__name__} state {key!r}: expected an array of {target.dtype}, "
+                                 f"received {received}.")
+            if value.shape != target.shape:
                 raise ValueError(f"{type(self).__name__} state {key!r}: expected shape "
-                                 f"{self.state[key].shape}, received {np.shape(value)}.")
+                                 f"{target.shape}, received {value.shape}.")
         for key, value in state.items():
             self.state[key][...] = value
 

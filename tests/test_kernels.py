@@ -73,17 +73,19 @@ def pool_cases(draw):
     shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)),
              draw(st.integers(pool, 9)), draw(st.integers(pool, 9)))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
-    ties = draw(st.booleans())
-    return pool, shape, dtype, ties
+    values = draw(st.sampled_from(["distinct", "ties", "nan"]))
+    return pool, shape, dtype, values
 
 
 @settings(max_examples=60, deadline=None)
 @given(pool_cases(), st.integers(0, 2**32 - 1))
 def test_maxpool_matches_reference(case, seed):
-    pool, shape, dtype, ties = case
+    pool, shape, dtype, values = case
     rng = np.random.default_rng(seed)
-    # with ties=True values come from {0, 1, 2}, so most windows hold repeated maxima
-    x = (rng.integers(0, 3, shape) if ties else rng.standard_normal(shape)).astype(dtype)
+    # "ties": values from {0, 1, 2}, so most windows hold repeated maxima; "nan": about one NaN in five
+    x = (rng.integers(0, 3, shape) if values == "ties" else rng.standard_normal(shape)).astype(dtype)
+    if values == "nan":
+        x[rng.random(shape) < 0.2] = np.nan
     out_shape = shape[:2] + (shape[2] // pool, shape[3] // pool)
     y_fast, y_slow = np.empty(out_shape, dtype), np.empty(out_shape, dtype)
     arg_fast, arg_slow = np.empty(out_shape, np.int64), np.empty(out_shape, np.int64)

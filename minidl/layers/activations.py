@@ -32,16 +32,18 @@ class ReLU(Layer):
 
     def forward(self, x, training=True):
         mask = x > 0
-        self._store(training, mask=mask)
-        return x * mask
+        y = x * mask
+        self._store(training, x, y, mask=mask)
+        return y
 
     def backward(self, dy):
-        return dy * self._cached()["mask"]
+        return dy * self._cached(dy)["mask"]
 
     def jvp(self, t):
-        return t * self._cached()["mask"]
+        return t * self._start_tangent(t)["mask"]
 
     def jvp_backward(self, dt):
+        self._tangent_cached(dt)
         # the Jacobian is piecewise constant in x: no second-order term
         return dt * self._cached()["mask"], None
 
@@ -58,21 +60,21 @@ class Sigmoid(Layer):
 
     def forward(self, x, training=True):
         y = sigmoid(x)
-        self._store(training, y=y)
+        self._store(training, x, y, y=y)
         return y
 
     def backward(self, dy):
-        y = self._cached()["y"]
+        y = self._cached(dy)["y"]
         return dy * y * (1 - y)
 
     def jvp(self, t):
-        y = self._cached()["y"]
+        y = self._start_tangent(t)["y"]
         self._store_tangent(t=t)
         return t * (y * (1 - y))
 
     def jvp_backward(self, dt):
+        t = self._tangent_cached(dt)["t"]
         y = self._cached()["y"]
-        t = self._tangent_cached()["t"]
         slope = y * (1 - y)
         return dt * slope, np.sum(dt * t, axis=0) * slope * (1 - 2 * y)
 
@@ -87,21 +89,21 @@ class Tanh(Layer):
 
     def forward(self, x, training=True):
         y = np.tanh(x)
-        self._store(training, y=y)
+        self._store(training, x, y, y=y)
         return y
 
     def backward(self, dy):
-        y = self._cached()["y"]
+        y = self._cached(dy)["y"]
         return dy * (1 - y * y)
 
     def jvp(self, t):
-        y = self._cached()["y"]
+        y = self._start_tangent(t)["y"]
         self._store_tangent(t=t)
         return t * (1 - y * y)
 
     def jvp_backward(self, dt):
+        t = self._tangent_cached(dt)["t"]
         y = self._cached()["y"]
-        t = self._tangent_cached()["t"]
         slope = 1 - y * y
         return dt * slope, np.sum(dt * t, axis=0) * slope * (-2 * y)
 
@@ -110,16 +112,17 @@ class Identity(Layer):
     """y = x (a linear latent layer)."""
 
     def forward(self, x, training=True):
-        self._store(training)
+        self._store(training, x, x)
         return x
 
     def backward(self, dy):
-        self._cached()
+        self._cached(dy)
         return dy
 
     def jvp(self, t):
-        self._cached()
+        self._start_tangent(t)
         return t
 
     def jvp_backward(self, dt):
+        self._tangent_cached(dt)
         return dt, None

@@ -3,7 +3,7 @@
 A layer is a small object with two methods that mirror each other:
 
 * ``forward(x, training=True)`` computes the output and, when training, caches what the backward pass
-  needs;
+  needs (``_store``, which also records the shapes of x and y);
 * ``backward(dy)`` takes dL/dy, returns dL/dx and *adds* dL/dparam into ``grads`` (so that a
   penalty may send a second gradient into the same weights before the optimizer step).
 
@@ -19,6 +19,15 @@ For penalties on the Jacobian of a network (the contractive autoencoder), every 
   the parameter gradients of the tangent pass into ``grads``; ``dx_extra`` (or None) is the cotangent of the
   layer's *primal input* that the tangent pass creates, which exists only where the Jacobian itself
   depends on x smoothly (the second derivative of a sigmoid or tanh). Piecewise-linear layers have None.
+
+Every one of these three checks the array it receives before any arithmetic or kernel runs, in the base
+class: ``backward`` reads its cache with ``_cached(dy)``, which demands dy of the cached output's shape;
+``jvp`` with ``_start_tangent(t)``, which demands (K, N, *input_shape) of the cached input; and
+``jvp_backward`` with ``_tangent_cached(dt)``, which demands the shape that ``jvp`` returned. Each must be
+a NumPy array of a floating dtype. A wrong shape is a ValueError naming the layer, the shape expected and
+the shape received; a wrong type is a TypeError. A missing cache (no training forward pass, or no
+``jvp`` before ``jvp_backward``) is a RuntimeError, never a silent zero; a new forward pass ends the
+tangent pass of the previous one.
 """
 
 from __future__ import annotations
@@ -74,23 +83,70 @@ class Layer:
     def n_params(self) -> int:
         return int(sum(p.size for p in self.params.values()))
 
-    def _store(self, training: bool, **cache) -> None:
-        self._cache = cache if training else None
+    def _store(self, training: bool, x: np.ndarray, y: np.ndarray, /, **cache) -> None:
+        """Keep ``cache`` and the shapes of ``x`` and ``y`` for the backward pass (only when training).
 
-    def _cached(self) -> dict:
+        A new forward pass also ends any tangent pass through the previous one.
+        """
+        self._cache = dict(cache, input_shape=x.shape, output_shape=y.shape) if training else None
+        self._tangent_cache = None
+
+    def _cached(self, dy: np.ndarray | None = None) -> dict:
+        """The cache of the last training forward pass, after checking ``dy`` (when given) against it.
+
+        Shapes
+        ------
+        dy : the output of that forward pass, (N, *output_shape)
+        """
         if self._cache is None:
             raise RuntimeError(
-                f"{self!r}.backward called without a cached forward pass: call "
+                f"{self!r}: backward or jvp called without a cached forward pass: call "
                 "forward(x, training=True) first (each forward caches for one backward).")
+        if dy is not None:
+            self._check_upstream("backward", "dy", dy, self._cache["output_shape"])
         return self._cache
 
-    def _store_tangent(self, **cache) -> None:
-        self._tangent_cache = cache
+    def _start_tangent(self, t: np.ndarray) -> dict:
+        """Check tangents ``t`` against the cached input, begin a tangent pass and return the forward cache.
 
-    def _tangent_cached(self) -> dict:
+        Shapes
+        ------
+        t : (K, N, *input_shape) for the cached input (N, *input_shape); any K
+        """
+        cache = self._cached()
+        self._check_upstream("jvp", "t", t, (None,) + cache["input_shape"])
+        self._tangent_cache = {"tangent_output_shape": (t.shape[0],) + cache["output_shape"]}
+        return cache
+
+    def _store_tangent(self, **cache) -> None:
+        """Keep what ``jvp_backward`` needs; called by ``jvp`` after ``_start_tangent``."""
         if self._tangent_cache is None:
-            raise RuntimeError(f"{self!r}.jvp_backward called without a preceding jvp.")
+            raise RuntimeError(f"{self!r}.jvp must call _start_tangent(t) before _store_tangent.")
+        self._tangent_cache.update(cache)
+
+    def _tangent_cached(self, dt: np.ndarray) -> dict:
+        """The cache of the last ``jvp``, after checking ``dt`` against the tangents it returned.
+
+        Shapes
+        ------
+        dt : (K, N, *output_shape), the shape of the last ``jvp``'s result
+        """
+        if self._tangent_cache is None:
+            raise RuntimeError(f"{self!r}.jvp_backward called without a preceding jvp "
+                               "(after the last forward pass).")
+        self._check_upstream("jvp_backward", "dt", dt, self._tangent_cache["tangent_output_shape"])
         return self._tangent_cache
+
+    def _check_upstream(self, method: str, name: str, array, expected: tuple) -> None:
+        """Raise unless ``array`` is a floating-point NumPy array of shape ``expected`` (None: any size)."""
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"{self!r}.{method}: expected {name} to be a numpy array of floats, "
+                            f"received {type(array).__name__}.")
+        if not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(f"{self!r}.{method}: expected {name} of a floating dtype, received {array.dtype}.")
+        if not _shape_matches(array.shape, expected):
+            wanted = str(tuple("K" if e is None else e for e in expected)).replace("'", "")
+            raise ValueError(f"{self!r}.{method}: expected {name} of shape {wanted}, received {array.shape}.")
 
     @staticmethod
     def _merge(t: np.ndarray) -> np.ndarray:
@@ -101,8 +157,13 @@ class Layer:
         """Raise ValueError unless ``x.shape`` matches ``expected`` (``None`` matches any size)."""
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{self!r}: expected a numpy array, received {type(x).__name__}.")
-        if x.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected, x.shape)):
+        if not _shape_matches(x.shape, expected):
             raise ValueError(f"{self!r}: expected input of shape {description}, received {x.shape}.")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _shape_matches(shape: tuple, expected: tuple) -> bool:
+    """Same number of axes, and equal sizes wherever ``expected`` is not None."""
+    return len(shape) == len(expected) and all(e is None or e == s for e, s in zip(expected, shape))

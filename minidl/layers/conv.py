@@ -91,23 +91,23 @@ class _Convolution(Layer):
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._check_input(x, (None, self.in_channels, None, None), f"(N, {self.in_channels}, H, W)")
         y, cache = self._linear(x, self.params["b"])
-        self._store(training, **cache)
+        self._store(training, x, y, **cache)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        cache = self._cached()
+        cache = self._cached(dy)
         self.grads["b"] += dy.sum(axis=(0, 2, 3))
         return self._linear_backward(cache, dy)
 
     def jvp(self, t: np.ndarray) -> np.ndarray:
         """Tangents (K, N, C_in, H, W) -> (K, N, C_out, OH, OW): the linear map without the bias."""
-        self._cached()
+        self._start_tangent(t)
         y, cache = self._linear(self._merge(t))
         self._store_tangent(**cache)
         return y.reshape(t.shape[:2] + y.shape[1:])
 
     def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, None]:
-        dx = self._linear_backward(self._tangent_cached(), self._merge(dt))
+        dx = self._linear_backward(self._tangent_cached(dt), self._merge(dt))
         return dx.reshape(dt.shape[:2] + dx.shape[1:]), None
 
     def output_shape(self, input_shape):

@@ -45,25 +45,25 @@ class Dense(Layer):
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._check_input(x, (None, self.in_features), f"(N, {self.in_features})")
-        self._store(training, x=x)
         y = x @ self.params["W"]
         y += self.params["b"]
+        self._store(training, x, y, x=x)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        x = self._cached()["x"]
+        x = self._cached(dy)["x"]
         self.grads["W"] += x.T @ dy
         self.grads["b"] += dy.sum(axis=0)
         return dy @ self.params["W"].T
 
     def jvp(self, t: np.ndarray) -> np.ndarray:
         """Tangents (K, N, in) -> (K, N, out): t @ W (the bias does not move with the input)."""
-        self._cached()
+        self._start_tangent(t)
         self._store_tangent(t=t)
         return t @ self.params["W"]
 
     def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, None]:
-        t = self._tangent_cached()["t"]
+        t = self._tangent_cached(dt)["t"]
         self.grads["W"] += self._merge(t).T @ self._merge(dt)
         return dt @ self.params["W"].T, None
 

@@ -50,11 +50,14 @@ class Sequential(Layer):
                 self.grads[f"{name}.{key}"] = layer.grads[key]
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        y = x
         for layer in self.layers:
-            x = layer.forward(x, training)
-        return x
+            y = layer.forward(y, training)
+        self._store(training, x, y)
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        self._cached(dy)
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
         return dy
@@ -67,6 +70,7 @@ class Sequential(Layer):
         for layer in self.layers:
             layer.astype(dtype)
         self._link_params()
+        self._cache = self._tangent_cache = None
         return self
 
     def parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
@@ -107,7 +111,9 @@ class Sequential(Layer):
     def load(self, path) -> None:
         """Read parameters saved by :meth:`save`, without pickle.
 
-        A file whose names or shapes differ from this model is rejected and the model is left as it was.
+        A file that cannot be read raises :class:`~minidl.serialization.FileFormatError` (a ValueError);
+        one whose names, shapes or dtypes differ from this model raises ValueError. Either way the model
+        is left as it was.
         """
         assign_params(self.params, load_arrays(path), source=str(path))
 

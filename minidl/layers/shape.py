@@ -38,18 +38,20 @@ class ZeroPad2D(Layer):
 
     def forward(self, x, training=True):
         self._check_input(x, (None, None, None, None), "(N, C, H, W)")
-        self._store(training, input_shape=x.shape)
-        return np.pad(x, ((0, 0), (0, 0), (self.top, self.bottom), (self.left, self.right)))
+        y = np.pad(x, ((0, 0), (0, 0), (self.top, self.bottom), (self.left, self.right)))
+        self._store(training, x, y)
+        return y
 
     def backward(self, dy):
-        _, _, height, width = self._cached()["input_shape"]
+        _, _, height, width = self._cached(dy)["input_shape"]
         return dy[:, :, self.top:self.top + height, self.left:self.left + width]
 
     def jvp(self, t):
-        self._cached()
+        self._start_tangent(t)
         return np.pad(t, ((0, 0), (0, 0), (0, 0), (self.top, self.bottom), (self.left, self.right)))
 
     def jvp_backward(self, dt):
+        self._tangent_cached(dt)
         _, _, height, width = self._cached()["input_shape"]
         return dt[..., self.top:self.top + height, self.left:self.left + width], None
 
@@ -67,17 +69,20 @@ class Flatten(Layer):
     def forward(self, x, training=True):
         if x.ndim < 2:
             raise ValueError(f"{self!r}: expected input of shape (N, ...), received {x.shape}.")
-        self._store(training, input_shape=x.shape)
-        return x.reshape(x.shape[0], -1)
+        y = x.reshape(x.shape[0], -1)
+        self._store(training, x, y)
+        return y
 
     def backward(self, dy):
-        return dy.reshape(self._cached()["input_shape"])
+        input_shape = self._cached(dy)["input_shape"]
+        return dy.reshape(input_shape)
 
     def jvp(self, t):
-        self._cached()
+        self._start_tangent(t)
         return t.reshape(t.shape[0], t.shape[1], -1)
 
     def jvp_backward(self, dt):
+        self._tangent_cached(dt)
         return dt.reshape(dt.shape[:2] + self._cached()["input_shape"][1:]), None
 
     def output_shape(self, input_shape):
@@ -97,17 +102,20 @@ class Reshape(Layer):
         size = int(np.prod(self.shape))
         if x.ndim < 1 or x[:1].size != size:
             raise ValueError(f"{self!r}: expected input with {size} values per sample, received {x.shape}.")
-        self._store(training, input_shape=x.shape)
-        return x.reshape((x.shape[0],) + self.shape)
+        y = x.reshape((x.shape[0],) + self.shape)
+        self._store(training, x, y)
+        return y
 
     def backward(self, dy):
-        return dy.reshape(self._cached()["input_shape"])
+        input_shape = self._cached(dy)["input_shape"]
+        return dy.reshape(input_shape)
 
     def jvp(self, t):
-        self._cached()
+        self._start_tangent(t)
         return t.reshape(t.shape[:2] + self.shape)
 
     def jvp_backward(self, dt):
+        self._tangent_cached(dt)
         return dt.reshape(dt.shape[:2] + self._cached()["input_shape"][1:]), None
 
     def output_shape(self, input_shape):
