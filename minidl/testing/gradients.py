@@ -118,6 +118,8 @@ class GradientReport:
             text += f" Ratio analytic / numeric = {c.analytic / c.numeric:.6g}."
         elif c.analytic == 0 and c.numeric != 0:
             text += " The analytic gradient is 0 where the function does change: a missing term?"
+        elif c.numeric == 0 and c.analytic != 0:
+            text += " The function does not move with this entry, yet the analytic gradient is not 0."
         return text
 
 
