@@ -10,7 +10,7 @@ export MINIDL_DATA
 # Tests run in parallel on the available cores; one BLAS/Numba thread per worker avoids oversubscription.
 PYTEST_WORKERS ?= auto
 
-.PHONY: run test venv install install-test clean
+.PHONY: run test venv install install-test clean mutate
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml | $(PY)
 
 $(VENV)/.installed-test: setup.cfg pyproject.toml | $(PY)
 	$(PY) -m pip install -e ".[test]" && touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-mutate: setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install -e ".[mutate]" && touch $@ $(VENV)/.installed
 
 venv: $(VENV)/.installed
 
@@ -33,5 +36,14 @@ test: $(VENV)/.installed-test
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q tests
 
+# Mutation testing of the gradient code (see docs/testing.md): mutmut changes one operator or constant
+# at a time in minidl's layers, losses, penalty, optimizers and kernel twins, and runs the tests that call
+# the changed function. Settings are in setup.cfg [mutmut]; results stay in mutants/ (git-ignored).
+mutate: $(VENV)/.installed-mutate
+	rm -rf mutants
+	MINIDL_KERNELS=reference OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
+	$(VENV)/bin/mutmut run --max-children 2
+	$(VENV)/bin/mutmut results
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) runs .pytest_cache .hypothesis mutants
