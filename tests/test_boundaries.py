@@ -2,6 +2,8 @@
 defaults, copies and the names in error messages. Mutation testing (docs/testing.md) found each of these
 unpinned: changing any of them passed the rest of the suite."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -122,9 +124,6 @@ def test_shape_errors_name_the_function(name, call):
         call(np.zeros((2, 3)), np.zeros((2, 4)))
 
 
-def test_zero_padding_says_what_layout_it_expects():
-    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
-        ZeroPad2D(1).forward(np.zeros((2, 3)))
 
 
 # -- layers: settings, shapes and caches that a gradient check cannot see --------------------------------
@@ -167,9 +166,10 @@ def test_an_input_too_small_along_one_axis_is_rejected(shape):
         transpose.forward(np.ones((1, 1) + ((1, 4) if shape[2] == 2 else (4, 1)), np.float32))
 
 
-def test_maxpool_says_what_layout_it_expects():
-    with pytest.raises(ValueError, match=r"MaxPool2D.*\(N, C, H, W\)"):
-        MaxPool2D().forward(np.ones((2, 3)))
+@pytest.mark.parametrize("layer", [MaxPool2D(), ZeroPad2D(1)], ids=repr)
+def test_pooling_and_padding_say_what_layout_they_expect(layer):
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, C, H, W\), received \(2, 3\)"):
+        layer.forward(np.ones((2, 3)))
 
 
 def test_weight_layouts_and_dtypes():
@@ -241,7 +241,7 @@ def test_integer_inputs_to_the_sigmoid_and_logit_loss_are_computed_in_floating_p
 def test_logit_loss_keeps_float64_accuracy_far_from_zero():
     # log(1 + e^-50) = 1.93e-22: float64 computes it, however small
     value, _ = bce_with_logits(np.array([[-50.0]]), np.array([[0.0]]), "sum")
-    assert value == pytest.approx(np.exp(-50.0), rel=1e-12)
+    assert value == pytest.approx(np.exp(-50.0), rel=1e-12, abs=0)
 
 
 # -- the contractive penalty's driver ---------------------------------------------------------------
@@ -299,3 +299,30 @@ def test_adam_epsilon_is_added_to_the_root():
     param, grad = np.zeros(1), np.full(1, 1e-8)
     Adam([("p", param, grad)], lr=0.1).step()
     assert param[0] == pytest.approx(-0.05, rel=1e-12)
+
+
+# -- what a Sequential shows and saves ----------------------------------------------------------------
+
+def test_summary_repr_and_names_exactly():
+    model = Sequential(Dense(2, 3), ReLU())
+    printed = []
+    text = model.summary((2,), print_fn=printed.append)
+    rule = "=" * 40
+    assert text == "\n".join([rule, "Layer (type)     Output Shape  Param #  ", rule,
+                              "dense_1 (Dense)  (None, 3)     9        ",
+                              "re_lu_1 (ReLU)   (None, 3)     0        ", rule, "Total params: 9", rule])
+    assert printed == [text]
+    assert repr(model) == "Sequential(\n  (dense_1): Dense(2->3),\n  (re_lu_1): ReLU()\n)"
+    assert repr(Sigmoid()) == "Sigmoid()"
+
+
+def test_save_and_load_round_trip_and_name_the_file_on_a_mismatch(tmp_path):
+    source, target = Sequential(Dense(2, 3, rng=0)), Sequential(Dense(2, 3, rng=1))
+    source.save(tmp_path / "weights.npz")
+    target.load(tmp_path / "weights.npz")
+    np.testing.assert_array_equal(target.params["dense_1.W"], source.params["dense_1.W"])
+    other = Sequential(Dense(2, 4, rng=2))
+    before = other.params["dense_1.W"].copy()
+    with pytest.raises(ValueError, match=re.escape(str(tmp_path / "weights.npz"))):
+        other.load(tmp_path / "weights.npz")
+    np.testing.assert_array_equal(other.params["dense_1.W"], before)
