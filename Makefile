@@ -18,7 +18,7 @@ PYTEST_WORKERS ?= auto
 BUILD ?= build
 NOTEBOOKS := $(wildcard docs/notebooks/*.py)
 
-.PHONY: run test test-thorough venv install install-test docs notebooks clean
+.PHONY: run test test-thorough venv install install-test docs notebooks clean mutate
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,8 @@ $(VENV)/.installed-test: setup.cfg pyproject.toml | $(PY)
 
 $(VENV)/.installed-docs: setup.cfg pyproject.toml | $(PY)
 	$(PY) -m pip install -e ".[test,docs]" && touch $@ $(VENV)/.installed-test $(VENV)/.installed
+$(VENV)/.installed-mutate: setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install -e ".[mutate]" && touch $@ $(VENV)/.installed
 
 venv: $(VENV)/.installed
 
@@ -70,5 +72,14 @@ test-thorough: $(VENV)/.installed-test
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q $(THOROUGH) tests
 
+# Mutation testing of the gradient code (see docs/testing.md): mutmut changes one operator or constant
+# at a time in minidl's layers, losses, penalty, optimizers and kernel twins, and runs the tests that call
+# the changed function. Settings are in setup.cfg [mutmut]; results stay in mutants/ (git-ignored).
+mutate: $(VENV)/.installed-mutate
+	rm -rf mutants
+	MINIDL_KERNELS=reference OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
+	$(VENV)/bin/mutmut run --max-children 2
+	$(VENV)/bin/mutmut results
+
 clean:
-	rm -rf $(VENV) runs $(BUILD) .pytest_cache .hypothesis
+	rm -rf $(VENV) runs $(BUILD) .pytest_cache .hypothesis mutants

@@ -87,6 +87,19 @@ class Autoencoder(AutoencoderBase):
     Shapes
     ------
     x : (N, 1, 28, 28) -> z : (N, 128) -> reconstruction (N, 1, 28, 28)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from autoencoders import Autoencoder
+    >>> rng = np.random.default_rng(0)
+    >>> model = Autoencoder(rng=rng)
+    >>> x = rng.random((2, 1, 28, 28), dtype=np.float32)
+    >>> model.encode(x).shape, model.reconstruct(x).shape
+    ((2, 128), (2, 1, 28, 28))
+    >>> terms = model.loss_and_grads(x, rng)  # gradients are now in the parameters' grads
+    >>> sorted(terms), terms["loss"] == terms["mse"]
+    (['loss', 'mse'], True)
     """
 
     def __init__(self, encoder: Sequential | None = None, decoder: Sequential | None = None,
@@ -127,6 +140,20 @@ class SparseAutoencoder(Autoencoder):
         Target mean activation of every latent unit.
     sparsity_weight : float, default 1e-3
         lambda.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from autoencoders import SparseAutoencoder
+    >>> rng = np.random.default_rng(0)
+    >>> model = SparseAutoencoder(rng=rng, rho=0.05, sparsity_weight=1e-3)
+    >>> x = rng.random((2, 1, 28, 28), dtype=np.float32)
+    >>> codes = model.encode(x)  # sigmoid units in (0, 1)
+    >>> codes.shape, bool(np.all((codes > 0) & (codes < 1)))
+    ((2, 128), True)
+    >>> terms = model.evaluate(x, rng)
+    >>> sorted(terms), bool(np.isclose(terms["loss"], terms["mse"] + 1e-3 * terms["kl_sparsity"]))
+    (['kl_sparsity', 'loss', 'mse'], True)
     """
 
     def __init__(self, encoder=None, decoder=None, rng=None, rho: float = 0.05,
@@ -151,6 +178,20 @@ class ContractiveAutoencoder(Autoencoder):
     mode : "closed_form" (the study's; needs a sigmoid latent), "exact" or "hutchinson"
     n_probes : int, default 1
         Probes per sample of the Hutchinson estimate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from autoencoders import ContractiveAutoencoder
+    >>> rng = np.random.default_rng(0)
+    >>> model = ContractiveAutoencoder(rng=rng, contractive_weight=1e-4)  # Rifai's closed form
+    >>> x = rng.random((2, 1, 28, 28), dtype=np.float32)
+    >>> terms = model.loss_and_grads(x, rng)
+    >>> sorted(terms), terms["contractive"] > 0
+    (['contractive', 'loss', 'mse'], True)
+    >>> remedy = ContractiveAutoencoder(rng=0, latent="linear", mode="hutchinson", n_probes=1)
+    >>> "contractive" in remedy.evaluate(x, rng)
+    True
     """
 
     def __init__(self, encoder=None, decoder=None, rng=None, contractive_weight: float = 1e-4,
@@ -181,6 +222,20 @@ class VariationalAutoencoder(AutoencoderBase):
     Shapes
     ------
     x : (N, *image_shape) -> mu, logvar, z : (N, latent_dim) -> decoded mean (N, *image_shape)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from autoencoders import VariationalAutoencoder
+    >>> rng = np.random.default_rng(0)
+    >>> vae = VariationalAutoencoder(rng=rng)  # Frey Face: 28x20 images, 20-d latent
+    >>> x = rng.random((3, 1, 28, 20), dtype=np.float32)
+    >>> mu, logvar = vae.encode_distribution(x)
+    >>> mu.shape, vae.sample(4, rng).shape
+    ((3, 20), (4, 1, 28, 20))
+    >>> terms = vae.loss_and_grads(x, rng)  # the negative ELBO in nats per image
+    >>> sorted(terms), bool(np.isclose(terms["loss"], terms["reconstruction"] + terms["kl"]))
+    (['kl', 'loss', 'reconstruction'], True)
 
     Notes
     -----

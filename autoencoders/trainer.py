@@ -32,7 +32,19 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Settings of one training run."""
+    """Settings of one training run.
+
+    Examples
+    --------
+    >>> from autoencoders import TrainingConfig
+    >>> config = TrainingConfig(epochs=2, batch_size=64)
+    >>> config.learning_rate, config.seed
+    (0.001, 0)
+    >>> TrainingConfig(batch_size=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected batch_size to be a positive integer. Received: batch_size=0
+    """
 
     epochs: int = 10
     batch_size: int = 128
@@ -84,6 +96,16 @@ class Trainer:
     fingerprint : dict or None
         JSON-serialisable description of what made this model (e.g. settings, architecture, data
         source); stored in every checkpoint, and a checkpoint with another one is not resumed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from autoencoders import SparseAutoencoder, Trainer, TrainingConfig
+    >>> images = np.random.default_rng(0).random((8, 1, 28, 28), dtype=np.float32)
+    >>> trainer = Trainer(SparseAutoencoder(rng=0), TrainingConfig(epochs=1, batch_size=4), progress=False)
+    >>> history = trainer.fit(images)  # one dict per epoch; checkpoint_path=... makes it resumable
+    >>> len(history), sorted(key for key in history[0] if key.startswith("train_"))
+    (1, ['train_kl_sparsity', 'train_loss', 'train_mse'])
     """
 
     def __init__(self, model, config: TrainingConfig, checkpoint_path=None, progress: bool = True,

@@ -6,7 +6,8 @@ Subpackages and modules:
 * :mod:`minidl.kernels` -- Numba kernels, with NumPy twins in :mod:`minidl.reference`;
 * :mod:`minidl.losses` -- losses and penalties returning values and analytic gradients;
 * :mod:`minidl.optim` -- SGD and Adam; :mod:`minidl.init` -- initialisers;
-* :mod:`minidl.gradcheck` -- central-difference gradient checks.
+* :mod:`minidl.gradcheck` -- central-difference gradient checks;
+* :mod:`minidl.testing` -- the gradient-check kit for your own layers, built on them.
 """
 
 import os

@@ -1,13 +1,15 @@
-"""Gradient checking by central differences.
+"""Gradient checking by central differences: the low-level functions that :mod:`minidl.testing` builds on.
 
 For a scalar function f and each coordinate i,
 
     df/dx_i ~ (f(x + h e_i) - f(x - h e_i)) / (2 h),
 
-whose error is h^2 |f'''| / 6 from truncation plus about eps_machine |f| / h from rounding. In float64
-with h = 1e-6 the truncation is about 1e-12 and the rounding about 1e-10 relative to the gradient (when
-f and its derivatives have one scale), so a correct analytic gradient agrees to better than 1e-6. In
-float32 the rounding term alone is ~1e-1: always check in float64.
+whose error has two parts. Truncation: the first neglected Taylor term is h^2 f_iii / 6 (f_iii the third
+derivative along e_i), about 1e-12 relative at h = 1e-6 when f_iii is of the size of the gradient.
+Rounding: each value of f carries an error near eps |f| (eps = 2.2e-16 in float64), and the division by
+2 h turns it into about eps |f| / h, 1e-10 relative. A correct analytic gradient therefore agrees to about
+1e-10, far inside the test bound of 1e-6. In float32 (eps = 1.2e-7) the rounding term alone is ~1e-1:
+always check in float64.
 
 The agreement is measured as ``relative_error(a, n) = ||a - n|| / max(||a|| + ||n||, tiny)`` over a whole
 array (Euclidean norms). Taken element by element the same formula is dominated by entries whose true
@@ -16,9 +18,11 @@ value is zero (a dead ReLU), where rounding noise alone gives a relative error o
 A layer is checked through the scalar L = sum(forward(x) * r) for a fixed random r, whose gradient
 with respect to the output is exactly r: ``backward(r)`` must return dL/dx and add dL/dparam.
 Functions with kinks (ReLU at 0, max-pool at ties) are only differentiable away from them. A central
-difference whose interval [x - h, x + h] straddles a kink measures the one-sided slopes weighted by the
-parts of the interval on either side of the kink (their average only when the kink is exactly at x):
-draw test inputs away from kinks instead of loosening the bound.
+difference whose interval [x - h, x + h] holds a kink at x + s h (-1 < s < 1), with one-sided slopes
+g- below it and g+ above, measures ((1 + s) g- + (1 - s) g+) / 2: a mix of the two slopes weighted by
+where the kink falls in the interval, their average only when the kink sits exactly at x. Draw test
+inputs away from kinks instead of loosening the bound; :mod:`minidl.testing` has hypothesis strategies
+for that, and reports the distance to the nearest kink when a check fails.
 """
 
 from __future__ import annotations

@@ -1,19 +1,28 @@
-"""Hypothesis profiles of the suite.
+"""Test-session settings: hypothesis profiles, and the kernels' NumPy twins for mutation testing.
 
 A plain run keeps every property test's own ``@settings(max_examples=...)``, drawn from a fresh random
 seed each time; on CI, Hypothesis loads its own derandomized "ci" profile by itself. ``make test-thorough``
 runs ``pytest --hypothesis-profile=thorough``: every property test then draws at least
 ``THOROUGH_EXAMPLES`` examples (2000, or the environment variable of that name), to find the inputs that
 break a test only rarely (a property must hold for any seed).
+
+``MINIDL_KERNELS=reference`` runs the layers and optimizers on the plain NumPy twins of the Numba kernels
+(:mod:`minidl.reference`) instead of the kernels: ``make mutate`` uses it so that a mutant of a twin is
+exercised by the same gradient tests that exercise the kernel (tests/test_kernels.py holds the two equal).
+The hypothesis profile ``mutate`` (derandomized, no example database, no shrinking) makes a run repeatable
+and quick, which mutation testing needs: a mutant counts as killed only when a fixed set of examples fails.
 """
 
 import os
 
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 THOROUGH_EXAMPLES = int(os.environ.get("THOROUGH_EXAMPLES", 2000))
 
 settings.register_profile("thorough", max_examples=THOROUGH_EXAMPLES, deadline=None, print_blob=True)
+# no shrinking: a mutant is killed by the first failing example, and shrinking it only costs time
+settings.register_profile("mutate", derandomize=True, database=None, print_blob=False,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 
 def pytest_collection_modifyitems(config, items):
@@ -26,3 +35,16 @@ def pytest_collection_modifyitems(config, items):
         # (the attribute Hypothesis's pytest plugin itself reads and rewrites).
         if own is not None and own.max_examples < THOROUGH_EXAMPLES:
             test._hypothesis_internal_use_settings = settings(own, max_examples=THOROUGH_EXAMPLES)
+
+
+def pytest_configure(config):
+    if os.environ.get("MINIDL_KERNELS") == "reference":
+        import minidl.layers.conv
+        import minidl.layers.pool
+        import minidl.optim
+        from minidl import reference
+
+        for module in (minidl.layers.conv, minidl.layers.pool, minidl.optim):
+            for name in reference.__all__:
+                if hasattr(module, name):
+                    setattr(module, name, getattr(reference, name))

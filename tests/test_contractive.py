@@ -1,5 +1,7 @@
 """The contractive penalty: values against finite-difference Jacobians, Hutchinson's mean, and the
-parameter gradients of all three modes against central differences in float64."""
+parameter gradients of all three modes against central differences in float64. Each encoder layer's
+tangent pass (jvp, and jvp_backward with its dx_extra) is checked by minidl.testing, here at the
+activations the penalty sees and in tests/test_layers.py on drawn geometries."""
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from minidl.contractive import contractive_penalty
 from minidl.gradcheck import numerical_gradient, relative_error
 from minidl.layers import (Conv2D, Dense, Flatten, Identity, MaxPool2D, ReLU, Sequential, Sigmoid,
                            Tanh)
+from minidl.testing import assert_layer_gradients, smallest_kink_distance
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -30,16 +33,9 @@ def randomise_biases(model, rng):
 
 
 def has_margin(model, x, margin=1e-3):
-    """True when no ReLU input is near 0 and no pooling window is near a tie (the function is smooth)."""
-    conv_out = model.layers[0].forward(x, training=False)
-    if np.min(np.abs(conv_out)) < margin:
-        return False
-    # Pre-activation windows: where the top value is negative the whole window is zero after the ReLU and
-    # passes no gradient, so only the gap between the two largest pre-activations matters.
-    cropped = conv_out[:, :, :6, :6]
-    n, c = cropped.shape[:2]
-    windows = np.sort(cropped.reshape(n, c, 3, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, 3, 3, 4), axis=-1)
-    return bool(np.min(windows[..., -1] - windows[..., -2]) > margin)
+    """True when no ReLU input is near 0 and no pooling window near a tie: the function is smooth there."""
+    nearest = smallest_kink_distance(model, x)
+    return nearest is None or nearest.distance > margin
 
 
 def finite_difference_jacobian(model, x, h=1e-6):
@@ -83,6 +79,24 @@ def test_closed_form_equals_exact_for_a_single_sigmoid_layer():
     np.testing.assert_allclose(dx_closed, dx_exact, rtol=1e-10, atol=1e-14)
     for key, grad in grads_closed.items():
         np.testing.assert_allclose(grad, model.grads[key], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("build, shape", [(dense_encoder, (3, 5)), (conv_encoder, (2, 1, 6, 6))])
+@settings(max_examples=5, deadline=None)
+@given(seed=seeds)
+def test_every_encoder_layer_tangent_pass_at_its_own_input(build, shape, seed):
+    """Each layer of the encoders the penalty drives, at the activation it receives there. A pool after a
+    ReLU sees windows of tied zeros, where it alone is not differentiable (the network is: no gradient
+    reaches those zeros); it is checked wherever its input has no ties."""
+    rng = np.random.default_rng(seed)
+    model = build(rng)
+    randomise_biases(model, rng)
+    x = rng.standard_normal(shape)
+    assume(has_margin(model, x))
+    for layer in model.layers:
+        if has_margin(layer, x):
+            assert_layer_gradients(layer, x, rng=seed)
+        x = layer.forward(x, training=False)
 
 
 def test_hutchinson_mean_converges_to_exact():

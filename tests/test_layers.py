@@ -1,109 +1,76 @@
-"""Every layer: analytic backward against central differences (float64), contracts and errors."""
+"""Every layer through minidl.testing: the analytic backward, the tangent pass and its backward against
+central differences (float64), the adjoint of the transposed convolution; contracts and errors."""
 
 import numpy as np
 import pytest
-from hypothesis import assume, example, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from minidl.gradcheck import check_layer
 from minidl.layers import (Conv2D, Conv2DTranspose, Dense, Flatten, Identity, MaxPool2D, ReLU,
                            Reshape, Sequential, Sigmoid, Tanh, ZeroPad2D)
-
-BOUND = 1e-6
-seeds = st.integers(0, 2**32 - 1)
-
-
-def assert_gradients_agree(layer, x, seed):
-    errors = check_layer(layer.astype(np.float64), x, rng=seed)
-    assert max(errors.values()) < BOUND, errors
+from minidl.testing import (assert_adjoint, assert_layer_gradients, away_from_zero, conv_geometries,
+                            distinct_values, kink_free_inputs, pool_geometries, seeds)
 
 
-def away_from_zero(rng, shape, margin=0.1):
-    """Normal values pushed at least ``margin`` away from 0, the kink of ReLU."""
-    x = rng.standard_normal(shape)
-    return x + margin * np.sign(x)
-
-
-def distinct_values(rng, shape, gap=0.01):
-    """A random permutation of well separated values: no ties in any pooling window."""
-    size = int(np.prod(shape))
-    return (rng.permutation(size) * gap - size * gap / 2).reshape(shape)
+def random_biases(layer, rng):
+    """Zero biases hide a missing bias term; random ones do not."""
+    for inner in getattr(layer, "layers", [layer]):
+        if "b" in inner.params:
+            inner.params["b"][...] = rng.standard_normal(inner.params["b"].shape)
+    return layer
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 4), st.integers(1, 6), st.integers(1, 6), seeds)
-@example(4, 1, 1, 3904)  # the four r summed to -1.4e-5: db was checked to only 2.4e-6
 def test_dense_gradients(n, fan_in, fan_out, seed):
     rng = np.random.default_rng(seed)
-    layer = Dense(fan_in, fan_out, rng=rng)
-    layer.params["b"][...] = rng.standard_normal(fan_out)
-    x = rng.standard_normal((n, fan_in))
-    # dx = r W^T, dW = x^T r and db = the sum of r over the batch, for check_layer's r (the first draw of
-    # default_rng(seed)). A central difference resolves a gradient only to ~1e-10 |L| (rounding), so one
-    # that all but vanishes (a rare draw, in the smallest layers) cannot be checked to 1e-6: leave those out.
-    r = np.random.default_rng(seed).standard_normal((n, fan_out))
-    assume(min(np.linalg.norm(r @ layer.params["W"].T), np.linalg.norm(x.T @ r), np.linalg.norm(r.sum(axis=0))) > 1e-3)
-    assert_gradients_agree(layer, x, seed)
+    layer = random_biases(Dense(fan_in, fan_out, rng=rng, dtype=np.float64), rng)
+    assert_layer_gradients(layer, rng.standard_normal((n, fan_in)), rng=seed)
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 3),
-       st.sampled_from(["same", "valid", 0, 1, 2]), st.integers(3, 8), st.integers(3, 8), seeds)
-def test_conv2d_gradients(n, c_in, c_out, kernel, stride, padding, height, width, seed):
-    assume(padding in ("same", "valid") or padding < kernel)
-    assume(padding == "same" or (height + 2 * (padding if padding != "valid" else 0)) >= kernel)
-    assume(padding == "same" or (width + 2 * (padding if padding != "valid" else 0)) >= kernel)
+@given(conv_geometries(), seeds)
+def test_conv2d_gradients(geometry, seed):
     rng = np.random.default_rng(seed)
-    layer = Conv2D(c_in, c_out, kernel, stride, padding, rng=rng)
-    layer.params["b"][...] = rng.standard_normal(c_out)
-    assert_gradients_agree(layer, rng.standard_normal((n, c_in, height, width)), seed)
+    layer = random_biases(Conv2D(**geometry.settings, rng=rng, dtype=np.float64), rng)
+    assert_layer_gradients(layer, rng.standard_normal(geometry.input_shape), rng=seed)
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 3),
-       st.sampled_from(["same", "valid", 0, 1]), st.integers(1, 5), st.integers(1, 5), seeds)
-@example(1, 1, 3, 1, 1, "same", 1, 1, 30844)  # x = 1.4e-5, a single value: dW = x r was checked to only 3.1e-6
-def test_conv2d_transpose_gradients(n, c_in, c_out, kernel, stride, padding, height, width, seed):
+@given(conv_geometries(transpose=True, max_size=5), seeds)
+def test_conv2d_transpose_gradients(geometry, seed):
     rng = np.random.default_rng(seed)
-    layer = Conv2DTranspose(c_in, c_out, kernel, stride, padding, rng=rng)
-    assume(output_or_none(layer, (c_in, height, width)) is not None)
-    layer.params["b"][...] = rng.standard_normal(c_out)
-    # x away from 0: where x is a single value, dW is x times r, and a central difference resolves a
-    # gradient only to ~1e-10 |L| (rounding), so a tiny x cannot be checked to 1e-6
-    assert_gradients_agree(layer, away_from_zero(rng, (n, c_in, height, width)), seed)
+    layer = random_biases(Conv2DTranspose(**geometry.settings, rng=rng, dtype=np.float64), rng)
+    assert_layer_gradients(layer, rng.standard_normal(geometry.input_shape), rng=seed)
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(1, 4), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 3),
-       st.sampled_from(["same", "valid", 0, 1]), seeds)
-def test_conv2d_transpose_is_the_adjoint_of_conv2d(c_in, c_out, kernel, stride, height, padding, seed):
-    """<conv(x), y> = <x, conv_transpose(y)> for the same W: the transposed layer is the true adjoint."""
+@given(conv_geometries(transpose=True, max_size=4, paddings=("same", "valid", 0, 1)), seeds)
+def test_conv2d_transpose_is_the_adjoint_of_conv2d(geometry, seed):
+    """The linear part of Conv2DTranspose is the adjoint of Conv2D's with the same W, wherever the
+    convolution maps the transposed layer's output size back to its input size. Its padding is the
+    transposed layer's integer padding, and (k - 1) // 2 for "same"."""
     rng = np.random.default_rng(seed)
-    transpose = Conv2DTranspose(c_in, c_out, kernel, stride, padding, rng=rng, dtype=np.float64)
-    small = (c_in, height, height + 1)
-    big = output_or_none(transpose, small)
-    assume(big is not None)
-    conv_padding = padding
-    if padding == "same":
-        # the strided convolution whose adjoint a "same" transposed convolution is: crop (k-1)//2
-        conv_padding = (kernel - 1) // 2
-    conv = Conv2D(c_out, c_in, kernel, stride, conv_padding, rng=rng, dtype=np.float64)
-    assume(output_or_none(conv, big) == small)
-    # Conv2D's W is (out, in, k, k) = (c_in, c_out, k, k): the same array as the transposed layer's.
-    conv.params["W"][...] = transpose.params["W"]
-    x = rng.standard_normal((2,) + big)
-    y = rng.standard_normal((2,) + small)
-    lhs = np.sum(conv.forward(x) * y)
-    rhs = np.sum(x * transpose.forward(y))
-    assert np.isclose(lhs, rhs, rtol=1e-10, atol=1e-10)
+    transpose = Conv2DTranspose(**geometry.settings, rng=rng, dtype=np.float64)
+    small = geometry.input_shape
+    big = (small[0],) + transpose.output_shape(small[1:])
+    padding = (geometry.kernel_size - 1) // 2 if geometry.padding == "same" else geometry.padding
+    conv = Conv2D(geometry.out_channels, geometry.in_channels, geometry.kernel_size, geometry.stride, padding,
+                  dtype=np.float64)
+    conv.params["W"] = transpose.params["W"]  # (out, in, k, k) of the convolution = (in, out, k, k) here
+    try:
+        maps_back = conv.output_shape(big[1:]) == small[1:]
+    except ValueError:
+        maps_back = False
+    assume(maps_back)
+    assert_adjoint(lambda x: conv._linear(x)[0], lambda y: transpose._linear(y)[0], big, small, rng=seed)
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 9), st.integers(1, 9), seeds)
-def test_maxpool_gradients(n, c, pool, height, width, seed):
-    assume(height >= pool and width >= pool)
-    rng = np.random.default_rng(seed)
-    assert_gradients_agree(MaxPool2D(pool), distinct_values(rng, (n, c, height, width)), seed)
+@given(pool_geometries(), st.data(), seeds)
+def test_maxpool_gradients(geometry, data, seed):
+    x = data.draw(distinct_values(geometry.input_shape))  # no ties anywhere
+    assert_layer_gradients(MaxPool2D(geometry.pool_size), x, rng=seed)
 
 
 def test_maxpool_floor_mode_and_tie_routing():
@@ -118,10 +85,9 @@ def test_maxpool_floor_mode_and_tie_routing():
 
 @pytest.mark.parametrize("activation", [ReLU, Sigmoid, Tanh, Identity])
 @settings(max_examples=15, deadline=None)
-@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=4), seed=seeds)
-def test_activation_gradients(activation, shape, seed):
-    rng = np.random.default_rng(seed)
-    assert_gradients_agree(activation(), away_from_zero(rng, tuple(shape)), seed)
+@given(x=away_from_zero(st.lists(st.integers(1, 4), min_size=1, max_size=4)), seed=seeds)
+def test_activation_gradients(activation, x, seed):
+    assert_layer_gradients(activation(), x, rng=seed)
 
 
 def test_relu_derivative_is_zero_at_zero():
@@ -144,19 +110,10 @@ def test_sigmoid_is_silent_and_exact_at_extremes(dtype):
 @settings(max_examples=15, deadline=None)
 @given(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3), st.integers(0, 3), seeds)
 def test_shape_layer_gradients(top, bottom, left, right, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((2, 3, 4, 5))
-    assert_gradients_agree(ZeroPad2D(((top, bottom), (left, right))), x, seed)
-    assert_gradients_agree(Flatten(), x, seed)
-    assert_gradients_agree(Reshape((5, 4, 3)), x, seed)
-
-
-def output_or_none(layer, input_shape):
-    """The layer's output shape, or None where the geometry leaves no output."""
-    try:
-        return layer.output_shape(input_shape)
-    except ValueError:
-        return None
+    x = np.random.default_rng(seed).standard_normal((2, 3, 4, 5))
+    assert_layer_gradients(ZeroPad2D(((top, bottom), (left, right))), x, rng=seed)
+    assert_layer_gradients(Flatten(), x, rng=seed)
+    assert_layer_gradients(Reshape((5, 4, 3)), x, rng=seed)
 
 
 def small_stack(rng):
@@ -166,22 +123,11 @@ def small_stack(rng):
 
 
 @settings(max_examples=10, deadline=None)
-@given(seeds)
-def test_small_stack_gradients(seed):
-    rng = np.random.default_rng(seed)
-    model = small_stack(rng)
-    for layer in model.layers:
-        if "b" in layer.params:
-            layer.params["b"][...] = rng.standard_normal(layer.params["b"].shape)
-    x = rng.standard_normal((2, 2, 7, 7))
-    # Keep away from ReLU kinks and pooling ties at the inputs that matter: check the margins first.
-    conv_out = model.layers[0].forward(x, training=False)
-    assume(np.min(np.abs(conv_out)) > 1e-3)
-    pooled = np.sort(conv_out[:, :, :6, :6].reshape(2, 3, 3, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5)
-                     .reshape(2, 3, 3, 3, 4), axis=-1)
-    assume(np.min(pooled[..., -1] - pooled[..., -2]) > 1e-3)
-    errors = check_layer(model, x, rng=seed)
-    assert max(errors.values()) < BOUND, errors
+@given(st.data(), seeds)
+def test_small_stack_gradients(data, seed):
+    model = random_biases(small_stack(np.random.default_rng(seed)), np.random.default_rng(seed))
+    x = data.draw(kink_free_inputs(model, (2, 2, 7, 7)))
+    assert_layer_gradients(model, x, rng=seed)
 
 
 def test_study_encoder_and_decoder_parameter_counts():
