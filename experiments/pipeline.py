@@ -100,8 +100,9 @@ def expectations(part: str, preset, prepared: dict) -> list[run_folder.Expected]
 
     identity, shape = prepared["identity"], prepared["data"]["x_train"].shape[1:]
     if part == "frey":
-        return [run_folder.Expected("Frey Face VAE", ("frey",), provenance.fingerprint(
-            "vae", frey.build_model(preset, shape), preset, identity), frey.CHECKPOINT)]
+        return [run_folder.Expected(f"Frey Face VAE ({likelihood})", ("frey", likelihood), provenance.fingerprint(
+            f"vae_{likelihood}", frey.build_model(preset, shape, likelihood), preset, identity),
+            frey.CHECKPOINT.format(likelihood=likelihood)) for likelihood in frey.LIKELIHOODS]
     found = [run_folder.Expected("MNIST mean-image reference", ("mnist_reference",), {"data": identity})]
     for kind in mnist.MODEL_KINDS:
         made = provenance.fingerprint(kind, mnist.build_model(kind, preset, shape), preset, identity)
@@ -129,8 +130,8 @@ def run_part(part: str, preset, out_dir: Path, prepared: dict, expected: list, p
         mnist.run(preset, data, out_dir, kinds=models or mnist.MODEL_KINDS, progress=progress, log=log,
                   fingerprints=fingerprints, store=lambda kind, result: store(("mnist", kind), result))
     else:
-        store(("frey",), frey.run(preset, data["x_train"], data["x_test"], out_dir, progress=progress, log=log,
-                                  fingerprint=fingerprints["frey"]))
+        frey.run(preset, data["x_train"], data["x_test"], out_dir, progress=progress, log=log,
+                 fingerprints=fingerprints, store=lambda likelihood, result: store(("frey", likelihood), result))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,7 +185,7 @@ def _report(out_dir: Path, preset) -> int:
                                      "`python -m experiments run` first.")
     metrics = run_folder.read_metrics(found)
     if metrics.get("format") != run_folder.FORMAT:
-        raise run_folder.FolderError(f"{found / 'metrics.json'}: written by an older version, without provenance; "
+        raise run_folder.FolderError(f"{found / 'metrics.json'}: written by an older version (another layout); "
                                      "run the experiments again into a new --out.")
     print(f"Report: {write_report(found)}")
     return 0

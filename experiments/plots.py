@@ -45,16 +45,34 @@ def image_grid(rows: list[np.ndarray], path: Path, row_labels: list[str] | None 
     return _save(figure, path)
 
 
-def loss_curves(histories: dict[str, list[dict]], key: str, path: Path, ylabel: str) -> Path:
-    """One line per model of ``record[key]`` against the epoch."""
+def loss_curves(histories: dict[str, list[dict]], key: str, path: Path, ylabel: str, log_scale: bool = True) -> Path:
+    """One line per model of ``record[key]`` against the epoch (a log axis unless ``log_scale`` is false, as
+    for values that may be negative)."""
     figure, axis = plt.subplots(figsize=(5.5, 3.5))
     for name, history in histories.items():
         values = [record[key] for record in history if key in record]
         axis.plot(range(1, len(values) + 1), values, marker="o", label=name)
     axis.set_xlabel("epoch")
     axis.set_ylabel(ylabel)
-    axis.set_yscale("log")
+    if log_scale:
+        axis.set_yscale("log")
     axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def kl_bars(kl_by_model: dict[str, list[float]], path: Path, active: float) -> Path:
+    """Grouped bars of each latent dimension's KL (nats), one colour per model, and the line above which a
+    dimension counts as active."""
+    figure, axis = plt.subplots(figsize=(7, 3.2))
+    width = 0.8 / len(kl_by_model)
+    for i, (name, kl) in enumerate(kl_by_model.items()):
+        axis.bar(np.arange(len(kl)) + (i - (len(kl_by_model) - 1) / 2) * width, kl, width, label=name)
+    axis.axhline(active, color="black", linewidth=0.8, linestyle="--", label=f"active: KL > {active} nat")
+    axis.set_xticks(range(max(len(kl) for kl in kl_by_model.values())))
+    axis.set_xlabel("latent dimension")
+    axis.set_ylabel("KL (nats per face)")
+    axis.grid(alpha=0.3, axis="y")
     axis.legend(fontsize=8)
     return _save(figure, path)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from autoencoders.checkpoints import differences, read_checkpoint
 from experiments.provenance import compare
 
-FORMAT = 2
+FORMAT = 3  # 3: a Frey Face result per decoder
 
 
 class FolderError(Exception):
@@ -87,7 +87,7 @@ def conflicts(out_dir: Path, settings: dict, expected: list[Expected]) -> list[s
         found = sorted(path.name for path in out_dir.iterdir())
         return [f"files {found[:4]} but no metrics.json: not a results folder"] if found else []
     if metrics.get("format") != FORMAT:
-        return ["results without provenance (metrics.json written by an older version)"]
+        return ["results of an older version (metrics.json of another layout)"]
     problems = [f"settings: {difference}"
                 for difference in differences(_entry(metrics, ("run", "settings")) or {}, settings)]
     if problems:
@@ -147,11 +147,9 @@ def store(out_dir: Path, entry: tuple[str, ...], value: dict, seconds: dict[str,
 
 
 def results_data(metrics: dict) -> dict[str, dict]:
-    """The data identity of every stored model, by label (``mnist/<kind>``, ``frey``)."""
-    found = {f"mnist/{kind}": result.get("provenance", {}).get("data")
-             for kind, result in metrics.get("mnist", {}).items()}
-    if "frey" in metrics:
-        found["frey"] = metrics["frey"].get("provenance", {}).get("data")
+    """The data identity of every stored model, by label (``mnist/<kind>``, ``frey/<likelihood>``)."""
+    found = {f"{part}/{kind}": result.get("provenance", {}).get("data")
+             for part in ("mnist", "frey") for kind, result in metrics.get(part, {}).items()}
     return {label: data for label, data in found.items() if data}
 
 

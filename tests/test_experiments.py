@@ -59,9 +59,11 @@ def test_smoke_run_writes_report_metrics_and_figures_and_reuses_training(tmp_pat
         assert all(np.isfinite(result["interpolation"]["psnr"]))
         assert (tmp_path / "figures" / f"tsne_{kind}.png").stat().st_size > 1000
         assert f"figures/tsne_{kind}.png" in report
-    assert values["frey"]["test"]["elbo"] < 0
-    for figure in ("frey_generated", "frey_traversal", "frey_grid", "frey_reconstructions"):
-        assert (tmp_path / "figures" / f"{figure}.png").exists()
+    assert values["frey"]["bernoulli"]["test"]["elbo"] < 0
+    for likelihood in ("bernoulli", "gaussian"):
+        for figure in ("generated", "traversal", "grid", "reconstructions", "loss"):
+            assert (tmp_path / "figures" / f"frey_{likelihood}_{figure}.png").exists()
+    assert (tmp_path / "figures" / "frey_kl_per_dimension.png").exists()
     assert "0.010388" in report and "96.49" not in report  # the study's values, as fractions
     checkpoint = tmp_path / "checkpoints" / "sparse.npz"
     stamp = checkpoint.stat().st_mtime_ns
