@@ -93,3 +93,29 @@ def tsne_scatter(embedding: np.ndarray | None, labels: np.ndarray, path: Path, t
     axis.set_xticks([])
     axis.set_yticks([])
     return _save(figure, path)
+
+
+def sweep_panels(panels: dict[str, dict[str, tuple[list, list, list]]], xlabel: str, log_axis: bool, path: Path,
+                 title: str) -> Path:
+    """One small plot per panel, each line its means with error bars of one standard deviation.
+
+    ``panels[title][line] = (x, mean, std)``; a log x axis when ``log_axis``.
+    """
+    columns = min(3, len(panels))
+    rows = int(np.ceil(len(panels) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
+    for axis, (name, lines) in zip(axes.ravel(), panels.items()):
+        for label, (x, mean, std) in lines.items():
+            axis.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=label or None)
+        if log_axis:
+            axis.set_xscale("log")
+        axis.set_title(name, fontsize=9)
+        axis.set_xlabel(xlabel, fontsize=8)
+        axis.grid(alpha=0.3)
+        if any(label for label in lines):
+            axis.legend(fontsize=6)
+    for axis in axes.ravel()[len(panels):]:
+        axis.set_visible(False)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return _save(figure, path)
