@@ -329,31 +329,10 @@ def run_locally(collection: Collection, specs: list[RunSpec], data_dir, count: i
                 collection.fail(spec.key, f"{type(error).__name__}: {error}")
 
 
-def execute(args, base: Preset, models, log=print) -> int:
-    """``run --seeds`` and ``sweep``: plan, check the folder, run what is not finished, aggregate, report."""
-    from experiments.pipeline import UsageError, prepare
+def _prepare_folder(args, base, grid, seeds, parts, models, specs, log) -> Collection:
+    """The collection's folder (``--out``, or the default of its settings and data), checked and claimed."""
+    from experiments.pipeline import prepare
 
-    try:
-        if args.command not in ("run", "sweep", "mnist", "frey"):
-            raise ValueError(f"--seeds goes with run, mnist, frey or sweep, not {args.command}.")
-        if "seed" in overrides(base):
-            raise ValueError("--set seed=... and --seeds: give the seeds with --seeds only.")
-        seeds = parse_seeds(args.seeds) if args.seeds is not None else [base.seed]
-        grid = parse_grid(args.grid)
-        if args.command == "sweep" and not grid:
-            raise ValueError("sweep needs at least one --grid KEY=V1,V2,... (for seeds alone: run --seeds).")
-        if grid and args.command != "sweep":
-            raise ValueError("--grid goes with the sweep command.")
-        parts = {"mnist": ["mnist"], "frey": ["frey"]}.get(args.command, list(PARTS))
-        specs = plan(base, grid, seeds, parts, models)
-        if args.scheduler is None and args.checkpoint_dir is not None:
-            raise ValueError("--checkpoint-dir goes with --scheduler (local runs keep their checkpoints in their "
-                             "sub-folders).")
-        for name in ("workers", "threads"):
-            if getattr(args, name) is not None and getattr(args, name) < 1:
-                raise ValueError(f"--{name} {getattr(args, name)}: expected a positive integer.")
-    except ValueError as error:
-        raise UsageError(str(error)) from None
     described = description(base, grid, seeds, parts, models)
     folder = args.out
     if folder is None:
@@ -365,18 +344,51 @@ def execute(args, base: Preset, models, log=print) -> int:
         if not args.move_aside:
             raise run_folder.FolderConflict(folder, problems)
         log(f"Moved the earlier results of {folder} to {run_folder.move_aside(folder)}.")
-    collection = Collection(folder, described, specs, log)
-    todo = [spec for spec in specs if not collection.finished(spec)]
-    if len(todo) < len(specs):
-        log(f"Reusing {len(specs) - len(todo)} finished run(s) of {folder}.")
-    if todo and args.scheduler is not None:
+    return Collection(folder, described, specs, log)
+
+
+def execute(args, base: Preset, models, log=print) -> int:
+    """``run --seeds`` and ``sweep``: plan, check the folder, run what is not finished, aggregate, report."""
+    from experiments.pipeline import UsageError
+
+    try:
+        if args.command not in ("run", "sweep", "mnist", "frey"):
+            raise ValueError(f"--seeds and --grid go with run, mnist, frey or sweep, not {args.command}.")
+        if "seed" in overrides(base):
+            raise ValueError("--set seed=... and --seeds: give the seeds with --seeds only.")
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else [base.seed]
+        grid = parse_grid(args.grid)
+        if args.command == "sweep" and not grid:
+            raise ValueError("sweep needs at least one --grid KEY=V1,V2,... (for seeds alone: run --seeds).")
+        parts = {"mnist": ["mnist"], "frey": ["frey"]}.get(args.command, list(PARTS))
+        specs = plan(base, grid, seeds, parts, models)
+        if args.scheduler is None and args.checkpoint_dir is not None:
+            raise ValueError("--checkpoint-dir goes with --scheduler (local runs keep their checkpoints in their "
+                             "sub-folders).")
+        for name in ("workers", "threads"):
+            if getattr(args, name) is not None and getattr(args, name) < 1:
+                raise ValueError(f"--{name} {getattr(args, name)}: expected a positive integer.")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    client = None
+    if args.scheduler is not None:  # first: an unreachable scheduler fails before anything is written
         from experiments import cluster
-        cluster.run_on_dask(collection, todo, args.scheduler, args.data_dir, args.checkpoint_dir,
-                            args.threads or 1, log)
-    elif todo:
-        count, threads = split_cores(len(todo), args.workers, args.threads, log)
-        log(f"{len(todo)} run(s) in {count} local worker(s) of {threads} thread(s) each, into {folder}")
-        run_locally(collection, todo, args.data_dir, count, threads)
+        client = cluster.connect(args.scheduler)
+    try:
+        collection = _prepare_folder(args, base, grid, seeds, parts, models, specs, log)
+        todo = [spec for spec in specs if not collection.finished(spec)]
+        if len(todo) < len(specs):
+            log(f"Reusing {len(specs) - len(todo)} finished run(s) of {collection.folder}.")
+        if todo and client is not None:
+            cluster.run_on_dask(client, collection, todo, args.data_dir, args.checkpoint_dir, args.threads or 1, log)
+        elif todo:
+            count, threads = split_cores(len(todo), args.workers, args.threads, log)
+            log(f"{len(todo)} run(s) in {count} local worker(s) of {threads} thread(s) each, into {collection.folder}")
+            run_locally(collection, todo, args.data_dir, count, threads)
+    finally:
+        if client is not None:
+            client.close()
+    folder = collection.folder
     report = collection.finish()
     stand_in = sorted({label for entry in collection.metrics["runs"].values()
                        for label, data in entry["data"].items() if data["stand_in"]})

@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "mnist", "frey", "report", "sweep"],
                         help="run: everything; mnist / frey: one part; report: rewrite report.md; sweep: one run "
-                             "per point of --grid and seed, and a report of every headline number against the grid")
+                             "per point of --grid and seed, and a report of every headline number against the grid "
+                             "(mnist or frey with --grid sweep that part alone)")
     parser.add_argument("--preset", default="quick", choices=sorted(PRESETS),
                         help="quick (default): a subset in minutes; paper: the study's settings")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -253,7 +254,7 @@ def execute(args, log=print) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     models = _models(args.models)
-    if args.command == "sweep" or args.seeds is not None:
+    if args.command == "sweep" or args.seeds is not None or args.grid:
         from experiments import collection
         return collection.execute(args, preset, models, log)
     if args.command == "report":
