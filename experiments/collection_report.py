@@ -120,13 +120,17 @@ def _study_comparison(entry: dict) -> list[str]:
     return lines
 
 
+def log_axis(values: list[float]) -> bool:
+    """A log axis for positive values that span two decades or more."""
+    return min(values) > 0 and max(values) / min(values) >= 100
+
+
 def _figures(aggregate: dict, grid: dict, figures: Path) -> list[str]:
     """Every headline number against the first swept setting (one line per value of the others)."""
     swept = list(grid)[0]
-    values = [float(v) for v in grid[swept]]
-    log_axis = min(values) > 0 and max(values) / min(values) >= 100
+    logarithmic = log_axis([float(v) for v in grid[swept]])
     lines = ["## Against the swept setting", "",
-             f"Mean ± s over the seeds against `{swept}`" + (" (log axis: the values span decades)" if log_axis else "")
+             f"Mean ± s over the seeds against `{swept}`" + (" (log axis: the values span decades)" if logarithmic else "")
              + (f"; one line per value of {', '.join(f'`{name}`' for name in list(grid)[1:])}" if len(grid) > 1 else "")
              + ".", ""]
     groups: dict[str, list[dict]] = {}
@@ -149,13 +153,13 @@ def _figures(aggregate: dict, grid: dict, figures: Path) -> list[str]:
                 for group, line in series(f"mnist.{model}.{metric}@{alpha:g}").items():
                     panels.setdefault(label, {})[f"{group} a={alpha:.1f}".strip()] = line
         name = f"sweep_mnist_{model}.png"
-        plots.sweep_panels(panels, swept, log_axis, figures / name, f"{TITLES[model]} against {swept}")
+        plots.sweep_panels(panels, swept, logarithmic, figures / name, f"{TITLES[model]} against {swept}")
         lines += [f"![{TITLES[model]}](figures/{name})", ""]
     decoders = _models(aggregate, "frey")
     if decoders:
         panels = {f"{frey.TITLES[likelihood]}: {label}": series(f"frey.{likelihood}.{metric}")
                   for likelihood in decoders for metric, label in headline.FREY_METRICS.items()}
-        plots.sweep_panels(panels, swept, log_axis, figures / "sweep_frey.png", f"Frey Face VAEs against {swept}")
+        plots.sweep_panels(panels, swept, logarithmic, figures / "sweep_frey.png", f"Frey Face VAEs against {swept}")
         lines += ["![Frey Face](figures/sweep_frey.png)", ""]
     return lines
 
