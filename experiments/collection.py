@@ -299,10 +299,12 @@ def split_cores(n_runs: int, workers_wanted: int | None, threads_wanted: int | N
     return count, threads
 
 
-def run_locally(collection: Collection, specs: list[RunSpec], data_dir, count: int, threads: int) -> None:
-    """Every run in ``specs``, in this process (one worker) or in ``count`` spawned worker processes."""
+def run_locally(collection: Collection, specs: list[RunSpec], data_dir, count: int, threads: int,
+                threads_given: bool = False) -> None:
+    """Every run in ``specs``, in this process (one worker; its threads are changed only when ``threads_given``)
+    or in ``count`` spawned worker processes of ``threads`` threads each."""
     if count == 1:
-        workers.limit_threads(threads)
+        workers.limit_threads(threads if threads_given else None)
         for spec in specs:
             try:
                 collection.record(spec, workers.run_local(spec, str(collection.folder), data_dir))
@@ -384,7 +386,7 @@ def execute(args, base: Preset, models, log=print) -> int:
         elif todo:
             count, threads = split_cores(len(todo), args.workers, args.threads, log)
             log(f"{len(todo)} run(s) in {count} local worker(s) of {threads} thread(s) each, into {collection.folder}")
-            run_locally(collection, todo, args.data_dir, count, threads)
+            run_locally(collection, todo, args.data_dir, count, threads, args.threads is not None)
     finally:
         if client is not None:
             client.close()

@@ -212,6 +212,10 @@ def _report(out_dir: Path, preset) -> int:
         raise run_folder.FolderError(f"No metrics in {' or '.join(map(str, candidates))} yet: run "
                                      "`python -m experiments run` first.")
     metrics = run_folder.read_metrics(found)
+    if "collection" in metrics and "aggregate" in metrics:
+        from experiments.collection_report import write_report as write_collection_report
+        print(f"Report: {write_collection_report(found, metrics)}")
+        return 0
     if metrics.get("format") != run_folder.FORMAT:
         raise run_folder.FolderError(f"{found / 'metrics.json'}: written by an older version (another layout); "
                                      "run the experiments again into a new --out.")

@@ -86,6 +86,8 @@ def conflicts(out_dir: Path, settings: dict, expected: list[Expected]) -> list[s
     if not metrics:
         found = sorted(path.name for path in out_dir.iterdir())
         return [f"files {found[:4]} but no metrics.json: not a results folder"] if found else []
+    if "collection" in metrics:
+        return ["the results of seeds or a sweep, not of a single run"]
     if metrics.get("format") != FORMAT:
         return ["results of an older version (metrics.json of another layout)"]
     problems = [f"settings: {difference}"

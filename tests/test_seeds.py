@@ -53,6 +53,10 @@ def test_every_model_is_trained_once_per_seed_and_reported_as_mean_and_std(offli
     shown = f"{stats['mnist.sparse.test_mse']['mean']:.6f} ± {stats['mnist.sparse.test_mse']['std']:.6f}"
     assert f"| Sparse AE | {stats['mnist.sparse.final_train_loss']['mean']:.6f} ± " in report and shown in report
     assert "WARNING" in report and "OFFLINE STAND-IN" in capsys.readouterr().err
+    (folder / "report.md").unlink()
+    assert pipeline.main(["report", "--out", str(folder)]) == 0 and (folder / "report.md").read_text() == report
+    assert pipeline.main(["frey", "--preset", "smoke", "--out", str(folder)]) == 2  # a single run is not mixed in
+    assert "the results of seeds or a sweep, not of a single run" in capsys.readouterr().err
 
     # finished runs are reused; a run missing from the collection runs again from its own checkpoints
     checkpoint = folder / "seed=1" / "checkpoints" / "sparse.npz"
