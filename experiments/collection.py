@@ -18,7 +18,6 @@ import itertools
 import json
 import os
 import sys
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -168,18 +167,6 @@ def conflicts(folder: Path, described: dict) -> list[str]:
     return [f"collection: {difference}" for difference in differences(stored["collection"], described)]
 
 
-def write_metrics(folder: Path, metrics: dict) -> None:
-    """Replace the collection's metrics.json atomically."""
-    descriptor, temporary = tempfile.mkstemp(prefix="metrics.json.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(metrics, handle, indent=1)
-        os.replace(temporary, folder / "metrics.json")
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def entry_of(spec: RunSpec, metrics: dict) -> dict:
     """What the collection keeps of a finished run: its headline numbers, data and fingerprints.
 
@@ -244,7 +231,7 @@ class Collection:
                 raise CollectionError(f"run {spec.key} was made from other data than run {key} ({'; '.join(found[:2])}); "
                                       "it was not recorded. Give every worker the same data (--data-dir or MINIDL_DATA).")
         self.metrics["runs"][spec.key] = entry
-        write_metrics(self.folder, self.metrics)
+        run_folder.write_metrics(self.folder, self.metrics)
         return True
 
     def fail(self, key: str, reason: str) -> None:
@@ -261,7 +248,7 @@ class Collection:
                                   "(finished runs are reused).")
         from experiments import collection_report
         self.metrics["aggregate"] = aggregate([self.specs[key] for key in self.specs], self.metrics["runs"])
-        write_metrics(self.folder, self.metrics)
+        run_folder.write_metrics(self.folder, self.metrics)
         return collection_report.write_report(self.folder, self.metrics)
 
 

@@ -161,11 +161,16 @@ def _write(out_dir: Path, metrics: dict) -> None:
     run = metrics.setdefault("run", {})
     run["stand_in"] = any(identity["stand_in"] for identity in data.values())
     run["data_source"] = "; ".join(dict.fromkeys(identity["source"] for identity in data.values()))
+    write_metrics(out_dir, metrics)
+
+
+def write_metrics(out_dir: Path, metrics: dict) -> None:
+    """Replace ``out_dir/metrics.json`` atomically: a temporary file, then a rename (never half written)."""
     descriptor, temporary = tempfile.mkstemp(prefix="metrics.json.", suffix=".tmp", dir=out_dir)
     try:
         with os.fdopen(descriptor, "w") as handle:
             json.dump(metrics, handle, indent=1)
-        os.replace(temporary, out_dir / "metrics.json")
+        os.replace(temporary, Path(out_dir) / "metrics.json")
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -12,16 +12,6 @@ from experiments import collection, headline, pipeline
 from experiments.presets import PRESETS
 
 
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    """A machine without data or network, in tmp_path: every process (workers too) uses the offline stand-in."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("MINIDL_OFFLINE", "1")
-    monkeypatch.delenv("MINIDL_DATA", raising=False)
-    return tmp_path
-
-
 def read(folder) -> dict:
     return json.loads((Path(folder) / "metrics.json").read_text())
 

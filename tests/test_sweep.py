@@ -16,25 +16,15 @@ from experiments.presets import PRESETS
 SMOKE = PRESETS["smoke"]
 
 
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    """A machine without data or network, in tmp_path: every process (workers too) uses the offline stand-in."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("MINIDL_OFFLINE", "1")
-    monkeypatch.delenv("MINIDL_DATA", raising=False)
-    return tmp_path
-
-
-def read(folder) -> dict:
-    return json.loads((Path(folder) / "metrics.json").read_text())
-
-
 def error_of(capsys, *args) -> tuple[int, str]:
     code = pipeline.main(["sweep", "--preset", "smoke", *args])
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.startswith("error: "), err
     return code, err
+
+
+def read(folder) -> dict:
+    return json.loads((Path(folder) / "metrics.json").read_text())
 
 
 # -- the grid --------------------------------------------------------------------------------------
