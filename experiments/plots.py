@@ -73,7 +73,7 @@ def kl_bars(kl_by_model: dict[str, list[float]], path: Path, active: float) -> P
     axis.set_xlabel("latent dimension")
     axis.set_ylabel("KL (nats per face)")
     axis.grid(alpha=0.3, axis="y")
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
     return _save(figure, path)
 
 
