@@ -237,11 +237,11 @@ def _variance_note(stats: dict) -> list[str]:
             f"{stats['quietest_pixels_data_std']:.4f}) the median log-variance is {stats['quietest_pixels_median']:.2f}; "
             "across pixels, the mean log-variance correlates with the log of the pixel's standard deviation in the data "
             f"with r = {stats['correlation_with_log_data_std']:.2f}. "
-            + (f"The smallest σ, {stats['sigma_min']:.5f}, is below one grey level (1/255 = {GREY_LEVEL:.5f}), "
-               f"as are {stats['below_grey_level']:.2%} of all pixel variances: there "
-               "the density is being fitted to the quantisation of the pixels — the variance collapse a continuous "
-               "likelihood allows on near-constant pixels — and those pixels' terms dominate its reconstruction "
-               "term." if collapsed else
+            + (f"The smallest σ, {stats['sigma_min']:.5f}, is below one grey level (1/255 = {GREY_LEVEL:.5f}), as are "
+               f"{stats['below_grey_level']:.2%} of all pixel variances: on those the density is fitted more finely "
+               "than the pixels are quantised — the start of the variance collapse that a continuous likelihood "
+               "allows on near-constant pixels, and one reason its ELBO is not comparable with the Bernoulli's."
+               if collapsed else
                f"The smallest σ, {stats['sigma_min']:.5f}, stays above one grey level (1/255 = {GREY_LEVEL:.5f}): no "
                "variance collapsed onto the quantisation of near-constant pixels in this run."), ""]
 
