@@ -212,7 +212,10 @@ def _report(out_dir: Path, preset) -> int:
         raise run_folder.FolderError(f"No metrics in {' or '.join(map(str, candidates))} yet: run "
                                      "`python -m experiments run` first.")
     metrics = run_folder.read_metrics(found)
-    if "collection" in metrics and "aggregate" in metrics:
+    if "collection" in metrics:
+        if "aggregate" not in metrics:
+            raise run_folder.FolderError(f"{found}: not every run of these seeds or this sweep has finished; run the "
+                                         "same command again to finish them (finished runs are reused).")
         from experiments.collection_report import write_report as write_collection_report
         print(f"Report: {write_collection_report(found, metrics)}")
         return 0

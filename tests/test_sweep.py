@@ -102,21 +102,25 @@ def test_a_log_axis_when_the_values_span_decades():
 # -- end to end --------------------------------------------------------------------------------------
 
 def test_a_local_sweep_in_worker_processes_plots_and_tabulates_every_headline_number(offline, capsys):
-    args = ["frey", "--preset", "smoke", "--grid", "vae_learning_rate=1e-4,1e-2", "--seeds", "0,1", "--workers", "2",
-            "--no-progress"]
+    args = ["sweep", "--preset", "smoke", "--models", "plain", "--grid", "learning_rate=1e-4,1e-2", "--seeds", "0,1",
+            "--workers", "2", "--no-progress"]
     assert pipeline.main(args) == 0
     assert "4 run(s) in 2 local worker(s) of 1 thread(s) each" in capsys.readouterr().out
-    folder = Path("runs/sweep-smoke-vae_learning_rate=0.0001_0.01-seeds=0,1-stand-in")
+    folder = Path("runs/sweep-smoke-learning_rate=0.0001_0.01-seeds=0,1-stand-in")
     metrics = read(folder)
-    assert sorted(metrics["runs"]) == sorted(f"vae_learning_rate={lr},seed={s}" for lr in (0.0001, 0.01) for s in (0, 1))
+    assert sorted(metrics["runs"]) == sorted(f"learning_rate={lr},seed={s}" for lr in (0.0001, 0.01) for s in (0, 1))
     assert {key: entry["seeds"] for key, entry in metrics["aggregate"].items()} == {
-        "vae_learning_rate=0.0001": [0, 1], "vae_learning_rate=0.01": [0, 1]}
+        "learning_rate=0.0001": [0, 1], "learning_rate=0.01": [0, 1]}
     for entry in metrics["runs"].values():
         assert entry["where"]["pid"] != os.getpid()  # ran in a worker process
+    stats = metrics["aggregate"]["learning_rate=0.01"]["stats"]["mnist.plain.test_mse"]
+    assert stats["n"] == 2 and stats["values"] == [metrics["runs"][f"learning_rate=0.01,seed={s}"]["headline"][
+        "mnist.plain.test_mse"] for s in (0, 1)]
     report = (folder / "report.md").read_text()
-    assert "![Frey Face](figures/sweep_frey.png)" in report and "(log axis: the values span decades)" in report
-    assert "| vae_learning_rate=0.0001 | Gaussian decoder | " in report
-    assert (folder / "figures" / "sweep_frey.png").stat().st_size > 10_000
+    assert "(log axis: the values span decades)" in report
+    assert f"{stats['mean']:.6f} ± {stats['std']:.6f}" in report
+    for figure in ("sweep_mnist_plain.png", "sweep_frey.png"):
+        assert f"(figures/{figure})" in report and (folder / "figures" / figure).stat().st_size > 10_000
 
 
 def test_a_sweep_on_a_loopback_dask_cluster_survives_a_worker_killed_mid_run(offline, capsys):
