@@ -125,6 +125,29 @@ def log_axis(values: list[float]) -> bool:
     return min(values) > 0 and max(values) / min(values) >= 100
 
 
+def _vae_claims(folder: Path, aggregate: dict) -> list[str]:
+    """In how many runs of each point each claim of the study holds for each decoder (from each run's own
+    numbers, read from its folder; see :func:`experiments.frey.claims`)."""
+    from experiments.run_folder import read_metrics
+
+    rows = []
+    for entry in aggregate.values():
+        verdicts = [{likelihood: frey.claims(result) for likelihood, result in read_metrics(folder / key)
+                     .get("frey", {}).items()} for key in entry["runs"]]
+        for likelihood in frey.LIKELIHOODS:
+            found = [run[likelihood] for run in verdicts if likelihood in run]
+            if found:
+                rows.append(([_label(entry["point"])] if len(aggregate) > 1 else []) + [frey.TITLES[likelihood], *[
+                    f"{sum(run[claim]['holds'] for run in found)} of {len(found)}"
+                    for claim in ("reconstruction", "generation", "traversal")]])
+    if not rows:
+        return []
+    header = (["setting"] if len(aggregate) > 1 else []) + ["decoder", *[
+        f"study: “{STUDY['vae_claims'][claim]}”" for claim in ("reconstruction", "generation", "traversal")]]
+    return ["### The study's claims about its VAE: in how many runs each holds", "",
+            "Judged in each run from its own numbers with the thresholds of its report.", ""] + _table(header, rows)
+
+
 def _figures(aggregate: dict, grid: dict, figures: Path) -> list[str]:
     """Every headline number against the first swept setting (one line per value of the others)."""
     swept = list(grid)[0]
@@ -189,7 +212,7 @@ def write_report(folder: Path, metrics: dict) -> Path:
     lines += _table(["run", "data", "wall time", "host"], rows)
     if not sweep:
         lines += _study_comparison(next(iter(aggregate.values())))
-    lines += ["## Headline numbers", ""] + _tables(aggregate)
+    lines += ["## Headline numbers", ""] + _tables(aggregate) + _vae_claims(folder, aggregate)
     if sweep:
         lines += _figures(aggregate, described["grid"], folder / "figures")
     path = folder / "report.md"

@@ -200,7 +200,7 @@ def _frey_section(results: dict) -> list[str]:
     lines += ["", "### The study's claims, decoder by decoder", "",
               "Each claim is judged from this run's numbers with the thresholds stated beside it.", ""]
     verdicts = {k: frey.claims(results[k]) for k in likelihoods}
-    rows = [[f"{STUDY['vae_claims'][claim]} (study)",
+    rows = [[f"study: “{STUDY['vae_claims'][claim]}”",
              *[f"**{'holds' if verdicts[k][claim]['holds'] else 'does not hold'}**: {verdicts[k][claim]['because']}"
                for k in likelihoods]] for claim in ("reconstruction", "generation", "traversal")]
     lines += _table(["claim", *[TITLES_SHORT[k] for k in likelihoods]], rows)

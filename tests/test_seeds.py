@@ -39,6 +39,7 @@ def test_every_model_is_trained_once_per_seed_and_reported_as_mean_and_std(offli
         assert stats[name]["n"] == 2, name
     report = (folder / "report.md").read_text()
     assert "(ddof = 1, n = 2)" in report and "[seed=1](seed=1/report.md)" in report
+    assert "in how many runs each holds" in report and "| Gaussian decoder | " in report
     assert "| Sparse AE: test MSE | 0.010388 | " in report  # the study's value in its own column
     shown = f"{stats['mnist.sparse.test_mse']['mean']:.6f} ± {stats['mnist.sparse.test_mse']['std']:.6f}"
     assert f"| Sparse AE | {stats['mnist.sparse.final_train_loss']['mean']:.6f} ± " in report and shown in report
