@@ -1,5 +1,5 @@
-# Two entry points: `make run` (set up and run the main job) and `make test`; `make docs` and
-# `make notebooks` build the documentation.
+# Two entry points: `make run` (set up and run the main job) and `make test`; `make sweep` runs a grid of
+# settings; `make docs` and `make notebooks` build the documentation.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,6 +8,9 @@ PRESET ?= quick
 OUT ?=
 # More options of the main job, e.g. ARGS="--set epochs=3 --set sparsity_weight=1e-2".
 ARGS ?=
+# Seeds (make run SEEDS=0,1,2: mean ± std over them) and a sweep's grid (make sweep GRID="sparsity_weight=1e-4,1e-2").
+SEEDS ?=
+GRID ?=
 # Real datasets: $MINIDL_DATA if set, else a ../shared/data folder beside the checkout when there is one.
 MINIDL_DATA ?= $(if $(wildcard ../shared/data/mnist),$(abspath ../shared/data))
 export MINIDL_DATA
@@ -18,7 +21,7 @@ PYTEST_WORKERS ?= auto
 BUILD ?= build
 NOTEBOOKS := $(wildcard docs/notebooks/*.py)
 
-.PHONY: run test test-thorough venv install install-test docs notebooks clean mutate
+.PHONY: run sweep test test-thorough venv install install-test docs notebooks clean mutate
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +41,14 @@ $(VENV)/.installed-mutate: setup.cfg pyproject.toml | $(PY)
 venv: $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(PY) -m experiments run --preset $(PRESET) $(if $(OUT),--out $(OUT)) $(ARGS)
+	$(PY) -m experiments run --preset $(PRESET) $(if $(OUT),--out $(OUT)) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
+
+# One run per point of GRID (several settings: separate them with spaces) and seed, in local worker processes;
+# ARGS="--scheduler tcp://HOST:8786" runs them on a Dask cluster (needs: pip install -e ".[cluster]").
+sweep: $(VENV)/.installed
+	$(if $(GRID),,$(error make sweep needs GRID, e.g. make sweep GRID="sparsity_weight=1e-4,1e-3,1e-2"))
+	$(PY) -m experiments sweep --preset $(PRESET) $(foreach item,$(GRID),--grid $(item)) \
+	  $(if $(SEEDS),--seeds $(SEEDS)) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 test: $(VENV)/.installed-docs
 	# the kernels must also be correct as plain Python (how a reader steps through them)

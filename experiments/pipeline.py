@@ -7,6 +7,7 @@ path); 2 the command line was wrong or the output folder holds results of other 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -50,11 +51,17 @@ def _stand_in_allowed(error: datasets.DataUnavailable, data_dir, what: str) -> N
             f"{' and '.join(pointed)} named {', '.join(str(path) for path in pointed.values())}.)") from None
 
 
+def fetch_allowed() -> bool:
+    """Whether missing data may be downloaded: not when ``MINIDL_OFFLINE=1`` (e.g. on cluster workers
+    without internet access, which then fail fast or use the stand-in instead of waiting for mirrors)."""
+    return os.environ.get("MINIDL_OFFLINE", "") != "1"
+
+
 def load_mnist_or_stand_in(data_dir, log=print) -> tuple[dict, str, bool]:
     """MNIST, or (loudly) the offline digits stand-in split 80/20 when MNIST is unavailable and no data
     folder was named. A damaged file, or a file missing from a named folder, is an error."""
     try:
-        x_train, y_train, x_test, y_test = datasets.load_mnist(data_dir)
+        x_train, y_train, x_test, y_test = datasets.load_mnist(data_dir, fetch=fetch_allowed())
         return dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test), "MNIST", False
     except datasets.DataUnavailable as error:
         _stand_in_allowed(error, data_dir, "MNIST")
@@ -70,7 +77,7 @@ def load_mnist_or_stand_in(data_dir, log=print) -> tuple[dict, str, bool]:
 def load_frey_or_stand_in(data_dir, log=print) -> tuple[np.ndarray, str, bool]:
     """Frey Face, or (loudly) the digits stand-in cropped to 28x20, under the rules of MNIST's."""
     try:
-        return datasets.load_frey_faces(data_dir), "Frey Face", False
+        return datasets.load_frey_faces(data_dir, fetch=fetch_allowed()), "Frey Face", False
     except datasets.DataUnavailable as error:
         _stand_in_allowed(error, data_dir, "Frey Face")
         log(f"{error}\n\nWARNING: Frey Face could not be found or downloaded; using {STAND_IN}, cropped to "
@@ -100,8 +107,9 @@ def expectations(part: str, preset, prepared: dict) -> list[run_folder.Expected]
 
     identity, shape = prepared["identity"], prepared["data"]["x_train"].shape[1:]
     if part == "frey":
-        return [run_folder.Expected("Frey Face VAE", ("frey",), provenance.fingerprint(
-            "vae", frey.build_model(preset, shape), preset, identity), frey.CHECKPOINT)]
+        return [run_folder.Expected(f"Frey Face VAE ({likelihood})", ("frey", likelihood), provenance.fingerprint(
+            f"vae_{likelihood}", frey.build_model(preset, shape, likelihood), preset, identity),
+            frey.CHECKPOINT.format(likelihood=likelihood)) for likelihood in frey.LIKELIHOODS]
     found = [run_folder.Expected("MNIST mean-image reference", ("mnist_reference",), {"data": identity})]
     for kind in mnist.MODEL_KINDS:
         made = provenance.fingerprint(kind, mnist.build_model(kind, preset, shape), preset, identity)
@@ -129,15 +137,17 @@ def run_part(part: str, preset, out_dir: Path, prepared: dict, expected: list, p
         mnist.run(preset, data, out_dir, kinds=models or mnist.MODEL_KINDS, progress=progress, log=log,
                   fingerprints=fingerprints, store=lambda kind, result: store(("mnist", kind), result))
     else:
-        store(("frey",), frey.run(preset, data["x_train"], data["x_test"], out_dir, progress=progress, log=log,
-                                  fingerprint=fingerprints["frey"]))
+        frey.run(preset, data["x_train"], data["x_test"], out_dir, progress=progress, log=log,
+                 fingerprints=fingerprints, store=lambda likelihood, result: store(("frey", likelihood), result))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "mnist", "frey", "report"],
-                        help="run: everything; mnist / frey: one part; report: rewrite report.md")
+    parser.add_argument("command", choices=["run", "mnist", "frey", "report", "sweep"],
+                        help="run: everything; mnist / frey: one part; report: rewrite report.md; sweep: one run "
+                             "per point of --grid and seed, and a report of every headline number against the grid "
+                             "(mnist or frey with --grid sweep that part alone)")
     parser.add_argument("--preset", default="quick", choices=sorted(PRESETS),
                         help="quick (default): a subset in minutes; paper: the study's settings")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -155,6 +165,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="MNIST models to train and evaluate, comma-separated (default: all of "
                              "plain,sparse,contractive,contractive_remedy); results merge into metrics.json")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    runs = parser.add_argument_group("several runs (seeds and sweeps)")
+    runs.add_argument("--seeds", default=None, metavar="S1,S2,...",
+                      help="train every model once per seed, each run in a sub-folder of its own, and report every "
+                           "headline number as mean ± std over the seeds (e.g. --seeds 0,1,2)")
+    runs.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                      help="sweep: the values of one setting (repeatable: several give their product), e.g. "
+                           "--grid sparsity_weight=1e-4,1e-3,1e-2")
+    runs.add_argument("--workers", type=int, default=None,
+                      help="runs at a time in local worker processes (default: as many as cores and runs allow)")
+    runs.add_argument("--threads", type=int, default=None,
+                      help="Numba and BLAS threads of each run (default: the cores divided among the local workers; "
+                           "1 on a Dask cluster, as Dask's workers set for BLAS)")
+    runs.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                      help="run on the Dask distributed cluster whose scheduler is at ADDRESS (e.g. "
+                           "tcp://10.0.0.5:8786); needs the cluster extra: pip install -e '.[cluster]'")
+    runs.add_argument("--checkpoint-dir", type=Path, default=None,
+                      help="with --scheduler: a folder every worker can reach where each run keeps its checkpoints, "
+                           "so that a run lost with its worker resumes from its last epoch (without it, each run "
+                           "trains in a temporary folder of its worker and a lost run starts again)")
     return parser
 
 
@@ -183,11 +212,46 @@ def _report(out_dir: Path, preset) -> int:
         raise run_folder.FolderError(f"No metrics in {' or '.join(map(str, candidates))} yet: run "
                                      "`python -m experiments run` first.")
     metrics = run_folder.read_metrics(found)
+    if "collection" in metrics:
+        if "aggregate" not in metrics:
+            raise run_folder.FolderError(f"{found}: not every run of these seeds or this sweep has finished; run the "
+                                         "same command again to finish them (finished runs are reused).")
+        from experiments.collection_report import write_report as write_collection_report
+        print(f"Report: {write_collection_report(found, metrics)}")
+        return 0
     if metrics.get("format") != run_folder.FORMAT:
-        raise run_folder.FolderError(f"{found / 'metrics.json'}: written by an older version, without provenance; "
+        raise run_folder.FolderError(f"{found / 'metrics.json'}: written by an older version (another layout); "
                                      "run the experiments again into a new --out.")
     print(f"Report: {write_report(found)}")
     return 0
+
+
+def run_job(preset, out_dir: Path | None, parts: list[str], data_dir=None, models=None, move_aside: bool = False,
+            progress: bool = False, log=print) -> Path:
+    """Train and evaluate ``parts`` (``"mnist"``, ``"frey"``) of one run with ``preset`` into ``out_dir`` (None:
+    the default folder of its settings and data) and write its report; returns the folder.
+
+    Raises FolderConflict when the folder holds results of other data or settings (unless ``move_aside``),
+    and the errors of the data, the checkpoints and the training.
+    """
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise run_folder.FolderError(f"{out_dir}: is a file, not a folder; choose another --out.")
+    prepared = {part: prepare(part, preset, data_dir, log) for part in parts}
+    stand_in = {part: values["identity"]["stand_in"] for part, values in prepared.items()}
+    out_dir = out_dir if out_dir is not None else default_folder(preset, stand_in)
+    expected = {part: expectations(part, preset, prepared[part]) for part in parts}
+    problems = run_folder.conflicts(out_dir, settings(preset), [item for part in parts for item in expected[part]])
+    if problems:
+        if not move_aside:
+            raise run_folder.FolderConflict(out_dir, problems)
+        log(f"Moved the earlier results of {out_dir} to {run_folder.move_aside(out_dir)}.")
+    run_folder.claim(out_dir, {"preset": preset.name, "overrides": plain(overrides(preset)),
+                               "settings": settings(preset), "versions": _versions()})
+    for part in parts:
+        run_part(part, preset, out_dir, prepared[part], expected[part], progress, models, log)
+    from experiments.report import write_report
+    write_report(out_dir)
+    return out_dir
 
 
 def execute(args, log=print) -> int:
@@ -197,33 +261,20 @@ def execute(args, log=print) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     models = _models(args.models)
+    if args.command == "sweep" or args.seeds is not None or args.grid:
+        from experiments import collection
+        return collection.execute(args, preset, models, log)
     if args.command == "report":
         return _report(args.out, preset)
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        raise run_folder.FolderError(f"{args.out}: is a file, not a folder; choose another --out.")
     parts = {"run": ["mnist", "frey"], "mnist": ["mnist"], "frey": ["frey"]}[args.command]
-    prepared = {part: prepare(part, preset, args.data_dir, log) for part in parts}
-    stand_in = {part: values["identity"]["stand_in"] for part, values in prepared.items()}
-    out_dir = args.out if args.out is not None else default_folder(preset, stand_in)
-    expected = {part: expectations(part, preset, prepared[part]) for part in parts}
-    problems = run_folder.conflicts(out_dir, settings(preset), [item for part in parts for item in expected[part]])
-    if problems:
-        if not args.move_aside:
-            raise run_folder.FolderConflict(out_dir, problems)
-        log(f"Moved the earlier results of {out_dir} to {run_folder.move_aside(out_dir)}.")
-    run_folder.claim(out_dir, {"preset": preset.name, "overrides": plain(overrides(preset)),
-                               "settings": settings(preset), "versions": _versions()})
     progress = not args.no_progress and sys.stderr.isatty()
-    for part in parts:
-        run_part(part, preset, out_dir, prepared[part], expected[part], progress, models, log)
-    from experiments.report import write_report
-    report = write_report(out_dir)
+    out_dir = run_job(preset, args.out, parts, args.data_dir, models, args.move_aside, progress, log)
     on_stand_in = [label for label, data in run_folder.results_data(run_folder.read_metrics(out_dir)).items()
                    if data["stand_in"]]
     if on_stand_in:
         print(f"WARNING: {', '.join(on_stand_in)} in {out_dir} {'was' if len(on_stand_in) == 1 else 'were'} trained "
               f"on {STAND_IN}; those numbers are NOT comparable with the study's.", file=sys.stderr)
-    print(f"Report: {report}")
+    print(f"Report: {out_dir / 'report.md'}")
     return 0
 
 

@@ -45,17 +45,35 @@ def image_grid(rows: list[np.ndarray], path: Path, row_labels: list[str] | None 
     return _save(figure, path)
 
 
-def loss_curves(histories: dict[str, list[dict]], key: str, path: Path, ylabel: str) -> Path:
-    """One line per model of ``record[key]`` against the epoch."""
+def loss_curves(histories: dict[str, list[dict]], key: str, path: Path, ylabel: str, log_scale: bool = True) -> Path:
+    """One line per model of ``record[key]`` against the epoch (a log axis unless ``log_scale`` is false, as
+    for values that may be negative)."""
     figure, axis = plt.subplots(figsize=(5.5, 3.5))
     for name, history in histories.items():
         values = [record[key] for record in history if key in record]
         axis.plot(range(1, len(values) + 1), values, marker="o", label=name)
     axis.set_xlabel("epoch")
     axis.set_ylabel(ylabel)
-    axis.set_yscale("log")
+    if log_scale:
+        axis.set_yscale("log")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def kl_bars(kl_by_model: dict[str, list[float]], path: Path, active: float) -> Path:
+    """Grouped bars of each latent dimension's KL (nats), one colour per model, and the line above which a
+    dimension counts as active."""
+    figure, axis = plt.subplots(figsize=(7, 3.2))
+    width = 0.8 / len(kl_by_model)
+    for i, (name, kl) in enumerate(kl_by_model.items()):
+        axis.bar(np.arange(len(kl)) + (i - (len(kl_by_model) - 1) / 2) * width, kl, width, label=name)
+    axis.axhline(active, color="black", linewidth=0.8, linestyle="--", label=f"active: KL > {active} nat")
+    axis.set_xticks(range(max(len(kl) for kl in kl_by_model.values())))
+    axis.set_xlabel("latent dimension")
+    axis.set_ylabel("KL (nats per face)")
+    axis.grid(alpha=0.3, axis="y")
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
     return _save(figure, path)
 
 
@@ -74,4 +92,30 @@ def tsne_scatter(embedding: np.ndarray | None, labels: np.ndarray, path: Path, t
     axis.set_title(title, fontsize=10)
     axis.set_xticks([])
     axis.set_yticks([])
+    return _save(figure, path)
+
+
+def sweep_panels(panels: dict[str, dict[str, tuple[list, list, list]]], xlabel: str, log_axis: bool, path: Path,
+                 title: str) -> Path:
+    """One small plot per panel, each line its means with error bars of one standard deviation.
+
+    ``panels[title][line] = (x, mean, std)``; a log x axis when ``log_axis``.
+    """
+    columns = min(3, len(panels))
+    rows = int(np.ceil(len(panels) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
+    for axis, (name, lines) in zip(axes.ravel(), panels.items()):
+        for label, (x, mean, std) in lines.items():
+            axis.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=label or None)
+        if log_axis:
+            axis.set_xscale("log")
+        axis.set_title(name, fontsize=9)
+        axis.set_xlabel(xlabel, fontsize=8)
+        axis.grid(alpha=0.3)
+        if any(label for label in lines):
+            axis.legend(fontsize=6)
+    for axis in axes.ravel()[len(panels):]:
+        axis.set_visible(False)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
     return _save(figure, path)

@@ -40,8 +40,9 @@ def data_identity(source: str, stand_in: bool, **arrays) -> dict:
 
 
 def settings_of(kind: str, preset: Preset) -> dict:
-    """The settings that shape the model ``kind`` (an MNIST model kind or ``"vae"``) and its results."""
-    names = VAE_SETTINGS if kind == "vae" else MNIST_SETTINGS + KIND_SETTINGS[kind]
+    """The settings that shape the model ``kind`` (an MNIST model kind, or ``"vae_<likelihood>"`` for a VAE)
+    and its results."""
+    names = VAE_SETTINGS if kind.startswith("vae") else MNIST_SETTINGS + KIND_SETTINGS[kind]
     return json.loads(json.dumps({name: getattr(preset, name) for name in names}))
 
 

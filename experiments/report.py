@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
-from experiments import plots
+from experiments import frey, plots
 from experiments.mnist import TITLES
+from experiments.study import STUDY
 
-# The study's published values (sparse and contractive autoencoders on MNIST).
-STUDY = {
-    "sparse": {"test_mse": 0.010388, "probe_accuracy": 0.9649, "final_train_loss": 0.018814},
-    "contractive": {"test_mse": 0.078306, "probe_accuracy": 0.8479, "final_train_loss": 0.084900},
-}
 SATURATED_COLLAPSE = 0.9
 
 
@@ -20,7 +17,7 @@ def _format(value, digits=6) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return "∞" if value == math.inf else f"{value:.{digits}f}"
     return str(value)
 
 
@@ -42,7 +39,7 @@ def _mnist_section(mnist: dict, reference: dict, figures: Path) -> list[str]:
     for key, label, digits in (("final_train_loss", "final training loss", 6), ("test_mse", "test MSE", 6),
                                ("probe_accuracy", "logistic-regression accuracy", 4)):
         rows.append([label, *[_format(mnist[k][key], digits) for k in kinds]])
-        study = [_format(STUDY.get(k, {}).get(key), digits) if k in STUDY else "–" for k in kinds]
+        study = [_format(STUDY["mnist"].get(k, {}).get(key), digits) for k in kinds]
         rows.append([f"{label} (study)", *study])
     rows.append(["seconds per epoch", *[f"{mnist[k]['seconds_per_epoch']:.1f}" for k in kinds]])
     lines += _table(header, rows)
@@ -79,7 +76,63 @@ def _mnist_section(mnist: dict, reference: dict, figures: Path) -> list[str]:
         rows = [[TITLES[k], *[f"{v:.3f}" for v in mnist[k]["interpolation"][metric]]] for k in kinds]
         lines += [f"{label}:", ""] + _table(["model", *[f"a={a:.1f}" for a in alphas]], rows)
     lines += [f"![{TITLES[k]}](figures/interpolation_{k}.png)" for k in kinds] + [""]
+    lines += _study_interpolation(mnist, kinds, alphas)
     return lines
+
+
+def _study_interpolation(mnist: dict, kinds: list[str], alphas: list[float]) -> list[str]:
+    """The study's two tables beside ours and beside the definition that reproduces them."""
+    kinds = [k for k in kinds if "blend_consistency" in mnist[k]["interpolation"]]
+    if not kinds:
+        return []
+    study = STUDY["interpolation"]
+    lines = ["### The study's interpolation tables, and the definition that reproduces them", "",
+             f"The study reports PSNR = ∞ at a = 0 and 1 and an L2 of {_span(study['sparse']['l2'])} (sparse) and "
+             f"{_span(study['contractive']['l2'])} (contractive) in between, with ∞ PSNR at every a for its "
+             "contractive model. A decoded image compared with an original or a pixel blend is never identical to "
+             "it, so its PSNR is finite at every a; the study's tables are reproduced when each blended code "
+             "z = (1 - a) z_A + a z_B is compared with the code of the blended image E((1 - a) x_A + a x_B) — PSNR "
+             "between their decodings, L2 between the codes themselves (in latent units). Both sides are the same "
+             "computation at a = 0 and 1, so there PSNR is ∞ and L2 is 0 for any model, and a decoder whose output "
+             "does not depend on its code gives ∞ at every a. We computed that definition for every model "
+             "(\"code of blend\" rows); the study's values are in the rows marked (study).", ""]
+    same_alphas = tuple(alphas) == tuple(study["alphas"])
+    for metric, ours_key, label in (("psnr", "psnr", "PSNR (dB)"), ("l2", "latent_l2", "L2")):
+        rows = [[f"{TITLES[k]}: our definition (pixels)", *[_format(v, 3) for v in mnist[k]["interpolation"][metric]]]
+                for k in kinds]
+        rows += [[f"{TITLES[k]}: code of blend (latent)",
+                  *[_format(v, 3) for v in mnist[k]["interpolation"]["blend_consistency"][ours_key]]] for k in kinds]
+        study_rows = [[f"{name} (study)", *[_format(v, 3) for v in study[name][metric]]]
+                      for name in ("sparse", "contractive")]
+        header = ["model", *[f"a={a:.1f}" for a in alphas]]
+        if same_alphas:
+            lines += [f"{label}:", ""] + _table(header, rows + study_rows)
+        else:
+            lines += [f"{label}:", ""] + _table(header, rows)
+            lines += [f"{label}, the study's (its a):", ""] + _table(
+                ["model", *[f"a={a:.1f}" for a in study["alphas"]]], study_rows)
+    flat = [TITLES[k] for k in kinds if all(v == math.inf for v in mnist[k]["interpolation"]["blend_consistency"]["psnr"])]
+    ends = all(mnist[k]["interpolation"]["blend_consistency"]["psnr"][i] == math.inf
+               for k in kinds for i, a in enumerate(alphas) if a in (0.0, 1.0))
+    ranges = [f"{TITLES[k]} {_span(mnist[k]['interpolation']['blend_consistency']['latent_l2'])}" for k in kinds]
+    lines += [("Here too the code-of-blend PSNR is ∞ at both ends for every model" if ends else
+               "Here the code-of-blend PSNR is not ∞ at both ends for every model (the encoder is not "
+               "deterministic to the bit across batches)") + "; "
+              + (f"it is ∞ at every a for {', '.join(flat)}, whose decoded image does not change with its code, "
+                 "as for the study's contractive model. " if flat else "no model has ∞ at every a. ")
+              + "Its L2 ranges (in latent units) are " + "; ".join(ranges) + ": a sigmoid code lives in [0, 1] per "
+              "unit, a linear one is unbounded, so the L2 is not comparable across models.", "",
+              "**Why we report ours.** The code-of-blend measures how far the encoder is from linear along a "
+              "segment; it says nothing of how good the decoded images are (a model that ignores its code scores ∞), "
+              "is ∞ at the ends by construction, and its L2 is in latent units that differ between a sigmoid and a "
+              "linear code. Ours compares each decoded image with the pixel blend — with the original itself at the "
+              "ends, which measures the reconstruction — in pixel units that mean the same for every model.", ""]
+    return lines
+
+
+def _span(values: list[float]) -> str:
+    inner = [v for v in values if v != 0.0] or values
+    return f"{min(inner):.3f}–{max(inner):.3f}"
 
 
 def _contractive_diagnosis(mnist: dict, reference: dict) -> list[str]:
@@ -117,30 +170,88 @@ def _contractive_diagnosis(mnist: dict, reference: dict) -> list[str]:
     return lines
 
 
-def _frey_section(frey: dict) -> list[str]:
-    lines = ["## Frey Face: variational autoencoder", "",
-             f"{frey['n_train']:,} training and {frey['n_test']:,} held-out faces (a fixed "
-             f"{frey['test_fraction']:.0%}); {frey['likelihood']} decoder; values in nats per image.", ""]
-    rows = [[split, _format(frey[split]["elbo"], 2), _format(frey[split]["reconstruction"], 2),
-             _format(frey[split]["kl"], 2)] for split in ("train", "test")]
-    lines += _table(["", "ELBO", "reconstruction (BCE)", "KL"], rows)
-    lines += [f"Training: {frey['epochs']} epochs, {frey['seconds_per_epoch']:.2f} s per epoch.", "",
-              "![loss](figures/frey_loss.png)", "", "Reconstructions (top: held-out faces):", "",
-              "![reconstructions](figures/frey_reconstructions.png)", "",
-              "Faces generated from z ~ N(0, I):", "", "![generated](figures/frey_generated.png)", "",
-              f"Traversal of latent dimension {frey['traversal_dim']} over {frey['traversal_range']}, "
-              "other dimensions at the code of a held-out face:", "", "![traversal](figures/frey_traversal.png)", "",
-              f"2-D grid over latent dimensions {frey['grid_dims'][0]} and {frey['grid_dims'][1]}, the two with "
-              "the largest average KL (other dimensions 0):", "", "![grid](figures/frey_grid.png)", ""]
+def _frey_section(results: dict) -> list[str]:
+    likelihoods = [k for k in frey.LIKELIHOODS if k in results]
+    first = results[likelihoods[0]]
+    lines = ["## Frey Face: variational autoencoders with two decoders", "",
+             f"{first['n_train']:,} training and {first['n_test']:,} held-out faces (a fixed "
+             f"{first['test_fraction']:.0%}), values in nats per face. The study's decoder is Bernoulli: each pixel's "
+             "grey level is scored by binary cross-entropy against the decoded mean. Beside it, a Gaussian decoder "
+             "gives each pixel a mean and its own variance (Kingma and Welling's decoder for Frey Face). Its "
+             "reconstruction term is a negative log *density* of continuous values, which is negative once the "
+             "variances are small, so its ELBO can be positive: the two decoders' ELBOs are in different units and "
+             "are NOT comparable with each other.", ""]
+    header = ["", *[f"{TITLES_SHORT[k]} {term}" for k in likelihoods for term in ("ELBO", "reconstruction", "KL")]]
+    rows = [[split, *[_format(results[k][split][term], 2) for k in likelihoods
+                      for term in ("elbo", "reconstruction", "kl")]] for split in ("train", "test")]
+    lines += _table(header, rows)
+    lines += ["Training: " + "; ".join(f"{TITLES_SHORT[k]} {results[k]['epochs']} epochs, "
+                                       f"{results[k]['seconds_per_epoch']:.2f} s per epoch" for k in likelihoods) + ".",
+              ""]
+    lines += ["### How much of its latent each decoder uses", "",
+              f"KL of each latent dimension, averaged over the held-out faces (the bars of one decoder add up to its "
+              f"test KL). A dimension is *active* when its KL exceeds {frey.ACTIVE_KL} nat; below that the decoder "
+              "ignores it.", "", "![KL per dimension](figures/frey_kl_per_dimension.png)", ""]
+    for k in likelihoods:
+        kl, active = results[k]["kl_per_dimension"], results[k]["active_dimensions"]
+        shown = ", ".join(f"{d}: {kl[d]:.2f}" for d in active[:8]) + (", …" if len(active) > 8 else "")
+        lines.append(f"- {frey.TITLES[k]}: {len(active)} of {len(kl)} dimensions active"
+                     + (f" ({shown})" if active else "") + ".")
+    lines += ["", "### The study's claims, decoder by decoder", "",
+              "Each claim is judged from this run's numbers with the thresholds stated beside it.", ""]
+    verdicts = {k: frey.claims(results[k]) for k in likelihoods}
+    rows = [[f"study: “{STUDY['vae_claims'][claim]}”",
+             *[f"**{'holds' if verdicts[k][claim]['holds'] else 'does not hold'}**: {verdicts[k][claim]['because']}"
+               for k in likelihoods]] for claim in ("reconstruction", "generation", "traversal")]
+    lines += _table(["claim", *[TITLES_SHORT[k] for k in likelihoods]], rows)
+    if "gaussian" in results and "pixel_logvar" in results["gaussian"]:
+        lines += _variance_note(results["gaussian"]["pixel_logvar"])
+    for k in likelihoods:
+        result = results[k]
+        traversal = result["traversal"]
+        lines += [f"### {frey.TITLES[k]}", "", f"![loss](figures/frey_{k}_loss.png)", "",
+                  "Reconstructions (top: held-out faces):", "", f"![reconstructions](figures/frey_{k}_reconstructions.png)",
+                  "", "Faces generated from z ~ N(0, I) (decoded means):", "",
+                  f"![generated](figures/frey_{k}_generated.png)", "",
+                  "Traversals over " + str(traversal["range"]) + " of "
+                  + " and ".join(f"dimension {d} (RMS change {c:.4f})" for d, c in zip(traversal["dims"],
+                                                                                     traversal["rms_change"]))
+                  + ", other dimensions at the code of a held-out face (the first row is the study's dimension "
+                  f"{traversal['dims'][0]}; a second row is this decoder's most active dimension):", "",
+                  f"![traversal](figures/frey_{k}_traversal.png)", "",
+                  f"2-D grid over latent dimensions {result['grid_dims'][0]} and {result['grid_dims'][1]}, the two "
+                  "with the largest KL (other dimensions 0):", "", f"![grid](figures/frey_{k}_grid.png)", ""]
     return lines
+
+
+TITLES_SHORT = {"bernoulli": "Bernoulli", "gaussian": "Gaussian"}
+GREY_LEVEL = frey.GREY_LEVEL
+
+
+def _variance_note(stats: dict) -> list[str]:
+    """What the Gaussian decoder's per-pixel variances did, from their measured spread."""
+    collapsed = stats["sigma_min"] < GREY_LEVEL
+    return ["**The Gaussian decoder's per-pixel variance.** On the held-out faces its log-variance ranges from "
+            f"{stats['min']:.2f} to {stats['max']:.2f} (median {stats['median']:.2f}: σ = {stats['sigma_median']:.4f} "
+            f"of the grey range). On the 10% of pixels that vary least in the data (their standard deviation "
+            f"{stats['quietest_pixels_data_std']:.4f}) the median log-variance is {stats['quietest_pixels_median']:.2f}; "
+            "across pixels, the mean log-variance correlates with the log of the pixel's standard deviation in the data "
+            f"with r = {stats['correlation_with_log_data_std']:.2f}. "
+            + (f"The smallest σ, {stats['sigma_min']:.5f}, is below one grey level (1/255 = {GREY_LEVEL:.5f}), as are "
+               f"{stats['below_grey_level']:.2%} of all pixel variances: on those the density is fitted more finely "
+               "than the pixels are quantised — the start of the variance collapse that a continuous likelihood "
+               "allows on near-constant pixels, and one reason its ELBO is not comparable with the Bernoulli's."
+               if collapsed else
+               f"The smallest σ, {stats['sigma_min']:.5f}, stays above one grey level (1/255 = {GREY_LEVEL:.5f}): no "
+               "variance collapsed onto the quantisation of near-constant pixels in this run."), ""]
 
 
 def _provenance_section(metrics: dict) -> list[str]:
     """What each model was trained and evaluated on, from the fingerprints stored with its results."""
     rows = []
     models = [(TITLES[kind], metrics["mnist"][kind]) for kind in TITLES if kind in metrics.get("mnist", {})]
-    if "frey" in metrics:
-        models.append(("Frey Face VAE", metrics["frey"]))
+    models += [(f"Frey Face VAE, {TITLES_SHORT[k]} decoder", metrics["frey"][k]) for k in frey.LIKELIHOODS
+               if k in metrics.get("frey", {})]
     for title, result in models:
         made = result.get("provenance") or {}
         data = made.get("data") or {}
@@ -176,7 +287,8 @@ def write_report(out_dir: Path) -> Path:
               "Wall time of the latest run of each stage (training reused from checkpoints is not repeated): "
               + ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in info.get("seconds", {}).items()) + ".", ""]
     trained = [(name, sum(record["seconds"] for record in values["history"]), len(values["history"]))
-               for name, values in [*metrics.get("mnist", {}).items(), ("vae", metrics.get("frey"))] if values]
+               for name, values in [*metrics.get("mnist", {}).items(),
+                                    *((f"vae_{k}", v) for k, v in metrics.get("frey", {}).items())] if values]
     lines += ["Training time (all epochs, from the checkpoints' histories): "
               + ", ".join(f"{name} {seconds:.0f} s ({epochs} epochs)" for name, seconds, epochs in trained) + ".", ""]
     lines += ["Settings: " + ", ".join(f"`{key}={value}`" for key, value in info["settings"].items()) + ".", ""]

@@ -19,7 +19,7 @@ from pathlib import Path
 from autoencoders.checkpoints import differences, read_checkpoint
 from experiments.provenance import compare
 
-FORMAT = 2
+FORMAT = 3  # 3: a Frey Face result per decoder
 
 
 class FolderError(Exception):
@@ -86,8 +86,10 @@ def conflicts(out_dir: Path, settings: dict, expected: list[Expected]) -> list[s
     if not metrics:
         found = sorted(path.name for path in out_dir.iterdir())
         return [f"files {found[:4]} but no metrics.json: not a results folder"] if found else []
+    if "collection" in metrics:
+        return ["the results of seeds or a sweep, not of a single run"]
     if metrics.get("format") != FORMAT:
-        return ["results without provenance (metrics.json written by an older version)"]
+        return ["results of an older version (metrics.json of another layout)"]
     problems = [f"settings: {difference}"
                 for difference in differences(_entry(metrics, ("run", "settings")) or {}, settings)]
     if problems:
@@ -147,11 +149,9 @@ def store(out_dir: Path, entry: tuple[str, ...], value: dict, seconds: dict[str,
 
 
 def results_data(metrics: dict) -> dict[str, dict]:
-    """The data identity of every stored model, by label (``mnist/<kind>``, ``frey``)."""
-    found = {f"mnist/{kind}": result.get("provenance", {}).get("data")
-             for kind, result in metrics.get("mnist", {}).items()}
-    if "frey" in metrics:
-        found["frey"] = metrics["frey"].get("provenance", {}).get("data")
+    """The data identity of every stored model, by label (``mnist/<kind>``, ``frey/<likelihood>``)."""
+    found = {f"{part}/{kind}": result.get("provenance", {}).get("data")
+             for part in ("mnist", "frey") for kind, result in metrics.get(part, {}).items()}
     return {label: data for label, data in found.items() if data}
 
 
@@ -161,11 +161,16 @@ def _write(out_dir: Path, metrics: dict) -> None:
     run = metrics.setdefault("run", {})
     run["stand_in"] = any(identity["stand_in"] for identity in data.values())
     run["data_source"] = "; ".join(dict.fromkeys(identity["source"] for identity in data.values()))
+    write_metrics(out_dir, metrics)
+
+
+def write_metrics(out_dir: Path, metrics: dict) -> None:
+    """Replace ``out_dir/metrics.json`` atomically: a temporary file, then a rename (never half written)."""
     descriptor, temporary = tempfile.mkstemp(prefix="metrics.json.", suffix=".tmp", dir=out_dir)
     try:
         with os.fdopen(descriptor, "w") as handle:
             json.dump(metrics, handle, indent=1)
-        os.replace(temporary, out_dir / "metrics.json")
+        os.replace(temporary, Path(out_dir) / "metrics.json")
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -1,4 +1,5 @@
-"""Test-session settings: hypothesis profiles, and the kernels' NumPy twins for mutation testing.
+"""Test-session settings: hypothesis profiles, the kernels' NumPy twins for mutation testing, and the
+``offline`` fixture of the seed and sweep tests.
 
 A plain run keeps every property test's own ``@settings(max_examples=...)``, drawn from a fresh random
 seed each time; on CI, Hypothesis loads its own derandomized "ci" profile by itself. ``make test-thorough``
@@ -15,6 +16,7 @@ and quick, which mutation testing needs: a mutant counts as killed only when a f
 
 import os
 
+import pytest
 from hypothesis import Phase, settings
 
 THOROUGH_EXAMPLES = int(os.environ.get("THOROUGH_EXAMPLES", 2000))
@@ -48,3 +50,13 @@ def pytest_configure(config):
             for name in reference.__all__:
                 if hasattr(module, name):
                     setattr(module, name, getattr(reference, name))
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """A machine without data or network, in tmp_path: every process (workers too) uses the offline stand-in."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MINIDL_OFFLINE", "1")
+    monkeypatch.delenv("MINIDL_DATA", raising=False)
+    return tmp_path

@@ -75,13 +75,13 @@ def test_offline_then_online_retrains_on_the_real_data_in_its_own_folder(new_use
     online = metrics("runs/smoke")
     assert online["run"]["stand_in"] is False and online["run"]["data_source"] == "MNIST; Frey Face"
     assert online["mnist"]["plain"]["provenance"]["data"]["source"] == "MNIST"
-    assert online["frey"]["provenance"]["data"]["source"] == "Frey Face"
+    assert online["frey"]["bernoulli"]["provenance"]["data"]["source"] == "Frey Face"
     assert online["mnist"]["plain"]["test_mse"] != offline["mnist"]["plain"]["test_mse"]
-    assert online["frey"]["n_train"] == 108 and offline["frey"]["n_train"] == 1617
+    assert online["frey"]["gaussian"]["n_train"] == 108 and offline["frey"]["bernoulli"]["n_train"] == 1617
     report = Path("runs/smoke/report.md").read_text()
     assert "WARNING" not in report and "| Plain AE (linear latent) | MNIST | 300 images" not in report
     assert "| Plain AE (linear latent) | MNIST | 256 images, sha256 `" in report
-    assert "| Frey Face VAE | Frey Face | 108 images, sha256 `" in report
+    assert "| Frey Face VAE, Gaussian decoder | Frey Face | 108 images, sha256 `" in report
     assert metrics("runs/smoke-stand-in") == offline  # the stand-in results stay as they were, apart
 
 
@@ -89,12 +89,12 @@ def test_a_part_on_the_stand_in_gets_a_folder_of_its_own_and_is_named(new_user, 
     new_user(mnist_found=True, frey_found=False)
     assert run("run") == 0
     err = capsys.readouterr().err
-    assert "WARNING: frey in runs/smoke-frey-stand-in was trained on the OFFLINE STAND-IN" in err
+    assert "WARNING: frey/bernoulli, frey/gaussian in runs/smoke-frey-stand-in were trained on the OFFLINE STAND-IN" in err
     values = metrics("runs/smoke-frey-stand-in")
     assert values["run"]["data_source"] == "MNIST; offline stand-in: digits cropped to 28x20"
     report = Path("runs/smoke-frey-stand-in/report.md").read_text()
-    assert "> **WARNING: frey was trained and evaluated on the offline stand-in" in report
-    assert "| Frey Face VAE | offline stand-in: digits cropped to 28x20 (**stand-in**) |" in report
+    assert "> **WARNING: frey/bernoulli, frey/gaussian were trained and evaluated on the offline stand-in" in report
+    assert "| Frey Face VAE, Bernoulli decoder | offline stand-in: digits cropped to 28x20 (**stand-in**) |" in report
     before = Path("runs/smoke-frey-stand-in/metrics.json").read_bytes()
     assert run("frey") == 0  # a part alone goes to the folder of its kind of data, whole stand-in here
     assert "frey" in metrics("runs/smoke-stand-in") and "mnist" not in metrics("runs/smoke-stand-in")
@@ -112,7 +112,7 @@ def test_an_explicit_out_with_other_data_is_refused_and_can_be_moved_aside(new_u
     assert f"{out} holds results made from other data or settings, so nothing was run" in err
     assert "MNIST mean-image reference, MNIST plain: data.source: offline stand-in: scikit-learn digits resized " \
            "to 28x28 -> MNIST; data.stand_in: true -> false; data.x_train.sha256: " in err
-    assert "Frey Face VAE: data.source: offline stand-in: digits cropped to 28x20 -> Frey Face" in err
+    assert "Frey Face VAE (bernoulli), Frey Face VAE (gaussian): data.source: offline stand-in: digits cropped to 28x20 -> Frey Face" in err
     assert "--move-aside" in err
     assert (out / "metrics.json").read_bytes() == before
     assert run("run", "--out", str(out), "--move-aside") == 0
@@ -124,12 +124,12 @@ def test_an_explicit_out_with_other_data_is_refused_and_can_be_moved_aside(new_u
 def test_an_explicit_out_with_other_settings_is_refused_and_nothing_changes(new_user, tmp_path, capsys):
     out = tmp_path / "mine"
     assert run("frey", "--out", str(out)) == 0
-    before = (out / "metrics.json").read_bytes(), (out / "checkpoints" / "vae.npz").read_bytes()
+    before = (out / "metrics.json").read_bytes(), (out / "checkpoints" / "vae_bernoulli.npz").read_bytes()
     capsys.readouterr()
     assert run("frey", "--out", str(out), "--set", "vae_epochs=3") == 2
     err = capsys.readouterr().err
     assert "settings: vae_epochs: 2 -> 3" in err and "--move-aside" in err
-    assert ((out / "metrics.json").read_bytes(), (out / "checkpoints" / "vae.npz").read_bytes()) == before
+    assert ((out / "metrics.json").read_bytes(), (out / "checkpoints" / "vae_bernoulli.npz").read_bytes()) == before
 
 
 def test_a_checkpoint_of_other_data_is_refused_even_without_its_result(new_user, tmp_path, capsys):
@@ -148,16 +148,16 @@ def test_settings_changes_never_resume_each_others_checkpoints(new_user):
     assert run("frey") == 0
     assert run("frey", "--set", "vae_epochs=3") == 0
     assert run("frey") == 0  # back to the preset: its own 2-epoch model, not the 3-epoch one
-    assert len(metrics("runs/smoke-stand-in")["frey"]["history"]) == 2
+    assert len(metrics("runs/smoke-stand-in")["frey"]["bernoulli"]["history"]) == 2
     longer = metrics("runs/smoke-vae_epochs=3-stand-in")
-    assert len(longer["frey"]["history"]) == 3 and longer["run"]["overrides"] == {"vae_epochs": 3}
-    assert longer["frey"]["provenance"]["settings"]["vae_epochs"] == 3
+    assert len(longer["frey"]["gaussian"]["history"]) == 3 and longer["run"]["overrides"] == {"vae_epochs": 3}
+    assert longer["frey"]["bernoulli"]["provenance"]["settings"]["vae_epochs"] == 3
     assert "Overrides of the preset: `vae_epochs=3`." in Path("runs/smoke-vae_epochs=3-stand-in/report.md").read_text()
 
 
 def test_finished_training_is_reused_on_an_exact_match(new_user):
     assert run("frey") == 0
-    checkpoint = Path("runs/smoke-stand-in/checkpoints/vae.npz")
+    checkpoint = Path("runs/smoke-stand-in/checkpoints/vae_bernoulli.npz")
     stamp = checkpoint.stat().st_mtime_ns
     assert run("frey") == 0
     assert checkpoint.stat().st_mtime_ns == stamp
@@ -239,7 +239,7 @@ def test_a_corrupt_checkpoint_or_metrics_in_out_is_a_one_line_error(new_user, tm
     out = tmp_path / "mine"
     assert run("frey", "--out", str(out)) == 0
     capsys.readouterr()
-    checkpoint = out / "checkpoints" / "vae.npz"
+    checkpoint = out / "checkpoints" / "vae_bernoulli.npz"
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
     assert run("frey", "--out", str(out)) == 1
     one_line_error(capsys, f"{checkpoint}: cannot be read as a checkpoint")
@@ -265,4 +265,4 @@ def test_training_that_diverges_is_a_one_line_error_and_keeps_the_settings(new_u
     one_line_error(capsys, "Non-finite", "no checkpoint was written yet")
     folder = Path("runs/smoke-vae_learning_rate=1e+39-stand-in")
     assert metrics(folder)["run"]["settings"]["vae_learning_rate"] == 1e39 and "frey" not in metrics(folder)
-    assert not (folder / "checkpoints" / "vae.npz").exists()
+    assert not (folder / "checkpoints" / "vae_bernoulli.npz").exists()

@@ -59,9 +59,11 @@ def test_smoke_run_writes_report_metrics_and_figures_and_reuses_training(tmp_pat
         assert all(np.isfinite(result["interpolation"]["psnr"]))
         assert (tmp_path / "figures" / f"tsne_{kind}.png").stat().st_size > 1000
         assert f"figures/tsne_{kind}.png" in report
-    assert values["frey"]["test"]["elbo"] < 0
-    for figure in ("frey_generated", "frey_traversal", "frey_grid", "frey_reconstructions"):
-        assert (tmp_path / "figures" / f"{figure}.png").exists()
+    assert values["frey"]["bernoulli"]["test"]["elbo"] < 0
+    for likelihood in ("bernoulli", "gaussian"):
+        for figure in ("generated", "traversal", "grid", "reconstructions", "loss"):
+            assert (tmp_path / "figures" / f"frey_{likelihood}_{figure}.png").exists()
+    assert (tmp_path / "figures" / "frey_kl_per_dimension.png").exists()
     assert "0.010388" in report and "96.49" not in report  # the study's values, as fractions
     checkpoint = tmp_path / "checkpoints" / "sparse.npz"
     stamp = checkpoint.stat().st_mtime_ns
@@ -93,3 +95,37 @@ def test_collapsed_codes_get_no_tsne_instead_of_a_crash():
     assert metrics.codes_are_degenerate(codes)
     assert metrics.tsne_embedding(codes, 30, 250, 0) is None
     assert not metrics.codes_are_degenerate(np.random.default_rng(0).random((60, 8)))
+
+
+# -- the definition that reproduces the study's interpolation tables ---------------------------------
+
+class Squares:
+    """A nonlinear encoder (pixel squares) and a linear decoder: the blend of codes is not the code of the blend."""
+    encode = staticmethod(lambda x: (x * x).reshape(len(x), -1))
+    decode = staticmethod(lambda z: z.reshape(len(z), 1, 2, 2))
+
+
+class Constant(Squares):
+    """A decoder that ignores its code, as a collapsed model's does."""
+    decode = staticmethod(lambda z: np.full((len(z), 1, 2, 2), 0.5))
+
+
+def test_blend_consistency_is_infinite_at_the_ends_by_construction_and_finite_between():
+    rng = np.random.default_rng(0)
+    x_a, x_b = rng.random((3, 1, 2, 2)), rng.random((3, 1, 2, 2))
+    outcome = metrics.encoder_blend_consistency(Squares(), x_a, x_b, [0.0, 0.5, 1.0])
+    assert outcome["psnr"][0] == outcome["psnr"][2] == np.inf and np.isfinite(outcome["psnr"][1])
+    np.testing.assert_array_equal(outcome["latent_l2"][[0, 2]], 0.0)
+    # z(0.5) - E(x(0.5)) = ((x_a - x_b) / 2)^2 per pixel
+    expected = np.mean(np.sqrt(np.sum(((x_a - x_b) / 2) ** 4, axis=(1, 2, 3))))
+    np.testing.assert_allclose(outcome["latent_l2"][1], expected)
+
+
+def test_blend_consistency_of_a_linear_encoder_is_perfect_and_of_a_collapsed_decoder_infinite_everywhere():
+    rng = np.random.default_rng(1)
+    x_a, x_b = rng.random((3, 1, 2, 2)), rng.random((3, 1, 2, 2))
+    linear = metrics.encoder_blend_consistency(Identity(), x_a, x_b, [0.0, 0.3, 1.0])
+    np.testing.assert_allclose(linear["latent_l2"], 0.0, atol=1e-12)
+    collapsed = metrics.encoder_blend_consistency(Constant(), x_a, x_b, [0.0, 0.3, 0.6, 1.0])
+    assert np.all(collapsed["psnr"] == np.inf)  # the study's contractive table: inf at every alpha ...
+    assert np.all(collapsed["latent_l2"][1:3] > 0)  # ... with a non-zero latent distance in between

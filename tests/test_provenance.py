@@ -89,8 +89,9 @@ def test_other_settings_or_data_are_conflicts(tmp_path):
 
 def test_folders_without_provenance_are_conflicts(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps({"run": {"settings": {}}, "mnist": {}}))
-    assert run_folder.conflicts(tmp_path, {}, []) == ["results without provenance (metrics.json written by an "
-                                                       "older version)"]
+    assert run_folder.conflicts(tmp_path, {}, []) == ["results of an older version (metrics.json of another layout)"]
+    (tmp_path / "metrics.json").write_text(json.dumps({"format": 2, "run": {"settings": {}}, "frey": {}}))
+    assert run_folder.conflicts(tmp_path, {}, []) == ["results of an older version (metrics.json of another layout)"]
     (tmp_path / "metrics.json").unlink()
     (tmp_path / "notes.txt").write_text("mine")
     assert run_folder.conflicts(tmp_path, {}, []) == ["files ['notes.txt'] but no metrics.json: not a results folder"]
