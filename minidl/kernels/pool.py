@@ -1,4 +1,7 @@
-"""Max-pooling kernels (non-overlapping windows, floor mode).
+"""Max-pooling kernels (non-overlapping windows, floor mode), on images stored images-last.
+
+Arrays are (C, H, W, N): the N images of the batch sit side by side at every pixel, so each loop
+ends in a contiguous run over the batch, which the compiler vectorises.
 
 The forward pass records, for every output, the flat index ``iy * W + ix`` of the *first* maximum of
 its window in row-major order (a strict ``>`` comparison). The backward pass sends each output
@@ -15,31 +18,31 @@ def maxpool_forward(x, pool, y, argmax):
 
     Parameters
     ----------
-    x : ndarray, shape (N, C, H, W)
+    x : ndarray, shape (C, H, W, N)
     pool : int
-    y : ndarray, shape (N, C, H // pool, W // pool)
+    y : ndarray, shape (C, H // pool, W // pool, N)
         Output, overwritten.
-    argmax : ndarray of int64, shape (N, C, H // pool, W // pool)
-        Output, overwritten: flat index into ``x[n, c]`` of the first maximum.
+    argmax : ndarray of int64, shape (C, H // pool, W // pool, N)
+        Output, overwritten: flat index into the image ``x[c, :, :, n]`` of the first maximum.
     """
-    n_images, channels, out_h, out_w = y.shape
-    width = x.shape[3]
-    for n in prange(n_images):
-        for c in range(channels):
-            for oy in range(out_h):
-                for ox in range(out_w):
-                    y0 = oy * pool
-                    x0 = ox * pool
-                    best = x[n, c, y0, x0]
-                    best_index = y0 * width + x0
-                    for i in range(pool):
-                        for j in range(pool):
-                            value = x[n, c, y0 + i, x0 + j]
-                            if value > best:
-                                best = value
-                                best_index = (y0 + i) * width + x0 + j
-                    y[n, c, oy, ox] = best
-                    argmax[n, c, oy, ox] = best_index
+    channels, out_h, out_w, n_images = y.shape
+    width = x.shape[2]
+    for c in prange(channels):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                y0 = oy * pool
+                x0 = ox * pool
+                for n in range(n_images):
+                    y[c, oy, ox, n] = x[c, y0, x0, n]
+                    argmax[c, oy, ox, n] = y0 * width + x0
+                for i in range(pool):
+                    for j in range(pool):
+                        index = (y0 + i) * width + x0 + j
+                        for n in range(n_images):
+                            value = x[c, y0 + i, x0 + j, n]
+                            if value > y[c, oy, ox, n]:
+                                y[c, oy, ox, n] = value
+                                argmax[c, oy, ox, n] = index
 
 
 @njit(cache=True, parallel=True)
@@ -48,17 +51,17 @@ def maxpool_backward(dy, argmax, dx):
 
     Parameters
     ----------
-    dy : ndarray, shape (N, C, OH, OW)
-    argmax : ndarray of int64, shape (N, C, OH, OW)
-    dx : ndarray, shape (N, C, H, W)
+    dy : ndarray, shape (C, OH, OW, N)
+    argmax : ndarray of int64, shape (C, OH, OW, N)
+    dx : ndarray, shape (C, H, W, N)
         Output, overwritten.
     """
-    n_images, channels, out_h, out_w = dy.shape
-    width = dx.shape[3]
-    for n in prange(n_images):
-        for c in range(channels):
-            dx[n, c] = 0.0
-            for oy in range(out_h):
-                for ox in range(out_w):
-                    index = argmax[n, c, oy, ox]
-                    dx[n, c, index // width, index % width] += dy[n, c, oy, ox]
+    channels, out_h, out_w, n_images = dy.shape
+    width = dx.shape[2]
+    for c in prange(channels):
+        dx[c] = 0.0
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for n in range(n_images):
+                    index = argmax[c, oy, ox, n]
+                    dx[c, index // width, index % width, n] += dy[c, oy, ox, n]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from minidl.kernels import relu_backward, relu_forward
 from minidl.layers.base import Layer
+from minidl.layers.memory import empty, flat, memory_axes
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -28,15 +30,25 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class ReLU(Layer):
-    """y = max(x, 0); dy/dx = 1 where x > 0 and 0 elsewhere (0 at the kink x = 0)."""
+    """y = max(x, 0); dy/dx = 1 where x > 0 and 0 elsewhere (0 at the kink x = 0).
+
+    Both passes are one parallel kernel over the elements in memory order; the output keeps the input's
+    memory layout (see :mod:`minidl.layers.memory`). What it computes is ``x * (x > 0)`` and ``dy * mask``.
+    """
 
     def forward(self, x, training=True):
-        mask = x > 0
-        self._store(training, mask=mask)
-        return x * mask
+        axes = memory_axes(x)
+        y, mask = empty(x.shape, axes, x.dtype), empty(x.shape, axes, np.bool_)
+        relu_forward(flat(x, axes), flat(y, axes), flat(mask, axes))
+        self._store(training, mask=mask, axes=axes)
+        return y
 
     def backward(self, dy):
-        return dy * self._cached()["mask"]
+        cache = self._cached()
+        mask, axes = cache["mask"], cache["axes"]
+        dx = empty(mask.shape, axes, dy.dtype)
+        relu_backward(flat(dy, axes), flat(mask, axes), flat(dx, axes))
+        return dx
 
     def jvp(self, t):
         return t * self._cached()["mask"]

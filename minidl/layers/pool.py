@@ -6,6 +6,7 @@ import numpy as np
 
 from minidl.kernels import maxpool_backward, maxpool_forward
 from minidl.layers.base import Layer
+from minidl.layers.memory import as_images, images_last
 
 
 class MaxPool2D(Layer):
@@ -21,6 +22,9 @@ class MaxPool2D(Layer):
     nowhere else. Ties are common: on MNIST's blank background the first convolution outputs exactly
     its bias, so whole windows tie; sharing the gradient among tied positions would inflate the
     weight gradients of the layers below.
+
+    The kernels work on images stored images-last (see :mod:`minidl.layers.memory`), as a convolution
+    leaves them; output and input gradient are returned in that layout, as (N, C, H, W) views.
     """
 
     def __init__(self, pool_size: int = 2) -> None:
@@ -35,27 +39,28 @@ class MaxPool2D(Layer):
         p = self.pool_size
         if height < p or width < p:
             raise ValueError(f"{self!r}: input of {height}x{width} is smaller than one window.")
-        x = np.ascontiguousarray(x)
-        y = np.empty((n, c, height // p, width // p), dtype=x.dtype)
+        stored = images_last(x)  # (C, H, W, N)
+        y = np.empty((c, height // p, width // p, n), dtype=x.dtype)
         argmax = np.empty(y.shape, dtype=np.int64)
-        maxpool_forward(x, p, y, argmax)
+        maxpool_forward(stored, p, y, argmax)
         self._store(training, argmax=argmax, input_shape=x.shape)
-        return y
+        return as_images(y)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         cache = self._cached()
-        dx = np.empty(cache["input_shape"], dtype=dy.dtype)
-        maxpool_backward(np.ascontiguousarray(dy), cache["argmax"], dx)
-        return dx
+        n, c, height, width = cache["input_shape"]
+        dx = np.empty((c, height, width, n), dtype=dy.dtype)
+        maxpool_backward(images_last(dy), cache["argmax"], dx)
+        return as_images(dx)
 
     def jvp(self, t: np.ndarray) -> np.ndarray:
         """Tangents (K, N, C, H, W) -> (K, N, C, OH, OW): each window passes its argmax's tangent."""
-        cache = self._cached()
+        argmax = as_images(self._cached()["argmax"])  # (N, C, OH, OW)
         k, n, c = t.shape[:3]
-        index = np.broadcast_to(cache["argmax"].reshape(1, n, c, -1), (k, n, c, cache["argmax"][0, 0].size))
+        index = np.broadcast_to(argmax.reshape(1, n, c, -1), (k, n, c, argmax.shape[2] * argmax.shape[3]))
         self._store_tangent(index=index, shape=t.shape)
         y = np.take_along_axis(t.reshape(k, n, c, -1), index, axis=-1)
-        return y.reshape((k,) + cache["argmax"].shape)
+        return y.reshape((k,) + argmax.shape)
 
     def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, None]:
         cache = self._tangent_cached()

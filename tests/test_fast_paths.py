@@ -1,0 +1,100 @@
+"""The layers' fast paths give the plain paths' results: any memory layout in, the same numbers out;
+no input gradient where none is needed; the same errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minidl.layers import Conv2D, Conv2DTranspose, MaxPool2D, ReLU
+from minidl.layers.memory import IMAGES_LAST, Workspace, empty, flat, memory_axes
+
+seeds = st.integers(0, 2**32 - 1)
+LAYOUTS = {"C order": (0, 1, 2, 3), "images last": IMAGES_LAST, "channel-major": (1, 0, 2, 3),
+           "channels last": (0, 2, 3, 1)}
+
+
+def in_layout(x, axes):
+    """The same logical array, stored in the memory order ``axes``."""
+    y = empty(x.shape, axes, x.dtype)
+    y[...] = x
+    return y
+
+
+def image_layers(rng, channels):
+    return {
+        "conv": lambda: Conv2D(channels, 3, 3, padding="same", rng=rng, dtype=np.float64),
+        "strided conv": lambda: Conv2D(channels, 2, 3, stride=2, padding="valid", rng=rng, dtype=np.float64),
+        "conv transpose": lambda: Conv2DTranspose(channels, 2, 3, stride=2, rng=rng, dtype=np.float64),
+        "pool": lambda: MaxPool2D(2),
+        "relu": lambda: ReLU(),
+    }
+
+
+@pytest.mark.parametrize("kind", ["conv", "strided conv", "conv transpose", "pool", "relu"])
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(1, 3), channels=st.integers(1, 3), size=st.integers(4, 7), seed=seeds)
+def test_layers_give_the_same_numbers_for_every_input_layout(kind, n, channels, size, seed):
+    rng = np.random.default_rng(seed)
+    layer = image_layers(rng, channels)[kind]()
+    for name in layer.params:
+        layer.params[name][...] = rng.standard_normal(layer.params[name].shape)
+    x = rng.permutation(n * channels * size * size).reshape(n, channels, size, size) * 0.1 - 1.0  # no ties
+    dy = rng.standard_normal((n,) + layer.output_shape(x.shape[1:]))
+    results = {}
+    for name, axes in LAYOUTS.items():
+        layer.zero_grad()
+        y = layer.forward(in_layout(x, axes))
+        dx = layer.backward(in_layout(dy, axes))
+        results[name] = (y, dx, {key: grad.copy() for key, grad in layer.grads.items()})
+    y0, dx0, grads0 = results["C order"]
+    for y, dx, grads in results.values():
+        np.testing.assert_allclose(y, y0, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dx, dx0, rtol=1e-12, atol=1e-12)
+        for key in grads0:
+            np.testing.assert_allclose(grads[key], grads0[key], rtol=1e-12, atol=1e-12)
+
+
+def test_convolutions_and_pooling_return_images_last_views_and_elementwise_layers_keep_them():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
+    for algorithm in ("im2col", "winograd"):
+        y = Conv2D(3, 5, 3, rng=rng, algorithm=algorithm).forward(x)
+        assert memory_axes(y) == IMAGES_LAST and y.base is not None  # a view: no copy was made
+    assert memory_axes(ReLU().forward(y)) == IMAGES_LAST
+    assert memory_axes(MaxPool2D(2).forward(y)) == IMAGES_LAST
+    assert memory_axes(Conv2DTranspose(3, 5, 3, rng=rng).forward(x)) == IMAGES_LAST
+
+
+def test_flat_lines_up_elements_of_any_two_layouts():
+    x = np.arange(2 * 3 * 4 * 5.0).reshape(2, 3, 4, 5)
+    for axes in LAYOUTS.values():
+        stored = in_layout(x, axes)
+        assert np.shares_memory(flat(stored, axes), stored)
+        np.testing.assert_array_equal(flat(stored, axes), flat(x, axes))
+
+
+def test_workspace_reuses_an_array_until_shape_or_dtype_change():
+    workspace = Workspace()
+    a = workspace.get("cols", (3, 4), np.float32)
+    assert workspace.get("cols", (3, 4), np.float32) is a
+    assert workspace.get("cols", (3, 5), np.float32) is not a
+    assert workspace.get("cols", (3, 5), np.float64).dtype == np.float64
+    assert workspace.get("other", (3, 5), np.float64) is not workspace.get("cols", (3, 5), np.float64)
+
+
+def test_a_tangent_pass_between_forward_and_backward_changes_nothing():
+    """The contractive penalty runs jvp between a forward pass and its backward pass: the scratch
+    arrays of the two must be separate."""
+    rng = np.random.default_rng(0)
+    layer = Conv2D(2, 3, 3, rng=rng, dtype=np.float64)
+    x, t = rng.standard_normal((2, 2, 6, 6)), rng.standard_normal((1, 2, 2, 6, 6))
+    dy = rng.standard_normal((2, 3, 6, 6))
+    layer.forward(x)
+    expected_dx = layer.backward(dy).copy()
+    expected_dW = layer.grads["W"].copy()
+    layer.zero_grad()
+    layer.forward(x)
+    layer.jvp(t)
+    np.testing.assert_array_equal(layer.backward(dy), expected_dx)
+    np.testing.assert_array_equal(layer.grads["W"], expected_dW)
