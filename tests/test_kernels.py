@@ -89,7 +89,8 @@ def test_maxpool_matches_reference(case, seed):
     x = (rng.integers(0, 3, shape) if ties else rng.standard_normal(shape)).astype(dtype)
     out_shape = (shape[0], shape[1] // pool, shape[2] // pool, shape[3])  # (C, H, W, N)
     y_fast, y_slow = np.empty(out_shape, dtype), np.empty(out_shape, dtype)
-    arg_fast, arg_slow = np.empty(out_shape, np.int64), np.empty(out_shape, np.int64)
+    index_dtype = np.int32 if seed % 2 else np.int64  # the layer keeps int32 indices
+    arg_fast, arg_slow = np.empty(out_shape, index_dtype), np.empty(out_shape, index_dtype)
     kernels.maxpool_forward(x, pool, y_fast, arg_fast)
     reference.maxpool_forward(x, pool, y_slow, arg_slow)
     np.testing.assert_array_equal(y_fast, y_slow)
@@ -97,8 +98,8 @@ def test_maxpool_matches_reference(case, seed):
 
     dy = rng.standard_normal(out_shape).astype(dtype)
     dx_fast, dx_slow = np.full(shape, np.nan, dtype), np.full(shape, np.nan, dtype)
-    kernels.maxpool_backward(dy, arg_fast, dx_fast)
-    reference.maxpool_backward(dy, arg_slow, dx_slow)
+    kernels.maxpool_backward(dy, arg_fast, pool, dx_fast)
+    reference.maxpool_backward(dy, arg_slow, pool, dx_slow)
     assert not np.isnan(dx_fast).any()
     np.testing.assert_allclose(dx_fast, dx_slow, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
 
@@ -114,7 +115,7 @@ def test_maxpool_routes_ties_to_first_maximum_in_row_major_order(implementation)
     np.testing.assert_array_equal(y.ravel(), [3.0, 0.0])
     np.testing.assert_array_equal(argmax.ravel(), [1, 2])  # (0, 1) and (0, 2): the first of the ties
     dx = np.empty_like(x)
-    implementation.maxpool_backward(np.array([10.0, 20.0]).reshape(1, 1, 2, 1), argmax, dx)
+    implementation.maxpool_backward(np.array([10.0, 20.0]).reshape(1, 1, 2, 1), argmax, 2, dx)
     expected = np.zeros_like(x)
     expected[0, 0, 1, 0] = 10.0
     expected[0, 0, 2, 0] = 20.0

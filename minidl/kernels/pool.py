@@ -22,7 +22,7 @@ def maxpool_forward(x, pool, y, argmax):
     pool : int
     y : ndarray, shape (C, H // pool, W // pool, N)
         Output, overwritten.
-    argmax : ndarray of int64, shape (C, H // pool, W // pool, N)
+    argmax : ndarray of int32 or int64, shape (C, H // pool, W // pool, N)
         Output, overwritten: flat index into the image ``x[c, :, :, n]`` of the first maximum.
     """
     channels, out_h, out_w, n_images = y.shape
@@ -46,22 +46,33 @@ def maxpool_forward(x, pool, y, argmax):
 
 
 @njit(cache=True, parallel=True)
-def maxpool_backward(dy, argmax, dx):
-    """Route each output gradient to the recorded maximum.
+def maxpool_backward(dy, argmax, pool, dx):
+    """Route each output gradient to the recorded maximum; every other input gets zero.
 
     Parameters
     ----------
     dy : ndarray, shape (C, OH, OW, N)
-    argmax : ndarray of int64, shape (C, OH, OW, N)
+    argmax : ndarray of int, shape (C, OH, OW, N)
+    pool : int
     dx : ndarray, shape (C, H, W, N)
         Output, overwritten.
     """
     channels, out_h, out_w, n_images = dy.shape
-    width = dx.shape[2]
+    height, width = dx.shape[1], dx.shape[2]
     for c in prange(channels):
-        dx[c] = 0.0
+        # rows and columns that floor mode leaves outside every window
+        for iy in range(out_h * pool, height):
+            dx[c, iy] = 0.0
+        for iy in range(out_h * pool):
+            for ix in range(out_w * pool, width):
+                dx[c, iy, ix] = 0.0
         for oy in range(out_h):
             for ox in range(out_w):
-                for n in range(n_images):
-                    index = argmax[c, oy, ox, n]
-                    dx[c, index // width, index % width, n] += dy[c, oy, ox, n]
+                for i in range(pool):
+                    for j in range(pool):
+                        iy = oy * pool + i
+                        ix = ox * pool + j
+                        index = iy * width + ix
+                        for n in range(n_images):
+                            # 0 + dy, as the sum into zeros of the reference (a -0.0 becomes 0.0)
+                            dx[c, iy, ix, n] = 0.0 + dy[c, oy, ox, n] if argmax[c, oy, ox, n] == index else 0.0

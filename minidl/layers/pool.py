@@ -41,7 +41,7 @@ class MaxPool2D(Layer):
             raise ValueError(f"{self!r}: input of {height}x{width} is smaller than one window.")
         stored = images_last(x)  # (C, H, W, N)
         y = np.empty((c, height // p, width // p, n), dtype=x.dtype)
-        argmax = np.empty(y.shape, dtype=np.int64)
+        argmax = np.empty(y.shape, dtype=np.int32)  # a flat index into one image: int32 is plenty
         maxpool_forward(stored, p, y, argmax)
         self._store(training, argmax=argmax, input_shape=x.shape)
         return as_images(y)
@@ -50,7 +50,7 @@ class MaxPool2D(Layer):
         cache = self._cached()
         n, c, height, width = cache["input_shape"]
         dx = np.empty((c, height, width, n), dtype=dy.dtype)
-        maxpool_backward(images_last(dy), cache["argmax"], dx)
+        maxpool_backward(images_last(dy), cache["argmax"], self.pool_size, dx)
         return as_images(dx)
 
     def jvp(self, t: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ def maxpool_forward(x, pool, y, argmax):
     argmax[...] = rows * width + columns
 
 
-def maxpool_backward(dy, argmax, dx):
+def maxpool_backward(dy, argmax, pool, dx):
     """Same contract as :func:`minidl.kernels.pool.maxpool_backward`."""
     channels, _, _, n_images = dy.shape
     flat = np.zeros((channels, dx.shape[1] * dx.shape[2], n_images), dtype=dx.dtype)
