@@ -138,3 +138,24 @@ def test_adam_update_matches_reference(size, dtype, t, beta1, beta2, seed):
     assert not np.array_equal(fast[0], param)  # the update moved the parameter
     for a, b in zip(fast, slow):
         np.testing.assert_allclose(a, b, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+
+
+@settings(max_examples=40, deadline=None)
+@given(pool_cases(), st.integers(0, 2**32 - 1))
+def test_maxpool_gather_matches_reference_and_is_the_adjoint_of_the_backward_pass(case, seed):
+    pool, shape, dtype, ties = case
+    rng = np.random.default_rng(seed)
+    x = (rng.integers(0, 3, shape) if ties else rng.standard_normal(shape)).astype(dtype)
+    out_shape = (shape[0], shape[1] // pool, shape[2] // pool, shape[3])
+    argmax = np.empty(out_shape, np.int32)
+    kernels.maxpool_forward(x, pool, np.empty(out_shape, dtype), argmax)
+    t = rng.standard_normal(shape).astype(dtype)
+    fast, slow = np.full(out_shape, np.nan, dtype), np.full(out_shape, np.nan, dtype)
+    kernels.maxpool_gather(t, argmax, pool, fast)
+    reference.maxpool_gather(t, argmax, pool, slow)
+    np.testing.assert_array_equal(fast, slow)  # pure copies
+    dy = rng.standard_normal(out_shape).astype(dtype)
+    dx = np.empty(shape, dtype)
+    kernels.maxpool_backward(dy, argmax, pool, dx)
+    assert np.isclose(np.sum(fast * dy, dtype=np.float64), np.sum(t * dx, dtype=np.float64),
+                      rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])

@@ -6,7 +6,8 @@ ends in a contiguous run over the batch, which the compiler vectorises.
 The forward pass records, for every output, the flat index ``iy * W + ix`` of the *first* maximum of
 its window in row-major order (a strict ``>`` comparison). The backward pass sends each output
 gradient to that one position only, which is the derivative of the pool almost everywhere and the
-convention of PyTorch and TensorFlow at ties.
+convention of PyTorch and TensorFlow at ties. The tangent pass (the pool's Jacobian applied to a
+tangent) reads each window's recorded position: ``maxpool_gather``, whose adjoint is the backward pass.
 """
 
 from numba import njit, prange
@@ -76,3 +77,33 @@ def maxpool_backward(dy, argmax, pool, dx):
                         for n in range(n_images):
                             # 0 + dy, as the sum into zeros of the reference (a -0.0 becomes 0.0)
                             dx[c, iy, ix, n] = 0.0 + dy[c, oy, ox, n] if argmax[c, oy, ox, n] == index else 0.0
+
+
+@njit(cache=True, parallel=True)
+def maxpool_gather(x, argmax, pool, y):
+    """Read each window at its recorded position: y = x[argmax] (the pool's Jacobian applied to x).
+
+    Parameters
+    ----------
+    x : ndarray, shape (C, H, W, N)
+    argmax : ndarray of int, shape (C, OH, OW, N)
+        Flat indices ``iy * W + ix`` inside each window, as :func:`maxpool_forward` records them.
+    pool : int
+    y : ndarray, shape (C, OH, OW, N)
+        Output, overwritten.
+    """
+    channels, out_h, out_w, n_images = y.shape
+    width = x.shape[2]
+    for c in prange(channels):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for n in range(n_images):
+                    y[c, oy, ox, n] = 0.0
+                for i in range(pool):
+                    for j in range(pool):
+                        iy = oy * pool + i
+                        ix = ox * pool + j
+                        index = iy * width + ix
+                        for n in range(n_images):
+                            if argmax[c, oy, ox, n] == index:
+                                y[c, oy, ox, n] = x[c, iy, ix, n]

@@ -51,11 +51,20 @@ class ReLU(Layer):
         return dx
 
     def jvp(self, t):
-        return t * self._cached()["mask"]
+        return self._masked(t)
 
     def jvp_backward(self, dt):
         # the Jacobian is piecewise constant in x: no second-order term
-        return dt * self._cached()["mask"], None
+        return self._masked(dt), None
+
+    def _masked(self, t):
+        """t[k] * mask for every direction k, with the backward kernel (K, N, ...) -> (K, N, ...)."""
+        cache = self._cached()
+        mask, axes = cache["mask"], cache["axes"]
+        out = empty(t.shape, (0,) + tuple(axis + 1 for axis in axes), t.dtype)  # each out[k] laid out as mask
+        for k in range(len(t)):
+            relu_backward(flat(t[k], axes), flat(mask, axes), flat(out[k], axes))
+        return out
 
 
 class Sigmoid(Layer):

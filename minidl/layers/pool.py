@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.kernels import maxpool_backward, maxpool_forward
+from minidl.kernels import maxpool_backward, maxpool_forward, maxpool_gather
 from minidl.layers.base import Layer
 from minidl.layers.memory import as_images, images_last
 
@@ -55,20 +55,22 @@ class MaxPool2D(Layer):
 
     def jvp(self, t: np.ndarray) -> np.ndarray:
         """Tangents (K, N, C, H, W) -> (K, N, C, OH, OW): each window passes its argmax's tangent."""
-        argmax = as_images(self._cached()["argmax"])  # (N, C, OH, OW)
-        k, n, c = t.shape[:3]
-        index = np.broadcast_to(argmax.reshape(1, n, c, -1), (k, n, c, argmax.shape[2] * argmax.shape[3]))
-        self._store_tangent(index=index, shape=t.shape)
-        y = np.take_along_axis(t.reshape(k, n, c, -1), index, axis=-1)
-        return y.reshape((k,) + argmax.shape)
+        argmax = self._cached()["argmax"]  # (C, OH, OW, N)
+        k, n, c, height, width = t.shape
+        # the K tangents of image n are merged images k N + n: the recorded positions repeat K times
+        argmax = np.tile(argmax, (1, 1, 1, k)) if k > 1 else argmax
+        y = np.empty(argmax.shape, dtype=t.dtype)
+        maxpool_gather(images_last(self._merge(t)), argmax, self.pool_size, y)
+        self._store_tangent(argmax=argmax, shape=t.shape)
+        return as_images(y).reshape((k, n) + y.shape[:3])
 
     def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, None]:
+        """The adjoint of :meth:`jvp`: the backward pass of the merged tangents."""
         cache = self._tangent_cached()
-        k, n, c = cache["shape"][:3]
-        dx = np.zeros((k, n, c, int(np.prod(cache["shape"][3:]))), dtype=dt.dtype)
-        # windows do not overlap, so every index occurs once per (k, n, c): no accumulation needed
-        np.put_along_axis(dx, cache["index"], dt.reshape(k, n, c, -1), axis=-1)
-        return dx.reshape(cache["shape"]), None
+        k, n, c, height, width = cache["shape"]
+        dx = np.empty((c, height, width, k * n), dtype=dt.dtype)
+        maxpool_backward(images_last(self._merge(dt)), cache["argmax"], self.pool_size, dx)
+        return as_images(dx).reshape(cache["shape"]), None
 
     def output_shape(self, input_shape):
         c, height, width = input_shape

@@ -23,3 +23,10 @@ def maxpool_backward(dy, argmax, pool, dx):
     flat = np.zeros((channels, dx.shape[1] * dx.shape[2], n_images), dtype=dx.dtype)
     np.add.at(flat, (np.arange(channels)[:, None, None, None], argmax, np.arange(n_images)), dy)
     dx[...] = flat.reshape(dx.shape)
+
+
+def maxpool_gather(x, argmax, pool, y):
+    """Same contract as :func:`minidl.kernels.pool.maxpool_gather`."""
+    channels, height, width, n_images = x.shape
+    y[...] = np.take_along_axis(x.reshape(channels, height * width, n_images),
+                                argmax.reshape(channels, -1, n_images), axis=1).reshape(y.shape)
