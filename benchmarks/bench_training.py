@@ -27,7 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 STARTED = time.perf_counter()
 import minidl  # noqa: E402,F401  (first: its OpenBLAS setting must precede NumPy's import)
-from harness import gemm_gflops, median_time, run_alternating, torch_available  # noqa: E402
+from harness import gemm_gflops, machine, median_time, run_alternating, torch_available  # noqa: E402
 
 MFLOP_PER_IMAGE = 211.0  # forward + backward of the conv autoencoder (70.7 forward)
 STEP_CASES = ("plain", "sparse", "closed_form", "hutchinson")
@@ -285,6 +285,7 @@ def main(argv=None) -> int:
     medians = _alternate(frameworks, cases, args, 128, 2)
     ours, theirs = medians["minidl"], medians.get("torch", {})
     gemm = ours["gemm_gflops"]
+    print(f"Machine: {machine()}\n")
     print(f"## Training step, batch 128, 2 threads (median of {args.rounds} rounds x {args.repeats} repeats)\n")
     print("| model | minidl (s) | GFLOP/s | of GEMM peak |" + (" torch (s) | minidl / torch |" if has_torch else ""))
     print("|---|---|---|---|" + ("---|---|" if has_torch else ""))

@@ -46,6 +46,25 @@ def run_alternating(script: str, workers: list[str], rounds: int, extra: list[st
             for worker, cases in samples.items()}
 
 
+def machine() -> str:
+    """The CPU model, its SIMD flags and the cores this process may use (Linux: /proc/cpuinfo)."""
+    import os
+
+    model, flags = "unknown CPU", []
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name") and model == "unknown CPU":
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = [flag for flag in line.split(":", 1)[1].split()
+                             if flag.startswith(("avx", "fma", "sse4"))]
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model}, {cores} cores; SIMD: {' '.join(flags) or 'unknown'}"
+
+
 def torch_available() -> bool:
     try:
         import importlib.util

@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import minidl  # noqa: E402,F401  (first: its OpenBLAS setting must precede NumPy's import)
-from harness import gemm_gflops  # noqa: E402
+from harness import gemm_gflops, machine  # noqa: E402
 
 BATCH = 128
 CASES = [(1, 64, 28), (64, 128, 14), (128, 256, 7)]  # in_channels, out_channels, size (3x3, "same")
@@ -107,6 +107,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     clock = time.process_time if args.cpu_time else time.perf_counter
     peak = gemm_gflops(args.repeats)
+    print(f"Machine: {machine()}\n")
     print(f"float32 GEMM (256x1152 @ 1152x6272) in this process: {peak:.0f} GFLOP/s (wall); "
           f"{'CPU time of all threads' if args.cpu_time else 'wall time'}\n")
     for c_in, c_out, size in CASES:

@@ -122,12 +122,13 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--cpu-time", action="store_true", help="CPU time of all threads instead of wall time")
     args = parser.parse_args(argv)
-    from harness import gemm_gflops
+    from harness import gemm_gflops, machine
 
     peak = gemm_gflops(5)
     rows, instrumented, plain = profile(args.model, args.repeats, args.batch,
                                         time.process_time if args.cpu_time else time.perf_counter)
     kind = "CPU time of all threads" if args.cpu_time else "wall time"
+    print(f"Machine: {machine()}\n")
     print(f"{args.model} model, batch {args.batch}, float32, {kind}, mean of {args.repeats} steps; "
           f"{os.environ.get('NUMBA_NUM_THREADS', 'all')} Numba / {os.environ.get('OPENBLAS_NUM_THREADS', 'all')} "
           f"OpenBLAS threads; float32 GEMM in this process {peak:.0f} GFLOP/s (wall)\n")
