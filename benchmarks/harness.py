@@ -29,17 +29,22 @@ def median_time(function: Callable[[], object], repeats: int, warmup: int = 2) -
     return statistics.median(times)
 
 
-def run_alternating(script: str, workers: list[str], rounds: int, extra: list[str]) -> dict[str, dict]:
+def run_alternating(script: str, workers: list[str], rounds: int, extra: list[str],
+                    environments: dict[str, dict[str, str]] | None = None) -> dict[str, dict]:
     """Run ``script --worker W`` for every worker, alternating, ``rounds`` times.
 
     Each worker prints one JSON object {case: seconds}; the result is {worker: {case: median}}.
+    ``environments`` adds variables to the environment of the named workers' processes.
     """
+    import os
+
     samples: dict[str, dict[str, list[float]]] = {worker: {} for worker in workers}
     for round_index in range(rounds):
         for worker in workers:
             print(f"  round {round_index + 1}/{rounds}: {worker}", file=sys.stderr, flush=True)
+            env = {**os.environ, **environments[worker]} if environments and worker in environments else None
             output = subprocess.run([sys.executable, script, "--worker", worker, *extra],
-                                    check=True, capture_output=True, text=True).stdout
+                                    check=True, capture_output=True, text=True, env=env).stdout
             for case, seconds in json.loads(output.strip().splitlines()[-1]).items():
                 samples[worker].setdefault(case, []).append(seconds)
     return {worker: {case: statistics.median(values) for case, values in cases.items()}
