@@ -98,3 +98,21 @@ def test_a_tangent_pass_between_forward_and_backward_changes_nothing():
     layer.jvp(t)
     np.testing.assert_array_equal(layer.backward(dy), expected_dx)
     np.testing.assert_array_equal(layer.grads["W"], expected_dW)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), channels=st.integers(1, 3), size=st.integers(2, 7), ties=st.booleans(), seed=seeds)
+def test_relu_after_pooling_is_the_same_function_and_gradient_as_before_it(n, channels, size, ties, seed):
+    """The encoder applies ReLU after max-pooling: values, gradients and tangents equal the study's
+    order exactly, on tie-heavy inputs with zeros and negative windows too."""
+    rng = np.random.default_rng(seed)
+    shape = (n, channels, size, size)
+    x = (rng.integers(-2, 3, shape) if ties else rng.standard_normal(shape)).astype(np.float64)
+    study, ours = (ReLU(), MaxPool2D(2)), (MaxPool2D(2), ReLU())
+    y_study = study[1].forward(study[0].forward(x))
+    y_ours = ours[1].forward(ours[0].forward(x))
+    np.testing.assert_array_equal(y_ours, y_study)
+    dy = rng.standard_normal(y_study.shape)
+    np.testing.assert_array_equal(ours[0].backward(ours[1].backward(dy)), study[0].backward(study[1].backward(dy)))
+    t = rng.standard_normal((2,) + shape)
+    np.testing.assert_array_equal(ours[1].jvp(ours[0].jvp(t)), study[1].jvp(study[0].jvp(t)))
