@@ -93,20 +93,23 @@ def bce_with_logits(logits: np.ndarray, target: np.ndarray, reduction: str = "me
     """
     _check_same_shape("bce_with_logits", logits, target)
     _check_reduction(reduction)
-    losses = _bce_from_logits(logits, target)
+    losses, probabilities = _bce_from_logits(logits, target)
     scale = _per_sample_scale(logits.shape, reduction)
     value = float(np.sum(losses.astype(np.float64)) * scale)
-    return value, (scale * (sigmoid(logits) - target)).astype(logits.dtype, copy=False)
+    return value, (scale * (probabilities - target)).astype(logits.dtype, copy=False)
 
 
-def _bce_from_logits(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Element-wise max(x, 0) - x t + log(1 + exp(-|x|)).
+def _bce_from_logits(logits: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Element-wise max(x, 0) - x t + log(1 + exp(-|x|)), and sigmoid(x), from one exponential.
 
     |x| is capped inside the exponential where exp would underflow (43 in float32, 354 in float64);
-    the log term is then below 1e-18 and the result unchanged.
+    the log term is then below 1e-18 and the result unchanged. The sigmoid is :func:`sigmoid`'s
+    formula with the same exponential: 1 / (1 + e) for x >= 0 and e / (1 + e) below.
     """
     bound = 0.5 * -np.log(np.finfo(np.result_type(logits, np.float32)).tiny)
-    return np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.minimum(np.abs(logits), bound)))
+    e = np.exp(-np.minimum(np.abs(logits), bound))
+    losses = np.maximum(logits, 0) - logits * target + np.log1p(e)
+    return losses, np.where(logits >= 0, 1, e) / (1 + e)
 
 
 def kl_sparsity(h: np.ndarray, rho: float = 0.05, eps: float = 1e-6) -> tuple[float, np.ndarray]:
@@ -261,8 +264,9 @@ def elbo(x: np.ndarray, decoder_output: np.ndarray, mu: np.ndarray, logvar: np.n
     kl, d_mu, d_logvar = gaussian_kl(mu, logvar)
     if likelihood == "bernoulli":
         _check_same_shape("elbo", decoder_output, x)
-        reconstruction = np.sum(_bce_from_logits(decoder_output, x), axis=1, dtype=np.float64)
-        d_decoder = ((sigmoid(decoder_output) - x) / n).astype(x.dtype, copy=False)
+        losses, probabilities = _bce_from_logits(decoder_output, x)
+        reconstruction = np.sum(losses, axis=1, dtype=np.float64)
+        d_decoder = ((probabilities - x) / n).astype(x.dtype, copy=False)
     else:
         if decoder_output.shape != (n, 2 * d):
             raise ValueError(f"elbo: a Gaussian decoder must output (N, 2 D) = {(n, 2 * d)}, "

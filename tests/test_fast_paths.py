@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minidl.layers import Conv2D, Conv2DTranspose, MaxPool2D, ReLU
+from minidl.layers import Conv2D, Conv2DTranspose, MaxPool2D, ReLU, sigmoid
+from minidl.losses import bce_with_logits
 from minidl.layers.memory import IMAGES_LAST, Workspace, empty, flat, memory_axes
 
 seeds = st.integers(0, 2**32 - 1)
@@ -137,3 +138,13 @@ def test_arrays_freed_by_one_step_are_reused_by_the_next_without_page_faults():
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env=environment).stdout
     assert float(output) < 50
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from([np.float32, np.float64]), st.sampled_from([1.0, 30.0, 1000.0]), seeds)
+def test_bce_with_logits_shares_one_exponential_and_gives_the_sigmoid_bit_for_bit(dtype, spread, seed):
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((4, 9)) * spread).astype(dtype)
+    target = rng.random((4, 9)).astype(dtype)
+    _, dlogits = bce_with_logits(logits, target, reduction="sum")
+    np.testing.assert_array_equal(dlogits, ((sigmoid(logits) - target) / 4).astype(dtype))
