@@ -21,22 +21,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import minidl  # noqa: E402,F401  (first: its OpenBLAS setting must precede NumPy's import)
-from harness import gemm_gflops, machine  # noqa: E402
+from harness import gemm_gflops, machine, median_time  # noqa: E402
 
 BATCH = 128
 CASES = [(1, 64, 28), (64, 128, 14), (128, 256, 7)]  # in_channels, out_channels, size (3x3, "same")
-
-
-def median_time(function, repeats: int, clock) -> float:
-    import statistics
-
-    function()
-    times = []
-    for _ in range(repeats):
-        started = clock()
-        function()
-        times.append(clock() - started)
-    return statistics.median(times)
 
 
 def im2col_phases(c_in: int, c_out: int, size: int):
@@ -112,7 +100,7 @@ def main(argv=None) -> int:
           f"{'CPU time of all threads' if args.cpu_time else 'wall time'}\n")
     for c_in, c_out, size in CASES:
         for path, phases in (("im2col", im2col_phases), ("winograd", winograd_phases)):
-            rows = [(name, median_time(function, args.repeats, clock), work)
+            rows = [(name, median_time(function, args.repeats, warmup=1, clock=clock), work)
                     for name, function, work in phases(c_in, c_out, size)]
             total = sum(seconds for _, seconds, _ in rows)
             print(f"### conv {c_in}->{c_out} @{size}, batch {BATCH}, {path} path: {1e3 * total:.1f} ms in all\n")
