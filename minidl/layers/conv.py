@@ -168,6 +168,10 @@ class Conv2D(_Convolution):
     bias rides in the product as one more column of the weight, against a row of ones under cols.
     With dY the upstream gradient in the same layout, the backward pass is three products:
     dW2 = dY @ cols.T,  db = the sum of dY over its columns (dY @ ones),  dx = col2im(W2.T @ dY).
+
+    For 3x3 kernels at stride 1 the same map can be computed with fewer multiplications by Winograd's
+    minimal filtering (:meth:`_winograd_linear` and its adjoint, docs/winograd.md); :meth:`_choose_path`
+    decides which path runs.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
