@@ -74,7 +74,7 @@ def minidl_worker(args) -> dict[str, float]:
                 model.loss_and_grads(batch, rng)
                 optimizer.step()
             repeats, warmup = (1, 1) if case == "exact" else (args.repeats, 2)
-            results[case] = median_time(step, repeats, warmup)
+            results[case] = median_time(step, repeats, warmup, _clock(args))
         elif case == "vae_epoch":
             model = VariationalAutoencoder(rng=0)
             optimizer = Adam(model.parameters())
@@ -85,12 +85,12 @@ def minidl_worker(args) -> dict[str, float]:
                     model.zero_grad()
                     model.loss_and_grads(faces[start:start + 128], rng)
                     optimizer.step()
-            results[case] = median_time(epoch, args.repeats, 1)
+            results[case] = median_time(epoch, args.repeats, 1, _clock(args))
         elif case == "encode_10k":
             model = minidl_model("sparse")
             images = rng.random((10_000, 1, 28, 28), dtype=np.float32)
             results[case] = median_time(lambda: [model.encode(images[s:s + 500]) for s in range(0, 10_000, 500)],
-                                        max(1, args.repeats // 2), 1)
+                                        max(1, args.repeats // 2), 1, _clock(args))
         elif case == "first_step":
             model = minidl_model("plain")
             optimizer = Adam(model.parameters())
@@ -99,7 +99,7 @@ def minidl_worker(args) -> dict[str, float]:
             optimizer.step()
             results[case] = time.perf_counter() - STARTED
         elif case == "gemm":
-            results["gemm_gflops"] = gemm_gflops(args.repeats)
+            results["gemm_gflops"] = gemm_gflops(args.repeats, _clock(args))
     return results
 
 
@@ -151,7 +151,7 @@ def torch_worker(args) -> dict[str, float]:
                     loss = loss + 1e-4 * torch.sum(jv ** 2) / len(x)
                 loss.backward()
                 optimizer.step()
-            results[case] = median_time(step, args.repeats)
+            results[case] = median_time(step, args.repeats, clock=_clock(args))
         elif case == "vae_epoch":
             trunk, mu_head, logvar_head = nn.Sequential(nn.Flatten(), nn.Linear(560, 256), nn.ReLU()), \
                 nn.Linear(256, 20), nn.Linear(256, 20)
@@ -171,7 +171,7 @@ def torch_worker(args) -> dict[str, float]:
                     kl = -0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp())
                     ((bce + kl) / len(batch)).backward()
                     optimizer.step()
-            results[case] = median_time(epoch, args.repeats, 1)
+            results[case] = median_time(epoch, args.repeats, 1, _clock(args))
         elif case == "encode_10k":
             enc = encoder("sigmoid")
             images = torch.rand(10_000, 1, 28, 28)
@@ -179,7 +179,7 @@ def torch_worker(args) -> dict[str, float]:
             def encode():
                 with torch.no_grad():
                     return [enc(images[s:s + 500]) for s in range(0, 10_000, 500)]
-            results[case] = median_time(encode, max(1, args.repeats // 2), 1)
+            results[case] = median_time(encode, max(1, args.repeats // 2), 1, _clock(args))
         elif case == "first_step":
             enc, dec = encoder("linear"), decoder()
             optimizer = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()))
@@ -198,9 +198,15 @@ def _worker_env(threads: int) -> dict[str, str]:
     return env
 
 
+def _clock(args):
+    """Wall time, or with --cpu-time the CPU time of all the process's threads."""
+    return time.process_time if getattr(args, "cpu_time", False) else time.perf_counter
+
+
 def _alternate(frameworks, cases, args, batch, threads) -> dict:
     os.environ.update(_worker_env(threads))
     extra = ["--cases", ",".join(cases), "--batch", str(batch), "--threads", str(threads), "--repeats", str(args.repeats)]
+    extra += ["--cpu-time"] if getattr(args, "cpu_time", False) else []
     return run_alternating(os.path.abspath(__file__), frameworks, args.rounds, extra, _environments(args))
 
 
@@ -298,7 +304,11 @@ def main(argv=None) -> int:
     parser.add_argument("--worker", choices=["minidl", "baseline", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--cases", default="", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=128, help=argparse.SUPPRESS)
-    parser.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=2, help="threads of every framework (default 2)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="CPU time of all threads instead of wall time (with --threads 1: the figure least "
+                             "disturbed by other processes on a shared machine)")
+    parser.add_argument("--skip-startup", action="store_true", help="skip the start-up and exact-penalty timings")
     args = parser.parse_args(argv)
     if args.worker:
         worker = torch_worker if args.worker == "torch" else minidl_worker
@@ -308,12 +318,14 @@ def main(argv=None) -> int:
     frameworks = ["minidl"] + (["baseline"] if args.baseline else []) + (["torch"] if torch_available() else [])
     has_torch = "torch" in frameworks
     cases = list(STEP_CASES) + ["vae_epoch", "encode_10k", "gemm"]
-    medians = _alternate(frameworks, cases, args, 128, 2)
+    medians = _alternate(frameworks, cases, args, 128, args.threads)
     ours, theirs = medians["minidl"], medians.get("torch", {})
     gemm = ours["gemm_gflops"]
     header, rule = _other_headers(medians)
     print(f"Machine: {machine()}\n")
-    print(f"## Training step, batch 128, 2 threads (median of {args.rounds} rounds x {args.repeats} repeats)\n")
+    kind = "CPU time of all threads" if args.cpu_time else "wall time"
+    print(f"## Training step, batch 128, {args.threads} thread(s), {kind} (median of {args.rounds} rounds x "
+          f"{args.repeats} repeats)\n")
     print("| model | minidl (s) | GFLOP/s | of GEMM peak |" + header)
     print("|---|---|---|---|" + rule)
     for case in STEP_CASES:
@@ -322,8 +334,6 @@ def main(argv=None) -> int:
         rate = f"{gflops:.0f} | {gflops / gemm:.0%}" if case != "hutchinson" else "– | –"
         print(f"| {case} | {ours[case]:.3f} | {rate} |" + _others(medians, case, ours[case]))
     print(f"\nfloat32 GEMM (256x1152 @ 1152x6272) in the same run: {gemm:.0f} GFLOP/s\n")
-    exact = _alternate(["minidl"], ["plain", "exact"], argparse.Namespace(rounds=1, repeats=args.repeats),
-                       16, 2)["minidl"]
     print("## Contractive penalties relative to the plain step (minidl)\n")
     print("| mode | step (s) | / plain step |" + (" torch (s) | torch / its plain step |" if has_torch else ""))
     print("|---|---|---|" + ("---|---|" if has_torch else ""))
@@ -332,18 +342,22 @@ def main(argv=None) -> int:
         if has_torch:
             row += f" {theirs[case]:.3f} | {theirs[case] / theirs['plain']:.2f} |"
         print(row)
-    print(f"| exact (batch 16) | {exact['exact']:.2f} | {exact['exact'] / exact['plain']:.0f} (vs plain step at batch 16) |"
-          + (" – | – |" if has_torch else ""))
+    if not args.skip_startup:
+        exact = _alternate(["minidl"], ["plain", "exact"], argparse.Namespace(rounds=1, repeats=args.repeats),
+                           16, args.threads)["minidl"]
+        print(f"| exact (batch 16) | {exact['exact']:.2f} | {exact['exact'] / exact['plain']:.0f} (vs plain step at "
+              "batch 16) |" + (" – | – |" if has_torch else ""))
     print("\n## VAE epoch and inference\n")
     print("| task | minidl (s) |" + header)
     print("|---|---|" + rule)
     for case, label in (("vae_epoch", "Frey VAE, one epoch (1,769 images)"), ("encode_10k", "encode 10,000 images")):
         print(f"| {label} | {ours[case]:.3f} |" + _others(medians, case, ours[case]))
-    startup = run_alternating(os.path.abspath(__file__), frameworks, args.rounds,
-                              ["--cases", "first_step", "--repeats", "1"], _environments(args))
-    print("\n## Start-up: first training step in a fresh process (Numba cache warm)\n")
-    print(" | ".join(f"{name}: {values['first_step']:.2f} s" for name, values in startup.items()))
-    print(f"\nminidl with an empty Numba cache: {cold_start_seconds():.2f} s (the difference is compilation)")
+    if not args.skip_startup:
+        startup = run_alternating(os.path.abspath(__file__), frameworks, args.rounds,
+                                  ["--cases", "first_step", "--repeats", "1"], _environments(args))
+        print("\n## Start-up: first training step in a fresh process (Numba cache warm)\n")
+        print(" | ".join(f"{name}: {values['first_step']:.2f} s" for name, values in startup.items()))
+        print(f"\nminidl with an empty Numba cache: {cold_start_seconds():.2f} s (the difference is compilation)")
     if args.sweep:
         print("\n## Time per step (s) against batch size and threads (plain model)\n")
         print("| batch | threads | minidl (s) |" + header)
