@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minidl.layers.activations import sigmoid
+from minidl.layers.activations import sigmoid, sigmoid_from_exp
 
 REDUCTIONS = ("mean", "sum")
 
@@ -109,7 +109,7 @@ def _bce_from_logits(logits: np.ndarray, target: np.ndarray) -> tuple[np.ndarray
     bound = 0.5 * -np.log(np.finfo(np.result_type(logits, np.float32)).tiny)
     e = np.exp(-np.minimum(np.abs(logits), bound))
     losses = np.maximum(logits, 0) - logits * target + np.log1p(e)
-    return losses, np.where(logits >= 0, 1, e) / (1 + e)
+    return losses, sigmoid_from_exp(logits, e)
 
 
 def kl_sparsity(h: np.ndarray, rho: float = 0.05, eps: float = 1e-6) -> tuple[float, np.ndarray]:

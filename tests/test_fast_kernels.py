@@ -1,6 +1,7 @@
 """The element-wise and Winograd kernels equal their NumPy twins (also run with NUMBA_DISABLE_JIT=1)."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -112,3 +113,30 @@ def test_winograd_output_kernels_match_reference_and_are_adjoint(case, seed):
     assert abs(np.sum(linear * dy, dtype=np.float64) - np.sum(M * dM_fast, dtype=np.float64)) <= TOLERANCE[dtype] * scale
     np.testing.assert_allclose(db_fast, dy.sum(axis=(1, 2, 3), dtype=np.float64), rtol=TOLERANCE[dtype],
                                atol=TOLERANCE[dtype])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 300), dtypes, seeds)
+def test_sigmoid_from_exponential_matches_reference_bit_for_bit(size, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = special_values(rng, size, dtype) * dtype(rng.choice([1.0, 30.0, 1000.0]))
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = np.exp(-np.minimum(np.abs(x), dtype(40.0)))
+    fast, slow = np.full_like(x, np.nan), np.full_like(x, np.nan)
+    kernels.sigmoid_from_exponential(x, e, fast)
+    reference.sigmoid_from_exponential(x, e, slow)
+    np.testing.assert_array_equal(fast, slow)
+
+
+@pytest.mark.parametrize("size", [1000, 200_000], ids=["one thread", "all threads"])
+def test_elementwise_kernels_agree_on_both_sides_of_their_parallel_threshold(size):
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal(size).astype(np.float32)
+    y, mask, dx = np.empty_like(x), np.empty(size, np.bool_), np.empty_like(x)
+    kernels.relu_forward(x, y, mask)
+    kernels.relu_backward(x, mask, dx)
+    np.testing.assert_array_equal(y, x * (x > 0))
+    np.testing.assert_array_equal(dx, x * mask)
+    e = np.exp(-np.abs(x))
+    kernels.sigmoid_from_exponential(x, e, y)
+    np.testing.assert_array_equal(y, np.where(x >= 0, 1, e) / (1 + e))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.kernels import relu_backward, relu_forward
+from minidl.kernels import relu_backward, relu_forward, sigmoid_from_exponential
 from minidl.layers.base import Layer
 from minidl.layers.memory import empty, flat, memory_axes
 
@@ -25,8 +25,15 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     """
     dtype = np.result_type(x, np.float32)
     bound = 0.5 * -np.log(np.finfo(dtype).tiny)
-    e = np.exp(-np.minimum(np.abs(x), bound))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(dtype, copy=False)
+    return sigmoid_from_exp(x, np.exp(-np.minimum(np.abs(x), bound)).astype(dtype, copy=False))
+
+
+def sigmoid_from_exp(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """sigmoid(x) given e = exp(-|x|) (capped as in :func:`sigmoid`), in the dtype of e:
+    ``np.where(x >= 0, 1, e) / (1 + e)``, by a kernel (NumPy's where branches at every element)."""
+    y = np.empty(e.shape, dtype=e.dtype)
+    sigmoid_from_exponential(np.asarray(x).reshape(-1), e.reshape(-1), y.reshape(-1))
+    return y
 
 
 class ReLU(Layer):

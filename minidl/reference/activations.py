@@ -12,3 +12,8 @@ def relu_forward(x, y, mask):
 def relu_backward(dy, mask, dx):
     """Same contract as :func:`minidl.kernels.activations.relu_backward`."""
     np.multiply(dy, mask, out=dx)
+
+
+def sigmoid_from_exponential(x, e, y):
+    """Same contract as :func:`minidl.kernels.activations.sigmoid_from_exponential`."""
+    y[...] = np.where(x >= 0, 1, e) / (1 + e)
