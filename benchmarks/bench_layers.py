@@ -16,7 +16,6 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import minidl  # noqa: E402,F401  (first: its OpenBLAS setting must precede NumPy's import)
 from harness import machine, median_time, run_alternating, torch_available  # noqa: E402
 
 BATCH = 128
@@ -119,6 +118,9 @@ def main(argv=None) -> int:
         print(json.dumps(torch_worker(args.repeats)))
         return 0
     if args.worker:
+        # first, before NumPy: minidl sets its thread-pool defaults in its own worker processes only;
+        # PyTorch's workers run as a PyTorch user's would (this parent process never imports minidl)
+        import minidl  # noqa: F401
         print(json.dumps(minidl_worker(args.repeats, use_reference=args.worker == "reference")))
         return 0
 

@@ -29,7 +29,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 STARTED = time.perf_counter()
-import minidl  # noqa: E402,F401  (first: its OpenBLAS setting must precede NumPy's import)
 from harness import gemm_gflops, machine, median_time, run_alternating, torch_available  # noqa: E402
 
 MFLOP_PER_IMAGE = 211.0  # forward + backward of the conv autoencoder (70.7 forward)
@@ -311,6 +310,10 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-startup", action="store_true", help="skip the start-up and exact-penalty timings")
     args = parser.parse_args(argv)
     if args.worker:
+        if args.worker != "torch":
+            # first, before NumPy: minidl sets its thread-pool defaults in its own worker processes only;
+            # PyTorch's workers run as a PyTorch user's would (this parent process never imports minidl)
+            import minidl  # noqa: F401
         worker = torch_worker if args.worker == "torch" else minidl_worker
         print(json.dumps(worker(args)))
         return 0

@@ -20,7 +20,7 @@ def _adam_at(param, grad, m, v, beta1, beta2, step_size, inverse_root, eps, i):
     param[i] -= step_size * m_i / (math.sqrt(v_i) * inverse_root + eps)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def adam_update(param, grad, m, v, beta1, beta2, step_size, correction2, eps):
     """In-place Adam step on flat (1-D, contiguous) arrays of one parameter.
 
@@ -29,7 +29,8 @@ def adam_update(param, grad, m, v, beta1, beta2, step_size, correction2, eps):
     and correction2 = 1 - beta2^t. The arithmetic is done in float64 and stored in the arrays' dtype;
     1 / sqrt(correction2) is computed once, which spares a float64 division per element (a third of
     the kernel's time), and is PyTorch's form of the same expression. Parameters under about 131,000
-    numbers are updated on one thread: waking the others would cost more than they save.
+    numbers are updated on one thread: waking the others would cost more than they save. Division
+    follows NumPy (``error_model="numpy"``: IEEE results, no Python zero-division check).
 
     Parameters
     ----------
