@@ -246,3 +246,21 @@ def test_bad_settings_and_shapes_get_clear_errors():
             layer.forward(np.zeros((2, 4, 5, 5), np.float32))
         with pytest.raises(ValueError, match="smaller than the kernel"):
             layer.forward(np.zeros((2, 3, 2, 5), np.float32))
+
+
+def test_a_float64_network_through_the_winograd_path_passes_the_gradient_check():
+    """A float64 network stays float64 through every fast path: a float32 step anywhere would miss
+    the 1e-6 bound of the central-difference check by orders of magnitude."""
+    from minidl.layers import Dense, Flatten, MaxPool2D, ReLU, Sequential
+
+    rng = np.random.default_rng(4)
+    network = Sequential(Conv2D(16, 3, 3, rng=rng), MaxPool2D(2), ReLU(), Flatten(), Dense(12, 2, rng=rng))
+    network.astype(np.float64)
+    assert network.layers[0]._choose_path() == "winograd"
+    for layer in network.layers:
+        if "b" in layer.params:
+            layer.params["b"][...] = rng.standard_normal(layer.params["b"].shape)
+    x = rng.standard_normal((2, 16, 4, 4))
+    assert network.forward(x).dtype == np.float64
+    errors = check_layer(network, x, rng=4)
+    assert max(errors.values()) < 1e-6, errors
