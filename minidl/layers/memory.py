@@ -73,7 +73,3 @@ class Workspace:
         if array is None or array.shape != tuple(shape) or array.dtype != np.dtype(dtype):
             array = self._arrays[name] = np.empty(shape, dtype=dtype)
         return array
-
-    def clear(self) -> None:
-        """Release every array (e.g. after inference at a large batch size)."""
-        self._arrays.clear()
