@@ -25,6 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import minidl  # noqa: E402,F401  (first: its OpenBLAS setting must precede NumPy's import)
 from bench_training import minidl_model  # noqa: E402
+from harness import median_time  # noqa: E402
 
 class PhaseClock:
     """Accumulates time (wall or CPU) and minor page faults per named phase."""
@@ -90,13 +91,7 @@ def profile(case: str, repeats: int, batch: int, clock=time.perf_counter) -> tup
         model.loss_and_grads(x, rng)
         optimizer.step()
 
-    for _ in range(2):
-        step()
-    plain = []
-    for _ in range(repeats):
-        started = clock()
-        step()
-        plain.append(clock() - started)
+    plain = median_time(step, repeats, warmup=2, clock=clock)
 
     phases = PhaseClock(clock)
     instrument(model, optimizer, phases)
@@ -112,7 +107,7 @@ def profile(case: str, repeats: int, batch: int, clock=time.perf_counter) -> tup
     rows = [(name, 1e3 * phases.seconds[name] / repeats, phases.faults[name] / repeats) for name in phases.order]
     rows.append(("other (glue, penalty arithmetic)", 1e3 * total / repeats - sum(r[1] for r in rows),
                  total_faults / repeats - sum(r[2] for r in rows)))
-    return rows, 1e3 * total / repeats, 1e3 * float(np.median(plain))
+    return rows, 1e3 * total / repeats, 1e3 * plain
 
 
 def main(argv=None) -> int:
