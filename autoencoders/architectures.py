@@ -4,6 +4,7 @@ MNIST (sparse, contractive and plain autoencoders)::
 
     encoder  Conv 1->64, 64->128, 128->256 (3x3 same, ReLU, each followed by MaxPool 2), Flatten,
              Dense 2304->128, latent activation                              664,704 parameters
+             (built as Conv, MaxPool, ReLU: the same function and gradient, see conv_encoder)
     decoder  Dense 128->2304 ReLU, Reshape 256x3x3, Conv2DTranspose 256->128 ReLU, 128->64 ReLU,
              64->1 sigmoid (3x3 stride 2), ZeroPad2D(2) to 28x28             666,625 parameters
 
@@ -50,12 +51,19 @@ def conv_encoder(latent_dim: int = 128, image_shape: tuple[int, int, int] = (1, 
     Shapes
     ------
     x : (N, C, H, W) -> z : (N, latent_dim)
+
+    Notes
+    -----
+    Each block is the study's convolution, ReLU and max-pooling, with the ReLU applied after the
+    pooling: ReLU is monotone, so max(relu(x)) = relu(max(x)), and both orders pick the same first
+    maximum and pass the same gradient (zero where the window's maximum is not positive), ties
+    included. Applied after the pooling, the ReLU touches a quarter of the values.
     """
     rng = np.random.default_rng(rng)
     layers: list[Layer] = []
     channels = image_shape[0]
     for width in filters:
-        layers += [Conv2D(channels, width, 3, padding="same", rng=rng), ReLU(), MaxPool2D(2)]
+        layers += [Conv2D(channels, width, 3, padding="same", rng=rng), MaxPool2D(2), ReLU()]
         channels = width
     height, width_ = _bottleneck(image_shape, len(filters))
     layers += [Flatten(), Dense(channels * height * width_, latent_dim, rng=rng), latent_activation(latent)]

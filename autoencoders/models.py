@@ -81,7 +81,8 @@ class Autoencoder(AutoencoderBase):
     Parameters
     ----------
     encoder, decoder : Sequential, optional
-        Default: the study's networks with a linear latent (the baseline).
+        Default: the study's networks with a linear latent (the baseline). The model sets the encoder's
+        ``needs_input_grad`` to False: training never asks for the gradient of the images.
     rng : np.random.Generator or int, for the default networks.
 
     Shapes
@@ -107,6 +108,7 @@ class Autoencoder(AutoencoderBase):
         rng = np.random.default_rng(rng)
         self.encoder = encoder if encoder is not None else conv_encoder(latent=latent, rng=rng)
         self.decoder = decoder if decoder is not None else conv_decoder(rng=rng)
+        self.encoder.needs_input_grad = False  # nothing uses the gradient of the images
         self.networks = {"encoder": self.encoder, "decoder": self.decoder}
 
     def encode(self, x: np.ndarray) -> np.ndarray:
@@ -252,6 +254,7 @@ class VariationalAutoencoder(AutoencoderBase):
         self.trunk, self.mu_head, self.logvar_head = vae_encoder(image_shape, hidden, latent_dim, rng=rng)
         self.decoder = vae_decoder(image_shape, hidden, latent_dim,
                                    n_outputs=2 if likelihood == "gaussian" else 1, rng=rng)
+        self.trunk.needs_input_grad = False  # nothing uses the gradient of the images
         self.networks = {"encoder": self.trunk, "mu": self.mu_head, "logvar": self.logvar_head,
                          "decoder": self.decoder}
 

@@ -1,7 +1,9 @@
 """Forward+backward time of each layer at the study's shapes (batch 128, float32).
 
 Columns: minidl with its Numba kernels, minidl with the NumPy reference kernels swapped in, and
-PyTorch (2 threads) when it is importable; ratios are of medians measured in the same run.
+PyTorch (2 threads) when it is importable; ratios are of medians measured in the same run. minidl's
+inputs are stored images-last, as its layers pass images to each other; each layer runs the path it
+chooses (Winograd for the 3x3 convolutions with 16 or more input channels).
 
     python benchmarks/bench_layers.py [--rounds 3] [--repeats 5]
 """
@@ -14,8 +16,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import minidl  # noqa: E402,F401  (first: its OpenBLAS setting must precede NumPy's import)
-from harness import median_time, run_alternating, torch_available  # noqa: E402
+from harness import machine, median_time, run_alternating, torch_available  # noqa: E402
 
 BATCH = 128
 # name, kind, in_channels, out_channels, size
@@ -37,14 +38,18 @@ CASES = [
 def minidl_worker(repeats: int, use_reference: bool) -> dict[str, float]:
     import numpy as np
 
+    import minidl.layers.activations as activations_module
     import minidl.layers.conv as conv_module
     import minidl.layers.pool as pool_module
     from minidl import reference
     from minidl.layers import Conv2D, Conv2DTranspose, Dense, MaxPool2D
+    from minidl.layers.memory import as_images
 
     if use_reference:  # swap the kernels the layer modules imported, in this process only
-        conv_module.im2col, conv_module.col2im = reference.im2col, reference.col2im
-        pool_module.maxpool_forward, pool_module.maxpool_backward = reference.maxpool_forward, reference.maxpool_backward
+        for module in (conv_module, pool_module, activations_module):
+            for name in dir(module):
+                if hasattr(reference, name) and callable(getattr(module, name)):
+                    setattr(module, name, getattr(reference, name))
     rng = np.random.default_rng(0)
     results = {}
     for name, kind, c_in, c_out, size in CASES:
@@ -58,6 +63,9 @@ def minidl_worker(repeats: int, use_reference: bool) -> dict[str, float]:
             layer, shape = Dense(c_in, c_out, rng=rng), (BATCH, c_in)
         x = rng.standard_normal(shape).astype(np.float32)
         dy = rng.standard_normal((BATCH,) + layer.output_shape(shape[1:])).astype(np.float32)
+        if kind != "dense":  # stored images-last, as the layers pass images to each other
+            x = as_images(np.ascontiguousarray(x.transpose(1, 2, 3, 0)))
+            dy = as_images(np.ascontiguousarray(dy.transpose(1, 2, 3, 0)))
 
         def step():
             layer.forward(x)
@@ -110,6 +118,9 @@ def main(argv=None) -> int:
         print(json.dumps(torch_worker(args.repeats)))
         return 0
     if args.worker:
+        # first, before NumPy: minidl sets its thread-pool defaults in its own worker processes only;
+        # PyTorch's workers run as a PyTorch user's would (this parent process never imports minidl)
+        import minidl  # noqa: F401
         print(json.dumps(minidl_worker(args.repeats, use_reference=args.worker == "reference")))
         return 0
 
@@ -118,6 +129,7 @@ def main(argv=None) -> int:
     import numba
     from threadpoolctl import threadpool_info
     blas = ", ".join(f"{i['internal_api']} {i['num_threads']} threads" for i in threadpool_info())
+    print(f"Machine: {machine()}\n")
     print(f"batch {BATCH}, float32, forward+backward, median of {args.rounds} rounds x {args.repeats} repeats; "
           f"Numba {numba.get_num_threads()} threads, {blas}" + ("; torch 2 threads" if "torch" in medians else ""))
     header = "| layer | minidl (ms) | NumPy reference (ms) | reference / minidl |"

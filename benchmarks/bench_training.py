@@ -11,8 +11,11 @@ Prints, as Markdown tables (PyTorch columns only when torch is importable):
   7. with --memory: peak resident memory of a paper-preset-sized MNIST training process.
 
 Every figure is a median over rounds in which the frameworks run in separate processes, alternating.
+With ``--baseline DIR`` a third column times the minidl of another checkout (e.g. the branch point,
+``git worktree add DIR <commit>``), in its own processes, alternating with the other two.
 
     python benchmarks/bench_training.py [--rounds 3] [--repeats 5] [--sweep [--plot FILE.png]] [--memory]
+                                        [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -26,8 +29,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 STARTED = time.perf_counter()
-import minidl  # noqa: E402,F401  (first: its OpenBLAS setting must precede NumPy's import)
-from harness import gemm_gflops, median_time, run_alternating, torch_available  # noqa: E402
+from harness import gemm_gflops, machine, median_time, run_alternating, torch_available  # noqa: E402
 
 MFLOP_PER_IMAGE = 211.0  # forward + backward of the conv autoencoder (70.7 forward)
 STEP_CASES = ("plain", "sparse", "closed_form", "hutchinson")
@@ -71,7 +73,7 @@ def minidl_worker(args) -> dict[str, float]:
                 model.loss_and_grads(batch, rng)
                 optimizer.step()
             repeats, warmup = (1, 1) if case == "exact" else (args.repeats, 2)
-            results[case] = median_time(step, repeats, warmup)
+            results[case] = median_time(step, repeats, warmup, _clock(args))
         elif case == "vae_epoch":
             model = VariationalAutoencoder(rng=0)
             optimizer = Adam(model.parameters())
@@ -82,12 +84,12 @@ def minidl_worker(args) -> dict[str, float]:
                     model.zero_grad()
                     model.loss_and_grads(faces[start:start + 128], rng)
                     optimizer.step()
-            results[case] = median_time(epoch, args.repeats, 1)
+            results[case] = median_time(epoch, args.repeats, 1, _clock(args))
         elif case == "encode_10k":
             model = minidl_model("sparse")
             images = rng.random((10_000, 1, 28, 28), dtype=np.float32)
             results[case] = median_time(lambda: [model.encode(images[s:s + 500]) for s in range(0, 10_000, 500)],
-                                        max(1, args.repeats // 2), 1)
+                                        max(1, args.repeats // 2), 1, _clock(args))
         elif case == "first_step":
             model = minidl_model("plain")
             optimizer = Adam(model.parameters())
@@ -96,7 +98,7 @@ def minidl_worker(args) -> dict[str, float]:
             optimizer.step()
             results[case] = time.perf_counter() - STARTED
         elif case == "gemm":
-            results["gemm_gflops"] = gemm_gflops(args.repeats)
+            results["gemm_gflops"] = gemm_gflops(args.repeats, _clock(args))
     return results
 
 
@@ -148,7 +150,7 @@ def torch_worker(args) -> dict[str, float]:
                     loss = loss + 1e-4 * torch.sum(jv ** 2) / len(x)
                 loss.backward()
                 optimizer.step()
-            results[case] = median_time(step, args.repeats)
+            results[case] = median_time(step, args.repeats, clock=_clock(args))
         elif case == "vae_epoch":
             trunk, mu_head, logvar_head = nn.Sequential(nn.Flatten(), nn.Linear(560, 256), nn.ReLU()), \
                 nn.Linear(256, 20), nn.Linear(256, 20)
@@ -168,7 +170,7 @@ def torch_worker(args) -> dict[str, float]:
                     kl = -0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp())
                     ((bce + kl) / len(batch)).backward()
                     optimizer.step()
-            results[case] = median_time(epoch, args.repeats, 1)
+            results[case] = median_time(epoch, args.repeats, 1, _clock(args))
         elif case == "encode_10k":
             enc = encoder("sigmoid")
             images = torch.rand(10_000, 1, 28, 28)
@@ -176,7 +178,7 @@ def torch_worker(args) -> dict[str, float]:
             def encode():
                 with torch.no_grad():
                     return [enc(images[s:s + 500]) for s in range(0, 10_000, 500)]
-            results[case] = median_time(encode, max(1, args.repeats // 2), 1)
+            results[case] = median_time(encode, max(1, args.repeats // 2), 1, _clock(args))
         elif case == "first_step":
             enc, dec = encoder("linear"), decoder()
             optimizer = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()))
@@ -195,10 +197,38 @@ def _worker_env(threads: int) -> dict[str, str]:
     return env
 
 
+def _clock(args):
+    """Wall time, or with --cpu-time the CPU time of all the process's threads."""
+    return time.process_time if getattr(args, "cpu_time", False) else time.perf_counter
+
+
 def _alternate(frameworks, cases, args, batch, threads) -> dict:
     os.environ.update(_worker_env(threads))
     extra = ["--cases", ",".join(cases), "--batch", str(batch), "--threads", str(threads), "--repeats", str(args.repeats)]
-    return run_alternating(os.path.abspath(__file__), frameworks, args.rounds, extra)
+    extra += ["--cpu-time"] if getattr(args, "cpu_time", False) else []
+    return run_alternating(os.path.abspath(__file__), frameworks, args.rounds, extra, _environments(args))
+
+
+def _environments(args) -> dict[str, dict[str, str]]:
+    """The baseline worker imports minidl and autoencoders from the baseline checkout."""
+    baseline = getattr(args, "baseline", None)
+    return {"baseline": {"PYTHONPATH": os.path.abspath(baseline)}} if baseline else {}
+
+
+def _others(medians: dict, case: str, ours: float, relative: bool = True) -> str:
+    """The cells of the baseline and torch columns for one row: seconds and minidl / them."""
+    cells = ""
+    for name in ("baseline", "torch"):
+        if name in medians:
+            theirs = medians[name][case]
+            cells += f" {theirs:.3f} |" + (f" {ours / theirs:.2f} |" if relative else "")
+    return cells
+
+
+def _other_headers(medians: dict, relative: bool = True) -> tuple[str, str]:
+    names = [name for name in ("baseline", "torch") if name in medians]
+    header = "".join(f" {name} (s) |" + (f" minidl / {name} |" if relative else "") for name in names)
+    return header, "---|" * (len(names) * (2 if relative else 1))
 
 
 def cold_start_seconds() -> float:
@@ -269,34 +299,44 @@ def main(argv=None) -> int:
     parser.add_argument("--sweep", action="store_true", help="batch sizes 32-256 and threads 1-2 (slow)")
     parser.add_argument("--plot", default=None, help="with --sweep: save the sweep as this PNG")
     parser.add_argument("--memory", action="store_true", help="peak RSS of a paper-sized training process")
-    parser.add_argument("--worker", choices=["minidl", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", default=None, help="another minidl checkout to time beside this one")
+    parser.add_argument("--worker", choices=["minidl", "baseline", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--cases", default="", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=128, help=argparse.SUPPRESS)
-    parser.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=2, help="threads of every framework (default 2)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="CPU time of all threads instead of wall time (with --threads 1: the figure least "
+                             "disturbed by other processes on a shared machine)")
+    parser.add_argument("--skip-startup", action="store_true", help="skip the start-up and exact-penalty timings")
     args = parser.parse_args(argv)
     if args.worker:
-        worker = minidl_worker if args.worker == "minidl" else torch_worker
+        if args.worker != "torch":
+            # first, before NumPy: minidl sets its thread-pool defaults in its own worker processes only;
+            # PyTorch's workers run as a PyTorch user's would (this parent process never imports minidl)
+            import minidl  # noqa: F401
+        worker = torch_worker if args.worker == "torch" else minidl_worker
         print(json.dumps(worker(args)))
         return 0
 
-    frameworks = ["minidl"] + (["torch"] if torch_available() else [])
+    frameworks = ["minidl"] + (["baseline"] if args.baseline else []) + (["torch"] if torch_available() else [])
     has_torch = "torch" in frameworks
     cases = list(STEP_CASES) + ["vae_epoch", "encode_10k", "gemm"]
-    medians = _alternate(frameworks, cases, args, 128, 2)
+    medians = _alternate(frameworks, cases, args, 128, args.threads)
     ours, theirs = medians["minidl"], medians.get("torch", {})
     gemm = ours["gemm_gflops"]
-    print(f"## Training step, batch 128, 2 threads (median of {args.rounds} rounds x {args.repeats} repeats)\n")
-    print("| model | minidl (s) | GFLOP/s | of GEMM peak |" + (" torch (s) | minidl / torch |" if has_torch else ""))
-    print("|---|---|---|---|" + ("---|---|" if has_torch else ""))
-    for case in STEP_CASES[:3]:
+    header, rule = _other_headers(medians)
+    print(f"Machine: {machine()}\n")
+    kind = "CPU time of all threads" if args.cpu_time else "wall time"
+    print(f"## Training step, batch 128, {args.threads} thread(s), {kind} (median of {args.rounds} rounds x "
+          f"{args.repeats} repeats)\n")
+    print("| model | minidl (s) | GFLOP/s | of GEMM peak |" + header)
+    print("|---|---|---|---|" + rule)
+    for case in STEP_CASES:
         gflops = MFLOP_PER_IMAGE * 128 / 1e3 / ours[case]
-        row = f"| {case} | {ours[case]:.3f} | {gflops:.0f} | {gflops / gemm:.0%} |"
-        if has_torch:
-            row += f" {theirs[case]:.3f} | {ours[case] / theirs[case]:.2f} |"
-        print(row)
+        # the Hutchinson step does more than the nominal 211 MFLOP per image: no rate for it
+        rate = f"{gflops:.0f} | {gflops / gemm:.0%}" if case != "hutchinson" else "– | –"
+        print(f"| {case} | {ours[case]:.3f} | {rate} |" + _others(medians, case, ours[case]))
     print(f"\nfloat32 GEMM (256x1152 @ 1152x6272) in the same run: {gemm:.0f} GFLOP/s\n")
-    exact = _alternate(["minidl"], ["plain", "exact"], argparse.Namespace(rounds=1, repeats=args.repeats),
-                       16, 2)["minidl"]
     print("## Contractive penalties relative to the plain step (minidl)\n")
     print("| mode | step (s) | / plain step |" + (" torch (s) | torch / its plain step |" if has_torch else ""))
     print("|---|---|---|" + ("---|---|" if has_torch else ""))
@@ -305,34 +345,33 @@ def main(argv=None) -> int:
         if has_torch:
             row += f" {theirs[case]:.3f} | {theirs[case] / theirs['plain']:.2f} |"
         print(row)
-    print(f"| exact (batch 16) | {exact['exact']:.2f} | {exact['exact'] / exact['plain']:.0f} (vs plain step at batch 16) |"
-          + (" – | – |" if has_torch else ""))
+    if not args.skip_startup:
+        exact = _alternate(["minidl"], ["plain", "exact"], argparse.Namespace(rounds=1, repeats=args.repeats),
+                           16, args.threads)["minidl"]
+        print(f"| exact (batch 16) | {exact['exact']:.2f} | {exact['exact'] / exact['plain']:.0f} (vs plain step at "
+              "batch 16) |" + (" – | – |" if has_torch else ""))
     print("\n## VAE epoch and inference\n")
-    print("| task | minidl (s) |" + (" torch (s) | minidl / torch |" if has_torch else ""))
-    print("|---|---|" + ("---|---|" if has_torch else ""))
+    print("| task | minidl (s) |" + header)
+    print("|---|---|" + rule)
     for case, label in (("vae_epoch", "Frey VAE, one epoch (1,769 images)"), ("encode_10k", "encode 10,000 images")):
-        row = f"| {label} | {ours[case]:.3f} |"
-        if has_torch:
-            row += f" {theirs[case]:.3f} | {ours[case] / theirs[case]:.2f} |"
-        print(row)
-    startup = run_alternating(os.path.abspath(__file__), frameworks, args.rounds,
-                              ["--cases", "first_step", "--repeats", "1"])
-    print("\n## Start-up: first training step in a fresh process (Numba cache warm)\n")
-    print(" | ".join(f"{name}: {values['first_step']:.2f} s" for name, values in startup.items()))
-    print(f"\nminidl with an empty Numba cache: {cold_start_seconds():.2f} s (the difference is compilation)")
+        print(f"| {label} | {ours[case]:.3f} |" + _others(medians, case, ours[case]))
+    if not args.skip_startup:
+        startup = run_alternating(os.path.abspath(__file__), frameworks, args.rounds,
+                                  ["--cases", "first_step", "--repeats", "1"], _environments(args))
+        print("\n## Start-up: first training step in a fresh process (Numba cache warm)\n")
+        print(" | ".join(f"{name}: {values['first_step']:.2f} s" for name, values in startup.items()))
+        print(f"\nminidl with an empty Numba cache: {cold_start_seconds():.2f} s (the difference is compilation)")
     if args.sweep:
         print("\n## Time per step (s) against batch size and threads (plain model)\n")
-        print("| batch | threads | minidl |" + (" torch | minidl / torch |" if has_torch else ""))
-        print("|---|---|---|" + ("---|---|" if has_torch else ""))
+        print("| batch | threads | minidl (s) |" + header)
+        print("|---|---|---|" + rule)
         sweep = {}
         for threads in (1, 2):
             for batch in (32, 64, 128, 256):
                 result = _alternate(frameworks, ["plain"], args, batch, threads)
                 sweep[f"{batch}/{threads}"] = {name: values["plain"] for name, values in result.items()}
-                row = f"| {batch} | {threads} | {result['minidl']['plain']:.3f} |"
-                if has_torch:
-                    row += f" {result['torch']['plain']:.3f} | {result['minidl']['plain'] / result['torch']['plain']:.2f} |"
-                print(row, flush=True)
+                mine = result["minidl"]["plain"]
+                print(f"| {batch} | {threads} | {mine:.3f} |" + _others(result, "plain", mine), flush=True)
         print("\nSWEEP_JSON " + json.dumps(sweep))
         if args.plot:
             plot_sweep(sweep, args.plot)

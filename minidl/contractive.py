@@ -68,8 +68,9 @@ def contractive_penalty(encoder: Sequential, x: np.ndarray, mode: str = "closed_
     -------
     value : float
         P = (1/N) sum_n ||J_n||_F^2 (an unbiased estimate of it for ``hutchinson``).
-    dx : ndarray, shape of x
-        Cotangent of the input: backward of ``dz`` plus ``weight * dP/dx``.
+    dx : ndarray, shape of x, or None
+        Cotangent of the input: backward of ``dz`` plus ``weight * dP/dx``; None when the encoder's
+        ``needs_input_grad`` is False.
     """
     if mode not in MODES:
         raise ValueError(f"Unknown contractive mode {mode!r}; expected one of {MODES}.")
@@ -114,11 +115,15 @@ def contractive_penalty(encoder: Sequential, x: np.ndarray, mode: str = "closed_
             dt, extra = layers[i].jvp_backward(dt)
             if extra is not None:
                 extras[i] = extra if extras[i] is None else extras[i] + extra
+            if dt is None:  # a first layer that needs no input gradient (Layer.needs_input_grad)
+                break
     if not backward:
         return value, None
     dx = dz
     for i in reversed(range(len(layers))):
         dx = layers[i].backward(dx)
+        if dx is None:
+            break
         if extras[i] is not None:
             dx = dx + extras[i]
     return value, dx

@@ -82,7 +82,7 @@ def check_layer(layer: Layer, x: np.ndarray, rng=None, h: float = 1e-6) -> dict[
     x : whatever ``layer.forward`` takes.
     """
     rng = np.random.default_rng(rng)
-    x = np.array(x, dtype=np.float64)
+    x = np.array(x, dtype=np.float64, order="C")  # a contiguous copy numerical_gradient can perturb
     probe = rng.standard_normal(layer.forward(x, training=False).shape)
 
     def loss() -> float:

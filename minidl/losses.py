@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minidl.kernels import bce_logits_rows
 from minidl.layers.activations import sigmoid
 
 REDUCTIONS = ("mean", "sum")
@@ -121,20 +122,26 @@ def bce_with_logits(logits: np.ndarray, target: np.ndarray, reduction: str = "me
     _check_reduction(reduction)
     _check_batch("bce_with_logits", logits)
     _check_targets("bce_with_logits", target)
-    losses = _bce_from_logits(logits, target)
     scale = _per_sample_scale(logits.shape, reduction)
-    value = float(np.sum(losses.astype(np.float64)) * scale)
-    return value, (scale * (sigmoid(logits) - target)).astype(logits.dtype, copy=False)
+    losses, dlogits = _bce_from_logits(logits, target, scale)
+    return float(np.sum(losses) * scale), dlogits
 
 
-def _bce_from_logits(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Element-wise max(x, 0) - x t + log(1 + exp(-|x|)).
+def _bce_from_logits(logits: np.ndarray, target: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample, the sum over its values of max(x, 0) - x t + log(1 + exp(-|x|)) (float64), and the
+    gradient ``scale * (sigmoid(x) - t)`` in the logits' dtype.
 
     |x| is capped inside the exponential where exp would underflow (43 in float32, 354 in float64);
-    the log term is then below 1e-18 and the result unchanged.
+    the log term is then below 1e-18 and the result unchanged. The sigmoid is :func:`sigmoid`'s
+    formula with the same exponential: 1 / (1 + e) for x >= 0 and e / (1 + e) below. NumPy takes the
+    exponential and the logarithm; one kernel pass does the rest (``bce_logits_rows``).
     """
     bound = 0.5 * -np.log(np.finfo(np.result_type(logits, np.float32)).tiny)
-    return np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.minimum(np.abs(logits), bound)))
+    x = logits.reshape(len(logits), -1)
+    e = np.exp(-np.minimum(np.abs(x), bound))
+    losses, dx = np.empty(len(x)), np.empty(x.shape, dtype=logits.dtype)
+    bce_logits_rows(x, target.reshape(x.shape), e, np.log1p(e), scale, losses, dx)
+    return losses, dx.reshape(logits.shape)
 
 
 def kl_sparsity(h: np.ndarray, rho: float = 0.05, eps: float = 1e-6) -> tuple[float, np.ndarray]:
@@ -306,8 +313,8 @@ def elbo(x: np.ndarray, decoder_output: np.ndarray, mu: np.ndarray, logvar: np.n
     kl, d_mu, d_logvar = gaussian_kl(mu, logvar)
     if likelihood == "bernoulli":
         _check_same_shape("elbo", decoder_output, x)
-        reconstruction = np.sum(_bce_from_logits(decoder_output, x), axis=1, dtype=np.float64)
-        d_decoder = ((sigmoid(decoder_output) - x) / n).astype(x.dtype, copy=False)
+        reconstruction, d_decoder = _bce_from_logits(decoder_output, x, 1.0 / n)
+        d_decoder = d_decoder.astype(x.dtype, copy=False)
     else:
         if decoder_output.shape != (n, 2 * d):
             raise ValueError(f"elbo: a Gaussian decoder must output (N, 2 D) = {(n, 2 * d)}, "

@@ -131,30 +131,41 @@ IMPLEMENTATIONS = pytest.mark.parametrize("implementation", [kernels, reference]
 
 @IMPLEMENTATIONS
 @pytest.mark.parametrize("y_shape, argmax_shape", [
-    ((2, 3, 4, 4), (2, 3, 4, 3)),  # argmax differs from y
-    ((2, 3, 8, 8), (2, 3, 8, 8)),  # windows beyond the image
-    ((4, 3, 4, 4), (4, 3, 4, 4)),  # more images than x has
-    ((2, 1, 4, 4), (2, 1, 4, 4)),  # fewer channels than x
+    ((3, 4, 4, 2), (3, 4, 3, 2)),  # argmax differs from y
+    ((3, 8, 8, 2), (3, 8, 8, 2)),  # windows beyond the image
+    ((3, 4, 4, 4), (3, 4, 4, 4)),  # more images than x has
+    ((1, 4, 4, 2), (1, 4, 4, 2)),  # fewer channels than x
 ])
 def test_maxpool_forward_kernel_checks_its_shapes(implementation, y_shape, argmax_shape):
-    x = np.zeros((2, 3, 8, 8))
-    with pytest.raises(ValueError, match="maxpool_forward: expected y and argmax of shape"):
+    x = np.zeros((3, 8, 8, 2))  # (C, H, W, N)
+    with pytest.raises(ValueError, match="maxpool_forward: expected a positive pool, and y and argmax of shape"):
         implementation.maxpool_forward(x, 2, np.empty(y_shape), np.empty(argmax_shape, np.int64))
-    with pytest.raises(ValueError, match="pool must be a positive integer"):
-        implementation.maxpool_forward(x, 0, np.empty((2, 3, 4, 4)), np.empty((2, 3, 4, 4), np.int64))
+    with pytest.raises(ValueError, match="maxpool_forward: expected a positive pool"):
+        implementation.maxpool_forward(x, 0, np.empty((3, 4, 4, 2)), np.empty((3, 4, 4, 2), np.int64))
 
 
 @IMPLEMENTATIONS
-def test_maxpool_backward_kernel_checks_shapes_and_every_index(implementation):
-    argmax = np.zeros((2, 3, 4, 4), np.int64)
-    with pytest.raises(ValueError, match="expected argmax of the shape of dy"):
-        implementation.maxpool_backward(np.ones((2, 3, 8, 8)), argmax, np.empty((2, 3, 8, 8)))
-    with pytest.raises(ValueError, match="expected argmax of the shape of dy"):
-        implementation.maxpool_backward(np.ones((2, 3, 4, 4)), argmax, np.empty((1, 3, 8, 8)))
-    for bad in (-1, 64, 10**12):
-        argmax[1, 2, 3, 3] = bad
-        with pytest.raises(ValueError, match=r"argmax holds an index outside \[0, H \* W\)"):
-            implementation.maxpool_backward(np.ones((2, 3, 4, 4)), argmax, np.empty((2, 3, 8, 8)))
+@pytest.mark.parametrize("name", ["maxpool_backward", "maxpool_gather"])
+def test_the_kernels_that_follow_indices_check_shapes_and_every_index(implementation, name):
+    kernel = getattr(implementation, name)
+
+    def call(pooled, argmax, image):  # the arguments in each kernel's order
+        return kernel(pooled, argmax, 2, image) if name == "maxpool_backward" else kernel(image, argmax, 2, pooled)
+
+    x = np.arange(3 * 8 * 8 * 2, dtype=np.float64).reshape(3, 8, 8, 2)
+    argmax = np.empty((3, 4, 4, 2), np.int64)
+    implementation.maxpool_forward(x, 2, np.empty((3, 4, 4, 2)), argmax)
+    with pytest.raises(ValueError, match=f"{name}: expected a positive pool"):
+        call(np.ones((3, 8, 8, 2)), argmax, np.empty((3, 8, 8, 2)))
+    with pytest.raises(ValueError, match=f"{name}: expected a positive pool"):
+        call(np.ones((3, 4, 4, 2)), argmax, np.empty((3, 8, 8, 1)))
+    call(np.ones((3, 4, 4, 2)), argmax, np.empty((3, 8, 8, 2)))  # consistent arguments pass
+    # outside the image, inside the image but in another window (which would silently drop a gradient)
+    for bad in (-1, 64, 10**12, 0):
+        wrong = argmax.copy()
+        wrong[1, 3, 3, 1] = bad
+        with pytest.raises(ValueError, match=f"{name}: argmax holds an index outside its window"):
+            call(np.ones((3, 4, 4, 2)), wrong, np.empty((3, 8, 8, 2)))
 
 
 # -- losses and penalties ------------------------------------------------------------------------

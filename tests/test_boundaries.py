@@ -67,10 +67,11 @@ def test_gaussian_nll_gradients_take_the_widest_input_dtype(wide):
     assert dmean.dtype == np.float64 and dlogvar.dtype == np.float64
 
 
-@pytest.mark.parametrize("build", [lambda: Conv2D(2, 3, 3, 2), lambda: Conv2DTranspose(2, 3, 3, 2)], ids=["conv", "convT"])
+@pytest.mark.parametrize("build", [lambda: Conv2D(16, 3, 3, 2), lambda: Conv2D(16, 3, 3, 1, algorithm="winograd"),
+                                   lambda: Conv2DTranspose(16, 3, 3, 2)], ids=["conv", "winograd", "convT"])
 def test_convolutions_promote_a_float64_upstream_gradient(build):
     layer = build()
-    y = layer.forward(np.ones((1, 2, 4, 4), np.float32))
+    y = layer.forward(np.ones((1, 16, 4, 4), np.float32))
     assert layer.backward(np.ones(y.shape, np.float64)).dtype == np.float64
 
 

@@ -1,4 +1,7 @@
-"""Each Numba kernel equals its NumPy twin on hypothesis-drawn shapes and geometries."""
+"""Each Numba kernel equals its NumPy twin on hypothesis-drawn shapes and geometries.
+
+Image arrays are stored images-last, (C, H, W, N), as the kernels take them.
+"""
 
 import numpy as np
 import pytest
@@ -31,8 +34,8 @@ def conv_geometries(draw):
 @given(conv_geometries(), st.integers(0, 2**32 - 1))
 def test_im2col_matches_reference(geometry, seed):
     n, c, height, width, kernel, stride, pad_top, pad_left, out_h, out_w, dtype = geometry
-    x = np.random.default_rng(seed).standard_normal((n, c, height, width)).astype(dtype)
-    fast = np.full((c * kernel * kernel, n * out_h * out_w), np.nan, dtype=dtype)
+    x = np.random.default_rng(seed).standard_normal((c, height, width, n)).astype(dtype)
+    fast = np.full((c * kernel * kernel, out_h * out_w * n), np.nan, dtype=dtype)
     slow = np.full_like(fast, np.nan)
     kernels.im2col(x, kernel, kernel, stride, pad_top, pad_left, out_h, out_w, fast)
     reference.im2col(x, kernel, kernel, stride, pad_top, pad_left, out_h, out_w, slow)
@@ -44,8 +47,8 @@ def test_im2col_matches_reference(geometry, seed):
 @given(conv_geometries(), st.integers(0, 2**32 - 1))
 def test_col2im_matches_reference(geometry, seed):
     n, c, height, width, kernel, stride, pad_top, pad_left, out_h, out_w, dtype = geometry
-    cols = np.random.default_rng(seed).standard_normal((c * kernel * kernel, n * out_h * out_w)).astype(dtype)
-    fast = np.full((n, c, height, width), np.nan, dtype=dtype)
+    cols = np.random.default_rng(seed).standard_normal((c * kernel * kernel, out_h * out_w * n)).astype(dtype)
+    fast = np.full((c, height, width, n), np.nan, dtype=dtype)
     slow = np.full_like(fast, np.nan)
     kernels.col2im(cols, kernel, kernel, stride, pad_top, pad_left, out_h, out_w, fast)
     reference.col2im(cols, kernel, kernel, stride, pad_top, pad_left, out_h, out_w, slow)
@@ -58,8 +61,8 @@ def test_col2im_matches_reference(geometry, seed):
 def test_col2im_is_the_adjoint_of_im2col(geometry, seed):
     n, c, height, width, kernel, stride, pad_top, pad_left, out_h, out_w, _ = geometry
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, height, width))
-    cols = rng.standard_normal((c * kernel * kernel, n * out_h * out_w))
+    x = rng.standard_normal((c, height, width, n))
+    cols = rng.standard_normal((c * kernel * kernel, out_h * out_w * n))
     unfolded = np.empty_like(cols)
     folded = np.empty_like(x)
     kernels.im2col(x, kernel, kernel, stride, pad_top, pad_left, out_h, out_w, unfolded)
@@ -70,8 +73,8 @@ def test_col2im_is_the_adjoint_of_im2col(geometry, seed):
 @st.composite
 def pool_cases(draw):
     pool = draw(st.integers(1, 3))
-    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)),
-             draw(st.integers(pool, 9)), draw(st.integers(pool, 9)))
+    shape = (draw(st.integers(1, 3)), draw(st.integers(pool, 9)), draw(st.integers(pool, 9)),
+             draw(st.integers(1, 3)))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     values = draw(st.sampled_from(["distinct", "ties", "nan"]))
     return pool, shape, dtype, values
@@ -86,9 +89,10 @@ def test_maxpool_matches_reference(case, seed):
     x = (rng.integers(0, 3, shape) if values == "ties" else rng.standard_normal(shape)).astype(dtype)
     if values == "nan":
         x[rng.random(shape) < 0.2] = np.nan
-    out_shape = shape[:2] + (shape[2] // pool, shape[3] // pool)
+    out_shape = (shape[0], shape[1] // pool, shape[2] // pool, shape[3])  # (C, H, W, N)
     y_fast, y_slow = np.empty(out_shape, dtype), np.empty(out_shape, dtype)
-    arg_fast, arg_slow = np.empty(out_shape, np.int64), np.empty(out_shape, np.int64)
+    index_dtype = np.int32 if seed % 2 else np.int64  # the layer keeps int32 indices
+    arg_fast, arg_slow = np.empty(out_shape, index_dtype), np.empty(out_shape, index_dtype)
     kernels.maxpool_forward(x, pool, y_fast, arg_fast)
     reference.maxpool_forward(x, pool, y_slow, arg_slow)
     np.testing.assert_array_equal(y_fast, y_slow)
@@ -96,27 +100,27 @@ def test_maxpool_matches_reference(case, seed):
 
     dy = rng.standard_normal(out_shape).astype(dtype)
     dx_fast, dx_slow = np.full(shape, np.nan, dtype), np.full(shape, np.nan, dtype)
-    kernels.maxpool_backward(dy, arg_fast, dx_fast)
-    reference.maxpool_backward(dy, arg_slow, dx_slow)
+    kernels.maxpool_backward(dy, arg_fast, pool, dx_fast)
+    reference.maxpool_backward(dy, arg_slow, pool, dx_slow)
     assert not np.isnan(dx_fast).any()
     np.testing.assert_allclose(dx_fast, dx_slow, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
 
 
 @pytest.mark.parametrize("implementation", [kernels, reference], ids=["numba", "numpy"])
 def test_maxpool_routes_ties_to_first_maximum_in_row_major_order(implementation):
-    x = np.array([[[[1.0, 3.0, 0.0, 0.0, 9.0],
-                    [3.0, 3.0, 0.0, 0.0, 9.0],
-                    [5.0, 2.0, 7.0, 7.0, 9.0]]]])
-    y = np.empty((1, 1, 1, 2))
-    argmax = np.empty((1, 1, 1, 2), np.int64)
+    x = np.array([[1.0, 3.0, 0.0, 0.0, 9.0],
+                  [3.0, 3.0, 0.0, 0.0, 9.0],
+                  [5.0, 2.0, 7.0, 7.0, 9.0]]).reshape(1, 3, 5, 1)  # one channel, one image
+    y = np.empty((1, 1, 2, 1))
+    argmax = np.empty((1, 1, 2, 1), np.int64)
     implementation.maxpool_forward(x, 2, y, argmax)
-    np.testing.assert_array_equal(y, [[[[3.0, 0.0]]]])
-    np.testing.assert_array_equal(argmax, [[[[1, 2]]]])  # (0, 1) and (0, 2): the first of the ties
+    np.testing.assert_array_equal(y.ravel(), [3.0, 0.0])
+    np.testing.assert_array_equal(argmax.ravel(), [1, 2])  # (0, 1) and (0, 2): the first of the ties
     dx = np.empty_like(x)
-    implementation.maxpool_backward(np.array([[[[10.0, 20.0]]]]), argmax, dx)
+    implementation.maxpool_backward(np.array([10.0, 20.0]).reshape(1, 1, 2, 1), argmax, 2, dx)
     expected = np.zeros_like(x)
-    expected[0, 0, 0, 1] = 10.0
-    expected[0, 0, 0, 2] = 20.0
+    expected[0, 0, 1, 0] = 10.0
+    expected[0, 0, 2, 0] = 20.0
     np.testing.assert_array_equal(dx, expected)
 
 
@@ -136,3 +140,26 @@ def test_adam_update_matches_reference(size, dtype, t, beta1, beta2, seed):
     assert not np.array_equal(fast[0], param)  # the update moved the parameter
     for a, b in zip(fast, slow):
         np.testing.assert_allclose(a, b, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+
+
+@settings(max_examples=40, deadline=None)
+@given(pool_cases(), st.integers(0, 2**32 - 1))
+def test_maxpool_gather_matches_reference_and_is_the_adjoint_of_the_backward_pass(case, seed):
+    pool, shape, dtype, values = case
+    rng = np.random.default_rng(seed)
+    x = (rng.integers(0, 3, shape) if values == "ties" else rng.standard_normal(shape)).astype(dtype)
+    if values == "nan":
+        x[rng.random(shape) < 0.2] = np.nan
+    out_shape = (shape[0], shape[1] // pool, shape[2] // pool, shape[3])
+    argmax = np.empty(out_shape, np.int32)
+    kernels.maxpool_forward(x, pool, np.empty(out_shape, dtype), argmax)
+    t = rng.standard_normal(shape).astype(dtype)
+    fast, slow = np.full(out_shape, np.nan, dtype), np.full(out_shape, np.nan, dtype)
+    kernels.maxpool_gather(t, argmax, pool, fast)
+    reference.maxpool_gather(t, argmax, pool, slow)
+    np.testing.assert_array_equal(fast, slow)  # pure copies
+    dy = rng.standard_normal(out_shape).astype(dtype)
+    dx = np.empty(shape, dtype)
+    kernels.maxpool_backward(dy, argmax, pool, dx)
+    assert np.isclose(np.sum(fast * dy, dtype=np.float64), np.sum(t * dx, dtype=np.float64),
+                      rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])

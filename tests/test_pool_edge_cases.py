@@ -14,18 +14,18 @@ NAN = np.nan
 def test_a_nan_anywhere_in_a_window_is_its_maximum(implementation, dtype):
     """Four windows: NaN first, NaN after the maximum, two NaNs, no NaN. The maximum of a window that
     holds a NaN is NaN (as in PyTorch), and its index is the first NaN's (our rule for ties)."""
-    x = np.array([[[[NAN, 9.0, 1.0, 9.0, NAN, 2.0, 1.0, 2.0],
-                    [1.0, 1.0, 2.0, NAN, 3.0, NAN, 5.0, 3.0]]]], dtype=dtype)
-    y = np.empty((1, 1, 1, 4), dtype)
-    argmax = np.empty((1, 1, 1, 4), np.int64)
+    x = np.array([[NAN, 9.0, 1.0, 9.0, NAN, 2.0, 1.0, 2.0],
+                  [1.0, 1.0, 2.0, NAN, 3.0, NAN, 5.0, 3.0]], dtype=dtype).reshape(1, 2, 8, 1)  # (C, H, W, N)
+    y = np.empty((1, 1, 4, 1), dtype)
+    argmax = np.empty((1, 1, 4, 1), np.int64)
     implementation.maxpool_forward(x, 2, y, argmax)
-    np.testing.assert_array_equal(y, [[[[NAN, NAN, NAN, 5.0]]]])
-    np.testing.assert_array_equal(argmax, [[[[0, 11, 4, 14]]]])
+    np.testing.assert_array_equal(y.ravel(), [NAN, NAN, NAN, 5.0])
+    np.testing.assert_array_equal(argmax.ravel(), [0, 11, 4, 14])
     dx = np.empty_like(x)
-    implementation.maxpool_backward(np.array([[[[1.0, 2.0, 3.0, 4.0]]]], dtype), argmax, dx)
-    expected = np.zeros_like(x)
-    expected[0, 0, 0, 0], expected[0, 0, 1, 3], expected[0, 0, 0, 4], expected[0, 0, 1, 6] = 1.0, 2.0, 3.0, 4.0
-    np.testing.assert_array_equal(dx, expected)
+    implementation.maxpool_backward(np.array([1.0, 2.0, 3.0, 4.0], dtype).reshape(1, 1, 4, 1), argmax, 2, dx)
+    expected = np.zeros((2, 8), dtype)
+    expected[0, 0], expected[1, 3], expected[0, 4], expected[1, 6] = 1.0, 2.0, 3.0, 4.0
+    np.testing.assert_array_equal(dx.reshape(2, 8), expected)
 
 
 def test_the_layer_propagates_nan_and_routes_its_gradient_to_it():

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minidl.gradcheck import check_layer
 from minidl.layers import Conv2D, Conv2DTranspose, Dense, Layer, MaxPool2D, ReLU, Sequential, Sigmoid
 from minidl.testing import (GradientMismatch, PrecisionWarning, assert_adjoint, assert_layer_gradients,
                             conv_geometries, kink_distance, kink_free_inputs, pool_geometries,
@@ -206,6 +207,16 @@ def test_a_users_layer_in_three_lines(x):
     assert_layer_gradients(LeakyReLU(), x)
 
 
+def test_an_input_in_any_memory_layout_is_checked():
+    """A convolution returns its output as a view of an images-last array: the next layer's check gets it."""
+    rng = np.random.default_rng(0)
+    conv = Conv2D(1, 2, kernel_size=3, rng=rng, dtype=np.float64)
+    x = conv.forward(rng.standard_normal((2, 1, 5, 5)), training=False)
+    assert not x.flags.c_contiguous
+    assert_layer_gradients(Conv2D(2, 3, kernel_size=3, rng=rng, dtype=np.float64), x)
+    assert max(check_layer(Dense(10, 2, rng=rng).astype(np.float64), x[:, 0].reshape(2, -1)[:, :20:2]).values()) < 1e-6
+
+
 @settings(max_examples=30, deadline=None)
 @given(conv_geometries(), conv_geometries(transpose=True), pool_geometries())
 def test_strategies_draw_only_valid_geometries(conv, transpose, pool):
@@ -289,8 +300,8 @@ def test_same_padding_at_stride_two_is_not_the_adjoint_on_an_even_input():
     for padding, adjoint in (("same", False), (1, True)):
         conv = Conv2D(1, 2, 3, 2, padding, dtype=np.float64)
         conv.params["W"] = transpose.params["W"]
-        check = lambda: assert_adjoint(lambda x: conv._linear(x)[0], lambda y: transpose._linear(y)[0],  # noqa: E731
-                                       (1, 1, 6, 6), (1, 2, 3, 3))
+        check = lambda: assert_adjoint(lambda x: conv.forward(x, training=False),  # noqa: E731
+                                       lambda y: transpose.forward(y, training=False), (1, 1, 6, 6), (1, 2, 3, 3))
         if adjoint:
             check()
         else:

@@ -23,10 +23,14 @@ import numpy as np
 from minidl.gradcheck import check_layer
 from minidl.kernels import col2im, im2col
 from minidl.layers import Conv2D
+from minidl.layers.memory import as_images, images_last
 
 
 def copies(shape, k, stride, pad, out_h, out_w):
-    """Every (column entry, pixel) pair that im2col copies: cols[row, column] = x[n, c, iy, ix]."""
+    """Every (column entry, pixel) pair that im2col copies: cols[row, column] = x[n, c, iy, ix].
+
+    Columns run over output positions, and within each over the images (column = p N + n): the order in
+    which minidl's kernels store images, batch innermost ("images-last")."""
     n_images, channels, height, width = shape
     for n in range(n_images):
         for c in range(channels):
@@ -36,7 +40,7 @@ def copies(shape, k, stride, pad, out_h, out_w):
                         for ox in range(out_w):
                             iy, ix = oy * stride + i - pad, ox * stride + j - pad
                             if 0 <= iy < height and 0 <= ix < width:   # outside the image: a zero
-                                yield (c * k + i) * k + j, (n * out_h + oy) * out_w + ox, (n, c, iy, ix)
+                                yield (c * k + i) * k + j, (oy * out_w + ox) * n_images + n, (n, c, iy, ix)
 
 
 def im2col_loops(x, k, stride, pad, out_h, out_w):
@@ -63,8 +67,8 @@ W = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
 dy = np.array([[[[1.0, 2.0], [0.0, -1.0]]]])
 cols = im2col_loops(x, 2, 2, 0, 2, 2)
 W2 = W.reshape(1, -1)
-Y = W2 @ cols                                   # (F, N L): one product for the whole batch
-dY = dy.transpose(1, 0, 2, 3).reshape(1, -1)
+Y = W2 @ cols                                   # (F, L N): one product for the whole batch
+dY = dy.transpose(1, 2, 3, 0).reshape(1, -1)    # (F, OH, OW, N), as Y
 dW = (dY @ cols.T).reshape(W.shape)             # as a dense layer whose input is cols
 dx = col2im_loops(W2.T @ dY, x.shape, 2, 2, 0, 2, 2)
 print("cols =\n", cols)
@@ -82,14 +86,15 @@ for k, stride, pad, size in [(3, 1, 1, 5), (3, 2, 1, 6), (2, 2, 0, 4), (3, 3, 0,
     images = rng.standard_normal((2, 3, size, size + 1))
     out_h, out_w = (size + 2 * pad - k) // stride + 1, (size + 1 + 2 * pad - k) // stride + 1
     fast = np.empty((3 * k * k, 2 * out_h * out_w))
-    im2col(images, k, k, stride, pad, pad, out_h, out_w, fast)
+    stored = images_last(images)                # the kernels take (C, H, W, N)
+    im2col(stored, k, k, stride, pad, pad, out_h, out_w, fast)
     np.testing.assert_array_equal(fast, im2col_loops(images, k, stride, pad, out_h, out_w))
     c = rng.standard_normal(fast.shape)
-    folded = np.empty_like(images)
+    folded = np.empty_like(stored)
     col2im(c, k, k, stride, pad, pad, out_h, out_w, folded)
-    np.testing.assert_allclose(folded, col2im_loops(c, images.shape, k, stride, pad, out_h, out_w))
+    np.testing.assert_allclose(as_images(folded), col2im_loops(c, images.shape, k, stride, pad, out_h, out_w))
     # the adjoint identity <im2col(x), c> = <x, col2im(c)>
-    assert np.isclose(np.sum(fast * c), np.sum(images * folded))
+    assert np.isclose(np.sum(fast * c), np.sum(stored * folded))
 layer = Conv2D(1, 1, kernel_size=2, stride=2, padding="valid", dtype=np.float64)
 layer.params["W"][...] = W
 np.testing.assert_allclose(layer.forward(x), Y.reshape(1, 1, 2, 2))

@@ -1,21 +1,50 @@
-"""Max-pooling kernels (non-overlapping windows, floor mode).
+"""Max-pooling kernels (non-overlapping windows, floor mode), on images stored images-last.
+
+Arrays are (C, H, W, N): the N images of the batch sit side by side at every pixel, so each loop
+ends in a contiguous run over the batch, which the compiler vectorises.
 
 The forward pass records, for every output, the flat index ``iy * W + ix`` of the *first* maximum of
 its window in row-major order (a strict ``>`` comparison). The backward pass sends each output
 gradient to that one position only, which is the derivative of the pool almost everywhere and the
-convention of PyTorch and TensorFlow at ties.
+convention of PyTorch and TensorFlow at ties. The tangent pass (the pool's Jacobian applied to a
+tangent) reads each window's recorded position: ``maxpool_gather``, whose adjoint is the backward pass.
 
 A NaN counts as larger than every number: the maximum of a window holding a NaN is NaN, as in
 PyTorch, and its index is that of the first NaN (the rule for ties). A plain ``>`` would skip a NaN
 unless it came first, since every comparison with NaN is false.
 
-Both kernels check the shapes they are given before any loop runs, and ``maxpool_backward`` checks
-every index it follows, so that inconsistent arguments raise ValueError instead of writing outside
-an array.
+Every kernel checks the shapes it is given before any loop runs, and the two that follow recorded
+indices check that each lies inside its window, so that inconsistent arguments raise ValueError
+instead of writing outside an array or dropping a gradient.
 """
 
 import numpy as np
 from numba import njit, prange
+
+
+@njit(cache=True)
+def _shapes_fit(x_shape, y_shape, argmax_shape, pool):
+    """Whether y and argmax are (C, H // pool, W // pool, N) for x of shape (C, H, W, N)."""
+    return (pool >= 1 and x_shape[0] == y_shape[0] and x_shape[3] == y_shape[3]
+            and y_shape[1] == x_shape[1] // pool and y_shape[2] == x_shape[2] // pool and argmax_shape == y_shape)
+
+
+@njit(cache=True, parallel=True)
+def _indices_inside_windows(argmax, pool, width):
+    """Whether every recorded index lies inside its own window (an exception cannot leave a prange
+    loop, so each channel notes a bad index and the caller raises)."""
+    channels, out_h, out_w, n_images = argmax.shape
+    bad = np.zeros(channels, dtype=np.bool_)
+    for c in prange(channels):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for n in range(n_images):
+                    index = argmax[c, oy, ox, n]
+                    iy = index // width
+                    ix = index - iy * width
+                    if index < 0 or iy // pool != oy or ix // pool != ox:
+                        bad[c] = True
+    return not bad.any()
 
 
 @njit(cache=True, parallel=True)
@@ -24,78 +53,109 @@ def maxpool_forward(x, pool, y, argmax):
 
     Parameters
     ----------
-    x : ndarray, shape (N, C, H, W)
+    x : ndarray, shape (C, H, W, N)
     pool : int
-    y : ndarray, shape (N, C, H // pool, W // pool)
+    y : ndarray, shape (C, H // pool, W // pool, N)
         Output, overwritten.
-    argmax : ndarray of int64, shape (N, C, H // pool, W // pool)
-        Output, overwritten: flat index into ``x[n, c]`` of the first maximum.
+    argmax : ndarray of int32 or int64, shape (C, H // pool, W // pool, N)
+        Output, overwritten: flat index into the image ``x[c, :, :, n]`` of the first maximum.
     """
-    n_images, channels, out_h, out_w = y.shape
-    height, width = x.shape[2], x.shape[3]
-    if pool < 1:
-        raise ValueError("maxpool_forward: pool must be a positive integer")
-    if (x.shape[0] != n_images or x.shape[1] != channels or out_h != height // pool or out_w != width // pool
-            or argmax.shape != y.shape):
-        raise ValueError("maxpool_forward: expected y and argmax of shape (N, C, H // pool, W // pool) "
-                         "for x of shape (N, C, H, W)")
-    for n in prange(n_images):
-        for c in range(channels):
-            for oy in range(out_h):
-                for ox in range(out_w):
-                    y0 = oy * pool
-                    x0 = ox * pool
-                    best = x[n, c, y0, x0]
-                    best_index = y0 * width + x0
-                    has_nan = False
-                    for i in range(pool):
-                        for j in range(pool):
-                            value = x[n, c, y0 + i, x0 + j]
-                            has_nan |= value != value
-                            if value > best:
-                                best = value
-                                best_index = (y0 + i) * width + x0 + j
-                    # ">" skipped any NaN that is not first: look for it again only then, which keeps the
-                    # common loop close to a plain maximum (a NaN test per value made the kernel 2.6x slower)
-                    if has_nan and best == best:
-                        for k in range(pool * pool):
-                            value = x[n, c, y0 + k // pool, x0 + k % pool]
-                            if value != value:
-                                best = value
-                                best_index = (y0 + k // pool) * width + x0 + k % pool
-                                break
-                    y[n, c, oy, ox] = best
-                    argmax[n, c, oy, ox] = best_index
+    if not _shapes_fit(x.shape, y.shape, argmax.shape, pool):
+        raise ValueError("maxpool_forward: expected a positive pool, and y and argmax of shape "
+                         "(C, H // pool, W // pool, N) "
+                         "for x of shape (C, H, W, N)")
+    channels, out_h, out_w, n_images = y.shape
+    width = x.shape[2]
+    for c in prange(channels):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                y0 = oy * pool
+                x0 = ox * pool
+                for n in range(n_images):
+                    y[c, oy, ox, n] = x[c, y0, x0, n]
+                    argmax[c, oy, ox, n] = y0 * width + x0
+                for i in range(pool):
+                    for j in range(pool):
+                        index = (y0 + i) * width + x0 + j
+                        for n in range(n_images):
+                            value = x[c, y0 + i, x0 + j, n]
+                            best = y[c, oy, ox, n]
+                            if value > best or (value != value and best == best):
+                                y[c, oy, ox, n] = value
+                                argmax[c, oy, ox, n] = index
 
 
 @njit(cache=True, parallel=True)
-def maxpool_backward(dy, argmax, dx):
-    """Route each output gradient to the recorded maximum.
+def maxpool_backward(dy, argmax, pool, dx):
+    """Route each output gradient to the recorded maximum; every other input gets zero.
 
     Parameters
     ----------
-    dy : ndarray, shape (N, C, OH, OW)
-    argmax : ndarray of int64, shape (N, C, OH, OW)
-        Flat indices into ``dx[n, c]``, each in [0, H * W).
-    dx : ndarray, shape (N, C, H, W)
+    dy : ndarray, shape (C, OH, OW, N)
+    argmax : ndarray of int, shape (C, OH, OW, N)
+        Flat indices ``iy * W + ix``, each inside its window.
+    pool : int
+    dx : ndarray, shape (C, H, W, N)
         Output, overwritten.
     """
-    n_images, channels, out_h, out_w = dy.shape
-    height, width = dx.shape[2], dx.shape[3]
-    if argmax.shape != dy.shape or dx.shape[0] != n_images or dx.shape[1] != channels:
-        raise ValueError("maxpool_backward: expected argmax of the shape of dy, (N, C, OH, OW), "
-                         "and dx of shape (N, C, H, W)")
-    # an exception cannot leave a parallel loop: each image notes a bad index, checked after the loop
-    bad_index = np.zeros(n_images, dtype=np.bool_)
-    for n in prange(n_images):
-        for c in range(channels):
-            dx[n, c] = 0.0
-            for oy in range(out_h):
-                for ox in range(out_w):
-                    index = argmax[n, c, oy, ox]
-                    if index < 0 or index >= height * width:
-                        bad_index[n] = True
-                    else:
-                        dx[n, c, index // width, index % width] += dy[n, c, oy, ox]
-    if bad_index.any():
-        raise ValueError("maxpool_backward: argmax holds an index outside [0, H * W)")
+    if not _shapes_fit(dx.shape, dy.shape, argmax.shape, pool):
+        raise ValueError("maxpool_backward: expected a positive pool, and dy and argmax of shape "
+                         "(C, H // pool, W // pool, N) "
+                         "for dx of shape (C, H, W, N)")
+    if not _indices_inside_windows(argmax, pool, dx.shape[2]):
+        raise ValueError("maxpool_backward: argmax holds an index outside its window")
+    channels, out_h, out_w, n_images = dy.shape
+    height, width = dx.shape[1], dx.shape[2]
+    for c in prange(channels):
+        # rows and columns that floor mode leaves outside every window
+        for iy in range(out_h * pool, height):
+            dx[c, iy] = 0.0
+        for iy in range(out_h * pool):
+            for ix in range(out_w * pool, width):
+                dx[c, iy, ix] = 0.0
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for i in range(pool):
+                    for j in range(pool):
+                        iy = oy * pool + i
+                        ix = ox * pool + j
+                        index = iy * width + ix
+                        for n in range(n_images):
+                            # 0 + dy, as the sum into zeros of the reference (a -0.0 becomes 0.0)
+                            dx[c, iy, ix, n] = 0.0 + dy[c, oy, ox, n] if argmax[c, oy, ox, n] == index else 0.0
+
+
+@njit(cache=True, parallel=True)
+def maxpool_gather(x, argmax, pool, y):
+    """Read each window at its recorded position: y = x[argmax] (the pool's Jacobian applied to x).
+
+    Parameters
+    ----------
+    x : ndarray, shape (C, H, W, N)
+    argmax : ndarray of int, shape (C, OH, OW, N)
+        Flat indices ``iy * W + ix`` inside each window, as :func:`maxpool_forward` records them.
+    pool : int
+    y : ndarray, shape (C, OH, OW, N)
+        Output, overwritten.
+    """
+    if not _shapes_fit(x.shape, y.shape, argmax.shape, pool):
+        raise ValueError("maxpool_gather: expected a positive pool, and y and argmax of shape "
+                         "(C, H // pool, W // pool, N) "
+                         "for x of shape (C, H, W, N)")
+    if not _indices_inside_windows(argmax, pool, x.shape[2]):
+        raise ValueError("maxpool_gather: argmax holds an index outside its window")
+    channels, out_h, out_w, n_images = y.shape
+    width = x.shape[2]
+    for c in prange(channels):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for n in range(n_images):
+                    y[c, oy, ox, n] = 0.0
+                for i in range(pool):
+                    for j in range(pool):
+                        iy = oy * pool + i
+                        ix = ox * pool + j
+                        index = iy * width + ix
+                        for n in range(n_images):
+                            if argmax[c, oy, ox, n] == index:
+                                y[c, oy, ox, n] = x[c, iy, ix, n]

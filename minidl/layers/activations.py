@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from minidl.kernels import relu_backward, relu_forward, sigmoid_from_exponential
 from minidl.layers.base import Layer
+from minidl.layers.memory import empty, flat, memory_axes
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -23,29 +25,55 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     """
     dtype = np.result_type(x, np.float32)
     bound = 0.5 * -np.log(np.finfo(dtype).tiny)
-    e = np.exp(-np.minimum(np.abs(x), bound))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(dtype, copy=False)
+    return sigmoid_from_exp(x, np.exp(-np.minimum(np.abs(x), bound)).astype(dtype, copy=False))
+
+
+def sigmoid_from_exp(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """sigmoid(x) given e = exp(-|x|) (capped as in :func:`sigmoid`), in the dtype of e:
+    ``np.where(x >= 0, 1, e) / (1 + e)``, by a kernel (NumPy's where branches at every element)."""
+    y = np.empty(e.shape, dtype=e.dtype)
+    sigmoid_from_exponential(np.asarray(x).reshape(-1), e.reshape(-1), y.reshape(-1))
+    return y
 
 
 class ReLU(Layer):
-    """y = max(x, 0); dy/dx = 1 where x > 0 and 0 elsewhere (0 at the kink x = 0)."""
+    """y = max(x, 0); dy/dx = 1 where x > 0 and 0 elsewhere (0 at the kink x = 0).
+
+    Both passes are one parallel kernel over the elements in memory order; the output keeps the input's
+    memory layout (see :mod:`minidl.layers.memory`). What it computes is ``x * (x > 0)`` and ``dy * mask``.
+    """
 
     def forward(self, x, training=True):
-        mask = x > 0
-        y = x * mask
-        self._store(training, x, y, mask=mask)
+        axes = memory_axes(x)
+        y, mask = empty(x.shape, axes, x.dtype), empty(x.shape, axes, np.bool_)
+        relu_forward(flat(x, axes), flat(y, axes), flat(mask, axes))
+        self._store(training, x, y, mask=mask, axes=axes)
         return y
 
     def backward(self, dy):
-        return dy * self._cached(dy)["mask"]
+        cache = self._cached(dy)
+        mask, axes = cache["mask"], cache["axes"]
+        dx = empty(mask.shape, axes, dy.dtype)
+        relu_backward(flat(dy, axes), flat(mask, axes), flat(dx, axes))
+        return dx
 
     def jvp(self, t):
-        return t * self._start_tangent(t)["mask"]
+        self._start_tangent(t)
+        return self._masked(t)
 
     def jvp_backward(self, dt):
         self._tangent_cached(dt)
         # the Jacobian is piecewise constant in x: no second-order term
-        return dt * self._cached()["mask"], None
+        return self._masked(dt), None
+
+    def _masked(self, t):
+        """t[k] * mask for every direction k, with the backward kernel (K, N, ...) -> (K, N, ...)."""
+        cache = self._cached()
+        mask, axes = cache["mask"], cache["axes"]
+        out = empty(t.shape, (0,) + tuple(axis + 1 for axis in axes), t.dtype)  # each out[k] laid out as mask
+        for k in range(len(t)):
+            relu_backward(flat(t[k], axes), flat(mask, axes), flat(out[k], axes))
+        return out
 
 
 class Sigmoid(Layer):

@@ -10,6 +10,13 @@ A layer is a small object with two methods that mirror each other:
 ``params`` and ``grads`` are dicts with the same keys; ``zero_grad`` clears the gradients in place, so
 an optimizer may hold on to the arrays.
 
+``needs_input_grad`` (True unless set otherwise) says whether anything uses dL/dx. The first layer of
+a network sees only data, whose gradient nobody reads; with ``needs_input_grad = False`` its
+``backward`` (and ``jvp_backward``) still adds the parameter gradients but returns None in place of
+dL/dx, skipping that product (as PyTorch does for inputs that do not require a gradient). A
+:class:`~minidl.layers.Sequential` stops its backward pass at a None. Layers without parameters ignore
+the flag.
+
 For penalties on the Jacobian of a network (the contractive autoencoder), every layer also has a
 *tangent* (forward-mode) pass through its linearisation at the cached input, and that pass's backward:
 
@@ -37,6 +44,8 @@ import numpy as np
 
 class Layer:
     """Base class: parameter bookkeeping, cache checks and shape validation."""
+
+    needs_input_grad: bool = True
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}

@@ -1,10 +1,14 @@
-"""2-D convolution and its adjoint, the transposed convolution, as im2col + one GEMM per batch.
+"""2-D convolution and its adjoint, the transposed convolution, as im2col + one matrix product per batch.
 
-Both layers share one picture. A strided convolution with weight W of shape (F, C, kH, kW) maps an
-image (C, H, W) to (F, OH, OW); with the columns of all N images side by side, the whole batch is
-``W.reshape(F, -1) @ im2col(x) + b``. The transposed convolution is the *adjoint* of that map: it
-multiplies by the transposed matrix and folds the columns back with ``col2im``. Forward of one is
-backward of the other.
+Both layers share one picture. A strided convolution with weight W of shape (F, C, kH, kW) maps a
+batch of images (N, C, H, W) to (N, F, OH, OW) by ``Y = W.reshape(F, -1) @ im2col(x) + b``, one product
+whose columns run over every output position of every image. The transposed convolution is the
+*adjoint* of that map: it multiplies by the transposed matrix and folds the columns back with
+``col2im``. Forward of one is backward of the other.
+
+Images are stored images-last, (C, H, W, N) (see :mod:`minidl.layers.memory`): the columns of the
+product run over (output position, image), so the product is the output in that layout, and the
+layers return it as an (N, F, OH, OW) view rather than copying it.
 """
 
 from __future__ import annotations
@@ -14,8 +18,14 @@ import math
 import numpy as np
 
 from minidl.init import get_initializer
-from minidl.kernels import col2im, im2col
+from minidl.kernels import (col2im, im2col, winograd_input_tiles, winograd_input_tiles_adjoint, winograd_output_tiles,
+                            winograd_output_tiles_adjoint)
 from minidl.layers.base import Layer
+from minidl.layers.memory import Workspace, as_images, images_last
+from minidl.winograd import F4X4_3X3, tile_grid, transform_weights, transform_weights_adjoint
+
+ALGORITHMS = ("auto", "im2col", "winograd")
+WINOGRAD = F4X4_3X3  # the tile size the "winograd" path uses (see docs/winograd.md for the choice)
 
 
 def _positive_int(name: str, value) -> int:
@@ -66,6 +76,10 @@ class _Convolution(Layer):
     """What :class:`Conv2D` and :class:`Conv2DTranspose` share: validated settings, a weight and a bias,
     and each layer's own linear map, ``_linear`` (the forward pass with the bias, and the tangent pass,
     which is the same map without it) and ``_linear_backward``.
+
+    Scratch arrays, among them those the backward pass reads (im2col's columns), come from a
+    :class:`Workspace` kept across calls: one set for the forward pass (``slot="forward"``) and one for
+    the tangent pass (``slot="tangent"``), which runs between a forward pass and its backward pass.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, rng, kernel_initializer,
@@ -87,28 +101,31 @@ class _Convolution(Layer):
             shape, fan_in, fan_out = (self.in_channels, self.out_channels, k, k), fan_out, fan_in
         self._add_param("W", init(shape, fan_in, fan_out, rng, dtype=dtype))
         self._add_param("b", np.zeros(self.out_channels, dtype=dtype))
+        self._workspace = Workspace()
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._check_input(x, (None, self.in_channels, None, None), f"(N, {self.in_channels}, H, W)")
-        y, cache = self._linear(x, self.params["b"])
+        y, cache = self._linear(x, self.params["b"], "forward")
         self._store(training, x, y, **cache)
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        cache = self._cached(dy)
-        self.grads["b"] += dy.sum(axis=(0, 2, 3))
-        return self._linear_backward(cache, dy)
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        return self._linear_backward(self._cached(dy), dy, self.grads["b"])
 
     def jvp(self, t: np.ndarray) -> np.ndarray:
         """Tangents (K, N, C_in, H, W) -> (K, N, C_out, OH, OW): the linear map without the bias."""
         self._start_tangent(t)
-        y, cache = self._linear(self._merge(t))
+        y, cache = self._linear(self._merge(t), None, "tangent")
         self._store_tangent(**cache)
         return y.reshape(t.shape[:2] + y.shape[1:])
 
-    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, None]:
-        dx = self._linear_backward(self._tangent_cached(dt), self._merge(dt))
-        return dx.reshape(dt.shape[:2] + dx.shape[1:]), None
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray | None, None]:
+        dx = self._linear_backward(self._tangent_cached(dt), self._merge(dt), None)
+        return (None if dx is None else dx.reshape(dt.shape[:2] + dx.shape[1:])), None
+
+    def _scratch(self, slot: str, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """An uninitialised array kept in the workspace across calls (its contents are stale)."""
+        return self._workspace.get(f"{slot}/{name}", shape, dtype)
 
     def output_shape(self, input_shape):
         _, height, width = input_shape
@@ -134,6 +151,9 @@ class Conv2D(_Convolution):
     rng : np.random.Generator, int or None
     kernel_initializer : str or callable, default "glorot_uniform"
     dtype : float32 by default.
+    algorithm : "auto", "im2col" or "winograd"
+        How the map is computed; "auto" lets :meth:`_choose_path` pick. Every path gives the same map
+        (to rounding).
 
     Shapes
     ------
@@ -143,17 +163,42 @@ class Conv2D(_Convolution):
 
     Notes
     -----
-    With cols = im2col(x) of shape (C kH kW, N OH OW) and W2 = W.reshape(F, C kH kW), the whole batch is
-    one product Y = W2 @ cols + b, with Y of shape (F, N OH OW) (the batch axis is moved back to the front).
+    With cols = im2col(x) of shape (C kH kW, OH OW N) and W2 = W.reshape(F, C kH kW), the whole batch is
+    one product Y = W2 @ cols + b, with Y of shape (F, OH OW N), returned as an (N, F, OH, OW) view. The
+    bias rides in the product as one more column of the weight, against a row of ones under cols.
     With dY the upstream gradient in the same layout, the backward pass is three products:
-    dW2 = dY @ cols.T,  db = the sum of dY over its columns,  dx = col2im(W2.T @ dY).
+    dW2 = dY @ cols.T,  db = the sum of dY over its columns (dY @ ones),  dx = col2im(W2.T @ dY).
+
+    For 3x3 kernels at stride 1 the same map can be computed with fewer multiplications by Winograd's
+    minimal filtering (:meth:`_winograd_linear` and its adjoint, docs/winograd.md); :meth:`_choose_path`
+    decides which path runs.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  padding="same", rng=None, kernel_initializer="glorot_uniform",
-                 dtype=np.float32) -> None:
+                 dtype=np.float32, algorithm: str = "auto") -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, rng, kernel_initializer,
                          dtype, weight_shape="out_in")
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"Expected algorithm to be one of {ALGORITHMS}. Received: algorithm={algorithm!r}")
+        if algorithm == "winograd" and (self.kernel_size != 3 or self.stride != 1):
+            raise ValueError("Expected algorithm='winograd' only for 3x3 kernels at stride 1. Received: "
+                             f"kernel_size={self.kernel_size}, stride={self.stride}")
+        self.algorithm = algorithm
+
+    def _choose_path(self) -> str:
+        """How this layer computes: decided here and nowhere else (docs/kernels.md lists the paths).
+
+        ``"im2col"``, the plain path of the class docstring, serves every geometry. ``"winograd"``
+        computes the same map for 3x3 kernels at stride 1 with WINOGRAD's tiles, 3x fewer
+        multiplications; it runs by default from 16 input channels up. With fewer, the products over
+        channels are too small to gain (the study's first layer has one input channel).
+        """
+        if self.algorithm != "auto":
+            return self.algorithm
+        if self.kernel_size == 3 and self.stride == 1 and self.in_channels >= 16:
+            return "winograd"
+        return "im2col"
 
     def _geometry(self, height: int, width: int) -> tuple[int, int, int, int]:
         out_h, pad_top = conv_geometry(height, self.kernel_size, self.stride, self.padding)
@@ -163,39 +208,96 @@ class Conv2D(_Convolution):
                              f"({self.kernel_size}x{self.kernel_size}) allows.")
         return out_h, out_w, pad_top, pad_left
 
-    def _linear(self, x: np.ndarray, bias: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    def _linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict]:
         """W * x (+ bias), and what the backward pass of the linear part needs."""
+        if self._choose_path() == "winograd":
+            return self._winograd_linear(x, bias, slot)
         n, _, height, width = x.shape
         out_h, out_w, pad_top, pad_left = self._geometry(height, width)
         k = self.kernel_size
         W = self.params["W"]
         dtype = np.result_type(x, W)
-        cols = np.empty((self.in_channels * k * k, n * out_h * out_w), dtype=dtype)
-        im2col(np.ascontiguousarray(x, dtype=dtype), k, k, self.stride, pad_top, pad_left,
-               out_h, out_w, cols)
-        product = W.reshape(self.out_channels, -1).astype(dtype, copy=False) @ cols  # (F, N * OH * OW)
-        product = product.reshape(self.out_channels, n, out_h, out_w).transpose(1, 0, 2, 3)
-        # one pass moves the batch axis to the front and adds the bias
-        y = np.empty((n, self.out_channels, out_h, out_w), dtype=dtype)
+        rows = self.in_channels * k * k
+        # one more row, of ones, carries the bias through the product: [W2 b] @ [cols; 1] = W2 @ cols + b
+        cols = self._scratch(slot, "cols", (rows + 1, out_h * out_w * n), dtype)
+        im2col(images_last(x, dtype), k, k, self.stride, pad_top, pad_left, out_h, out_w, cols[:rows])
+        W2 = W.reshape(self.out_channels, rows).astype(dtype, copy=False)
         if bias is None:
-            y[...] = product
+            product = W2 @ cols[:rows]
         else:
-            np.add(product, bias.astype(dtype, copy=False)[:, None, None], out=y)
-        cache = dict(cols=cols, input_shape=x.shape, geometry=(out_h, out_w, pad_top, pad_left))
+            cols[rows] = 1.0
+            product = np.concatenate([W2, bias.astype(dtype, copy=False)[:, None]], axis=1) @ cols
+        # (F, OH * OW * N) is the output stored images-last: returned as an (N, F, OH, OW) view, not copied
+        y = as_images(product.reshape(self.out_channels, out_h, out_w, n))
+        cache = dict(path="im2col", cols=cols, input_shape=x.shape, geometry=(out_h, out_w, pad_top, pad_left))
         return y, cache
 
-    def _linear_backward(self, cache: dict, dy: np.ndarray) -> np.ndarray:
-        """Add dL/dW of the linear part into ``grads`` and return dL/dx."""
+    def _linear_backward(self, cache: dict, dy: np.ndarray, bias_grad: np.ndarray | None) -> np.ndarray | None:
+        """Add dL/dW (and dL/db into ``bias_grad`` when given) into the gradients; return dL/dx, or None
+        when the layer needs no input gradient."""
+        if cache["path"] == "winograd":
+            return self._winograd_linear_backward(cache, dy, bias_grad)
         cols = cache["cols"]
+        rows = cols.shape[0] - 1
         out_h, out_w, pad_top, pad_left = cache["geometry"]
-        dy2 = dy.transpose(1, 0, 2, 3).reshape(self.out_channels, -1)  # (F, N * OH * OW)
-        W2 = self.params["W"].reshape(self.out_channels, -1)
-        self.grads["W"] += (dy2 @ cols.T).reshape(self.params["W"].shape)
-        dcols = W2.T @ dy2
-        dx = np.empty(cache["input_shape"], dtype=dcols.dtype)
+        # a wider upstream gradient widens the products, as NumPy promotes
+        dY = images_last(dy, np.result_type(cols, dy)).reshape(self.out_channels, -1)  # (F, OH * OW * N)
+        if bias_grad is None:
+            self.grads["W"] += (dY @ cols[:rows].T).reshape(self.params["W"].shape)
+        else:
+            dW_and_db = dY @ cols.T  # the row of ones gives db = the sum of dY over its columns
+            self.grads["W"] += dW_and_db[:, :rows].reshape(self.params["W"].shape)
+            bias_grad += dW_and_db[:, rows]
+        if not self.needs_input_grad:
+            return None
+        W2 = self.params["W"].reshape(self.out_channels, rows)
+        dcols = W2.T @ dY
+        n, channels, height, width = cache["input_shape"]
+        dx = np.empty((channels, height, width, n), dtype=dcols.dtype)
         k = self.kernel_size
         col2im(dcols, k, k, self.stride, pad_top, pad_left, out_h, out_w, dx)
-        return dx
+        return as_images(dx)
+
+    def _winograd_linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict]:
+        """The map of :meth:`_linear` by Winograd's minimal filtering (:mod:`minidl.winograd`): transform
+        the input tiles (V) and the filters (U), one (F, C) @ (C, tiles) product per position of the
+        transformed tile, transform the products back (adding the bias)."""
+        n, _, height, width = x.shape
+        out_h, out_w, pad_top, pad_left = self._geometry(height, width)
+        tiles_h, tiles_w = tile_grid(out_h, out_w, WINOGRAD.m)
+        a = WINOGRAD.tile
+        dtype = np.result_type(x, self.params["W"])
+        V = self._scratch(slot, "V", (a * a, self.in_channels, tiles_h * tiles_w * n), dtype)
+        winograd_input_tiles(images_last(x, dtype), WINOGRAD.BT.astype(dtype), pad_top, pad_left, tiles_h, tiles_w, V)
+        U = transform_weights(self.params["W"].astype(dtype, copy=False), WINOGRAD.G)
+        M = self._scratch(slot, "M", (a * a, self.out_channels, V.shape[2]), dtype)
+        np.matmul(U, V, out=M)
+        y = np.empty((self.out_channels, out_h, out_w, n), dtype=dtype)
+        bias = np.zeros(self.out_channels, dtype) if bias is None else bias.astype(dtype, copy=False)
+        winograd_output_tiles(M, WINOGRAD.AT.astype(dtype), bias, y)
+        cache = dict(path="winograd", slot=slot, V=V, U=U, input_shape=x.shape,
+                     geometry=(pad_top, pad_left, tiles_h, tiles_w))
+        return as_images(y), cache
+
+    def _winograd_linear_backward(self, cache: dict, dy: np.ndarray, bias_grad: np.ndarray | None) -> np.ndarray | None:
+        """The adjoint of :meth:`_winograd_linear`, its steps in reverse (docs/winograd.md)."""
+        V, U = cache["V"], cache["U"]
+        pad_top, pad_left, tiles_h, tiles_w = cache["geometry"]
+        dtype = np.result_type(V, dy)
+        dM = self._scratch(cache["slot"], "M", (U.shape[0], self.out_channels, V.shape[2]), dtype)  # M is spent
+        db = np.empty(self.out_channels, dtype)
+        winograd_output_tiles_adjoint(images_last(dy, dtype), WINOGRAD.AT.astype(dtype), dM, db)
+        if bias_grad is not None:
+            bias_grad += db
+        self.grads["W"] += transform_weights_adjoint(np.matmul(dM, V.transpose(0, 2, 1)), WINOGRAD.G)
+        if not self.needs_input_grad:
+            return None
+        dV = self._scratch(cache["slot"], "dV", V.shape, dtype)
+        np.matmul(U.transpose(0, 2, 1), dM, out=dV)
+        n, channels, height, width = cache["input_shape"]
+        dx = np.empty((channels, height, width, n), dtype=dtype)
+        winograd_input_tiles_adjoint(dV, WINOGRAD.BT.astype(dtype), pad_top, pad_left, tiles_h, tiles_w, dx)
+        return as_images(dx)
 
 
 class Conv2DTranspose(_Convolution):
@@ -218,7 +320,7 @@ class Conv2DTranspose(_Convolution):
     Notes
     -----
     Let A be the strided convolution that maps a (C_out, OH, OW) image to (C_in, H, W) with weight W.
-    This layer computes y = A^T x + b: with X the input as a (C_in, N H W) matrix, cols = W2.T @ X and
+    This layer computes y = A^T x + b: with X the input as a (C_in, H W N) matrix, cols = W2.T @ X and
     y = col2im(cols). Its backward is A itself: dX = W2 @ im2col(dy), dW2 = X @ im2col(dy).T.
     """
 
@@ -235,31 +337,37 @@ class Conv2DTranspose(_Convolution):
             raise ValueError(f"{self!r}: padding leaves no output for a {height}x{width} input.")
         return out_h, out_w, crop_top, crop_left
 
-    def _linear(self, x: np.ndarray, bias: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    def _linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict]:
         """A^T x (+ bias), and what the backward pass of the linear part needs."""
         n, _, height, width = x.shape
         out_h, out_w, crop_top, crop_left = self._geometry(height, width)
         k = self.kernel_size
         W = self.params["W"]
         dtype = np.result_type(x, W)
-        x2 = np.ascontiguousarray(x.transpose(1, 0, 2, 3), dtype=dtype).reshape(self.in_channels, -1)
-        cols = W.reshape(self.in_channels, -1).T.astype(dtype, copy=False) @ x2  # (C_out k k, N H W)
-        y = np.empty((n, self.out_channels, out_h, out_w), dtype=dtype)
+        X = images_last(x, dtype).reshape(self.in_channels, -1)  # (C_in, H W N)
+        cols = W.reshape(self.in_channels, -1).T.astype(dtype, copy=False) @ X  # (C_out k k, H W N)
+        y = np.empty((self.out_channels, out_h, out_w, n), dtype=dtype)
         col2im(cols, k, k, self.stride, crop_top, crop_left, height, width, y)
         if bias is not None:
-            y += bias.astype(dtype, copy=False)[:, None, None]
-        return y, dict(x2=x2, input_shape=x.shape, geometry=(out_h, out_w, crop_top, crop_left))
+            y += bias.astype(dtype, copy=False)[:, None, None, None]
+        return as_images(y), dict(X=X, input_shape=x.shape, geometry=(out_h, out_w, crop_top, crop_left))
 
-    def _linear_backward(self, cache: dict, dy: np.ndarray) -> np.ndarray:
-        """Add dL/dW of the linear part into ``grads`` and return dL/dx."""
-        x2 = cache["x2"]
+    def _linear_backward(self, cache: dict, dy: np.ndarray, bias_grad: np.ndarray | None) -> np.ndarray | None:
+        """Add dL/dW (and dL/db into ``bias_grad`` when given) into the gradients; return dL/dx, or None
+        when the layer needs no input gradient."""
+        X = cache["X"]
         n, _, height, width = cache["input_shape"]
         _, _, crop_top, crop_left = cache["geometry"]
         k = self.kernel_size
-        dcols = np.empty((self.out_channels * k * k, n * height * width), dtype=np.result_type(dy, x2))
-        im2col(np.ascontiguousarray(dy, dtype=dcols.dtype), k, k, self.stride, crop_top, crop_left,
-               height, width, dcols)
+        dtype = np.result_type(X, dy)
+        dy = images_last(dy, dtype)  # (C_out, OH, OW, N)
+        if bias_grad is not None:
+            bias_grad += dy.sum(axis=(1, 2, 3))
+        dcols = np.empty((self.out_channels * k * k, height * width * n), dtype=dtype)
+        im2col(dy, k, k, self.stride, crop_top, crop_left, height, width, dcols)
         W2 = self.params["W"].reshape(self.in_channels, -1)
-        self.grads["W"] += (x2 @ dcols.T).reshape(self.params["W"].shape)
-        dx = (W2 @ dcols).reshape(self.in_channels, n, height, width).transpose(1, 0, 2, 3)
-        return np.ascontiguousarray(dx)
+        self.grads["W"] += (X @ dcols.T).reshape(self.params["W"].shape)
+        if not self.needs_input_grad:
+            return None
+        # (C_in, H W N) is the input gradient stored images-last: returned as an (N, C_in, H, W) view
+        return as_images((W2 @ dcols).reshape(self.in_channels, height, width, n))

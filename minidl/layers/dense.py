@@ -50,11 +50,11 @@ class Dense(Layer):
         self._store(training, x, y, x=x)
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
         x = self._cached(dy)["x"]
         self.grads["W"] += x.T @ dy
         self.grads["b"] += dy.sum(axis=0)
-        return dy @ self.params["W"].T
+        return dy @ self.params["W"].T if self.needs_input_grad else None
 
     def jvp(self, t: np.ndarray) -> np.ndarray:
         """Tangents (K, N, in) -> (K, N, out): t @ W (the bias does not move with the input)."""
@@ -62,10 +62,10 @@ class Dense(Layer):
         self._store_tangent(t=t)
         return t @ self.params["W"]
 
-    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, None]:
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray | None, None]:
         t = self._tangent_cached(dt)["t"]
         self.grads["W"] += self._merge(t).T @ self._merge(dt)
-        return dt @ self.params["W"].T, None
+        return (dt @ self.params["W"].T if self.needs_input_grad else None), None
 
     def output_shape(self, input_shape):
         return (self.out_features,)

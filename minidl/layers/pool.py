@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.kernels import maxpool_backward, maxpool_forward
+from minidl.kernels import maxpool_backward, maxpool_forward, maxpool_gather
 from minidl.layers.base import Layer
+from minidl.layers.memory import as_images, images_last
 
 
 class MaxPool2D(Layer):
@@ -28,6 +29,9 @@ class MaxPool2D(Layer):
 
     float16 inputs are pooled in float32 and returned as float16 (exact: the pool only selects values);
     other dtypes than float16, float32 and float64 are a TypeError.
+
+    The kernels work on images stored images-last (see :mod:`minidl.layers.memory`), as a convolution
+    leaves them; output and input gradient are returned in that layout, as (N, C, H, W) views.
     """
 
     def __init__(self, pool_size: int = 2) -> None:
@@ -42,20 +46,21 @@ class MaxPool2D(Layer):
         p = self.pool_size
         if height < p or width < p:
             raise ValueError(f"{self!r}: input of {height}x{width} is smaller than one window.")
-        x_kernel = np.ascontiguousarray(x, dtype=self._kernel_dtype(x.dtype, "x"))
-        y = np.empty((n, c, height // p, width // p), dtype=x_kernel.dtype)
-        argmax = np.empty(y.shape, dtype=np.int64)
-        maxpool_forward(x_kernel, p, y, argmax)
-        y = y.astype(x.dtype, copy=False)
+        stored = images_last(x, dtype=self._kernel_dtype(x.dtype, "x"))  # (C, H, W, N)
+        y = np.empty((c, height // p, width // p, n), dtype=stored.dtype)
+        argmax = np.empty(y.shape, dtype=np.int32)  # a flat index into one image: int32 is plenty
+        maxpool_forward(stored, p, y, argmax)
+        y = as_images(y).astype(x.dtype, copy=False)
         self._store(training, x, y, argmax=argmax)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         cache = self._cached(dy)
-        dy_kernel = np.ascontiguousarray(dy, dtype=self._kernel_dtype(dy.dtype, "dy"))
-        dx = np.empty(cache["input_shape"], dtype=dy_kernel.dtype)
-        maxpool_backward(dy_kernel, cache["argmax"], dx)
-        return dx.astype(dy.dtype, copy=False)
+        n, c, height, width = cache["input_shape"]
+        stored = images_last(dy, dtype=self._kernel_dtype(dy.dtype, "dy"))
+        dx = np.empty((c, height, width, n), dtype=stored.dtype)
+        maxpool_backward(stored, cache["argmax"], self.pool_size, dx)
+        return as_images(dx).astype(dy.dtype, copy=False)
 
     def _kernel_dtype(self, dtype: np.dtype, name: str) -> np.dtype:
         """float32 for float16 (Numba has no float16 arithmetic; a max only selects values and the
@@ -68,20 +73,24 @@ class MaxPool2D(Layer):
 
     def jvp(self, t: np.ndarray) -> np.ndarray:
         """Tangents (K, N, C, H, W) -> (K, N, C, OH, OW): each window passes its argmax's tangent."""
-        cache = self._start_tangent(t)
-        k, n, c = t.shape[:3]
-        index = np.broadcast_to(cache["argmax"].reshape(1, n, c, -1), (k, n, c, cache["argmax"][0, 0].size))
-        self._store_tangent(index=index, shape=t.shape)
-        y = np.take_along_axis(t.reshape(k, n, c, -1), index, axis=-1)
-        return y.reshape((k,) + cache["argmax"].shape)
+        argmax = self._start_tangent(t)["argmax"]  # (C, OH, OW, N)
+        k, n, c, height, width = t.shape
+        # the K tangents of image n are merged images k N + n: the recorded positions repeat K times
+        argmax = np.tile(argmax, (1, 1, 1, k)) if k > 1 else argmax
+        stored = images_last(self._merge(t), dtype=self._kernel_dtype(t.dtype, "t"))
+        y = np.empty(argmax.shape, dtype=stored.dtype)
+        maxpool_gather(stored, argmax, self.pool_size, y)
+        self._store_tangent(argmax=argmax, shape=t.shape)
+        return as_images(y).reshape((k, n) + y.shape[:3]).astype(t.dtype, copy=False)
 
     def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, None]:
+        """The adjoint of :meth:`jvp`: the backward pass of the merged tangents."""
         cache = self._tangent_cached(dt)
-        k, n, c = cache["shape"][:3]
-        dx = np.zeros((k, n, c, int(np.prod(cache["shape"][3:]))), dtype=dt.dtype)
-        # windows do not overlap, so every index occurs once per (k, n, c): no accumulation needed
-        np.put_along_axis(dx, cache["index"], dt.reshape(k, n, c, -1), axis=-1)
-        return dx.reshape(cache["shape"]), None
+        k, n, c, height, width = cache["shape"]
+        stored = images_last(self._merge(dt), dtype=self._kernel_dtype(dt.dtype, "dt"))
+        dx = np.empty((c, height, width, k * n), dtype=stored.dtype)
+        maxpool_backward(stored, cache["argmax"], self.pool_size, dx)
+        return as_images(dx).reshape(cache["shape"]).astype(dt.dtype, copy=False), None
 
     def output_shape(self, input_shape):
         c, height, width = input_shape

@@ -56,11 +56,29 @@ class Sequential(Layer):
         self._store(training, x, y)
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
         self._cached(dy)
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
+            if dy is None:  # a layer that needs no input gradient: the layers below have no parameters
+                break
         return dy
+
+    @property
+    def needs_input_grad(self) -> bool:
+        """Whether ``backward`` returns dL/dx; setting it sets the flag of the first layer with parameters,
+        where the backward pass then stops."""
+        first = self._first_with_params()
+        return True if first is None else first.needs_input_grad
+
+    @needs_input_grad.setter
+    def needs_input_grad(self, value: bool) -> None:
+        first = self._first_with_params()
+        if first is not None:
+            first.needs_input_grad = bool(value)
+
+    def _first_with_params(self) -> Layer | None:
+        return next((layer for layer in self.layers if layer.params), None)
 
     def zero_grad(self) -> None:
         for layer in self.layers:

@@ -10,4 +10,4 @@ def adam_update(param, grad, m, v, beta1, beta2, step_size, correction2, eps):
     v_new = beta2 * v.astype(np.float64) + (1.0 - beta2) * g * g
     m[...] = m_new
     v[...] = v_new
-    param[...] = param - step_size * m_new / (np.sqrt(v_new / correction2) + eps)
+    param[...] = param - step_size * m_new / (np.sqrt(v_new) * (1.0 / np.sqrt(correction2)) + eps)

@@ -5,30 +5,38 @@ import numpy as np
 
 def _padded_canvas(shape, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, dtype):
     """Zeros large enough for the image at (pad_top, pad_left) and for every window of the output."""
-    n_images, channels, height, width = shape
+    channels, height, width, n_images = shape
     rows = max((out_h - 1) * stride + kernel_h, pad_top + height)
     columns = max((out_w - 1) * stride + kernel_w, pad_left + width)
-    return np.zeros((n_images, channels, rows, columns), dtype=dtype)
+    return np.zeros((channels, rows, columns, n_images), dtype=dtype)
+
+
+def _check_cols_shape(cols, x, kernel_h, kernel_w, out_h, out_w):
+    channels, _, _, n_images = x.shape
+    if cols.shape != (channels * kernel_h * kernel_w, out_h * out_w * n_images):
+        raise ValueError("im2col/col2im: expected cols of shape (C * kernel_h * kernel_w, out_h * out_w * N) "
+                         "for images of shape (C, H, W, N)")
 
 
 def im2col(x, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, cols):
     """Same contract as :func:`minidl.kernels.im2col.im2col`."""
-    n_images, channels, height, width = x.shape
+    _check_cols_shape(cols, x, kernel_h, kernel_w, out_h, out_w)
+    channels, height, width, n_images = x.shape
     padded = _padded_canvas(x.shape, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, x.dtype)
-    padded[:, :, pad_top:pad_top + height, pad_left:pad_left + width] = x
-    view = cols.reshape(channels, kernel_h, kernel_w, n_images, out_h, out_w)
+    padded[:, pad_top:pad_top + height, pad_left:pad_left + width] = x
+    view = cols.reshape(channels, kernel_h, kernel_w, out_h, out_w, n_images)
     for i in range(kernel_h):
         for j in range(kernel_w):
-            patch = padded[:, :, i:i + stride * out_h:stride, j:j + stride * out_w:stride]  # (N, C, oh, ow)
-            view[:, i, j] = patch.transpose(1, 0, 2, 3)
+            view[:, i, j] = padded[:, i:i + stride * out_h:stride, j:j + stride * out_w:stride]  # (C, oh, ow, N)
 
 
 def col2im(cols, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, x):
     """Same contract as :func:`minidl.kernels.im2col.col2im`."""
-    n_images, channels, height, width = x.shape
+    _check_cols_shape(cols, x, kernel_h, kernel_w, out_h, out_w)
+    channels, height, width, n_images = x.shape
     padded = _padded_canvas(x.shape, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, x.dtype)
-    view = cols.reshape(channels, kernel_h, kernel_w, n_images, out_h, out_w)
+    view = cols.reshape(channels, kernel_h, kernel_w, out_h, out_w, n_images)
     for i in range(kernel_h):
         for j in range(kernel_w):
-            padded[:, :, i:i + stride * out_h:stride, j:j + stride * out_w:stride] += view[:, i, j].transpose(1, 0, 2, 3)
-    x[...] = padded[:, :, pad_top:pad_top + height, pad_left:pad_left + width]
+            padded[:, i:i + stride * out_h:stride, j:j + stride * out_w:stride] += view[:, i, j]
+    x[...] = padded[:, pad_top:pad_top + height, pad_left:pad_left + width]

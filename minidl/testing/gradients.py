@@ -251,7 +251,7 @@ def prepare(layer, x, caller: str) -> tuple[Layer, np.ndarray]:
         layer = copy.deepcopy(layer).astype(np.float64)
     if x.dtype != np.float64:
         warnings.warn(f"{caller}: x is {x.dtype}; {FLOAT32_MEANINGLESS}", PrecisionWarning, stacklevel=3)
-    return layer, np.array(x, dtype=np.float64)  # a contiguous copy we may perturb in place
+    return layer, np.array(x, dtype=np.float64, order="C")  # a contiguous copy we may perturb in place
 
 
 def has_tangent_pass(layer) -> bool:

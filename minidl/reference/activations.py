@@ -1,0 +1,19 @@
+"""NumPy reference for :mod:`minidl.kernels.activations`."""
+
+import numpy as np
+
+
+def relu_forward(x, y, mask):
+    """Same contract as :func:`minidl.kernels.activations.relu_forward`."""
+    np.greater(x, 0, out=mask)
+    np.multiply(x, mask, out=y)
+
+
+def relu_backward(dy, mask, dx):
+    """Same contract as :func:`minidl.kernels.activations.relu_backward`."""
+    np.multiply(dy, mask, out=dx)
+
+
+def sigmoid_from_exponential(x, e, y):
+    """Same contract as :func:`minidl.kernels.activations.sigmoid_from_exponential`."""
+    y[...] = np.where(x >= 0, 1, e) / (1 + e)

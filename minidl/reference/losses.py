@@ -1,0 +1,11 @@
+"""NumPy reference for :mod:`minidl.kernels.losses`."""
+
+import numpy as np
+
+
+def bce_logits_rows(x, t, e, log1p_e, scale, losses, dx):
+    """Same contract as :func:`minidl.kernels.losses.bce_logits_rows`."""
+    real = dx.dtype.type
+    terms = np.maximum(x, real(0)) - x * t + log1p_e
+    losses[...] = np.sum(terms.astype(np.float64), axis=1)
+    dx[...] = real(scale) * (np.where(x >= 0, 1, e) / (1 + e) - t)
