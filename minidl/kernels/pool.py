@@ -31,20 +31,27 @@ def _shapes_fit(x_shape, y_shape, argmax_shape, pool):
 
 @njit(cache=True, parallel=True)
 def _indices_inside_windows(argmax, pool, width):
-    """Whether every recorded index lies inside its own window (an exception cannot leave a prange
-    loop, so each channel notes a bad index and the caller raises)."""
+    """Whether every recorded index lies inside its own window.
+
+    An index ``iy * W + ix`` lies in the window at (oy, ox) when, for one row i < pool, it is at most
+    pool - 1 past the window's first entry in row oy * pool + i. Comparisons only (no division), so
+    the loop over the batch vectorises; an exception cannot leave a prange loop, so each channel
+    counts its bad indices and the caller raises.
+    """
     channels, out_h, out_w, n_images = argmax.shape
-    bad = np.zeros(channels, dtype=np.bool_)
+    bad = np.zeros(channels, dtype=np.int64)
     for c in prange(channels):
+        count = 0
         for oy in range(out_h):
             for ox in range(out_w):
                 for n in range(n_images):
-                    index = argmax[c, oy, ox, n]
-                    iy = index // width
-                    ix = index - iy * width
-                    if index < 0 or iy // pool != oy or ix // pool != ox:
-                        bad[c] = True
-    return not bad.any()
+                    offset = argmax[c, oy, ox, n] - (oy * pool * width + ox * pool)
+                    inside = 0
+                    for i in range(pool):
+                        inside += (offset >= i * width) & (offset < i * width + pool)
+                    count += 1 - inside
+        bad[c] = count
+    return bad.sum() == 0
 
 
 @njit(cache=True, parallel=True)
@@ -80,7 +87,8 @@ def maxpool_forward(x, pool, y, argmax):
                         for n in range(n_images):
                             value = x[c, y0 + i, x0 + j, n]
                             best = y[c, oy, ox, n]
-                            if value > best or (value != value and best == best):
+                            # value > best, or value is the window's first NaN (once best is NaN it stays)
+                            if not value <= best and best == best:
                                 y[c, oy, ox, n] = value
                                 argmax[c, oy, ox, n] = index
 
