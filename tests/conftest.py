@@ -41,12 +41,15 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_configure(config):
     if os.environ.get("MINIDL_KERNELS") == "reference":
+        import minidl.layers.activations
         import minidl.layers.conv
         import minidl.layers.pool
+        import minidl.losses
         import minidl.optim
         from minidl import reference
 
-        for module in (minidl.layers.conv, minidl.layers.pool, minidl.optim):
+        # every module that imports a kernel by name
+        for module in (minidl.layers.activations, minidl.layers.conv, minidl.layers.pool, minidl.losses, minidl.optim):
             for name in reference.__all__:
                 if hasattr(module, name):
                     setattr(module, name, getattr(reference, name))
