@@ -233,6 +233,19 @@ def test_a_float64_layer_computes_in_float64_on_the_winograd_path():
     assert Conv2D(3, 2, 3, rng=rng, algorithm="winograd").forward(x).dtype == np.float64
 
 
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
+def test_a_float32_layer_keeps_every_pass_and_buffer_in_float32(algorithm):
+    rng = np.random.default_rng(0)
+    layer = Conv2D(16, 4, 3, rng=rng, algorithm=algorithm)
+    x = rng.standard_normal((2, 16, 6, 6)).astype(np.float32)
+    y = layer.forward(x)
+    t = layer.jvp(rng.standard_normal((3,) + x.shape).astype(np.float32))
+    arrays = {"y": y, "dx": layer.backward(np.ones_like(y)), "t": t,
+              "dt": layer.jvp_backward(np.ones_like(t))[0], **layer.grads}
+    arrays.update(layer._workspace._arrays)  # the scratch buffers: a float64 one would double their memory
+    assert {name: a.dtype for name, a in arrays.items() if a.dtype != np.float32} == {}
+
+
 def test_bad_settings_and_shapes_get_clear_errors():
     with pytest.raises(ValueError, match="algorithm"):
         Conv2D(3, 2, 3, algorithm="fft")
