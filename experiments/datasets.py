@@ -26,7 +26,6 @@ import hashlib
 import http.client
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
