@@ -160,8 +160,8 @@ def test_the_kernels_that_follow_indices_check_shapes_and_every_index(implementa
     with pytest.raises(ValueError, match=f"{name}: expected a positive pool"):
         call(np.ones((3, 4, 4, 2)), argmax, np.empty((3, 8, 8, 1)))
     call(np.ones((3, 4, 4, 2)), argmax, np.empty((3, 8, 8, 2)))  # consistent arguments pass
-    # outside the image, inside the image but in another window (which would silently drop a gradient)
-    for bad in (-1, 64, 10**12, 0):
+    # outside the image; in the window's rows but another column (48 = row 6, column 0); another window
+    for bad in (-1, 64, 10**12, 48, 0):
         wrong = argmax.copy()
         wrong[1, 3, 3, 1] = bad
         with pytest.raises(ValueError, match=f"{name}: argmax holds an index outside its window"):
@@ -221,6 +221,12 @@ def test_losses_refuse_an_empty_batch(name, shape):
     received = re.escape(str(shape))
     with pytest.raises(ValueError, match=rf"^{name}: expected a non-empty batch .*received shape {received}"):
         EMPTY_CALLS[name](shape)
+
+
+def test_a_zero_dimensional_batch_is_refused_and_a_one_dimensional_one_is_a_batch_of_numbers():
+    with pytest.raises(ValueError, match=r"^mse: expected a non-empty batch .*received shape \(\)"):
+        mse(np.ones(()), np.ones(()))
+    assert mse(np.zeros(3), np.ones(3))[0] == 1.0
 
 
 @pytest.mark.parametrize("mode", ["closed_form", "exact", "hutchinson"])

@@ -88,11 +88,12 @@ def test_workspace_reuses_an_array_until_shape_or_dtype_change():
     assert workspace.get("other", (3, 5), np.float64) is not workspace.get("cols", (3, 5), np.float64)
 
 
-def test_a_tangent_pass_between_forward_and_backward_changes_nothing():
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
+def test_a_tangent_pass_between_forward_and_backward_changes_nothing(algorithm):
     """The contractive penalty runs jvp between a forward pass and its backward pass: the scratch
-    arrays of the two must be separate."""
+    arrays of the two must be separate (here the tangents fill buffers of the forward pass's shapes)."""
     rng = np.random.default_rng(0)
-    layer = Conv2D(2, 3, 3, rng=rng, dtype=np.float64)
+    layer = Conv2D(2, 3, 3, rng=rng, dtype=np.float64, algorithm=algorithm)
     x, t = rng.standard_normal((2, 2, 6, 6)), rng.standard_normal((1, 2, 2, 6, 6))
     dy = rng.standard_normal((2, 3, 6, 6))
     layer.forward(x)
