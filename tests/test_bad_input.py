@@ -236,3 +236,11 @@ def test_the_contractive_penalty_refuses_an_empty_batch(mode):
     encoder.forward(x)
     with pytest.raises(ValueError, match=r"contractive_penalty: expected a non-empty batch.*\(0, 4\)"):
         contractive_penalty(encoder, x, mode, rng=np.random.default_rng(0))
+
+
+def test_a_network_cast_to_another_dtype_forgets_its_cache():
+    model = Sequential(Dense(4, 3, rng=0), Sigmoid())
+    model.forward(np.zeros((2, 4), np.float32))
+    model.astype(np.float64)
+    with pytest.raises(RuntimeError, match="without a cached forward pass"):
+        model.backward(np.ones((2, 3)))

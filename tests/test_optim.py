@@ -74,6 +74,16 @@ def test_optimizer_state_mismatch_is_rejected():
     state["m/p"] = np.zeros(3)
     with pytest.raises(ValueError, match="expected shape"):
         optimizer.load_state_dict(state)
+    # the kind of each array is checked too, and nothing is assigned before every entry has passed
+    for key, wrong in (("m/p", np.zeros(1, np.int64)), ("step", np.zeros((), np.float64)), ("v/p", [0.0])):
+        state = optimizer.state_dict()
+        before = {name: value.copy() for name, value in optimizer.state.items()}
+        state[key] = wrong
+        with pytest.raises(ValueError, match=rf"state '{key}': expected an array of"):
+            optimizer.load_state_dict(state)
+        assert all(np.array_equal(optimizer.state[name], value) for name, value in before.items())
+    single = Adam([("p", np.zeros(3, np.float32), np.zeros(3, np.float32))])
+    single.load_state_dict(single.state_dict())  # float32 state is floating state too
 
 
 @pytest.mark.parametrize("build, message", [
