@@ -7,7 +7,7 @@ runs ``pytest --hypothesis-profile=thorough``: every property test then draws at
 ``THOROUGH_EXAMPLES`` examples (2000, or the environment variable of that name), to find the inputs that
 break a test only rarely (a property must hold for any seed).
 
-``MINIDL_KERNELS=reference`` runs the layers and optimizers on the plain NumPy twins of the Numba kernels
+``MINIDL_KERNELS=reference`` runs all of minidl (layers, losses, optimizers) on the plain NumPy twins of the kernels
 (:mod:`minidl.reference`) instead of the kernels: ``make mutate`` uses it so that a mutant of a twin is
 exercised by the same gradient tests that exercise the kernel (tests/test_kernels.py holds the two equal).
 The hypothesis profile ``mutate`` (derandomized, no example database, no shrinking) makes a run repeatable
@@ -15,6 +15,7 @@ and quick, which mutation testing needs: a mutant counts as killed only when a f
 """
 
 import os
+import sys
 
 import pytest
 from hypothesis import Phase, settings
@@ -41,18 +42,23 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_configure(config):
     if os.environ.get("MINIDL_KERNELS") == "reference":
-        import minidl.layers.activations
-        import minidl.layers.conv
-        import minidl.layers.pool
-        import minidl.losses
-        import minidl.optim
+        import importlib
+        import pkgutil
+
+        import minidl
+        import minidl.kernels
         from minidl import reference
 
-        # every module that imports a kernel by name
-        for module in (minidl.layers.activations, minidl.layers.conv, minidl.layers.pool, minidl.losses, minidl.optim):
-            for name in reference.__all__:
-                if hasattr(module, name):
-                    setattr(module, name, getattr(reference, name))
+        for info in pkgutil.walk_packages(minidl.__path__, "minidl."):
+            importlib.import_module(info.name)
+        # every name bound to a kernel, in every module outside the kernels' own package, now names its twin
+        for module in list(sys.modules.values()):
+            name = getattr(module, "__name__", "")
+            if not name.startswith("minidl.") or name.startswith("minidl.kernels"):
+                continue
+            for kernel in reference.__all__:
+                if getattr(module, kernel, None) is getattr(minidl.kernels, kernel):
+                    setattr(module, kernel, getattr(reference, kernel))
 
 
 @pytest.fixture

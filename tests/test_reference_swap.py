@@ -15,12 +15,15 @@ def test_every_kernel_has_a_twin_and_the_swap_replaces_every_use():
 import sys, pytest
 class Probe:
     def pytest_sessionstart(self, session):
-        import minidl.kernels, minidl.layers.activations, minidl.layers.conv, minidl.layers.pool, minidl.losses, minidl.optim
-        modules = (minidl.layers.activations, minidl.layers.conv, minidl.layers.pool, minidl.losses, minidl.optim)
-        left = [f"{m.__name__}.{n}" for m in modules for n in dir(m) if getattr(m, n) is getattr(minidl.kernels, n, None)
-                and callable(getattr(m, n))]
+        import minidl.kernels
+        left = [f"{m.__name__}.{n}" for m in list(sys.modules.values())
+                if m is not None and m.__name__.startswith(("minidl.", "autoencoders", "experiments"))
+                and not m.__name__.startswith("minidl.kernels")
+                for n in dir(minidl.kernels)
+                if not n.startswith("_") and getattr(m, n, None) is getattr(minidl.kernels, n)]
         print("LEFT", left)
-sys.exit(pytest.main(["-q", "--collect-only", "-p", "no:cacheprovider", "tests/test_reference_swap.py"], plugins=[Probe()]))
+sys.exit(pytest.main(["-q", "--collect-only", "-p", "no:cacheprovider", "tests/test_reference_swap.py"],
+                     plugins=[Probe()]))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=dict(os.environ, MINIDL_KERNELS="reference"),
