@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minidl.kernels import bce_logits_rows
-from minidl.layers.activations import sigmoid
+from minidl.layers.activations import exp_negative_abs, sigmoid
 
 REDUCTIONS = ("mean", "sum")
 
@@ -131,17 +131,18 @@ def _bce_from_logits(logits: np.ndarray, target: np.ndarray, scale: float) -> tu
     """Per sample, the sum over its values of max(x, 0) - x t + log(1 + exp(-|x|)) (float64), and the
     gradient ``scale * (sigmoid(x) - t)`` in the logits' dtype.
 
-    |x| is capped inside the exponential where exp would underflow (43 in float32, 354 in float64);
-    the log term is then below 1e-18 and the result unchanged. The sigmoid is :func:`sigmoid`'s
-    formula with the same exponential: 1 / (1 + e) for x >= 0 and e / (1 + e) below. NumPy takes the
-    exponential and the logarithm; one kernel pass does the rest (``bce_logits_rows``).
+    |x| is capped inside the exponential where exp would underflow (43 in float32, 354 in float64,
+    :func:`exp_negative_abs`); the log term is then below 1e-18 and the result unchanged. The sigmoid is
+    :func:`sigmoid`'s formula with the same exponential: 1 / (1 + e) for x >= 0 and e / (1 + e) below.
+    NumPy takes the exponential and the logarithm; one kernel pass does the rest (``bce_logits_rows``).
     """
-    bound = 0.5 * -np.log(np.finfo(np.result_type(logits, np.float32)).tiny)
     x = logits.reshape(len(logits), -1)
-    e = np.exp(-np.minimum(np.abs(x), bound))
-    losses, dx = np.empty(len(x)), np.empty(x.shape, dtype=logits.dtype)
-    bce_logits_rows(x, target.reshape(x.shape), e, np.log1p(e), scale, losses, dx)
-    return losses, dx.reshape(logits.shape)
+    e = exp_negative_abs(x)  # float16 logits are worked on in float32, as the kernels take
+    t = target.reshape(x.shape)
+    x, t = x.astype(e.dtype, copy=False), t.astype(np.result_type(t, np.float32), copy=False)
+    losses, dx, terms = np.empty(len(x)), np.empty(x.shape, dtype=e.dtype), np.empty(x.shape, dtype=e.dtype)
+    bce_logits_rows(x, t, e, np.log1p(e), scale, losses, dx, terms)
+    return losses, dx.reshape(logits.shape).astype(logits.dtype, copy=False)
 
 
 def kl_sparsity(h: np.ndarray, rho: float = 0.05, eps: float = 1e-6) -> tuple[float, np.ndarray]:

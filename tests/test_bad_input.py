@@ -168,6 +168,21 @@ def test_the_kernels_that_follow_indices_check_shapes_and_every_index(implementa
             call(np.ones((3, 4, 4, 2)), wrong, np.empty((3, 8, 8, 2)))
 
 
+@IMPLEMENTATIONS
+def test_the_loss_kernels_check_their_shapes(implementation):
+    x = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match="negative_capped_abs: expected out of the shape of x"):
+        implementation.negative_capped_abs(x.reshape(-1), 43.0, np.empty(11, np.float32))
+    arrays = dict(t=x, e=x, log1p_e=x, dx=np.empty_like(x), terms=np.empty_like(x), losses=np.empty(3))
+    implementation.bce_logits_rows(x, *(arrays[name] for name in ("t", "e", "log1p_e")), 1.0,
+                                   arrays["losses"], arrays["dx"], arrays["terms"])  # consistent shapes pass
+    for name, wrong in (("terms", np.empty((3, 3), np.float32)), ("losses", np.empty(2)), ("t", x[:2])):
+        bad = dict(arrays, **{name: wrong})
+        with pytest.raises(ValueError, match=r"bce_logits_rows: expected t, e, log1p_e, dx and terms of the shape"):
+            implementation.bce_logits_rows(x, bad["t"], bad["e"], bad["log1p_e"], 1.0, bad["losses"], bad["dx"],
+                                           bad["terms"])
+
+
 # -- losses and penalties ------------------------------------------------------------------------
 
 def cross_entropies(target):

@@ -239,6 +239,19 @@ def test_integer_inputs_to_the_sigmoid_and_logit_loss_are_computed_in_floating_p
     assert value == pytest.approx(np.log(2) + np.log1p(np.exp(-2.0)), rel=1e-15)
 
 
+def test_float16_sigmoid_and_logit_loss_are_computed_in_float32():
+    rng = np.random.default_rng(0)
+    logits, target = rng.standard_normal((3, 5)).astype(np.float16) * 8, rng.random((3, 5)).astype(np.float16)
+    y = sigmoid(logits)
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, sigmoid(logits.astype(np.float32)))
+    value, dlogits = bce_with_logits(logits, target)
+    value32, dlogits32 = bce_with_logits(logits.astype(np.float32), target.astype(np.float32))
+    assert value == value32
+    assert dlogits.dtype == np.float16  # the gradient of a float16 array is float16
+    np.testing.assert_array_equal(dlogits, dlogits32.astype(np.float16))
+
+
 def test_logit_loss_keeps_float64_accuracy_far_from_zero():
     # log(1 + e^-50) = 1.93e-22: float64 computes it, however small
     value, _ = bce_with_logits(np.array([[-50.0]]), np.array([[0.0]]), "sum")

@@ -128,6 +128,20 @@ def test_sigmoid_from_exponential_matches_reference_bit_for_bit(size, dtype, see
     np.testing.assert_array_equal(fast, slow)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 300), dtypes, st.sampled_from([0.5, 43.0, 354.0]), seeds)
+def test_negative_capped_abs_matches_reference_bit_for_bit(size, dtype, bound, seed):
+    """No arithmetic but a comparison and a sign: equal to the last bit; NaN stays NaN, -0.0 becomes -0.0."""
+    rng = np.random.default_rng(seed)
+    x = special_values(rng, size, dtype) * dtype(rng.choice([1.0, 30.0, 1000.0]))
+    fast, slow = np.full_like(x, 7.0), np.full_like(x, 7.0)
+    kernels.negative_capped_abs(x, bound, fast)
+    reference.negative_capped_abs(x, bound, slow)
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(np.signbit(fast), np.signbit(slow))
+    assert np.array_equal(np.isnan(fast), np.isnan(x))
+
+
 @pytest.mark.parametrize("size", [1000, 200_000], ids=["one thread", "all threads"])
 def test_elementwise_kernels_agree_on_both_sides_of_their_parallel_threshold(size):
     rng = np.random.default_rng(size)
@@ -140,6 +154,15 @@ def test_elementwise_kernels_agree_on_both_sides_of_their_parallel_threshold(siz
     e = np.exp(-np.abs(x))
     kernels.sigmoid_from_exponential(x, e, y)
     np.testing.assert_array_equal(y, np.where(x >= 0, 1, e) / (1 + e))
+    kernels.negative_capped_abs(x * 30, 43.0, y)
+    np.testing.assert_array_equal(y, -np.minimum(np.abs(x * 30), np.float32(43.0)))
+    rows = x.reshape(-1, 100)
+    t = np.abs(np.sin(rows))
+    losses, terms, e = np.empty(len(rows)), np.empty_like(rows), np.exp(-np.abs(rows))
+    expected_terms = np.maximum(rows, 0) - rows * t + np.log1p(e)
+    kernels.bce_logits_rows(rows, t, e, np.log1p(e), 0.5, losses, dx.reshape(rows.shape), terms)
+    np.testing.assert_array_equal(terms, expected_terms)
+    np.testing.assert_allclose(losses, expected_terms.astype(np.float64).sum(axis=1), rtol=1e-12)
 
 
 @settings(max_examples=40, deadline=None)
@@ -151,8 +174,10 @@ def test_bce_logits_rows_matches_reference(rows, columns, dtype, spread, seed):
     e = np.exp(-np.minimum(np.abs(x), dtype(40.0)))
     losses_fast, losses_slow = np.full(rows, np.nan), np.full(rows, np.nan)
     d_fast, d_slow = np.full_like(x, np.nan), np.full_like(x, np.nan)
-    kernels.bce_logits_rows(x, t, e, np.log1p(e), 0.25, losses_fast, d_fast)
-    reference.bce_logits_rows(x, t, e, np.log1p(e), 0.25, losses_slow, d_slow)
+    terms_fast, terms_slow = np.full_like(x, np.nan), np.full_like(x, np.nan)
+    kernels.bce_logits_rows(x, t, e, np.log1p(e), 0.25, losses_fast, d_fast, terms_fast)
+    reference.bce_logits_rows(x, t, e, np.log1p(e), 0.25, losses_slow, d_slow, terms_slow)
     # the same terms, summed in float64 in another order: a relative 1e-12 covers 40 terms
     np.testing.assert_allclose(losses_fast, losses_slow, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(d_fast, d_slow)
+    np.testing.assert_array_equal(terms_fast, terms_slow)

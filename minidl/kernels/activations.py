@@ -64,6 +64,38 @@ def relu_backward(dy, mask, dx):
 
 
 @njit(inline="always")
+def _negative_capped_abs_at(x, cap, out, i):
+    magnitude = abs(x[i])
+    # written as a comparison, not min(): a NaN fails it and stays NaN, as in np.minimum
+    out[i] = -(cap if magnitude > cap else magnitude)
+
+
+@njit(cache=True, parallel=True)
+def negative_capped_abs(x, bound, out):
+    """out = -min(|x|, bound): the argument of the exponential in the sigmoid and in BCE from logits.
+
+    NumPy's ``-np.minimum(np.abs(x), bound)`` makes three passes and two temporary arrays; this is one.
+    A NaN stays NaN.
+
+    Parameters
+    ----------
+    x : ndarray, shape (M,)
+    bound : float
+    out : ndarray of x's dtype, shape (M,)
+        Output, overwritten.
+    """
+    if out.shape != x.shape:
+        raise ValueError("negative_capped_abs: expected out of the shape of x")
+    cap = out.dtype.type(bound)
+    if x.shape[0] < 131_072:
+        for i in range(x.shape[0]):
+            _negative_capped_abs_at(x, cap, out, i)
+    else:
+        for i in prange(x.shape[0]):
+            _negative_capped_abs_at(x, cap, out, i)
+
+
+@njit(inline="always")
 def _sigmoid_at(x, e, y, i):
     one = y.dtype.type(1.0)
     y[i] = (one if x[i] >= 0 else e[i]) / (one + e[i])

@@ -28,8 +28,9 @@ def adam_update(param, grad, m, v, beta1, beta2, step_size, correction2, eps):
     param -= step_size * m / (sqrt(v) / sqrt(correction2) + eps), with step_size = lr / (1 - beta1^t)
     and correction2 = 1 - beta2^t. The arithmetic is done in float64 and stored in the arrays' dtype;
     1 / sqrt(correction2) is computed once, which spares a float64 division per element (a third of
-    the kernel's time), and is PyTorch's form of the same expression. Parameters under about 131,000
-    numbers are updated on one thread: waking the others would cost more than they save. Division
+    the kernel's time), and is PyTorch's form of the same expression. Parameters under 262,144 numbers
+    (the VAE's largest weights, 143,360) are updated on one thread: waking the others, which may be
+    contending with OpenBLAS's, costs more than they save there. Division
     follows NumPy (``error_model="numpy"``: IEEE results, no Python zero-division check).
 
     Parameters
@@ -39,7 +40,7 @@ def adam_update(param, grad, m, v, beta1, beta2, step_size, correction2, eps):
     beta1, beta2, step_size, correction2, eps : float
     """
     inverse_root = 1.0 / math.sqrt(correction2)
-    if param.shape[0] < 131_072:
+    if param.shape[0] < 262_144:
         for i in range(param.shape[0]):
             _adam_at(param, grad, m, v, beta1, beta2, step_size, inverse_root, eps, i)
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.kernels import relu_backward, relu_forward, sigmoid_from_exponential
+from minidl.kernels import negative_capped_abs, relu_backward, relu_forward, sigmoid_from_exponential
 from minidl.layers.base import Layer
 from minidl.layers.memory import empty, flat, memory_axes
 
@@ -18,22 +18,37 @@ from minidl.layers.memory import empty, flat, memory_axes
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)) without overflow or underflow: exp is only ever taken of -|x|.
 
-    For x >= 0 the usual form is safe; for x < 0 the equal form exp(x) / (1 + exp(x)) is used.
+    For x >= 0 the usual form is safe; for x < 0 the equal form exp(x) / (1 + exp(x)) is used:
+    ``np.where(x >= 0, 1, e) / (1 + e)`` with e = :func:`exp_negative_abs` (x), by a kernel (NumPy's
+    where branches at every element). In x's floating dtype, float32 at least; laid out in memory as x.
+    """
+    x = _at_least_float32(x)
+    e = exp_negative_abs(x)
+    axes = memory_axes(x)
+    y = empty(x.shape, axes, x.dtype)
+    sigmoid_from_exponential(flat(x, axes), flat(e, axes), flat(y, axes))
+    return y
+
+
+def exp_negative_abs(x: np.ndarray) -> np.ndarray:
+    """exp(-|x|), in x's floating dtype (float32 at least) and laid out in memory as ``x``.
+
     |x| is capped at half the exponent range of the dtype (43 in float32, 354 in float64), where the
     sigmoid is already within 1e-19 of 0 or 1: the smallest output stays a normal number, so neither it
     nor the products of the backward pass underflow.
     """
-    dtype = np.result_type(x, np.float32)
-    bound = 0.5 * -np.log(np.finfo(dtype).tiny)
-    return sigmoid_from_exp(x, np.exp(-np.minimum(np.abs(x), bound)).astype(dtype, copy=False))
+    x = _at_least_float32(x)
+    bound = 0.5 * -np.log(np.finfo(x.dtype).tiny)
+    axes = memory_axes(x)
+    e = empty(x.shape, axes, x.dtype)
+    negative_capped_abs(flat(x, axes), bound, flat(e, axes))
+    return np.exp(e, out=e)
 
 
-def sigmoid_from_exp(x: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """sigmoid(x) given e = exp(-|x|) (capped as in :func:`sigmoid`), in the dtype of e:
-    ``np.where(x >= 0, 1, e) / (1 + e)``, by a kernel (NumPy's where branches at every element)."""
-    y = np.empty(e.shape, dtype=e.dtype)
-    sigmoid_from_exponential(np.asarray(x).reshape(-1), e.reshape(-1), y.reshape(-1))
-    return y
+def _at_least_float32(x) -> np.ndarray:
+    """``x`` as an array of float32 or float64 (the kernels' dtypes), in its own memory layout."""
+    x = np.asarray(x)
+    return x.astype(np.result_type(x, np.float32), copy=False)
 
 
 class ReLU(Layer):

@@ -14,6 +14,13 @@ def relu_backward(dy, mask, dx):
     np.multiply(dy, mask, out=dx)
 
 
+def negative_capped_abs(x, bound, out):
+    """Same contract as :func:`minidl.kernels.activations.negative_capped_abs`."""
+    if out.shape != x.shape:
+        raise ValueError("negative_capped_abs: expected out of the shape of x")
+    np.negative(np.minimum(np.abs(x), out.dtype.type(bound)), out=out)
+
+
 def sigmoid_from_exponential(x, e, y):
     """Same contract as :func:`minidl.kernels.activations.sigmoid_from_exponential`."""
     y[...] = np.where(x >= 0, 1, e) / (1 + e)
