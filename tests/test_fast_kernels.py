@@ -163,6 +163,14 @@ def test_elementwise_kernels_agree_on_both_sides_of_their_parallel_threshold(siz
     kernels.bce_logits_rows(rows, t, e, np.log1p(e), 0.5, losses, dx.reshape(rows.shape), terms)
     np.testing.assert_array_equal(terms, expected_terms)
     np.testing.assert_allclose(losses, expected_terms.astype(np.float64).sum(axis=1), rtol=1e-12)
+    # Adam goes parallel from 262,144 elements: 2,000 and 400,000 fall on either side
+    param, grad, m, v = rng.standard_normal((4, 2 * size)).astype(np.float32)
+    fast, slow = [(param.copy(), m.copy(), np.abs(v)) for _ in range(2)]
+    scalars = (0.9, 0.999, 1e-3 / (1 - 0.9 ** 3), 1 - 0.999 ** 3, 1e-8)
+    kernels.adam_update(fast[0], grad, fast[1], fast[2], *scalars)
+    reference.adam_update(slow[0], grad, slow[1], slow[2], *scalars)
+    for a, b in zip(fast, slow):  # the same float64 arithmetic, rounded once to float32
+        np.testing.assert_array_equal(a, b)
 
 
 @settings(max_examples=40, deadline=None)

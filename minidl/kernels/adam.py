@@ -12,12 +12,14 @@ from numba import njit, prange
 
 @njit(inline="always")
 def _adam_at(param, grad, m, v, beta1, beta2, step_size, inverse_root, eps, i):
+    # float(): float64 arithmetic also as plain Python (NUMBA_DISABLE_JIT), where a float32 element
+    # times a Python float stays float32
     g = float(grad[i])
-    m_i = beta1 * m[i] + (1.0 - beta1) * g
-    v_i = beta2 * v[i] + (1.0 - beta2) * g * g
+    m_i = beta1 * float(m[i]) + (1.0 - beta1) * g
+    v_i = beta2 * float(v[i]) + (1.0 - beta2) * g * g
     m[i] = m_i
     v[i] = v_i
-    param[i] -= step_size * m_i / (math.sqrt(v_i) * inverse_root + eps)
+    param[i] = float(param[i]) - step_size * m_i / (math.sqrt(v_i) * inverse_root + eps)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
