@@ -136,11 +136,11 @@ def _bce_from_logits(logits: np.ndarray, target: np.ndarray, scale: float) -> tu
     :func:`sigmoid`'s formula with the same exponential: 1 / (1 + e) for x >= 0 and e / (1 + e) below.
     NumPy takes the exponential and the logarithm; one kernel pass does the rest (``bce_logits_rows``).
     """
+    # float16 is worked on in float32: the kernels take float32 and float64
     x = logits.reshape(len(logits), -1)
-    e = exp_negative_abs(x)  # float16 logits are worked on in float32, as the kernels take
-    t = target.reshape(x.shape)
-    x, t = x.astype(e.dtype, copy=False), t.astype(np.result_type(t, np.float32), copy=False)
-    losses, dx, terms = np.empty(len(x)), np.empty(x.shape, dtype=e.dtype), np.empty(x.shape, dtype=e.dtype)
+    x, t = (a.astype(np.result_type(a, np.float32), copy=False) for a in (x, target.reshape(x.shape)))
+    e = exp_negative_abs(x)
+    losses, dx, terms = np.empty(len(x)), np.empty(x.shape, dtype=x.dtype), np.empty(x.shape, dtype=x.dtype)
     bce_logits_rows(x, t, e, np.log1p(e), scale, losses, dx, terms)
     return losses, dx.reshape(logits.shape).astype(logits.dtype, copy=False)
 

@@ -23,9 +23,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     where branches at every element). In x's floating dtype, float32 at least; laid out in memory as x.
     """
     x = _at_least_float32(x)
-    e = exp_negative_abs(x)
     axes = memory_axes(x)
-    y = empty(x.shape, axes, x.dtype)
+    e, y = _exp_negative_abs(x, axes), empty(x.shape, axes, x.dtype)
     sigmoid_from_exponential(flat(x, axes), flat(e, axes), flat(y, axes))
     return y
 
@@ -38,8 +37,12 @@ def exp_negative_abs(x: np.ndarray) -> np.ndarray:
     nor the products of the backward pass underflow.
     """
     x = _at_least_float32(x)
+    return _exp_negative_abs(x, memory_axes(x))
+
+
+def _exp_negative_abs(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """:func:`exp_negative_abs` of a float32 or float64 ``x`` whose memory order ``axes`` is known."""
     bound = 0.5 * -np.log(np.finfo(x.dtype).tiny)
-    axes = memory_axes(x)
     e = empty(x.shape, axes, x.dtype)
     negative_capped_abs(flat(x, axes), bound, flat(e, axes))
     return np.exp(e, out=e)
