@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import datasets, metrics, pipeline
+from experiments import datasets, metrics, pipeline, plots
 
 REAL = os.environ.get("MINIDL_DATA")
 
@@ -41,6 +41,22 @@ def test_interpolation_of_a_perfect_autoencoder_matches_the_pixel_blend():
     outcome = metrics.interpolate(Identity(), x_a, x_b, [0.0, 0.5, 1.0])
     np.testing.assert_allclose(outcome["l2"], 0.0, atol=1e-12)
     assert outcome["images"].shape == (3, 3, 1, 2, 2)
+
+
+def test_mosaic_puts_each_image_in_its_cell_with_white_between_and_after_a_short_row():
+    rng = np.random.default_rng(0)
+    first, second = rng.random((3, 1, 4, 5)), rng.random((2, 4, 5))  # (M, 1, H, W) and (M, H, W)
+    tiled = plots.mosaic([first, second], gap=2)
+    assert tiled.shape == (2 * 4 + 2, 3 * 5 + 2 * 2)
+    for c in range(3):
+        np.testing.assert_array_equal(tiled[:4, c * 7:c * 7 + 5], first[c, 0])
+    for c in range(2):
+        np.testing.assert_array_equal(tiled[6:, c * 7:c * 7 + 5], second[c])
+    cells = np.zeros(tiled.shape, bool)
+    for r, count in ((0, 3), (1, 2)):
+        for c in range(count):
+            cells[r * 6:r * 6 + 4, c * 7:c * 7 + 5] = True
+    assert np.all(tiled[~cells] == 1.0)  # the gaps and the missing third cell of the second row
 
 
 def smoke(out: Path, command="run"):
