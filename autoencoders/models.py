@@ -6,6 +6,7 @@ All share one small interface, which the :class:`~autoencoders.trainer.Trainer` 
 * ``loss_and_grads(x, rng)`` -- one training forward and backward; returns the named loss terms
   (floats, ``"loss"`` is the total that is minimised) and leaves the gradients in the parameters;
 * ``evaluate(x, rng)`` -- the same terms without gradients;
+* ``evaluate_and_encode(x, rng)`` -- those terms and the codes ``encode(x)`` gives, from one forward pass;
 * ``parameters()``, ``zero_grad()``, ``save(path)``, ``load(path)``.
 """
 
@@ -24,7 +25,7 @@ class AutoencoderBase:
     """Shared plumbing: a dict of named sub-networks, their parameters and their persistence.
 
     Subclasses set ``self.networks`` (name -> Sequential or Layer) and implement ``encode``,
-    ``decode`` and ``_terms(x, rng, backward)``.
+    ``decode`` and ``_terms(x, rng, backward)``, which returns the terms and the codes of ``x``.
     """
 
     networks: dict
@@ -68,10 +69,17 @@ class AutoencoderBase:
 
     def loss_and_grads(self, x: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
         """Forward and backward on one batch; gradients are *added* into the parameters' grads."""
-        return self._terms(x, rng, backward=True)
+        return self._terms(x, rng, backward=True)[0]
 
     def evaluate(self, x: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
         """The loss terms of ``x`` without gradients."""
+        return self.evaluate_and_encode(x, rng)[0]
+
+    def evaluate_and_encode(self, x: np.ndarray, rng: np.random.Generator) -> tuple[dict[str, float], np.ndarray]:
+        """:meth:`evaluate` and :meth:`encode` of ``x`` from one forward pass (the codes equal ``encode(x)``).
+
+        Shapes: x (N, ...) -> codes (N, latent_dim).
+        """
         return self._terms(x, rng, backward=False)
 
 
@@ -130,7 +138,7 @@ class Autoencoder(AutoencoderBase):
         reconstruction, dy = mse(y, x)
         dz = self.decoder.backward(dy) if backward else None
         terms, penalty = self._penalty(x, z, dz, rng, backward)
-        return {"loss": reconstruction + penalty, "mse": reconstruction, **terms}
+        return {"loss": reconstruction + penalty, "mse": reconstruction, **terms}, z
 
 
 class SparseAutoencoder(Autoencoder):
@@ -308,4 +316,4 @@ class VariationalAutoencoder(AutoencoderBase):
             dh = self.mu_head.backward(dmu + terms.d_mu) + self.logvar_head.backward(dlogvar + terms.d_logvar)
             self.trunk.backward(dh)
         reconstruction, kl = float(np.mean(terms.reconstruction)), float(np.mean(terms.kl))
-        return {"loss": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
+        return {"loss": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}, mu

@@ -279,14 +279,15 @@ class Trainer:
             self._check_state(f"after the updates of epoch {self.epoch + 1}")
             record = {"epoch": self.epoch + 1}
             record.update({f"train_{key}": value / n for key, value in sums.items()})
-            probe_set = x_test if x_test is not None else x_train[: self.config.eval_batch_size * 4]
             if x_test is not None:
-                test_terms = self.evaluate(x_test)
+                test_terms, codes = self.evaluate_and_encode(x_test)
                 if not all(math.isfinite(value) for value in test_terms.values()):
                     raise TrainingDiverged(f"Non-finite evaluation of x_test after epoch {self.epoch + 1}: "
                                            f"{test_terms}; {self._kept()}. Lower the learning rate.")
                 record.update({f"test_{key}": value for key, value in test_terms.items()})
-            record.update(latent_health(self.encode(probe_set)))
+            else:
+                codes = self.encode(x_train[: self.config.eval_batch_size * 4])
+            record.update(latent_health(codes))
             record["seconds"] = time.perf_counter() - started
             self.epoch += 1
             self.history.append(record)
@@ -301,13 +302,23 @@ class Trainer:
 
     def evaluate(self, x: np.ndarray) -> dict[str, float]:
         """Mean of every loss term over ``x``, in batches, without touching the training generator."""
+        return self.evaluate_and_encode(x)[0]
+
+    def evaluate_and_encode(self, x: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+        """:meth:`evaluate` and :meth:`encode` of ``x`` from one forward pass per batch.
+
+        Shapes: x (N, ...) -> codes (N, latent_dim).
+        """
         rng = np.random.default_rng(self.config.seed + 1)  # fixed: evaluations are comparable across epochs
         sums: dict[str, float] = {}
+        codes = []
         for start in range(0, len(x), self.config.eval_batch_size):
             batch = x[start:start + self.config.eval_batch_size]
-            for key, value in self.model.evaluate(batch, rng).items():
+            terms, batch_codes = self.model.evaluate_and_encode(batch, rng)
+            for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + value * len(batch)
-        return {key: value / len(x) for key, value in sums.items()}
+            codes.append(batch_codes)
+        return {key: value / len(x) for key, value in sums.items()}, np.concatenate(codes)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Codes of ``x`` in batches. Shapes: (N, ...) -> (N, latent_dim)."""

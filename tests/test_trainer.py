@@ -66,9 +66,11 @@ class FailsAt(SparseAutoencoder):
             self.networks["decoder"].grads[next(iter(self.networks["decoder"].grads))][...] = np.inf
         return terms
 
-    def evaluate(self, x, rng):
-        terms = super().evaluate(x, rng)
-        return {**terms, "loss": float("inf")} if self.how == "evaluation" and self.calls >= self.at else terms
+    def evaluate_and_encode(self, x, rng):
+        terms, codes = super().evaluate_and_encode(x, rng)
+        if self.how == "evaluation" and self.calls >= self.at:
+            terms = {**terms, "loss": float("inf")}
+        return terms, codes
 
 
 def failing_model(at, how):
