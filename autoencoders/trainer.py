@@ -78,8 +78,8 @@ def latent_health(codes: np.ndarray) -> dict[str, float]:
 
 
 class Trainer:
-    """Train a model that offers ``parameters()``, ``loss_and_grads(x, rng)``, ``evaluate(x, rng)``
-    and ``encode(x)`` (see :mod:`autoencoders.models`).
+    """Train a model that offers ``parameters()``, ``loss_and_grads(x, rng)``,
+    ``evaluate_and_encode(x, rng)`` and ``encode(x)`` (see :mod:`autoencoders.models`).
 
     Parameters
     ----------
@@ -120,6 +120,8 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)
         self.epoch = 0
         self.history: list[dict] = []
+        # the codes of x_test after the last epoch the latest fit trained (None when it trained none)
+        self.test_codes: np.ndarray | None = None
         self.data: dict | None = None  # identity of the data of the current fit (set by fit)
         self._checkpoint_epoch: int | None = None  # epoch of the checkpoint this trainer wrote or loaded
 
@@ -245,6 +247,7 @@ class Trainer:
         training) codes, and the wall time of the epoch.
         """
         self.check_data(x_train, x_test)
+        self.test_codes = None
         self.data = {"x_train": array_identity(x_train), "x_test": array_identity(x_test)}
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             self.load_checkpoint(data=self.data)
@@ -285,6 +288,7 @@ class Trainer:
                     raise TrainingDiverged(f"Non-finite evaluation of x_test after epoch {self.epoch + 1}: "
                                            f"{test_terms}; {self._kept()}. Lower the learning rate.")
                 record.update({f"test_{key}": value for key, value in test_terms.items()})
+                self.test_codes = codes
             else:
                 codes = self.encode(x_train[: self.config.eval_batch_size * 4])
             record.update(latent_health(codes))

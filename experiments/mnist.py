@@ -93,7 +93,9 @@ def evaluate(kind: str, model, trainer: Trainer, preset: Preset, data: dict, out
                      ["original", "reconstructed"], TITLES[kind])
 
     started = time.perf_counter()
-    train_codes, test_codes = trainer.encode(data["x_train"]), trainer.encode(x_test)
+    train_codes = trainer.encode(data["x_train"])
+    # the last epoch's evaluation already encoded the test set, unless training was reused from a checkpoint
+    test_codes = trainer.test_codes if trainer.test_codes is not None else trainer.encode(x_test)
     result["probe_accuracy"] = metrics.linear_probe_accuracy(train_codes, data["y_train"], test_codes,
                                                              y_test, seed=preset.seed)
     result["probe_seconds"] = time.perf_counter() - started

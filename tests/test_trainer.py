@@ -157,6 +157,19 @@ def test_config_validation():
         TrainingConfig(batch_size=0)
 
 
+def test_test_codes_are_the_final_models_codes_and_none_when_fit_trains_nothing(tmp_path, images):
+    config = TrainingConfig(epochs=2, batch_size=16, eval_batch_size=3)  # codes from several batches
+    trainer = Trainer(tiny_model(), config, tmp_path / "t.npz", progress=False)
+    trainer.fit(images, images[:8])
+    np.testing.assert_array_equal(trainer.test_codes, trainer.encode(images[:8]))
+    assert trainer.history[-1]["latent_mean"] == latent_health(trainer.test_codes)["latent_mean"]
+    trainer.fit(images, images[:8])  # all epochs done: the codes of the earlier call are not kept
+    assert trainer.test_codes is None
+    reused = Trainer(tiny_model(seed=3), config, tmp_path / "t.npz", progress=False)
+    reused.fit(images, images[:8], resume=True)  # the checkpoint is complete: nothing is trained or encoded
+    assert reused.epoch == 2 and reused.test_codes is None
+
+
 # -- resuming only what was made from the same data and settings -----------------------------------
 
 def trained_checkpoint(tmp_path, images, **config):
