@@ -112,10 +112,12 @@ STUDY_SIZED = {  # float32, 28x28: the Winograd path and the layers' reused work
 
 @pytest.mark.parametrize("case", list(CASES) + [f"study_{name}" for name in STUDY_SIZED])
 def test_evaluate_and_encode_gives_the_terms_of_evaluate_and_the_codes_of_encode(case):
-    model = STUDY_SIZED[case[6:]]() if case.startswith("study_") else CASES[case](0)
-    shape = model.image_shape if isinstance(model, VariationalAutoencoder) else (
-        (1, 28, 28) if case.startswith("study_") else IMAGE)
-    data = np.random.default_rng(5).random((2, 3) + shape).astype(model.params[next(iter(model.params))].dtype)
+    if case.startswith("study_"):
+        model, shape = STUDY_SIZED[case.removeprefix("study_")](), (1, 28, 28)
+    else:
+        model = CASES[case](0)
+        shape = model.image_shape if isinstance(model, VariationalAutoencoder) else IMAGE
+    data = np.random.default_rng(5).random((2, 3) + shape).astype(next(iter(model.params.values())).dtype)
     terms, codes = model.evaluate_and_encode(data[0], np.random.default_rng(3))
     model.evaluate_and_encode(data[1], np.random.default_rng(4))  # must not overwrite the codes returned before
     assert terms == model.evaluate(data[0], np.random.default_rng(3))
