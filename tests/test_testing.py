@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from minidl.gradcheck import check_layer
@@ -167,6 +167,7 @@ def test_overwriting_instead_of_adding_into_grads_is_a_contract_failure():
 
 @settings(max_examples=10, deadline=None)
 @given(st.integers(0, 2**32 - 1))
+@example(1027)  # a direction whose derivative nearly cancels (-8.5e-5): judged against the rounding floor
 def test_fast_mode_passes_correct_layers_and_localises_failures(seed):
     rng = np.random.default_rng(seed)
     report = assert_layer_gradients(dense(rng), rng.standard_normal((3, 3)), fast=True, rng=seed)
