@@ -317,10 +317,10 @@ def _check_backward(layer, x, rng, h, tolerance, fast) -> list[Comparison]:
     kinks = kink_distance(layer, x)
     arrays = {"x": x, **layer.params}
     comparisons = []
+    entry_floor = resolution_floor(terms, 1, h, tolerance)  # a directional derivative resolves as one entry
     for name, array in arrays.items():
         if fast:
-            comparison = _directional(layer, "backward", name, loss, analytic[name], array, rng, h,
-                                      floor=resolution_floor(terms, 1, h, tolerance))
+            comparison = _directional(layer, "backward", name, loss, analytic[name], array, rng, h, entry_floor)
             if comparison.error <= tolerance:
                 comparisons.append(comparison)
                 continue
