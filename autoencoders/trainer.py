@@ -20,6 +20,7 @@ import numpy as np
 
 from autoencoders.checkpoints import (FORMAT, CheckpointMismatch, array_identity, check_arrays, differences,
                                       read_checkpoint)
+from minidl.flow import FlowRecorder
 from minidl.optim import Adam
 from minidl.serialization import assign_params, save_arrays
 
@@ -117,6 +118,7 @@ class Trainer:
         self.progress = progress
         self.fingerprint = fingerprint
         self.optimizer = Adam(model.parameters(), lr=config.learning_rate)
+        self.flow = FlowRecorder(self.optimizer.parameters, getattr(model, "networks", None))
         self.rng = np.random.default_rng(config.seed)
         self.epoch = 0
         self.history: list[dict] = []
@@ -244,7 +246,9 @@ class Trainer:
 
         Returns the history: one dict per epoch with the mean of every loss term on the training
         batches (``train_<term>``), on ``x_test`` (``test_<term>``), the latent health of the test (or
-        training) codes, and the wall time of the epoch.
+        training) codes, ``gradient_flow`` (per parameter and activation layer, the means over the epoch's
+        steps of :class:`minidl.flow.FlowRecorder`'s statistics; the first epoch also their trace), and the
+        wall time of the epoch.
         """
         self.check_data(x_train, x_test)
         self.test_codes = None
@@ -257,6 +261,7 @@ class Trainer:
             started = time.perf_counter()
             order = self.rng.permutation(n)
             sums: dict[str, float] = {}
+            self.flow.reset()
             bar = self._progress_bar(n)
             for batch_index, start in enumerate(range(0, n, batch_size)):
                 batch = x_train[order[start:start + batch_size]]
@@ -269,7 +274,9 @@ class Trainer:
                         f"Non-finite loss at epoch {self.epoch + 1}, batch {batch_index + 1}: "
                         f"{ {k: float(v) for k, v in terms.items()} }; {self._kept()}. The parameters were not "
                         "updated with this batch; lower the learning rate or check the data.")
+                self.flow.before_step()
                 self.optimizer.step()
+                self.flow.after_step()
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + value * len(batch)
                 if bar is not None:
@@ -292,6 +299,7 @@ class Trainer:
             else:
                 codes = self.encode(x_train[: self.config.eval_batch_size * 4])
             record.update(latent_health(codes))
+            record["gradient_flow"] = self.flow.summary(with_trace=self.epoch == 0)
             record["seconds"] = time.perf_counter() - started
             self.epoch += 1
             self.history.append(record)
@@ -299,7 +307,7 @@ class Trainer:
                 self.save_checkpoint()
             if self.log is not None:
                 shown = ", ".join(f"{key} {value:.6g}" for key, value in record.items()
-                                  if key not in ("epoch", "seconds"))
+                                  if key not in ("epoch", "seconds", "gradient_flow"))
                 self.log(f"epoch {self.epoch}/{self.config.epochs} ({record['seconds']:.0f} s, "
                          f"{n / record['seconds']:.0f} img/s): {shown}")
         return self.history
