@@ -132,3 +132,81 @@ def sweep_panels(panels: dict[str, dict[str, tuple[list, list, list]]], xlabel: 
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     return _save(figure, path)
+
+
+def _flow_positions(history: list[dict]) -> list[float]:
+    """Where each value of the records' gradient flow sits on an axis of epochs: a record's mean at the middle
+    of its epoch, the points of a trace (the first epoch's) at the middle of their parts of the epoch."""
+    positions = []
+    for record in history:
+        flow, start = record["gradient_flow"], record["epoch"] - 1
+        if "trace_steps" in flow:
+            ends = np.cumsum(flow["trace_steps"])
+            positions += list(start + (ends - np.asarray(flow["trace_steps"]) / 2) / ends[-1])
+        else:
+            positions.append(start + 0.5)
+    return positions
+
+
+def _flow_series(history: list[dict], group: str, name: str, key: str) -> list[float]:
+    """The values of one statistic, with each trace in place of its epoch's mean (NaN where undefined)."""
+    values = []
+    for record in history:
+        statistics = record["gradient_flow"][group].get(name, {})
+        if "trace_steps" in record["gradient_flow"]:
+            values += statistics.get(f"{key}_trace", [None] * len(record["gradient_flow"]["trace_steps"]))
+        else:
+            values.append(statistics.get(key))
+    return [np.nan if value is None else value for value in values]
+
+
+def gradient_flow(histories: dict[str, list[dict]], path: Path, title: str) -> Path:
+    """One column per model: above, the gradient norm of every weight (``W``) per epoch on a symmetric log axis
+    (linear near 0, so a gradient that is exactly 0 shows as 0); below, the fraction of dead ReLU units (solid)
+    and of saturated sigmoid or tanh outputs (dashed). The first epoch is drawn from its trace, the later ones
+    from their means (see :class:`minidl.flow.FlowRecorder`)."""
+    histories = {name: [r for r in history if "gradient_flow" in r] for name, history in histories.items()}
+    histories = {name: history for name, history in histories.items() if history}
+    columns = len(histories)
+    figure, axes = plt.subplots(2, columns, figsize=(3.6 * columns + 1.2, 6.0), squeeze=False, sharex="col")
+    norms = [value for history in histories.values() for record in history
+             for statistics in record["gradient_flow"]["parameters"].values()
+             for value in [statistics.get("grad_norm"), *statistics.get("grad_norm_trace", [])] if value]
+    floor = 10.0 ** np.floor(np.log10(min(norms))) if norms else 1e-8
+    # one colour per layer name in every column, so that the legend holds for all of them
+    weights = list(dict.fromkeys(name for history in histories.values()
+                                 for name in history[-1]["gradient_flow"]["parameters"] if name.endswith(".W")))
+    activations = list(dict.fromkeys(name for history in histories.values()
+                                     for name in history[-1]["gradient_flow"]["activations"]))
+    colours = dict(zip(weights, plt.cm.viridis(np.linspace(0, 0.9, len(weights)))))
+    colours.update(zip(activations, plt.cm.plasma(np.linspace(0, 0.85, len(activations)))))
+    handles = {}
+    for column, (model, history) in enumerate(histories.items()):
+        x = _flow_positions(history)
+        flow = history[-1]["gradient_flow"]
+        top, bottom = axes[0, column], axes[1, column]
+        for name in (name for name in weights if name in flow["parameters"]):
+            line, = top.plot(x, _flow_series(history, "parameters", name, "grad_norm"), marker=".",
+                             color=colours[name])
+            handles.setdefault(name[:-2], line)
+        for name in (name for name in activations if name in flow["activations"]):
+            colour = colours[name]
+            key = "dead_fraction" if "dead_fraction" in flow["activations"][name] else "saturated_fraction"
+            style = "-" if key == "dead_fraction" else "--"
+            line, = bottom.plot(x, _flow_series(history, "activations", name, key), style, marker=".", color=colour)
+            handles.setdefault(f"{name} ({'dead' if key == 'dead_fraction' else 'saturated'})", line)
+        top.set_yscale("symlog", linthresh=floor)
+        top.set_ylim(bottom=0)
+        top.set_title(model, fontsize=9)
+        bottom.set_ylim(-0.03, 1.03)
+        bottom.set_xlabel("epoch", fontsize=8)
+        for axis in (top, bottom):
+            axis.grid(alpha=0.3)
+            axis.tick_params(labelsize=7)
+            axis.set_xlim(0, max(1.0, len(history)))
+    axes[0, 0].set_ylabel("‖∂L/∂W‖ per batch", fontsize=8)
+    axes[1, 0].set_ylabel("fraction of units", fontsize=8)
+    figure.legend(list(handles.values()), list(handles), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return _save(figure, path)

@@ -51,6 +51,8 @@ def _mnist_section(mnist: dict, reference: dict, figures: Path) -> list[str]:
     lines += _table(["epoch", *[TITLES[k] for k in kinds]], rows)
 
     lines += _contractive_diagnosis(mnist, reference)
+    lines += _gradient_flow_section({TITLES[k]: mnist[k]["history"] for k in kinds}, mnist.get("contractive"),
+                                    figures / "mnist_gradient_flow.png")
 
     lines += ["### Reconstructions", ""]
     lines += [f"![{TITLES[k]}](figures/reconstructions_{k}.png)" for k in kinds] + [""]
@@ -170,7 +172,30 @@ def _contractive_diagnosis(mnist: dict, reference: dict) -> list[str]:
     return lines
 
 
-def _frey_section(results: dict) -> list[str]:
+def _gradient_flow_section(histories: dict[str, list[dict]], contractive: dict | None, path: Path) -> list[str]:
+    """The figure of the gradient flow of every model and a sentence on what it shows (nothing for histories
+    recorded without it)."""
+    if not any("gradient_flow" in record for history in histories.values() for record in history):
+        return []
+    plots.gradient_flow(histories, path, "Gradient flow: weight gradients (above) and dead or saturated units (below)")
+    lines = ["### Gradient flow", "",
+             f"![gradient flow](figures/{path.name})", "",
+             "Per layer, the norm of each weight's gradient on a training batch (above; 0 drawn as 0) and the "
+             "fraction of ReLU units dead for a whole batch or of sigmoid outputs within 10⁻³ of 0 or 1 (below), "
+             "the first epoch in up to ten consecutive parts of its steps and each later epoch as its mean: where a "
+             "line drops to 0, no gradient passes that layer."]
+    first = (contractive or {}).get("history", [{}])[0].get("gradient_flow", {})
+    code = first.get("activations", {}).get("encoder.sigmoid_1", {}).get("saturated_fraction_trace")
+    encoder = [name for name in first.get("parameters", {}) if name.startswith("encoder.") and name.endswith(".W")]
+    if code and encoder:
+        norms = first["parameters"][encoder[-1]]["grad_norm_trace"]
+        lines[-1] += (f" In the study's contractive model the saturated fraction of the code goes from {code[0]:.0%} in "
+                      f"the first part of epoch 1 to {code[-1]:.0%} in its last, and the gradient of the "
+                      f"weights below the code ({encoder[-1][:-2]}) from {norms[0]:.2g} to {norms[-1]:.2g}.")
+    return lines + [""]
+
+
+def _frey_section(results: dict, figures: Path) -> list[str]:
     likelihoods = [k for k in frey.LIKELIHOODS if k in results]
     first = results[likelihoods[0]]
     lines = ["## Frey Face: variational autoencoders with two decoders", "",
@@ -188,6 +213,8 @@ def _frey_section(results: dict) -> list[str]:
     lines += ["Training: " + "; ".join(f"{TITLES_SHORT[k]} {results[k]['epochs']} epochs, "
                                        f"{results[k]['seconds_per_epoch']:.2f} s per epoch" for k in likelihoods) + ".",
               ""]
+    lines += _gradient_flow_section({f"{TITLES_SHORT[k]} decoder": results[k]["history"] for k in likelihoods},
+                                    None, figures / "frey_gradient_flow.png")
     lines += ["### How much of its latent each decoder uses", "",
               f"KL of each latent dimension, averaged over the held-out faces (the bars of one decoder add up to its "
               f"test KL). A dimension is *active* when its KL exceeds {frey.ACTIVE_KL} nat; below that the decoder "
@@ -299,7 +326,7 @@ def write_report(out_dir: Path) -> Path:
     if "mnist" in metrics:
         lines += _mnist_section(metrics["mnist"], metrics.get("mnist_reference", {}), out_dir / "figures")
     if "frey" in metrics:
-        lines += _frey_section(metrics["frey"])
+        lines += _frey_section(metrics["frey"], out_dir / "figures")
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     return path

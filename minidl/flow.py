@@ -77,14 +77,14 @@ def activation_statistics(layer: Layer) -> dict[str, float]:
     if isinstance(layer, ReLU):
         mask = cache["mask"]  # True where the input was positive
         return {"dead_fraction": 1.0 - alive_units(mask) / (mask.size // mask.shape[0]),
-                "zero_fraction": 1.0 - np.count_nonzero(mask) / mask.size}
+                "zero_fraction": 1.0 - int(np.count_nonzero(mask)) / mask.size}
     if isinstance(layer, Sigmoid):
         y = cache["y"]
-        saturated = np.count_nonzero((y < SATURATION) | (y > 1.0 - SATURATION))
+        saturated = int(np.count_nonzero((y < SATURATION) | (y > 1.0 - SATURATION)))
         return {"saturated_fraction": saturated / y.size}
     if isinstance(layer, Tanh):
         y = cache["y"]
-        return {"saturated_fraction": np.count_nonzero(np.abs(y) > 1.0 - SATURATION) / y.size}
+        return {"saturated_fraction": int(np.count_nonzero(np.abs(y) > 1.0 - SATURATION)) / y.size}
     return {}
 
 
@@ -383,8 +383,8 @@ def draw(network: Layer, x: np.ndarray, loss=None, rng=None, title: str | None =
     axis.set_ylim(len(flows) - 0.4, -0.6)
     axis.axis("off")
     for row, (flow, value) in enumerate(zip(flows, logs)):
-        special, grads = _describe(flow)
-        face = "white" if not math.isfinite(value) else colours(shade(value) * 0.45)
+        special, _ = _describe(flow)
+        face = "white" if not math.isfinite(value) else colours(0.05 + 0.5 * shade(value))
         axis.add_patch(plt.Rectangle((0.02, row - 0.4), 0.96, 0.8, facecolor=face, edgecolor="black", linewidth=0.8))
         axis.text(0.04, row - 0.22, f"{flow.name} ({flow.kind})   {flow.input_shape} → {flow.output_shape}",
                   fontsize=8.5, weight="bold", va="center")
@@ -394,7 +394,8 @@ def draw(network: Layer, x: np.ndarray, loss=None, rng=None, title: str | None =
         if special:
             axis.text(0.48, row + 0.02, special, fontsize=8, va="center", color="red" if alarming else "black")
         dx = "stopped (no input gradient needed)" if flow.dx_norm is None else f"{flow.dx_norm:.2e}"
-        backward = f"backward: ‖dy‖ {flow.dy_norm:.2e}, ‖dx‖ {dx}" + (f";  ‖dL/d·‖ {grads}" if grads else "")
+        grads = ", ".join(f"‖d{key}‖ {value:.2e}" for key, value in flow.grad_norms.items())
+        backward = f"backward: ‖dy‖ {flow.dy_norm:.2e}, ‖dx‖ {dx}" + (f";  {grads}" if grads else "")
         axis.text(0.04, row + 0.24, backward, fontsize=8, va="center")
         if row + 1 < len(flows):
             axis.annotate("", xy=(0.5, row + 0.6), xytext=(0.5, row + 0.4),
