@@ -80,6 +80,8 @@ def test_smoke_run_writes_report_metrics_and_figures_and_reuses_training(tmp_pat
         for figure in ("generated", "traversal", "grid", "reconstructions", "loss"):
             assert (tmp_path / "figures" / f"frey_{likelihood}_{figure}.png").exists()
     assert (tmp_path / "figures" / "frey_kl_per_dimension.png").exists()
+    for part in ("mnist", "frey"):
+        assert f"figures/{part}_gradient_flow.png" in report and (tmp_path / "figures" / f"{part}_gradient_flow.png").exists()
     assert "0.010388" in report and "96.49" not in report  # the study's values, as fractions
     checkpoint = tmp_path / "checkpoints" / "sparse.npz"
     stamp = checkpoint.stat().st_mtime_ns

@@ -273,3 +273,26 @@ def test_draw_names_every_layer_with_its_shapes():
 def test_trace_rejects_what_is_not_an_array():
     with pytest.raises(TypeError, match="Expected x to be a numpy array"):
         trace(small_network(0), [[1.0] * 5])
+
+
+# -- the report ----------------------------------------------------------------------------------------------
+
+def test_the_report_draws_the_gradient_flow_and_says_how_the_code_saturated(tmp_path, images):
+    from experiments import report
+
+    histories = {kind: Trainer(tiny_model(), TrainingConfig(epochs=2, batch_size=8), progress=False).fit(images)
+                 for kind in ("sparse", "contractive")}
+    # the contractive model's code as a collapsed run leaves it: saturated in the last part of epoch 1
+    code = histories["contractive"][0]["gradient_flow"]["activations"]["encoder.sigmoid_1"]
+    code["saturated_fraction_trace"][-1] = 1.0
+    weights = histories["contractive"][0]["gradient_flow"]["parameters"]["encoder.dense_1.W"]
+    weights["grad_norm_trace"][-1] = 0.0
+    path = tmp_path / "flow.png"
+    lines = report._gradient_flow_section(histories, {"history": histories["contractive"]}, path)
+    assert path.stat().st_size > 1000 and "![gradient flow](figures/flow.png)" in lines
+    text = " ".join(lines)
+    assert "to 100% in its last" in text and "(encoder.dense_1) from" in text and "to 0 " not in text
+    assert text.rstrip().endswith("to 0.")
+    old = {kind: [{k: v for k, v in record.items() if k != "gradient_flow"} for record in history]
+           for kind, history in histories.items()}
+    assert report._gradient_flow_section(old, {"history": old["contractive"]}, tmp_path / "none.png") == []
