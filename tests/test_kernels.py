@@ -163,3 +163,16 @@ def test_maxpool_gather_matches_reference_and_is_the_adjoint_of_the_backward_pas
     kernels.maxpool_backward(dy, argmax, pool, dx)
     assert np.isclose(np.sum(fast * dy, dtype=np.float64), np.sum(t * dx, dtype=np.float64),
                       rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 30), st.integers(1, 40), st.floats(0.0, 1.0), st.sampled_from([np.bool_, np.uint64]),
+       st.integers(0, 2**32 - 1))
+def test_any_per_row_matches_reference(units, width, density, dtype, seed):
+    rng = np.random.default_rng(seed)
+    rows = (rng.random((units, width)) < density) & (rng.random((units, 1)) < 0.6)  # whole rows off too
+    rows = rows.astype(dtype) * (rng.integers(1, 2**8, rows.shape).astype(dtype) if dtype is np.uint64 else True)
+    fast, slow = np.ones(units, dtype=bool), np.ones(units, dtype=bool)
+    kernels.any_per_row(rows, fast)
+    reference.any_per_row(rows, slow)
+    np.testing.assert_array_equal(fast, slow)

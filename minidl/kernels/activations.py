@@ -123,3 +123,26 @@ def sigmoid_from_exponential(x, e, y):
     else:
         for i in prange(x.shape[0]):
             _sigmoid_at(x, e, y, i)
+
+
+@njit(cache=True)
+def any_per_row(rows, out):
+    """out[u] = True where row u of ``rows`` holds a nonzero element (a ReLU unit active on some sample).
+
+    Each row is read only up to its first nonzero element, so a live unit costs a few reads and only a
+    dead one is read to the end; NumPy's ``any(axis=1)`` reads everything. Given the flags of a unit as
+    64-bit words (8 samples each), a dead unit of a batch of 128 is 16 reads.
+
+    Parameters
+    ----------
+    rows : ndarray, shape (U, M), bool or integer
+    out : ndarray of bool, shape (U,)
+        Output, overwritten.
+    """
+    for u in range(rows.shape[0]):
+        found = False
+        for n in range(rows.shape[1]):
+            if rows[u, n] != 0:
+                found = True
+                break
+        out[u] = found

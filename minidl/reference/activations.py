@@ -24,3 +24,8 @@ def negative_capped_abs(x, bound, out):
 def sigmoid_from_exponential(x, e, y):
     """Same contract as :func:`minidl.kernels.activations.sigmoid_from_exponential`."""
     y[...] = np.where(x >= 0, 1, e) / (1 + e)
+
+
+def any_per_row(rows, out):
+    """Same contract as :func:`minidl.kernels.activations.any_per_row`."""
+    np.any(rows != 0, axis=1, out=out)
