@@ -189,9 +189,13 @@ def _gradient_flow_section(histories: dict[str, list[dict]], contractive: dict |
     encoder = [name for name in first.get("parameters", {}) if name.startswith("encoder.") and name.endswith(".W")]
     if code and encoder:
         norms = first["parameters"][encoder[-1]]["grad_norm_trace"]
+        parts, steps = len(norms), first["trace_steps"]
+        vanished = next((part for part, value in enumerate(norms) if value == 0.0), None)
         lines[-1] += (f" In the study's contractive model the saturated fraction of the code goes from {code[0]:.0%} in "
-                      f"the first part of epoch 1 to {code[-1]:.0%} in its last, and the gradient of the "
-                      f"weights below the code ({encoder[-1][:-2]}) from {norms[0]:.2g} to {norms[-1]:.2g}.")
+                      f"the first of the {parts} parts of epoch 1 to {code[-1]:.0%} in its last, and the gradient of "
+                      f"the weights below the code ({encoder[-1][:-2]}) from {norms[0]:.2g} to "
+                      + (f"exactly 0 from part {vanished + 1} on (after step {sum(steps[:vanished])} of {sum(steps)}): "
+                         "no gradient reaches the encoder any more." if vanished else f"{norms[-1]:.2g}."))
     return lines + [""]
 
 
