@@ -186,16 +186,23 @@ class Conv2D(_Convolution):
                              f"kernel_size={self.kernel_size}, stride={self.stride}")
         self.algorithm = algorithm
 
-    def _choose_path(self) -> str:
+    def _choose_path(self, dtype=None) -> str:
         """How this layer computes: decided here and nowhere else (docs/kernels.md lists the paths).
 
-        ``"im2col"``, the plain path of the class docstring, serves every geometry. ``"winograd"``
-        computes the same map for 3x3 kernels at stride 1 with WINOGRAD's tiles, 3x fewer
-        multiplications; it runs by default from 16 input channels up. With fewer, the products over
-        channels are too small to gain (the study's first layer has one input channel).
+        ``dtype`` is the dtype the layer computes in (by default its weights'). ``"im2col"``, the plain
+        path of the class docstring, serves every geometry. ``"winograd"`` computes the same map for 3x3
+        kernels at stride 1 with WINOGRAD's tiles, 3x fewer multiplications; it runs by default from 16
+        input channels up, in float32 (and float16). With fewer channels the products over channels are
+        too small to gain (the study's first layer has one input channel). float64 runs im2col: its
+        outputs are exact sums wherever the input window is zero, where the Winograd transforms leave a
+        rounding residue of either sign instead of 0, and a ReLU behind the layer takes its derivative
+        from that sign (docs/winograd.md, "The kink at zero"). Asked for, float64 runs Winograd too.
         """
         if self.algorithm != "auto":
             return self.algorithm
+        dtype = self.params["W"].dtype if dtype is None else np.dtype(dtype)
+        if dtype == np.float64:
+            return "im2col"
         if self.kernel_size == 3 and self.stride == 1 and self.in_channels >= 16:
             return "winograd"
         return "im2col"
@@ -210,13 +217,13 @@ class Conv2D(_Convolution):
 
     def _linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict]:
         """W * x (+ bias), and what the backward pass of the linear part needs."""
-        if self._choose_path() == "winograd":
+        W = self.params["W"]
+        dtype = np.result_type(x, W)
+        if self._choose_path(dtype) == "winograd":
             return self._winograd_linear(x, bias, slot)
         n, _, height, width = x.shape
         out_h, out_w, pad_top, pad_left = self._geometry(height, width)
         k = self.kernel_size
-        W = self.params["W"]
-        dtype = np.result_type(x, W)
         rows = self.in_channels * k * k
         # one more row, of ones, carries the bias through the product: [W2 b] @ [cols; 1] = W2 @ cols + b
         cols = self._scratch(slot, "cols", (rows + 1, out_h * out_w * n), dtype)
