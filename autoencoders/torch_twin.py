@@ -14,8 +14,6 @@ PyTorch is not a requirement of the project: it is imported inside the functions
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
 from autoencoders.models import ContractiveAutoencoder, SparseAutoencoder, VariationalAutoencoder
@@ -26,8 +24,12 @@ from minidl.optim import Adam
 
 
 def torch_available() -> bool:
-    """Whether PyTorch can be imported (without importing it)."""
-    return importlib.util.find_spec("torch") is not None
+    """Whether PyTorch can be imported (it is, when it can)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _torch():
