@@ -95,9 +95,9 @@ class TorchTwin:
                 self._weights[id(layer)] = {key: self.params[names[id(value)]] for key, value in layer.params.items()}
             self.networks[network_name] = [_layer_function(layer, self._weights[id(layer)]) for layer in layers]
 
-    def run(self, network: str, x, upto: int | None = None):
-        """x through the named network's layers (the first ``upto`` of them)."""
-        for function in self.networks[network][:upto]:
+    def run(self, network: str, x):
+        """x through the named network's layers."""
+        for function in self.networks[network]:
             x = function(x)
         return x
 
@@ -133,17 +133,16 @@ class TorchTwin:
         if model.mode == "hutchinson":
             directions = rng.standard_normal((model.n_probes,) + x_np.shape).astype(x_np.dtype, copy=False)
             scale = 1.0 / (n * model.n_probes)
-        else:  # "exact": one unit direction per input value
-            size = int(np.prod(x_np.shape[1:]))
-            directions = np.zeros((size, n, size))
-            directions[np.arange(size), :, np.arange(size)] = 1.0
-            directions = directions.reshape((size,) + x_np.shape)
+        else:  # "exact": one unit direction per input value, the same for every sample
+            directions = (_unit_direction(x_np.shape, i) for i in range(int(np.prod(x_np.shape[1:]))))
             scale = 1.0 / n
         forward_ad = torch.autograd.forward_ad
         total = 0.0
         for direction in directions:
+            # forward mode gives J v; reverse mode then differentiates ||J v||^2 with respect to the weights
             with forward_ad.dual_level():
-                tangent = forward_ad.unpack_dual(self.run("encoder", forward_ad.make_dual(x, torch.tensor(direction)))).tangent
+                output = self.run("encoder", forward_ad.make_dual(x, torch.tensor(direction)))
+                tangent = forward_ad.unpack_dual(output).tangent
             total = total + torch.sum(tangent ** 2)
         return scale * total
 
@@ -167,8 +166,11 @@ class TorchTwin:
             reconstruction = 0.5 * torch.sum(np.log(2 * np.pi) + pixel_logvar + (flat - mean) ** 2 * precision) / n
         return {"loss": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
 
-    def numpy_params(self) -> dict[str, np.ndarray]:
-        return {name: tensor.detach().numpy().copy() for name, tensor in self.params.items()}
+def _unit_direction(shape: tuple[int, ...], index: int) -> np.ndarray:
+    """e_index for every sample of a batch of ``shape``."""
+    direction = np.zeros(shape)
+    direction.reshape(shape[0], -1)[:, index] = 1.0
+    return direction
 
 
 def _kl_sparsity(h, rho: float, eps: float = 1e-6):

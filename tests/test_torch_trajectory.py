@@ -16,10 +16,10 @@ import pytest
 
 from autoencoders import (Autoencoder, ContractiveAutoencoder, SparseAutoencoder, VariationalAutoencoder,
                           conv_decoder, conv_encoder)
+from autoencoders.torch_twin import follow
 from experiments import datasets
 
 torch = pytest.importorskip("torch")
-from autoencoders.torch_twin import follow  # noqa: E402  (after the skip: it needs torch to run)
 
 STEPS, BATCH, TOLERANCE = 25, 8, 1e-9
 
@@ -76,7 +76,8 @@ def test_a_float64_model_follows_its_pytorch_twin_for_25_adam_steps(name):
         assert set(record["minidl"]) == set(record["torch"])
         worst_term = max(record["terms"], key=record["terms"].get)
         assert record["terms"][worst_term] <= TOLERANCE, (
-            f"step {step}: {worst_term} = {record['minidl'][worst_term]!r} here, {record['torch'][worst_term]!r} in PyTorch")
+            f"step {step}: {worst_term} = {record['minidl'][worst_term]!r} here, "
+            f"{record['torch'][worst_term]!r} in PyTorch")
         worst = max(record["params"], key=record["params"].get)
         assert record["params"][worst] <= TOLERANCE, (
             f"step {step}: parameter {worst} differs from PyTorch's by {record['params'][worst]:.2e} of its scale")

@@ -68,7 +68,8 @@ for algorithm in ("im2col", "winograd"):
         h = layer.forward(h, training=False)
     residues = h[(h != 0) & (np.abs(h) < 1e-12)]
     print(f"{algorithm:8s} second convolution: {np.mean(h == 0):6.1%} of its outputs exactly 0, "
-          f"{residues.size / h.size:6.1%} within 1e-12 of 0 but not 0 ({np.count_nonzero(residues > 0):,} of these {residues.size:,} positive)")
+          f"{residues.size / h.size:6.1%} within 1e-12 of 0 but not 0 "
+          f"({np.count_nonzero(residues > 0):,} of these {residues.size:,} positive)")
 print("a float64 Conv2D computes on", sparse_model().encoder.layers[3]._choose_path(), "by default")
 
 # %% [markdown]
