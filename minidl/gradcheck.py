@@ -71,6 +71,63 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-6) -
     return gradient
 
 
+def numerical_vjp(f: Callable[[], np.ndarray], x: np.ndarray, cotangents: np.ndarray, h: float = 1e-6,
+                  entries: np.ndarray | None = None) -> np.ndarray:
+    """Central-difference vector-Jacobian products of the array function ``f()`` for K cotangents at once.
+
+    Entry [k, i] is sum(cotangents[k] * (f(x + h e_i) - f(x - h e_i))) / (2 h), the derivative of
+    S_k = sum(f() * cotangents[k]) along e_i: two evaluations of ``f`` per entry serve all K cotangents.
+    ``x`` is perturbed in place (and restored), as in :func:`numerical_gradient`. With ``entries`` (flat
+    indices into x) only those entries are differenced.
+
+    Shapes
+    ------
+    x : any; f() : Y; cotangents : (K, *Y) -> (K, *x.shape), or (K, len(entries)) with ``entries``
+    """
+    if x.dtype != np.float64:
+        raise TypeError(f"Gradient checks need float64 arrays, received {x.dtype}.")
+    flat = x.reshape(-1)
+    if not np.shares_memory(flat, x):
+        raise ValueError("numerical_vjp needs a contiguous array it can perturb in place.")
+    indices = np.arange(flat.size) if entries is None else np.asarray(entries, dtype=np.intp).reshape(-1)
+    weights = np.asarray(cotangents, dtype=np.float64).reshape(len(cotangents), -1)
+    result = np.empty((len(weights), indices.size))
+    for column, i in enumerate(indices):
+        original = flat[i]
+        flat[i] = original + h
+        plus = np.array(f(), dtype=np.float64)  # a copy: f may return a view of x or a reused buffer
+        flat[i] = original - h
+        difference = (plus - np.asarray(f(), dtype=np.float64)).reshape(-1)  # before x is restored
+        flat[i] = original
+        result[:, column] = weights @ difference / (2.0 * h)
+    return result.reshape((len(weights),) + x.shape) if entries is None else result
+
+
+def numerical_projections(f: Callable[[], np.ndarray], x: np.ndarray, directions: np.ndarray,
+                          cotangents: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central differences of S_k = sum(f() * cotangents[k]) along whole-array directions.
+
+    Entry [k, j] is sum(cotangents[k] * (f(x + h v_j) - f(x - h v_j))) / (2 h), the derivative of S_k
+    along directions[j]: two evaluations of ``f`` per direction, whatever the size of x.
+
+    Shapes
+    ------
+    x : any; directions : (J, *x.shape); f() : Y; cotangents : (K, *Y) -> (K, J)
+    """
+    if x.dtype != np.float64:
+        raise TypeError(f"Gradient checks need float64 arrays, received {x.dtype}.")
+    weights = np.asarray(cotangents, dtype=np.float64).reshape(len(cotangents), -1)
+    original = x.copy()
+    result = np.empty((len(weights), len(directions)))
+    for j, direction in enumerate(directions):
+        x[...] = original + h * direction
+        plus = np.array(f(), dtype=np.float64)
+        x[...] = original - h * direction
+        result[:, j] = weights @ (plus - np.asarray(f(), dtype=np.float64)).reshape(-1) / (2.0 * h)
+    x[...] = original
+    return result
+
+
 def check_layer(layer: Layer, x: np.ndarray, rng=None, h: float = 1e-6) -> dict[str, float]:
     """Relative errors of ``layer.backward`` for the input and every parameter.
 
