@@ -184,13 +184,13 @@ def compare(check: str, array: str, analytic: np.ndarray, numeric: np.ndarray, a
     size = int(np.prod(shape, dtype=np.int64))
     if size == 0:
         return Comparison(check, array, 0.0, (), 0.0, 0.0, size=0, bound=tolerance)
-    if np.all(np.isfinite(analytic)):
-        error = max(relative_error(a, n, tiny=max(criteria.norm_floor(floor, size, tolerance), 1e-30))
-                    for a, n, floor in zip(analytic, numeric, atol))
-    else:
-        error = float("inf")
     flat_analytic, flat_numeric = analytic.reshape(k, size), numeric.reshape(k, size)
     estimate, tolerances, ratio = criteria.judge(flat_analytic, flat_numeric, atol, tolerance, redifference)
+    if np.all(np.isfinite(analytic)):  # on the estimates: a re-differenced entry counts by its Richardson value
+        error = max(relative_error(a, n, tiny=max(criteria.norm_floor(floor, size, tolerance), 1e-30))
+                    for a, n, floor in zip(flat_analytic, estimate, atol))
+    else:
+        error = float("inf")
     ordered = np.where(np.isnan(ratio), np.inf, ratio)
     cotangent, flat = np.unravel_index(int(np.argmax(ordered)), ordered.shape)
     failing = int(np.sum(np.any(~(ratio <= 1.0), axis=0)))
