@@ -236,6 +236,11 @@ def test_correct_layers_of_the_library_pass_full_and_fast_for_any_seed(kind, see
         assert max(c.excess for c in report.comparisons) <= 1.0
 
 
+def test_an_output_of_exact_zeros_passes():
+    """A ReLU of negative inputs: every value, every difference and the rounding floor are 0."""
+    assert assert_layer_gradients(ReLU(), -np.ones((2, 3))).passed
+
+
 def test_a_wrong_entry_among_far_larger_ones_fails_element_wise_and_is_named():
     """52% of dW[0, 0], an entry 1e7 times smaller than the rest of dW: the norm-wise relative error stays
     near 1e-8, far within 1e-6; the element-wise criterion names the entry with both values and its tolerance."""

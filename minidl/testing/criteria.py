@@ -56,6 +56,8 @@ def rounding_floor(terms: np.ndarray, h: float) -> float:
 def excess(analytic: np.ndarray, numeric: np.ndarray, atol, tolerance: float) -> np.ndarray:
     """|analytic - numeric| / (atol + tolerance |numeric|): an entry fails where this exceeds 1 (or is NaN).
 
+    Equal values give 0, also where the tolerance is 0 (an output of exact zeros has no rounding floor).
+
     Shapes
     ------
     analytic, numeric : any, the same; atol : broadcastable to them
@@ -63,7 +65,7 @@ def excess(analytic: np.ndarray, numeric: np.ndarray, atol, tolerance: float) ->
     numeric = np.asarray(numeric, dtype=np.float64)
     difference = np.abs(np.asarray(analytic, dtype=np.float64) - numeric)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return difference / (atol + tolerance * np.abs(numeric))
+        return np.where(difference == 0, 0.0, difference / (atol + tolerance * np.abs(numeric)))
 
 
 def richardson(numeric_h: np.ndarray, numeric_2h: np.ndarray) -> np.ndarray:
