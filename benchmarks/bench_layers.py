@@ -118,9 +118,11 @@ def main(argv=None) -> int:
         print(json.dumps(torch_worker(args.repeats)))
         return 0
     if args.worker:
-        # first, before NumPy: minidl sets its thread-pool defaults in its own worker processes only;
+        # first, before NumPy: minidl's thread-pool settings in its own worker processes only;
         # PyTorch's workers run as a PyTorch user's would (this parent process never imports minidl)
-        import minidl  # noqa: F401
+        import minidl
+
+        minidl.tune_process()
         print(json.dumps(minidl_worker(args.repeats, use_reference=args.worker == "reference")))
         return 0
 

@@ -17,8 +17,12 @@ and quick, which mutation testing needs: a mutant counts as killed only when a f
 import os
 import sys
 
-import pytest
-from hypothesis import Phase, settings
+import minidl
+
+minidl.tune_process()  # as the experiments and benchmarks do, before NumPy is imported where it still can be
+
+import pytest  # noqa: E402
+from hypothesis import Phase, settings  # noqa: E402
 
 THOROUGH_EXAMPLES = int(os.environ.get("THOROUGH_EXAMPLES", 2000))
 
