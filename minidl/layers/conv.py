@@ -20,18 +20,12 @@ import numpy as np
 from minidl.init import get_initializer
 from minidl.kernels import (col2im, im2col, winograd_input_tiles, winograd_input_tiles_adjoint, winograd_output_tiles,
                             winograd_output_tiles_adjoint)
-from minidl.layers.base import Layer
+from minidl.layers.base import Layer, positive_int
 from minidl.layers.memory import Workspace, as_images, images_last
 from minidl.winograd import F4X4_3X3, tile_grid, transform_weights, transform_weights_adjoint
 
 ALGORITHMS = ("auto", "im2col", "winograd")
 WINOGRAD = F4X4_3X3  # the tile size the "winograd" path uses (see docs/winograd.md for the choice)
-
-
-def _positive_int(name: str, value) -> int:
-    if not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
-    return int(value)
 
 
 def _check_padding(padding) -> str | int:
@@ -85,10 +79,10 @@ class _Convolution(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, rng, kernel_initializer,
                  dtype, weight_shape: str) -> None:
         super().__init__()
-        self.in_channels = _positive_int("in_channels", in_channels)
-        self.out_channels = _positive_int("out_channels", out_channels)
-        self.kernel_size = _positive_int("kernel_size", kernel_size)
-        self.stride = _positive_int("stride", stride)
+        self.in_channels = positive_int("in_channels", in_channels)
+        self.out_channels = positive_int("out_channels", out_channels)
+        self.kernel_size = positive_int("kernel_size", kernel_size)
+        self.stride = positive_int("stride", stride)
         self.padding = _check_padding(padding)
         k = self.kernel_size
         init = get_initializer(kernel_initializer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl.kernels import maxpool_backward, maxpool_forward, maxpool_gather
-from minidl.layers.base import Layer
+from minidl.layers.base import Layer, positive_int
 from minidl.layers.memory import as_images, images_last
 
 
@@ -36,9 +36,7 @@ class MaxPool2D(Layer):
 
     def __init__(self, pool_size: int = 2) -> None:
         super().__init__()
-        if not isinstance(pool_size, (int, np.integer)) or pool_size <= 0:
-            raise ValueError(f"Expected pool_size to be a positive integer. Received: pool_size={pool_size!r}")
-        self.pool_size = int(pool_size)
+        self.pool_size = positive_int("pool_size", pool_size)
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._check_input(x, (None, None, None, None), "(N, C, H, W)")

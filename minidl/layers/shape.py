@@ -63,7 +63,19 @@ class ZeroPad2D(Layer):
         return f"ZeroPad2D((({self.top}, {self.bottom}), ({self.left}, {self.right})))"
 
 
-class Flatten(Layer):
+class _Reshaping(Layer):
+    """A layer that only gives the same numbers another shape: its gradients take the input's shape back."""
+
+    def backward(self, dy):
+        input_shape = self._cached(dy)["input_shape"]
+        return dy.reshape(input_shape)
+
+    def jvp_backward(self, dt):
+        self._tangent_cached(dt)
+        return dt.reshape(dt.shape[:2] + self._cached()["input_shape"][1:]), None
+
+
+class Flatten(_Reshaping):
     """(N, d1, d2, ...) -> (N, d1 * d2 * ...), in C order."""
 
     def forward(self, x, training=True):
@@ -73,23 +85,15 @@ class Flatten(Layer):
         self._store(training, x, y)
         return y
 
-    def backward(self, dy):
-        input_shape = self._cached(dy)["input_shape"]
-        return dy.reshape(input_shape)
-
     def jvp(self, t):
         self._start_tangent(t)
         return t.reshape(t.shape[0], t.shape[1], -1)
-
-    def jvp_backward(self, dt):
-        self._tangent_cached(dt)
-        return dt.reshape(dt.shape[:2] + self._cached()["input_shape"][1:]), None
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
 
-class Reshape(Layer):
+class Reshape(_Reshaping):
     """(N, ...) -> (N, *shape); ``shape`` excludes the batch axis."""
 
     def __init__(self, shape: tuple[int, ...]) -> None:
@@ -106,17 +110,9 @@ class Reshape(Layer):
         self._store(training, x, y)
         return y
 
-    def backward(self, dy):
-        input_shape = self._cached(dy)["input_shape"]
-        return dy.reshape(input_shape)
-
     def jvp(self, t):
         self._start_tangent(t)
         return t.reshape(t.shape[:2] + self.shape)
-
-    def jvp_backward(self, dt):
-        self._tangent_cached(dt)
-        return dt.reshape(dt.shape[:2] + self._cached()["input_shape"][1:]), None
 
     def output_shape(self, input_shape):
         if int(np.prod(input_shape)) != int(np.prod(self.shape)):
