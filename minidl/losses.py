@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minidl.kernels import bce_logits_rows
+from minidl.backend import kernels
 from minidl.layers.activations import exp_negative_abs, sigmoid
 
 REDUCTIONS = ("mean", "sum")
@@ -141,7 +141,7 @@ def _bce_from_logits(logits: np.ndarray, target: np.ndarray, scale: float) -> tu
     x, t = (a.astype(np.result_type(a, np.float32), copy=False) for a in (x, target.reshape(x.shape)))
     e = exp_negative_abs(x)
     losses, dx, terms = np.empty(len(x)), np.empty(x.shape, dtype=x.dtype), np.empty(x.shape, dtype=x.dtype)
-    bce_logits_rows(x, t, e, np.log1p(e), scale, losses, dx, terms)
+    kernels.bce_logits_rows(x, t, e, np.log1p(e), scale, losses, dx, terms)
     return losses, dx.reshape(logits.shape).astype(logits.dtype, copy=False)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from minidl.kernels import adam_update
+from minidl.backend import kernels
 
 
 class Optimizer:
@@ -108,6 +108,6 @@ class Adam(Optimizer):
         correction2 = 1.0 - self.beta2 ** t
         step_size = self.lr / correction1
         for name, param, grad in self.parameters:
-            adam_update(param.reshape(-1), grad.reshape(-1), self.state[f"m/{name}"].reshape(-1),
+            kernels.adam_update(param.reshape(-1), grad.reshape(-1), self.state[f"m/{name}"].reshape(-1),
                         self.state[f"v/{name}"].reshape(-1), self.beta1, self.beta2, step_size, correction2,
                         self.eps)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.kernels import negative_capped_abs, relu_backward, relu_forward, sigmoid_from_exponential
+from minidl.backend import kernels
 from minidl.layers.base import Layer
 from minidl.layers.memory import empty, flat, memory_axes
 
@@ -25,7 +25,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     x = _at_least_float32(x)
     axes = memory_axes(x)
     e, y = _exp_negative_abs(x, axes), empty(x.shape, axes, x.dtype)
-    sigmoid_from_exponential(flat(x, axes), flat(e, axes), flat(y, axes))
+    kernels.sigmoid_from_exponential(flat(x, axes), flat(e, axes), flat(y, axes))
     return y
 
 
@@ -44,7 +44,7 @@ def _exp_negative_abs(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """:func:`exp_negative_abs` of a float32 or float64 ``x`` whose memory order ``axes`` is known."""
     bound = 0.5 * -np.log(np.finfo(x.dtype).tiny)
     e = empty(x.shape, axes, x.dtype)
-    negative_capped_abs(flat(x, axes), bound, flat(e, axes))
+    kernels.negative_capped_abs(flat(x, axes), bound, flat(e, axes))
     return np.exp(e, out=e)
 
 
@@ -64,7 +64,7 @@ class ReLU(Layer):
     def forward(self, x, training=True):
         axes = memory_axes(x)
         y, mask = empty(x.shape, axes, x.dtype), empty(x.shape, axes, np.bool_)
-        relu_forward(flat(x, axes), flat(y, axes), flat(mask, axes))
+        kernels.relu_forward(flat(x, axes), flat(y, axes), flat(mask, axes))
         self._store(training, x, y, mask=mask, axes=axes)
         return y
 
@@ -72,7 +72,7 @@ class ReLU(Layer):
         cache = self._cached(dy)
         mask, axes = cache["mask"], cache["axes"]
         dx = empty(mask.shape, axes, dy.dtype)
-        relu_backward(flat(dy, axes), flat(mask, axes), flat(dx, axes))
+        kernels.relu_backward(flat(dy, axes), flat(mask, axes), flat(dx, axes))
         return dx
 
     def jvp(self, t):
@@ -90,7 +90,7 @@ class ReLU(Layer):
         mask, axes = cache["mask"], cache["axes"]
         out = empty(t.shape, (0,) + tuple(axis + 1 for axis in axes), t.dtype)  # each out[k] laid out as mask
         for k in range(len(t)):
-            relu_backward(flat(t[k], axes), flat(mask, axes), flat(out[k], axes))
+            kernels.relu_backward(flat(t[k], axes), flat(mask, axes), flat(out[k], axes))
         return out
 
 

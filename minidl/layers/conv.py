@@ -18,8 +18,7 @@ import math
 import numpy as np
 
 from minidl.init import get_initializer
-from minidl.kernels import (col2im, im2col, winograd_input_tiles, winograd_input_tiles_adjoint, winograd_output_tiles,
-                            winograd_output_tiles_adjoint)
+from minidl.backend import kernels
 from minidl.layers.base import Layer, positive_int
 from minidl.layers.memory import Workspace, as_images, images_last
 from minidl.winograd import F4X4_3X3, tile_grid, transform_weights, transform_weights_adjoint
@@ -214,7 +213,7 @@ class Conv2D(_Convolution):
         rows = self.in_channels * k * k
         # one more row, of ones, carries the bias through the product: [W2 b] @ [cols; 1] = W2 @ cols + b
         cols = self._scratch(slot, "cols", (rows + 1, out_h * out_w * n), dtype)
-        im2col(images_last(x, dtype), k, k, self.stride, pad_top, pad_left, out_h, out_w, cols[:rows])
+        kernels.im2col(images_last(x, dtype), k, k, self.stride, pad_top, pad_left, out_h, out_w, cols[:rows])
         W2 = W.reshape(self.out_channels, rows).astype(dtype, copy=False)
         if bias is None:
             product = W2 @ cols[:rows]
@@ -249,7 +248,7 @@ class Conv2D(_Convolution):
         n, channels, height, width = cache["input_shape"]
         dx = np.empty((channels, height, width, n), dtype=dcols.dtype)
         k = self.kernel_size
-        col2im(dcols, k, k, self.stride, pad_top, pad_left, out_h, out_w, dx)
+        kernels.col2im(dcols, k, k, self.stride, pad_top, pad_left, out_h, out_w, dx)
         return as_images(dx)
 
     def _winograd_linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict]:
@@ -262,13 +261,14 @@ class Conv2D(_Convolution):
         a = WINOGRAD.tile
         dtype = np.result_type(x, self.params["W"])
         V = self._scratch(slot, "V", (a * a, self.in_channels, tiles_h * tiles_w * n), dtype)
-        winograd_input_tiles(images_last(x, dtype), WINOGRAD.BT.astype(dtype), pad_top, pad_left, tiles_h, tiles_w, V)
+        kernels.winograd_input_tiles(images_last(x, dtype), WINOGRAD.BT.astype(dtype), pad_top, pad_left,
+                                     tiles_h, tiles_w, V)
         U = transform_weights(self.params["W"].astype(dtype, copy=False), WINOGRAD.G)
         M = self._scratch(slot, "M", (a * a, self.out_channels, V.shape[2]), dtype)
         np.matmul(U, V, out=M)
         y = np.empty((self.out_channels, out_h, out_w, n), dtype=dtype)
         bias = np.zeros(self.out_channels, dtype) if bias is None else bias.astype(dtype, copy=False)
-        winograd_output_tiles(M, WINOGRAD.AT.astype(dtype), bias, y)
+        kernels.winograd_output_tiles(M, WINOGRAD.AT.astype(dtype), bias, y)
         cache = dict(path="winograd", slot=slot, V=V, U=U, input_shape=x.shape,
                      geometry=(pad_top, pad_left, tiles_h, tiles_w))
         return as_images(y), cache
@@ -280,7 +280,7 @@ class Conv2D(_Convolution):
         dtype = np.result_type(V, dy)
         dM = self._scratch(cache["slot"], "M", (U.shape[0], self.out_channels, V.shape[2]), dtype)  # M is spent
         db = np.empty(self.out_channels, dtype)
-        winograd_output_tiles_adjoint(images_last(dy, dtype), WINOGRAD.AT.astype(dtype), dM, db)
+        kernels.winograd_output_tiles_adjoint(images_last(dy, dtype), WINOGRAD.AT.astype(dtype), dM, db)
         if bias_grad is not None:
             bias_grad += db
         self.grads["W"] += transform_weights_adjoint(np.matmul(dM, V.transpose(0, 2, 1)), WINOGRAD.G)
@@ -290,7 +290,7 @@ class Conv2D(_Convolution):
         np.matmul(U.transpose(0, 2, 1), dM, out=dV)
         n, channels, height, width = cache["input_shape"]
         dx = np.empty((channels, height, width, n), dtype=dtype)
-        winograd_input_tiles_adjoint(dV, WINOGRAD.BT.astype(dtype), pad_top, pad_left, tiles_h, tiles_w, dx)
+        kernels.winograd_input_tiles_adjoint(dV, WINOGRAD.BT.astype(dtype), pad_top, pad_left, tiles_h, tiles_w, dx)
         return as_images(dx)
 
 
@@ -341,7 +341,7 @@ class Conv2DTranspose(_Convolution):
         X = images_last(x, dtype).reshape(self.in_channels, -1)  # (C_in, H W N)
         cols = W.reshape(self.in_channels, -1).T.astype(dtype, copy=False) @ X  # (C_out k k, H W N)
         y = np.empty((self.out_channels, out_h, out_w, n), dtype=dtype)
-        col2im(cols, k, k, self.stride, crop_top, crop_left, height, width, y)
+        kernels.col2im(cols, k, k, self.stride, crop_top, crop_left, height, width, y)
         if bias is not None:
             y += bias.astype(dtype, copy=False)[:, None, None, None]
         return as_images(y), dict(X=X, input_shape=x.shape, geometry=(out_h, out_w, crop_top, crop_left))
@@ -358,7 +358,7 @@ class Conv2DTranspose(_Convolution):
         if bias_grad is not None:
             bias_grad += dy.sum(axis=(1, 2, 3))
         dcols = np.empty((self.out_channels * k * k, height * width * n), dtype=dtype)
-        im2col(dy, k, k, self.stride, crop_top, crop_left, height, width, dcols)
+        kernels.im2col(dy, k, k, self.stride, crop_top, crop_left, height, width, dcols)
         W2 = self.params["W"].reshape(self.in_channels, -1)
         self.grads["W"] += (X @ dcols.T).reshape(self.params["W"].shape)
         if not self.needs_input_grad:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.kernels import maxpool_backward, maxpool_forward, maxpool_gather
+from minidl.backend import kernels
 from minidl.layers.base import Layer, positive_int
 from minidl.layers.memory import as_images, images_last
 
@@ -47,7 +47,7 @@ class MaxPool2D(Layer):
         stored = images_last(x, dtype=self._kernel_dtype(x.dtype, "x"))  # (C, H, W, N)
         y = np.empty((c, height // p, width // p, n), dtype=stored.dtype)
         argmax = np.empty(y.shape, dtype=np.int32)  # a flat index into one image: int32 is plenty
-        maxpool_forward(stored, p, y, argmax)
+        kernels.maxpool_forward(stored, p, y, argmax)
         y = as_images(y).astype(x.dtype, copy=False)
         self._store(training, x, y, argmax=argmax)
         return y
@@ -57,7 +57,7 @@ class MaxPool2D(Layer):
         n, c, height, width = cache["input_shape"]
         stored = images_last(dy, dtype=self._kernel_dtype(dy.dtype, "dy"))
         dx = np.empty((c, height, width, n), dtype=stored.dtype)
-        maxpool_backward(stored, cache["argmax"], self.pool_size, dx)
+        kernels.maxpool_backward(stored, cache["argmax"], self.pool_size, dx)
         return as_images(dx).astype(dy.dtype, copy=False)
 
     def _kernel_dtype(self, dtype: np.dtype, name: str) -> np.dtype:
@@ -77,7 +77,7 @@ class MaxPool2D(Layer):
         argmax = np.tile(argmax, (1, 1, 1, k)) if k > 1 else argmax
         stored = images_last(self._merge(t), dtype=self._kernel_dtype(t.dtype, "t"))
         y = np.empty(argmax.shape, dtype=stored.dtype)
-        maxpool_gather(stored, argmax, self.pool_size, y)
+        kernels.maxpool_gather(stored, argmax, self.pool_size, y)
         self._store_tangent(argmax=argmax, shape=t.shape)
         return as_images(y).reshape((k, n) + y.shape[:3]).astype(t.dtype, copy=False)
 
@@ -87,7 +87,7 @@ class MaxPool2D(Layer):
         k, n, c, height, width = cache["shape"]
         stored = images_last(self._merge(dt), dtype=self._kernel_dtype(dt.dtype, "dt"))
         dx = np.empty((c, height, width, k * n), dtype=stored.dtype)
-        maxpool_backward(stored, cache["argmax"], self.pool_size, dx)
+        kernels.maxpool_backward(stored, cache["argmax"], self.pool_size, dx)
         return as_images(dx).reshape(cache["shape"]).astype(dt.dtype, copy=False), None
 
     def output_shape(self, input_shape):
