@@ -21,6 +21,13 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     For x >= 0 the usual form is safe; for x < 0 the equal form exp(x) / (1 + exp(x)) is used:
     ``np.where(x >= 0, 1, e) / (1 + e)`` with e = :func:`exp_negative_abs` (x), by a kernel (NumPy's
     where branches at every element). In x's floating dtype, float32 at least; laid out in memory as x.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import sigmoid
+    >>> sigmoid(np.array([-800.0, 0.0, 800.0]))   # no overflow warning
+    array([1.49166815e-154, 5.00000000e-001, 1.00000000e+000])
     """
     x = _at_least_float32(x)
     axes = memory_axes(x)
@@ -59,6 +66,16 @@ class ReLU(Layer):
 
     Both passes are one parallel kernel over the elements in memory order; the output keeps the input's
     memory layout (see :mod:`minidl.layers.memory`). What it computes is ``x * (x > 0)`` and ``dy * mask``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import ReLU
+    >>> relu = ReLU()
+    >>> relu.forward(np.array([[-1.0, 0.0, 2.0]]))
+    array([[-0.,  0.,  2.]])
+    >>> relu.backward(np.array([[5.0, 5.0, 5.0]]))   # 0 at the kink x = 0
+    array([[0., 0., 5.]])
     """
 
     def forward(self, x, training=True):
@@ -102,6 +119,16 @@ class Sigmoid(Layer):
     The tangent pass t_out = y (1 - y) t depends on x through y, with
     d/dx [y (1 - y)] = y (1 - y) (1 - 2 y), so its backward returns the second-order term
     dx_extra = sum_k dt[k] * t[k] * y (1 - y) (1 - 2 y).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Sigmoid
+    >>> layer = Sigmoid()
+    >>> layer.forward(np.array([[0.0, 2.0]]))
+    array([[0.5       , 0.88079708]])
+    >>> layer.backward(np.array([[1.0, 1.0]]))   # y (1 - y)
+    array([[0.25      , 0.10499359]])
     """
 
     def forward(self, x, training=True):
@@ -131,6 +158,16 @@ class Tanh(Layer):
     Notes
     -----
     Second derivative: d/dx (1 - y^2) = -2 y (1 - y^2), the source of the tangent pass's ``dx_extra``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Tanh
+    >>> layer = Tanh()
+    >>> layer.forward(np.array([[0.0, 1.0]]))
+    array([[0.        , 0.76159416]])
+    >>> layer.backward(np.array([[1.0, 1.0]]))   # 1 - y^2
+    array([[1.        , 0.41997434]])
     """
 
     def forward(self, x, training=True):
@@ -155,7 +192,15 @@ class Tanh(Layer):
 
 
 class Identity(Layer):
-    """y = x (a linear latent layer)."""
+    """y = x (a linear latent layer).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Identity
+    >>> Identity().forward(np.array([[1.5, -2.0]]))
+    array([[ 1.5, -2. ]])
+    """
 
     def forward(self, x, training=True):
         self._store(training, x, x)

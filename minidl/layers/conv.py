@@ -165,6 +165,18 @@ class Conv2D(_Convolution):
     For 3x3 kernels at stride 1 the same map can be computed with fewer multiplications by Winograd's
     minimal filtering (:meth:`_winograd_linear` and its adjoint, docs/winograd.md); :meth:`_choose_path`
     decides which path runs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Conv2D
+    >>> conv = Conv2D(1, 4, kernel_size=3, padding="same", rng=0)
+    >>> y = conv.forward(np.ones((2, 1, 5, 5), np.float32))
+    >>> y.shape
+    (2, 4, 5, 5)
+    >>> dx = conv.backward(np.ones_like(y))
+    >>> dx.shape, conv.grads['W'].shape, conv.grads['b']
+    ((2, 1, 5, 5), (4, 1, 3, 3), array([50., 50., 50., 50.], dtype=float32))
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
@@ -316,6 +328,17 @@ class Conv2DTranspose(_Convolution):
     Let A be the strided convolution that maps a (C_out, OH, OW) image to (C_in, H, W) with weight W.
     This layer computes y = A^T x + b: with X the input as a (C_in, H W N) matrix, cols = W2.T @ X and
     y = col2im(cols). Its backward is A itself: dX = W2 @ im2col(dy), dW2 = X @ im2col(dy).T.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Conv2DTranspose
+    >>> up = Conv2DTranspose(4, 1, kernel_size=3, stride=2, padding="same", rng=0)
+    >>> y = up.forward(np.ones((2, 4, 3, 3), np.float32))   # doubles height and width
+    >>> y.shape
+    (2, 1, 6, 6)
+    >>> up.backward(np.ones_like(y)).shape
+    (2, 4, 3, 3)
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 2,

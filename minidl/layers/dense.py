@@ -28,6 +28,19 @@ class Dense(Layer):
     Notes
     -----
     With upstream gradient dy = dL/dy:  dL/dx = dy @ W.T,  dL/dW = x.T @ dy,  dL/db = sum_n dy[n].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Dense
+    >>> layer = Dense(3, 2, rng=0, dtype=np.float64)
+    >>> x = np.ones((4, 3))
+    >>> y = layer.forward(x)
+    >>> y.shape
+    (4, 2)
+    >>> dx = layer.backward(np.ones_like(y))   # dx = dy @ W.T, and fills layer.grads
+    >>> dx.shape, layer.grads['b']
+    ((4, 3), array([4., 4.]))
     """
 
     def __init__(self, in_features: int, out_features: int, rng=None,

@@ -32,6 +32,21 @@ class MaxPool2D(Layer):
 
     The kernels work on images stored images-last (see :mod:`minidl.layers.memory`), as a convolution
     leaves them; output and input gradient are returned in that layout, as (N, C, H, W) views.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import MaxPool2D
+    >>> pool = MaxPool2D(2)
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> pool.forward(x)
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
+    >>> pool.backward(np.ones((1, 1, 2, 2)))   # the gradient goes to each window's maximum
+    array([[[[0., 0., 0., 0.],
+             [0., 1., 0., 1.],
+             [0., 0., 0., 0.],
+             [0., 1., 0., 1.]]]])
     """
 
     def __init__(self, pool_size: int = 2) -> None:

@@ -21,6 +21,19 @@ class ZeroPad2D(Layer):
     Notes
     -----
     The backward pass crops: the padded border does not depend on x.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import ZeroPad2D
+    >>> pad = ZeroPad2D(((0, 1), (0, 1)))
+    >>> pad.forward(np.ones((1, 1, 2, 2)))[0, 0]
+    array([[1., 1., 0.],
+           [1., 1., 0.],
+           [0., 0., 0.]])
+    >>> pad.backward(np.arange(9.0).reshape(1, 1, 3, 3))[0, 0]   # the crop
+    array([[0., 1.],
+           [3., 4.]])
     """
 
     def __init__(self, pad) -> None:
@@ -76,7 +89,18 @@ class _Reshaping(Layer):
 
 
 class Flatten(_Reshaping):
-    """(N, d1, d2, ...) -> (N, d1 * d2 * ...), in C order."""
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...), in C order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Flatten
+    >>> flatten = Flatten()
+    >>> flatten.forward(np.zeros((2, 3, 4, 4))).shape
+    (2, 48)
+    >>> flatten.backward(np.zeros((2, 48))).shape
+    (2, 3, 4, 4)
+    """
 
     def forward(self, x, training=True):
         if x.ndim < 2:
@@ -94,7 +118,18 @@ class Flatten(_Reshaping):
 
 
 class Reshape(_Reshaping):
-    """(N, ...) -> (N, *shape); ``shape`` excludes the batch axis."""
+    """(N, ...) -> (N, *shape); ``shape`` excludes the batch axis.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Reshape
+    >>> reshape = Reshape((256, 3, 3))
+    >>> reshape.forward(np.zeros((2, 2304))).shape
+    (2, 256, 3, 3)
+    >>> reshape.backward(np.zeros((2, 256, 3, 3))).shape
+    (2, 2304)
+    """
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         super().__init__()
