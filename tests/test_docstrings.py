@@ -10,7 +10,7 @@ import autoencoders
 import minidl.testing
 
 MODULES = ["autoencoders.models", "autoencoders.trainer", "autoencoders.architectures", "minidl.testing.gradients",
-           "minidl.testing.adjoint", "minidl.testing.kinks", "minidl.gradcheck"]
+           "minidl.testing.adjoint", "minidl.testing.kinks", "minidl.gradcheck", "minidl.serialization"]
 
 
 @pytest.mark.parametrize("name", MODULES)
