@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from minidl.layers.base import Layer
-from minidl.serialization import assign_params, load_arrays, save_arrays
+from minidl.serialization import load_params, save_arrays
 
 
 class Sequential(Layer):
@@ -143,10 +143,11 @@ class Sequential(Layer):
         """Read parameters saved by :meth:`save`, without pickle.
 
         A file that cannot be read raises :class:`~minidl.serialization.FileFormatError` (a ValueError);
-        one whose names, shapes or dtypes differ from this model raises ValueError. Either way the model
-        is left as it was.
+        one whose names, shapes or dtypes differ from this model, or that holds the parameters of another
+        kind of model (see :func:`~minidl.serialization.load_params`), raises ValueError. Either way the
+        model is left as it was.
         """
-        assign_params(self.params, load_arrays(path), source=str(path))
+        load_params(path, self.params, kind=type(self).__name__)
 
     def __len__(self) -> int:
         return len(self.layers)
