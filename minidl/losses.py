@@ -185,10 +185,10 @@ def kl_sparsity(h: np.ndarray, rho: float = 0.05, eps: float = 1e-6) -> tuple[fl
     and drho_hat_k / dh[n, k] = 1 / N, so every sample of unit k gets the same gradient. For a sigmoid code
     h = sigmoid(u) the slope h (1 - h) multiplies it on the way to u:
     dP/du[n, k] = (rho_hat_k - rho) h[n, k] (1 - h[n, k]) / (N rho_hat_k (1 - rho_hat_k)), which is about
-    (rho_hat_k - rho) / N for a unit about equally active on every sample: bounded, and not fading as the
-    unit saturates. Where the clip is active (a batch mean at or below eps or at or above 1 - eps) the
-    clipped value no longer depends on h, so that unit's gradient is exactly 0: only there does the
-    penalty stop pulling a dead or saturated unit back (docs/kl-sparsity.md).
+    (rho_hat_k - rho) / N for a unit about equally active on every sample, not fading as the unit saturates;
+    summed over the batch it is at most |rho_hat_k - rho| for any unit. Where the clip is active (a batch mean
+    at or below eps or at or above 1 - eps) the clipped value no longer depends on h, so that unit's gradient
+    is exactly 0: only there does the penalty stop pulling a dead or saturated unit back (docs/kl-sparsity.md).
 
     Examples
     --------
