@@ -61,11 +61,33 @@ def _at_least_float32(x) -> np.ndarray:
     return x.astype(np.result_type(x, np.float32), copy=False)
 
 
+def relu_and_mask(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x * (x > 0)`` and the mask ``x > 0``, in one pass of a kernel, laid out in memory as ``x``."""
+    axes = memory_axes(x)
+    y, mask = empty(x.shape, axes, x.dtype), empty(x.shape, axes, np.bool_)
+    kernels.relu_forward(flat(x, axes), flat(y, axes), flat(mask, axes))
+    return y, mask
+
+
+def times_mask(dy: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``dy * mask``, one kernel pass per leading slice of ``dy`` when it has one axis more than ``mask``
+    (tangents (K, N, ...)); each slice of the result is laid out in memory as ``mask``."""
+    axes = memory_axes(mask)
+    if dy.ndim == mask.ndim:
+        dx = empty(mask.shape, axes, dy.dtype)
+        kernels.relu_backward(flat(dy, axes), flat(mask, axes), flat(dx, axes))
+        return dx
+    dx = empty(dy.shape, (0,) + tuple(axis + 1 for axis in axes), dy.dtype)
+    for k in range(len(dy)):
+        kernels.relu_backward(flat(dy[k], axes), flat(mask, axes), flat(dx[k], axes))
+    return dx
+
+
 class ReLU(Layer):
     """y = max(x, 0); dy/dx = 1 where x > 0 and 0 elsewhere (0 at the kink x = 0).
 
-    Both passes are one parallel kernel over the elements in memory order; the output keeps the input's
-    memory layout (see :mod:`minidl.layers.memory`). What it computes is ``x * (x > 0)`` and ``dy * mask``.
+    Both passes are one parallel kernel over the elements in memory order (:func:`relu_and_mask`,
+    :func:`times_mask`); the output keeps the input's memory layout (see :mod:`minidl.layers.memory`).
 
     Examples
     --------
@@ -79,36 +101,23 @@ class ReLU(Layer):
     """
 
     def forward(self, x, training=True):
-        axes = memory_axes(x)
-        y, mask = empty(x.shape, axes, x.dtype), empty(x.shape, axes, np.bool_)
-        kernels.relu_forward(flat(x, axes), flat(y, axes), flat(mask, axes))
-        self._store(training, x, y, mask=mask, axes=axes)
+        y, mask = relu_and_mask(x)  # y = x * (x > 0), mask = x > 0
+        self._store(training, x, y, mask=mask)
         return y
 
     def backward(self, dy):
-        cache = self._cached(dy)
-        mask, axes = cache["mask"], cache["axes"]
-        dx = empty(mask.shape, axes, dy.dtype)
-        kernels.relu_backward(flat(dy, axes), flat(mask, axes), flat(dx, axes))
-        return dx
+        mask = self._cached(dy)["mask"]
+        return times_mask(dy, mask)  # dx = dy * mask
 
     def jvp(self, t):
-        self._start_tangent(t)
-        return self._masked(t)
+        mask = self._start_tangent(t)["mask"]
+        return times_mask(t, mask)  # t_out[k] = t[k] * mask
 
     def jvp_backward(self, dt):
         self._tangent_cached(dt)
+        mask = self._cached()["mask"]
         # the Jacobian is piecewise constant in x: no second-order term
-        return self._masked(dt), None
-
-    def _masked(self, t):
-        """t[k] * mask for every direction k, with the backward kernel (K, N, ...) -> (K, N, ...)."""
-        cache = self._cached()
-        mask, axes = cache["mask"], cache["axes"]
-        out = empty(t.shape, (0,) + tuple(axis + 1 for axis in axes), t.dtype)  # each out[k] laid out as mask
-        for k in range(len(t)):
-            kernels.relu_backward(flat(t[k], axes), flat(mask, axes), flat(out[k], axes))
-        return out
+        return times_mask(dt, mask), None
 
 
 class Sigmoid(Layer):
