@@ -44,6 +44,9 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray, tiny: float = 1e-3
     return float(np.linalg.norm(analytic - numeric) / scale)
 
 
+BLOCK_ENTRIES = 256  # differences kept before they are multiplied by the cotangents: one product per block
+
+
 def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
     """Central-difference gradient of the scalar ``f()`` with respect to the array ``x``.
 
@@ -92,14 +95,17 @@ def numerical_vjp(f: Callable[[], np.ndarray], x: np.ndarray, cotangents: np.nda
     indices = np.arange(flat.size) if entries is None else np.asarray(entries, dtype=np.intp).reshape(-1)
     weights = np.asarray(cotangents, dtype=np.float64).reshape(len(cotangents), -1)
     result = np.empty((len(weights), indices.size))
-    for column, i in enumerate(indices):
-        original = flat[i]
-        flat[i] = original + h
-        plus = np.array(f(), dtype=np.float64)  # a copy: f may return a view of x or a reused buffer
-        flat[i] = original - h
-        difference = (plus - np.asarray(f(), dtype=np.float64)).reshape(-1)  # before x is restored
-        flat[i] = original
-        result[:, column] = weights @ difference / (2.0 * h)
+    block = np.empty((min(indices.size, BLOCK_ENTRIES), weights.shape[1]))  # f(x + h e_i) - f(x - h e_i), by rows
+    for start in range(0, indices.size, len(block)):
+        chunk = indices[start:start + len(block)]
+        for row, i in enumerate(chunk):
+            original = flat[i]
+            flat[i] = original + h
+            block[row] = f().reshape(-1)  # copied now: f may return a view of x or a reused buffer
+            flat[i] = original - h
+            block[row] -= f().reshape(-1)
+            flat[i] = original
+        result[:, start:start + len(chunk)] = weights @ block[:len(chunk)].T / (2.0 * h)
     return result.reshape((len(weights),) + x.shape) if entries is None else result
 
 
