@@ -76,6 +76,7 @@ class Comparison:
     bound: float = TOLERANCE
     kink: float | None = None
     extrapolated: float | None = None
+    cotangents: int = 1
 
     @property
     def passed(self) -> bool:
@@ -133,12 +134,12 @@ class GradientReport:
         return "\n".join(lines)
 
     def _explain(self, c: Comparison) -> str:
-        text = (f"Worst entry of {c.check} {c.array}: {c.where()} analytic {c.analytic:.9g}, numeric {c.numeric:.9g} "
-                f"(cotangent {c.cotangent + 1} of {self.cotangents}): |difference| {abs(c.analytic - c.numeric):.3g} "
-                f"against a tolerance of {c.tolerance:.3g}; {c.failing} of {c.size} entries exceed theirs.")
-        if c.extrapolated is not None:
-            text += (f" Differenced again with 2h, the h^2-free estimate is {c.extrapolated:.9g}: "
-                     f"{'curvature does not explain it' if c.failing else 'within tolerance'}.")
+        which = f" (cotangent {c.cotangent + 1} of {c.cotangents})" if c.cotangents > 1 else ""
+        text = (f"Worst entry of {c.check} {c.array}: {c.where()} analytic {c.analytic:.9g}, numeric {c.numeric:.9g}"
+                f"{which}: |difference| {abs(c.analytic - c.numeric):.3g} against a tolerance of {c.tolerance:.3g}; "
+                f"{c.failing} of {c.size} entries exceed theirs.")
+        if c.extrapolated is not None and c.failing:
+            text += f" Differenced again with 2h: h^2-free estimate {c.extrapolated:.9g}, so not curvature."
         if c.failing and c.error <= c.bound:
             text += (f" The norm-wise relative error of the array, {c.error:.2g}, is within {c.bound:g}: the entry "
                      "is small beside the others, and only the element-wise criterion sees it.")
@@ -200,7 +201,7 @@ def compare(check: str, array: str, analytic: np.ndarray, numeric: np.ndarray, a
                       float(flat_analytic[cotangent, flat]), float(flat_numeric[cotangent, flat]),
                       float(tolerances[cotangent, flat]), float(ordered[cotangent, flat]), failing, size,
                       int(cotangent), tolerance, None if kinks is None else float(kinks.reshape(-1)[flat]),
-                      extrapolated)
+                      extrapolated, k)
 
 
 def assert_layer_gradients(layer, x: np.ndarray, *, rng=0, h: float = STEP, tolerance: float = TOLERANCE,
@@ -417,7 +418,7 @@ def _screen(name, forward, gradients, array, probes, atol, rng, h, tolerance) ->
     return Comparison("backward", f"{name} (fast)", error, (int(direction),), float(analytic[cotangent, direction]),
                       float(numeric[cotangent, direction]), float(criteria.SCREEN_FRACTION * atol[cotangent]),
                       float(ratio[cotangent, direction]), 0 if screened else 1, FAST_DIRECTIONS, int(cotangent),
-                      tolerance)
+                      tolerance, cotangents=len(probes))
 
 
 # -- tangent pass ----------------------------------------------------------------------------------
