@@ -13,7 +13,10 @@ alone is up to 6e-2, and x +- h is itself rounded: always check in float64.
 
 The agreement is measured as ``relative_error(a, n) = ||a - n|| / max(||a|| + ||n||, tiny)`` over a whole
 array (Euclidean norms). Taken element by element the same formula is dominated by entries whose true
-value is zero (a dead ReLU), where rounding noise alone gives a relative error of 1.
+value is zero (a dead ReLU), where rounding noise alone gives a relative error of 1; :mod:`minidl.testing`
+adds an element-wise criterion whose absolute part is the rounding floor of each difference instead
+(:mod:`minidl.testing.criteria`). :func:`numerical_vjp` differences an array-valued function once per entry
+for several cotangents at once, :func:`numerical_projections` along whole-array directions.
 
 A layer is checked through the scalar L = sum(forward(x) * r) for a fixed random r, whose gradient
 with respect to the output is exactly r: ``backward(r)`` must return dL/dx and add dL/dparam.
@@ -44,9 +47,6 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray, tiny: float = 1e-3
     return float(np.linalg.norm(analytic - numeric) / scale)
 
 
-BLOCK_ENTRIES = 256  # differences kept before they are multiplied by the cotangents: one product per block
-
-
 def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
     """Central-difference gradient of the scalar ``f()`` with respect to the array ``x``.
 
@@ -72,6 +72,9 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-6) -
         flat[i] = original
         grad_flat[i] = (plus - minus) / (2.0 * h)
     return gradient
+
+
+BLOCK_ENTRIES = 256  # differences kept before they are multiplied by the cotangents: one product per block
 
 
 def numerical_vjp(f: Callable[[], np.ndarray], x: np.ndarray, cotangents: np.ndarray, h: float = 1e-6,
