@@ -242,14 +242,14 @@ def test_an_output_of_exact_zeros_passes():
 
 
 def test_a_wrong_entry_among_far_larger_ones_fails_element_wise_and_is_named():
-    """52% of dW[0, 0], an entry 1e7 times smaller than the rest of dW: the norm-wise relative error stays
-    near 1e-8, far within 1e-6; the element-wise criterion names the entry with both values and its tolerance."""
+    """52% of dW[0, 0], an entry 1e6 times smaller than the rest of dW: the norm-wise relative error stays
+    near 3e-7, within 1e-6; the element-wise criterion names the entry with both values and its tolerance."""
     layer, x = first_weight_wrong(np.random.default_rng(0))
     error = mismatch(layer, x)
     [wrong] = error.report.failures
     assert (wrong.array, wrong.index, wrong.failing) == ("W", (0, 0), 1)
-    assert wrong.error < 1e-7  # the norm-wise criterion alone would pass it
-    assert wrong.analytic / wrong.numeric == pytest.approx(1.52, rel=1e-3)  # the numeric value resolves to ~1e-4
+    assert wrong.error <= wrong.bound  # the norm-wise criterion alone would pass it
+    assert wrong.analytic / wrong.numeric == pytest.approx(1.52, rel=1e-4)
     text = str(error)
     assert f"W[0, 0] analytic {wrong.analytic:.9g}, numeric {wrong.numeric:.9g}" in text
     assert f"against a tolerance of {wrong.tolerance:.3g}; 1 of 6 entries exceed theirs" in text

@@ -5,8 +5,8 @@ Two criteria judge each array; it passes only when both hold.
 
 **Norm-wise**: ||a - n|| / max(||a|| + ||n||, floor) <= tolerance, the measure of
 :func:`minidl.gradcheck.relative_error`. It sees an error spread over many entries, and is blind to one
-entry much smaller than the rest: 52% of an entry 1e7 times smaller than the others moves the norm by
-a few parts in 1e8.
+entry much smaller than the rest: 52% of an entry 1e6 times smaller than the others moves the norm by
+about 3e-7.
 
 **Element-wise**: every entry |a_i - n_i| <= atol + tolerance |n_i|, as PyTorch's gradcheck, but with
 atol derived rather than fixed: a central difference of S carries the rounding of two evaluations of S,
