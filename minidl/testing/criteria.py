@@ -26,8 +26,9 @@ enough for h^2 to matter is told apart from a wrong backward pass.
 **The fast screen** compares projections <a, v> against (S(a + h v) - S(a - h v)) / 2h for random sign
 vectors v (entries +-1: a wrong entry enters every projection at its full size, never scaled down by a
 small component of v). Two values of S resolve a projection only to the same atol as one entry, so the
-screen passes an array only when every projection agrees within SCREEN_FRACTION of atol; anything else
-is handed to the full check, which decides. The screen can thus be slower than hoped but never more
+screen passes an array only when every projection agrees within SCREEN_FRACTION of atol (plus the
+rounding of the step a + h v itself, :func:`screen_bound`); anything else is handed to the full check,
+which decides. The screen can thus be slower than hoped but never more
 lenient than the full check on a bug that moves any projection by more than that.
 """
 
@@ -71,6 +72,20 @@ def excess(analytic: np.ndarray, numeric: np.ndarray, atol, tolerance: float) ->
 def richardson(numeric_h: np.ndarray, numeric_2h: np.ndarray) -> np.ndarray:
     """(4 n_h - n_2h) / 3: central differences at h and 2h with their h^2 truncation term cancelled."""
     return (4.0 * np.asarray(numeric_h) - np.asarray(numeric_2h)) / 3.0
+
+
+def screen_bound(atol: np.ndarray, gradients: np.ndarray, point: np.ndarray, h: float) -> np.ndarray:
+    """What a projection on a sign vector may differ by and still pass the fast screen.
+
+    SCREEN_FRACTION of the rounding floor, plus the rounding of the step itself: a + h v is stored with
+    an error of up to eps/2 |a_i| in each entry, which moves the projection by up to eps sum|g_i a_i| / 2h
+    (doubled here for a margin).
+
+    Shapes
+    ------
+    atol : (K,); gradients : (K, M) for K cotangents; point : (M,), the array the directions perturb -> (K,)
+    """
+    return SCREEN_FRACTION * np.asarray(atol) + EPS * np.abs(gradients) @ np.abs(point) / h
 
 
 def norm_floor(atol: float, size: int, tolerance: float) -> float:

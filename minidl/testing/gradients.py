@@ -404,19 +404,20 @@ def _screen(name, forward, gradients, array, probes, atol, rng, h, tolerance) ->
     """Projections of every cotangent's gradient on FAST_DIRECTIONS random sign vectors.
 
     Passes (``passed``) only when every projection agrees with its central difference within
-    SCREEN_FRACTION of the rounding floor (see :mod:`minidl.testing.criteria`); the caller then checks
-    the array in full.
+    :func:`minidl.testing.criteria.screen_bound`; the caller then checks the array in full.
     """
     directions = rng.integers(0, 2, size=(FAST_DIRECTIONS,) + array.shape) * 2.0 - 1.0
-    analytic = gradients.reshape(len(gradients), -1) @ directions.reshape(FAST_DIRECTIONS, -1).T
+    flat = gradients.reshape(len(gradients), -1)
+    analytic = flat @ directions.reshape(FAST_DIRECTIONS, -1).T
     numeric = numerical_projections(forward, array, directions, probes, h)
-    ratio = criteria.excess(analytic, numeric, criteria.SCREEN_FRACTION * atol[:, None], 0.0)
+    bound = criteria.screen_bound(atol, flat, array.reshape(-1), h)
+    ratio = criteria.excess(analytic, numeric, bound[:, None], 0.0)
     cotangent, direction = np.unravel_index(int(np.argmax(np.where(np.isnan(ratio), np.inf, ratio))), ratio.shape)
     error = max(relative_error(a, n, tiny=max(criteria.norm_floor(floor, FAST_DIRECTIONS, tolerance), 1e-30))
                 for a, n, floor in zip(analytic, numeric, atol))
     screened = bool(np.all(ratio <= 1.0))
     return Comparison("backward", f"{name} (fast)", error, (int(direction),), float(analytic[cotangent, direction]),
-                      float(numeric[cotangent, direction]), float(criteria.SCREEN_FRACTION * atol[cotangent]),
+                      float(numeric[cotangent, direction]), float(bound[cotangent]),
                       float(ratio[cotangent, direction]), 0 if screened else 1, FAST_DIRECTIONS, int(cotangent),
                       tolerance, cotangents=len(probes))
 
