@@ -251,11 +251,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     routes: dict = {}
 
     def do_GET(self):  # noqa: N802 (the http.server API)
-        body, declared = self.routes.get(self.path, (None, None))
+        body, declared, *headers = self.routes.get(self.path, (None, None))
         if body is None:
             self.send_error(404)
             return
         self.send_response(200)
+        for header in headers:
+            self.send_header(*header)
         self.send_header("Content-Length", str(declared))
         self.end_headers()
         self.wfile.write(body)
@@ -301,6 +303,19 @@ def test_download_tries_mirrors_until_a_verified_copy(server):
         f"{sha(good)}, found {sha(idx_bytes(np.zeros(6, np.uint8)))}",
         f"download {base}/cut.gz: failed, connection closed after {len(packed) // 2} of {len(packed)} bytes",
         f"download {base}/good.gz: ok, {len(packed)} bytes"]
+
+
+def test_a_gz_decoded_in_transit_is_stored_plain(server):
+    """A server that sends a .gz with "Content-Encoding: gzip": the client decodes it, and the plain
+    IDX bytes must not be stored under the .gz name."""
+    base, routes = server
+    good = idx_bytes(np.arange(6, dtype=np.uint8))
+    routes["/t10k-labels-idx1-ubyte.gz"] = (gzip.compress(good), len(gzip.compress(good)), ("Content-Encoding", "gzip"))
+    path, labels = datasets.locate("test-labels", None, mirrors=[f"{base}/t10k-labels-idx1-ubyte.gz"],
+                                   expected=sha(good), progress=False)
+    assert path == datasets.cache_dir() / "mnist" / "t10k-labels-idx1-ubyte"
+    assert path.read_bytes() == good and labels.tolist() == [0, 1, 2, 3, 4, 5]
+    assert cache_files() == ["mnist/t10k-labels-idx1-ubyte"]
 
 
 def test_failed_downloads_leave_nothing_behind(server):
