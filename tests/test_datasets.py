@@ -190,7 +190,8 @@ def test_mat_without_ff_is_rejected(tmp_path):
 
 
 def test_missing_files_without_download_say_what_to_do(tmp_path):
-    with pytest.raises(DataUnavailable, match=r"Put the file \(or its .gz\) at <folder>/frey/frey_rawface.mat.*MINIDL_DATA"):
+    advice = r"Put the file \(or its .gz\) at <folder>/frey/frey_rawface.mat.*MINIDL_DATA"
+    with pytest.raises(DataUnavailable, match=advice):
         datasets.load_frey_faces(tmp_path, fetch=False)
 
 
@@ -310,7 +311,8 @@ def test_a_gz_decoded_in_transit_is_stored_plain(server):
     IDX bytes must not be stored under the .gz name."""
     base, routes = server
     good = idx_bytes(np.arange(6, dtype=np.uint8))
-    routes["/t10k-labels-idx1-ubyte.gz"] = (gzip.compress(good), len(gzip.compress(good)), ("Content-Encoding", "gzip"))
+    packed = gzip.compress(good)
+    routes["/t10k-labels-idx1-ubyte.gz"] = (packed, len(packed), ("Content-Encoding", "gzip"))
     path, labels = datasets.locate("test-labels", None, mirrors=[f"{base}/t10k-labels-idx1-ubyte.gz"],
                                    expected=sha(good), progress=False)
     assert path == datasets.cache_dir() / "mnist" / "t10k-labels-idx1-ubyte"
@@ -459,7 +461,8 @@ def test_real_frey_faces():
 @real_data
 def test_real_frey_gzipped_loads_equal(tmp_path):
     (tmp_path / "frey").mkdir()
-    (tmp_path / "frey" / "frey_rawface.mat.gz").write_bytes(gzip.compress(Path(REAL, "frey", "frey_rawface.mat").read_bytes()))
+    original = Path(REAL, "frey", "frey_rawface.mat").read_bytes()
+    (tmp_path / "frey" / "frey_rawface.mat.gz").write_bytes(gzip.compress(original))
     np.testing.assert_array_equal(datasets.load_frey_faces(tmp_path, fetch=False),
                                   datasets.load_frey_faces(REAL, fetch=False))
 
