@@ -7,7 +7,6 @@ path); 2 the command line was wrong or the output folder holds results of other 
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 import time
