@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minidl.serialization import new_file_mode
+
 
 class DatasetError(Exception):
     """A data file is missing, corrupt or unreadable; the message says what to do."""
@@ -365,6 +367,7 @@ def download(file: DataFile, destination: Path, mirrors=None, expected: str | No
                 temporary = temporary.rename(temporary.with_name(temporary.name + ".gz"))
             verify(file, temporary, expected)
             target = folder / (name + (".gz" if temporary.suffix == ".gz" else ""))
+            temporary.chmod(new_file_mode())  # mkstemp's 0o600 would hide the cache from the user's group
             temporary.replace(target)
             log(f"download {url}: ok, {received:,} bytes ({time.perf_counter() - started:.1f} s)")
             return target

@@ -502,3 +502,18 @@ def test_digits_stand_in():
     images, labels = datasets.load_digits_28()
     assert images.shape == (1797, 1, 28, 28) and labels.shape == (1797,)
     assert images.dtype == np.float32 and 0.0 <= images.min() and images.max() <= 1.0
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_a_downloaded_file_gets_the_mode_the_umask_gives_new_files(server, umask):
+    base, routes = server
+    good = idx_bytes(np.arange(6, dtype=np.uint8))
+    packed = gzip.compress(good)
+    routes["/good.gz"] = (packed, len(packed))
+    before = os.umask(umask)
+    try:
+        path, _ = datasets.locate("test-labels", None, mirrors=[f"{base}/good.gz"], expected=sha(good),
+                                  progress=False)
+    finally:
+        os.umask(before)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
