@@ -302,6 +302,6 @@ def load_params(path: str | os.PathLike, params: dict[str, np.ndarray], kind: st
             raise FileFormatError(f"{path}: its {KIND_ENTRY!r} entry should be a 0-d string, found "
                                   f"{recorded.dtype} {recorded.shape}; write the file again.")
         if str(recorded) != kind:
-            raise ValueError(f"{path}: holds the parameters of a {recorded}, not of a {kind}; load it into a "
-                             f"{recorded}.")
+            raise ValueError(f"{path}: holds the parameters of a model of kind {recorded}, not {kind}; load it "
+                             f"into a {recorded} model.")
     assign_params(params, loaded, source=str(path))
