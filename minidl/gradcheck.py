@@ -5,11 +5,11 @@ For a scalar function f and each coordinate i,
     df/dx_i ~ (f(x + h e_i) - f(x - h e_i)) / (2 h),
 
 whose error has two parts. Truncation: the first neglected Taylor term is h^2 f_iii / 6 (f_iii the third
-derivative along e_i), about 1e-12 relative at h = 1e-6 when f_iii is of the size of the gradient.
-Rounding: each value of f carries an error near eps |f| (eps = 2.2e-16 in float64), and the division by
-2 h turns it into about eps |f| / h, 1e-10 relative. A correct analytic gradient therefore agrees to about
-1e-10, far inside the test bound of 1e-6. In float32 (eps = 1.2e-7) the rounding term alone is ~1e-1:
-always check in float64.
+derivative along e_i), h^2 / 6 = 1.7e-13 relative at h = 1e-6 when f_iii is of the size of the gradient.
+Rounding: each value of f carries an error of up to u |f| (unit roundoff u = 1.1e-16 in float64), and the
+difference of two divided by 2 h turns it into up to u |f| / h, 1.1e-10 relative. A correct analytic gradient
+therefore agrees to about 1e-10, far inside the test bound of 1e-6. In float32 (u = 6e-8) the rounding term
+alone is up to 6e-2, and x +- h is itself rounded: always check in float64.
 
 The agreement is measured as ``relative_error(a, n) = ||a - n|| / max(||a|| + ||n||, tiny)`` over a whole
 array (Euclidean norms). Taken element by element the same formula is dominated by entries whose true

@@ -74,3 +74,20 @@ def test_line_links_span_the_definition_they_name(document):
     text, missing = _relink_module().relink(document)
     assert not missing, missing
     assert text == document.read_text(), f"{document.name}: line links are out of date: run python tools/relink_docs.py"
+
+
+def test_the_central_difference_error_figures_are_computed_and_the_same_everywhere():
+    """docs/gradient-checking.md, docs/testing.md, the gradcheck docstring and the float32 warning: at
+    h = 1e-6 the truncation term is h^2/6 and the rounding term up to u/h (u the unit roundoff)."""
+    from minidl import gradcheck
+    from minidl.testing.gradients import FLOAT32_MEANINGLESS
+
+    h = 1e-6
+    truncation, rounding64, rounding32 = h**2 / 6, 2.0**-53 / h, 2.0**-24 / h
+    assert (f"{truncation:.1e}", f"{rounding64:.1e}", f"{rounding32:.0e}") == ("1.7e-13", "1.1e-10", "6e-02")
+    page = (ROOT / "docs" / "gradient-checking.md").read_text()
+    for figure in (r"1.7 \times 10^{-13}", r"1.1 \times 10^{-10}", r"6 \times 10^{-2}"):
+        assert figure in page, figure
+    for text in (gradcheck.__doc__, FLOAT32_MEANINGLESS, (ROOT / "docs" / "testing.md").read_text()):
+        assert "6e-2" in text, text[:80]
+        assert "3e-2" not in text and "~1e-1" not in text

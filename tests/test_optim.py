@@ -7,6 +7,9 @@ from minidl.init import glorot_uniform, he_normal, zeros
 from minidl.layers import Dense, Sequential
 from minidl.optim import SGD, Adam
 
+# every test here runs on both backends: the compiled kernels and their NumPy twins
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def one_param(value=1.0, grad=0.5):
     param = np.array([value], dtype=np.float64)

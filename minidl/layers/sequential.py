@@ -21,6 +21,19 @@ class Sequential(Layer):
     Shapes
     ------
     x : whatever the first layer takes -> y : whatever the last layer returns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Dense, ReLU, Sequential
+    >>> model = Sequential(Dense(4, 8, rng=0), ReLU(), Dense(8, 2, rng=1))
+    >>> y = model.forward(np.ones((3, 4), np.float32))
+    >>> y.shape
+    (3, 2)
+    >>> model.backward(np.ones_like(y)).shape
+    (3, 4)
+    >>> sorted(model.grads)
+    ['dense_1.W', 'dense_1.b', 'dense_2.W', 'dense_2.b']
     """
 
     def __init__(self, *layers: Layer) -> None:

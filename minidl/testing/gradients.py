@@ -43,8 +43,8 @@ class PrecisionWarning(UserWarning):
 
 
 FLOAT32_MEANINGLESS = (
-    "central differences in float32 are meaningless: every value of f carries a rounding error near "
-    "6e-8 |f| (float32's unit roundoff), and dividing by 2h = 2e-6 turns it into an error of about 3e-2 |f| "
+    "central differences in float32 are meaningless: every value of f carries a rounding error of up to "
+    "6e-8 |f| (float32's unit roundoff), and the difference of two divided by 2h = 2e-6 turns it into up to 6e-2 |f| "
     "in the numerical gradient, above the 1e-6 tolerance and larger than many real bugs. The check runs on "
     "a float64 copy instead (the object you passed is not changed). The float32 path is held separately, "
     "against float64 on the same inputs (see docs/testing.md)."
