@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minidl.serialization import new_file_mode
+
 
 class DatasetError(Exception):
     """A data file is missing, corrupt or unreadable; the message says what to do."""
@@ -308,6 +310,11 @@ def _transfer(url: str, output: Path, connect_timeout: float, read_timeout: floa
             bar.close()
 
 
+def _starts_like_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
 def _progress_bar(label: str):
     """A tqdm bar for pooch to drive: pooch sets its total and updates it."""
     from tqdm.auto import tqdm
@@ -325,8 +332,9 @@ def download(file: DataFile, destination: Path, mirrors=None, expected: str | No
     """Fetch ``file`` into ``destination`` from the first mirror that gives a verified copy.
 
     Each attempt streams into a ``.part`` file beside the target; only a complete copy whose content
-    digest matches is renamed into place, so an interrupted or corrupt transfer leaves nothing behind
-    (and ``.part`` files of killed processes are removed on the next attempt). ``log`` gets one line per
+    digest matches is renamed into place (named ``.gz`` when its bytes are gzip), so an interrupted or
+    corrupt transfer leaves nothing behind (and ``.part`` files of killed processes are removed on the
+    next attempt). ``log`` gets one line per
     attempt: the URL, the outcome and the seconds it took. Hosts (``host:port``) that time out or cannot
     be reached are added to ``unreachable``, and hosts already in it are skipped: a caller fetching
     several files passes one set to every call, so a dead network is waited for once. Raises DatasetError
@@ -336,8 +344,9 @@ def download(file: DataFile, destination: Path, mirrors=None, expected: str | No
 
     unreachable = set() if unreachable is None else unreachable
     mirrors = tuple(mirrors) if mirrors is not None else file.mirrors
-    (destination / file.relative).parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_parts((destination / file.relative).parent, Path(file.relative).name, log)
+    folder, name = (destination / file.relative).parent, Path(file.relative).name
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_parts(folder, name, log)
     failures = []
     for url in mirrors:
         host = urllib.parse.urlsplit(url).netloc
@@ -345,17 +354,20 @@ def download(file: DataFile, destination: Path, mirrors=None, expected: str | No
             failures.append(f"{url}: skipped, {host} could not be reached earlier")
             log(f"download {url}: skipped ({host} could not be reached for an earlier file)")
             continue
-        suffix = ".gz" if url.endswith(".gz") else ""
-        target = destination / (file.relative + suffix)
-        # the .part keeps the final name's .gz, so that it is verified under the same rules
-        descriptor, temporary = tempfile.mkstemp(prefix=target.name + ".", suffix=".part" + suffix, dir=target.parent)
+        descriptor, temporary = tempfile.mkstemp(prefix=name + ".", suffix=".part", dir=folder)
         os.close(descriptor)
         temporary = Path(temporary)
         started = time.perf_counter()
         try:
-            _transfer(url, temporary, connect_timeout, read_timeout, progress, target.name)
+            _transfer(url, temporary, connect_timeout, read_timeout, progress, name)
             received = temporary.stat().st_size
+            # The stored name follows the content, not the URL: a server that labels a .gz with
+            # "Content-Encoding: gzip" has it decoded in transit, and the plain bytes are kept as such.
+            if _starts_like_gzip(temporary):
+                temporary = temporary.rename(temporary.with_name(temporary.name + ".gz"))
             verify(file, temporary, expected)
+            target = folder / (name + (".gz" if temporary.suffix == ".gz" else ""))
+            temporary.chmod(new_file_mode())  # mkstemp's 0o600 would hide the cache from the user's group
             temporary.replace(target)
             log(f"download {url}: ok, {received:,} bytes ({time.perf_counter() - started:.1f} s)")
             return target

@@ -6,6 +6,7 @@ state keyed by parameter name, so :meth:`state_dict` can be checkpointed as plai
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -17,8 +18,10 @@ class Optimizer:
     """Shared bookkeeping: the parameter list and a flat, checkpointable state."""
 
     def __init__(self, parameters: Iterable[tuple[str, np.ndarray, np.ndarray]], lr: float) -> None:
-        if not lr > 0:
-            raise ValueError(f"Expected lr to be positive. Received: lr={lr!r}")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)):
+            raise TypeError(f"Expected lr to be a finite positive number. Received: lr={lr!r}")
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"Expected lr to be a finite positive number. Received: lr={lr!r}")
         self.lr = float(lr)
         self.parameters = list(parameters)
         if not self.parameters:

@@ -1,9 +1,11 @@
 """Saving and loading parameters as ``.npz`` files, never through pickle.
 
-Writing is atomic: a temporary file beside the target, then a rename, so an interrupted save leaves the
-previous file intact. Reading checks everything before anything is used: a file that cannot be read
-raises :class:`FileFormatError` naming it, and parameters are assigned only once every name, shape and
-dtype matches the model.
+Writing is atomic (:func:`atomic_write`, for any file): a locked temporary file beside the target, then a
+rename, so an interrupted save leaves the previous file intact; the file gets the mode ``open()`` gives new
+files (:func:`new_file_mode`). Reading checks everything before anything is used: a file that cannot be
+read raises :class:`FileFormatError` naming it, and parameters are assigned only once every name, shape
+and dtype matches the model. A model file records the model's kind (:func:`save_params`), and
+:func:`load_params` refuses it to a model of another kind.
 """
 
 from __future__ import annotations
@@ -302,6 +304,6 @@ def load_params(path: str | os.PathLike, params: dict[str, np.ndarray], kind: st
             raise FileFormatError(f"{path}: its {KIND_ENTRY!r} entry should be a 0-d string, found "
                                   f"{recorded.dtype} {recorded.shape}; write the file again.")
         if str(recorded) != kind:
-            raise ValueError(f"{path}: holds the parameters of a {recorded}, not of a {kind}; load it into a "
-                             f"{recorded}.")
+            raise ValueError(f"{path}: holds the parameters of a model of kind {recorded}, not {kind}; load it "
+                             f"into a {recorded} model.")
     assign_params(params, loaded, source=str(path))

@@ -181,8 +181,8 @@ def test_a_model_file_loads_only_into_its_own_kind(tmp_path, cls):
     tiny_model().save(path)
     target = tiny_model(seed=4, cls=cls)  # the same parameter names and shapes
     before = {key: value.copy() for key, value in target.params.items()}
-    with pytest.raises(ValueError, match=f"^{path}: holds the parameters of a SparseAutoencoder, not of a "
-                                         f"{cls.__name__}"):
+    with pytest.raises(ValueError, match=f"^{path}: holds the parameters of a model of kind SparseAutoencoder, "
+                                         f"not {cls.__name__}; load it into a SparseAutoencoder model"):
         target.load(path)
     for key, value in target.params.items():
         np.testing.assert_array_equal(value, before[key])
@@ -194,7 +194,7 @@ def test_a_model_file_loads_only_into_its_own_kind(tmp_path, cls):
 def test_a_model_file_is_refused_by_a_sequential_and_one_without_a_kind_loads_as_before(tmp_path):
     path = tmp_path / "vae.npz"
     VariationalAutoencoder(rng=0).save(path)
-    with pytest.raises(ValueError, match="holds the parameters of a VariationalAutoencoder, not of a Sequential"):
+    with pytest.raises(ValueError, match="of kind VariationalAutoencoder, not Sequential"):
         Sequential(*VariationalAutoencoder(rng=1).trunk.layers).load(path)
     old = tmp_path / "old.npz"
     np.savez(old, **tiny_model().params)  # a file written before kinds were recorded

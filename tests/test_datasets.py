@@ -190,7 +190,8 @@ def test_mat_without_ff_is_rejected(tmp_path):
 
 
 def test_missing_files_without_download_say_what_to_do(tmp_path):
-    with pytest.raises(DataUnavailable, match=r"Put the file \(or its .gz\) at <folder>/frey/frey_rawface.mat.*MINIDL_DATA"):
+    advice = r"Put the file \(or its .gz\) at <folder>/frey/frey_rawface.mat.*MINIDL_DATA"
+    with pytest.raises(DataUnavailable, match=advice):
         datasets.load_frey_faces(tmp_path, fetch=False)
 
 
@@ -251,11 +252,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     routes: dict = {}
 
     def do_GET(self):  # noqa: N802 (the http.server API)
-        body, declared = self.routes.get(self.path, (None, None))
+        body, declared, *headers = self.routes.get(self.path, (None, None))
         if body is None:
             self.send_error(404)
             return
         self.send_response(200)
+        for header in headers:
+            self.send_header(*header)
         self.send_header("Content-Length", str(declared))
         self.end_headers()
         self.wfile.write(body)
@@ -301,6 +304,20 @@ def test_download_tries_mirrors_until_a_verified_copy(server):
         f"{sha(good)}, found {sha(idx_bytes(np.zeros(6, np.uint8)))}",
         f"download {base}/cut.gz: failed, connection closed after {len(packed) // 2} of {len(packed)} bytes",
         f"download {base}/good.gz: ok, {len(packed)} bytes"]
+
+
+def test_a_gz_decoded_in_transit_is_stored_plain(server):
+    """A server that sends a .gz with "Content-Encoding: gzip": the client decodes it, and the plain
+    IDX bytes must not be stored under the .gz name."""
+    base, routes = server
+    good = idx_bytes(np.arange(6, dtype=np.uint8))
+    packed = gzip.compress(good)
+    routes["/t10k-labels-idx1-ubyte.gz"] = (packed, len(packed), ("Content-Encoding", "gzip"))
+    path, labels = datasets.locate("test-labels", None, mirrors=[f"{base}/t10k-labels-idx1-ubyte.gz"],
+                                   expected=sha(good), progress=False)
+    assert path == datasets.cache_dir() / "mnist" / "t10k-labels-idx1-ubyte"
+    assert path.read_bytes() == good and labels.tolist() == [0, 1, 2, 3, 4, 5]
+    assert cache_files() == ["mnist/t10k-labels-idx1-ubyte"]
 
 
 def test_failed_downloads_leave_nothing_behind(server):
@@ -444,7 +461,8 @@ def test_real_frey_faces():
 @real_data
 def test_real_frey_gzipped_loads_equal(tmp_path):
     (tmp_path / "frey").mkdir()
-    (tmp_path / "frey" / "frey_rawface.mat.gz").write_bytes(gzip.compress(Path(REAL, "frey", "frey_rawface.mat").read_bytes()))
+    original = Path(REAL, "frey", "frey_rawface.mat").read_bytes()
+    (tmp_path / "frey" / "frey_rawface.mat.gz").write_bytes(gzip.compress(original))
     np.testing.assert_array_equal(datasets.load_frey_faces(tmp_path, fetch=False),
                                   datasets.load_frey_faces(REAL, fetch=False))
 
@@ -484,3 +502,18 @@ def test_digits_stand_in():
     images, labels = datasets.load_digits_28()
     assert images.shape == (1797, 1, 28, 28) and labels.shape == (1797,)
     assert images.dtype == np.float32 and 0.0 <= images.min() and images.max() <= 1.0
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_a_downloaded_file_gets_the_mode_the_umask_gives_new_files(server, umask):
+    base, routes = server
+    good = idx_bytes(np.arange(6, dtype=np.uint8))
+    packed = gzip.compress(good)
+    routes["/good.gz"] = (packed, len(packed))
+    before = os.umask(umask)
+    try:
+        path, _ = datasets.locate("test-labels", None, mirrors=[f"{base}/good.gz"], expected=sha(good),
+                                  progress=False)
+    finally:
+        os.umask(before)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
