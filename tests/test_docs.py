@@ -5,11 +5,16 @@
 * Every relative link resolves, and a link to lines of code (``dense.py#L53-L57``) is named for what
   those lines hold (``Dense.backward``) and spans exactly that definition; after an edit to the code,
   ``python tools/relink_docs.py`` moves the line numbers.
+* A table of measured numbers is written into its page by its script (``--update``), between markers,
+  with the model and settings it was measured on; the test fails when those no longer match the code,
+  and re-measures what is cheap to re-measure (the tie fractions at initialisation, with MNIST).
+* The central-difference error figures are computed, and the same on every page that states them.
 """
 
 import contextlib
 import importlib.util
 import io
+import os
 import re
 from pathlib import Path
 
@@ -91,3 +96,43 @@ def test_the_central_difference_error_figures_are_computed_and_the_same_everywhe
     for text in (gradcheck.__doc__, FLOAT32_MEANINGLESS, (ROOT / "docs" / "testing.md").read_text()):
         assert "6e-2" in text, text[:80]
         assert "3e-2" not in text and "~1e-1" not in text
+
+
+def _benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _generated_table(ties) -> str:
+    text = ties.PAGE.read_text()
+    start, end = ties.generated_block(text)
+    return text[start:end]
+
+
+def test_the_max_pooling_tie_table_was_measured_on_the_current_model_and_settings():
+    from autoencoders.models import Autoencoder
+
+    ties = _benchmark("maxpool_ties")
+    settings = ties.arguments([])
+    measured_on = ties.MEASURED_ON.search(_generated_table(ties))
+    assert measured_on, f"{ties.PAGE.name}: the generated table names no model; run benchmarks/maxpool_ties.py --update"
+    assert measured_on.group(1) == ties.fingerprint(Autoencoder(rng=settings.seed), settings), \
+        f"{ties.PAGE.name}: the tie table was measured on another model: run python benchmarks/maxpool_ties.py --update"
+
+
+MNIST = Path(os.environ.get("MINIDL_DATA") or "/nonexistent") / "mnist"
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason="set MINIDL_DATA to a folder with the real datasets")
+def test_the_max_pooling_tie_table_at_initialisation_matches_a_fresh_measurement():
+    from experiments.datasets import load_mnist
+
+    ties = _benchmark("maxpool_ties")
+    settings = ties.arguments([])
+    model, pools, batches, rng, _ = ties.setup(settings, load_mnist(MNIST.parent, fetch=False)[0])
+    fresh = ties.tie_fractions(model, pools, batches)
+    rows = [line.split("|")[2].strip() for line in _generated_table(ties).splitlines() if line.startswith("| windows")]
+    assert rows == [ties.percent_list(fresh["ties"]), ties.percent_list(fresh["positive"])], \
+        f"{ties.PAGE.name}: the tie table is stale: run python benchmarks/maxpool_ties.py --update"
