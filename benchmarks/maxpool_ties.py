@@ -164,8 +164,8 @@ def render(initial: dict, trained: dict, settings: argparse.Namespace, measured_
              f"| | at initialisation (biases 0) | after {settings.steps} Adam steps (lr 1e-3) |",
              "|---|---|---|",
              f"| windows with a tie: {pools} | {percent_list(initial['ties'])} | {percent_list(trained['ties'])} |",
-             f"| windows with a tie and a positive maximum (the ReLU passes their gradient) | "
-             f"{percent_list(initial['positive'])} | {percent_list(trained['positive'])} |"]
+             (f"| windows with a tie and a positive maximum (the ReLU passes their gradient) | "
+              f"{percent_list(initial['positive'])} | {percent_list(trained['positive'])} |")]
     for name in initial["split"]:
         conv, kind = name.split(".")
         cells = [f"{split(result['split'][name])} / {copy(result['copy'][name])}" for result in (initial, trained)]

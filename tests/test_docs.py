@@ -131,7 +131,7 @@ def test_the_max_pooling_tie_table_at_initialisation_matches_a_fresh_measurement
 
     ties = _benchmark("maxpool_ties")
     settings = ties.arguments([])
-    model, pools, batches, rng, _ = ties.setup(settings, load_mnist(MNIST.parent, fetch=False)[0])
+    model, pools, batches, _, _ = ties.setup(settings, load_mnist(MNIST.parent, fetch=False)[0])
     fresh = ties.tie_fractions(model, pools, batches)
     rows = [line.split("|")[2].strip() for line in _generated_table(ties).splitlines() if line.startswith("| windows")]
     assert rows == [ties.percent_list(fresh["ties"]), ties.percent_list(fresh["positive"])], \
