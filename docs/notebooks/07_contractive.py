@@ -52,8 +52,8 @@ for mode in ("closed_form", "exact"):
     value, dx = contractive_penalty(encoder, x, mode)
     minidl = {"P": value, "dW": encoder[0].grads["W"].ravel(), "db": encoder[0].grads["b"][0], "dx": dx[0]}
     print(f"{mode:11}:", {name: np.round(value, 8).tolist() for name, value in minidl.items()})
-    for name in by_hand:
-        np.testing.assert_allclose(minidl[name], by_hand[name], rtol=1e-12)
+    for name, expected in by_hand.items():
+        np.testing.assert_allclose(minidl[name], expected, rtol=1e-12)
 
 # %% [markdown]
 # ## Three modes on a two-layer encoder
