@@ -19,7 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # Checks of small layers are bound by call latency, not arithmetic: both frameworks run on one thread.
 for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(variable, "1")
-import minidl  # noqa: E402,F401  (first: its OpenBLAS setting must precede NumPy's import)
+import minidl  # noqa: E402
+
+minidl.tune_process()  # first, before NumPy is imported
 from harness import median_time, run_alternating, torch_available  # noqa: E402
 
 # name, kind, batch, in, out, size

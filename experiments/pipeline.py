@@ -7,7 +7,6 @@ path); 2 the command line was wrong or the output folder holds results of other 
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 import time
@@ -54,7 +53,7 @@ def _stand_in_allowed(error: datasets.DataUnavailable, data_dir, what: str) -> N
 def fetch_allowed() -> bool:
     """Whether missing data may be downloaded: not when ``MINIDL_OFFLINE=1`` (e.g. on cluster workers
     without internet access, which then fail fast or use the stand-in instead of waiting for mirrors)."""
-    return os.environ.get("MINIDL_OFFLINE", "") != "1"
+    return not datasets.downloads_forbidden()
 
 
 def load_mnist_or_stand_in(data_dir, log=print) -> tuple[dict, str, bool]:

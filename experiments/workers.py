@@ -42,7 +42,9 @@ def _loaded() -> set[str]:
 def run_in_folder(spec, out_dir: Path, data_dir=None) -> dict:
     """Run the main job for ``spec`` (a :class:`~experiments.collection.RunSpec`) into ``out_dir``; returns
     the run's metrics.json as a dict, with where and how long it ran under ``"where"``."""
-    import minidl  # noqa: F401  (its OpenBLAS setting precedes NumPy's import)
+    import minidl
+
+    minidl.tune_process()  # a fresh worker process: before NumPy is imported there
     from experiments.pipeline import run_job
     from experiments.run_folder import read_metrics
 

@@ -12,6 +12,9 @@ from minidl.layers import sigmoid
 from minidl.losses import (bce, bce_with_logits, elbo, gaussian_kl, gaussian_nll, kl_sparsity, mse,
                            reparameterize, reparameterize_backward)
 
+# every test here runs on both backends: the compiled kernels and their NumPy twins
+pytestmark = pytest.mark.usefixtures("backend")
+
 BOUND = 1e-6
 seeds = st.integers(0, 2**32 - 1)
 shapes = st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 3))
