@@ -1,7 +1,9 @@
 """MkDocs hooks: the site reads docs/ as GitHub shows it, with nothing fetched from the internet.
 
 * **Math** written as GitHub does (``$...$`` inline, ``$$...$$`` on their own lines) is converted to MathML
-  at build time with ``latex2mathml``: the browser draws it natively, no script and no CDN.
+  at build time with ``latex2mathml``: the browser draws it natively, no script and no CDN. Headings'
+  math is converted in the table of contents too, and the build fails if any page would still show TeX
+  as text (a closing ``$`` after a space, ``$$`` inside a paragraph).
 * **Links to the code** (``../minidl/layers/dense.py#L53-L57``, as they work on GitHub) point at generated
   pages of the repository's source with numbered, anchored lines (``code/...``).
 * **The API reference** (``reference/...``) is generated from the packages' NumPy-style docstrings by
