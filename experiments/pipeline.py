@@ -89,14 +89,17 @@ def load_frey_or_stand_in(data_dir, log=print) -> tuple[np.ndarray, str, bool]:
 
 
 def prepare(part: str, preset, data_dir, log=print) -> dict:
-    """The arrays one part trains and evaluates on (subset or split per the preset) and their identity."""
-    from experiments import frey, mnist
+    """The arrays one part trains and evaluates on (subset or split per the preset) and their identity.
+    Raises UsageError for a setting that this data cannot honour (see :mod:`experiments.fit`)."""
+    from experiments import fit, frey, mnist
 
     if part == "mnist":
         data, source, stand_in = load_mnist_or_stand_in(data_dir, log)
+        fit.check_mnist(preset, data, stand_in, log)
         data = mnist.subset(data, preset)
     else:
         images, source, stand_in = load_frey_or_stand_in(data_dir, log)
+        fit.check_frey(preset, len(images))
         x_train, x_test = frey.split(images, preset.test_fraction, preset.seed)
         data = {"x_train": x_train, "x_test": x_test}
     return {"data": data, "identity": provenance.data_identity(source, stand_in, **data)}
