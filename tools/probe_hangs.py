@@ -208,13 +208,14 @@ def orphan_case(scratch: Path) -> bool:
         time.sleep(0.1)
         left = session_processes(process.pid)
     seconds = time.monotonic() - killed_at
+    names = []
     for pid in left:  # ours: the processes of the session this script started
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(OSError):
+            names.append(Path(f"/proc/{pid}/cmdline").read_bytes()[:70].replace(b"\0", b" ").decode())
             os.kill(pid, signal.SIGKILL)
-    print(f"{'FAIL' if left else 'PASS'} {'orphans (SIGKILL)':<19} {seconds:6.2f} s{' ' * 27}  {len(before)} process(es) "
-          f"beside the command; {len(left)} left {ORPHAN_GRACE:g} s after it was killed"
-          + (f": {[Path(f'/proc/{pid}/cmdline').read_bytes()[:80] for pid in left if Path(f'/proc/{pid}').exists()]}"
-             if left else ""), flush=True)
+    print(f"{'FAIL' if left else 'PASS'} {'orphans (SIGKILL)':<19} {seconds:6.2f} s{' ' * 27}  {len(before)} "
+          f"process(es) beside the command; {len(left)} left {ORPHAN_GRACE:g} s after it was killed"
+          + (f": {names}" if names else ""), flush=True)
     return not left
 
 
@@ -231,7 +232,8 @@ def main(argv=None) -> int:
             ("closed port", lambda: scheduler_case(scratch, "closed port", closed_port(), 1, limit)),
             ("silent listener", lambda: scheduler_case(scratch, "silent listener", silent.address, 2, limit, silent)),
             ("http.server", lambda: scheduler_case(scratch, "http.server", web.address, 2, limit, web)),
-            ("huge length prefix", lambda: scheduler_case(scratch, "huge length prefix", huge.address, 2, limit, huge)),
+            ("huge length prefix",
+             lambda: scheduler_case(scratch, "huge length prefix", huge.address, 2, limit, huge)),
             ("SIGINT (silent)", lambda: sigint_case(scratch, silent)),
             ("orphans (SIGKILL)", lambda: orphan_case(scratch)),
         ]
