@@ -3,8 +3,9 @@
 Each ``--scheduler`` case runs ``python -m experiments sweep ... --scheduler ADDRESS`` against something on this
 machine's loopback that is not a Dask scheduler -- a malformed address, a closed port, a listener that never
 answers, an HTTP server, a listener that answers with a huge length prefix -- and passes when the command ends
-within the time the README promises (its 5 s plus the command's start-up) with one line on stderr and the
-expected exit code. The SIGINT case interrupts the command while it waits on the silent listener and passes when
+with one line on stderr and the expected exit code, at most 5 s (the README's promise) and a second to exit
+after it connected to the listener, and within the command's start-up and those 5 s in all (the start-up
+varies with the machine's load, so that bound is loose: it catches a hang, the first bound the promise). The SIGINT case interrupts the command while it waits on the silent listener and passes when
 it ends at once with exit code 130. The orphan case starts a local sweep in two worker processes, SIGKILLs the
 command once the workers run, and passes when no process of its session is left a few seconds later.
 
@@ -31,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMISED = 5.0          # seconds the README promises for an answer from the scheduler's address
-START_UP = 4.0          # allowance for starting the command (Python, NumPy, Numba): 1.5-3.3 s on 2 busy cores
+START_UP = 8.0          # the command's start-up (Python, NumPy, Numba): 1.5-6.5 s measured on 2 shared cores
 SLACK = 1.0             # for the command to print its error and exit (0.2-0.5 s) once the 5 s are over
 KILL_AFTER = 30.0       # a case still running then has hung: it is killed and fails
 ORPHAN_GRACE = 5.0      # seconds for the workers to end after their parent was killed
