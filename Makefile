@@ -87,7 +87,7 @@ test-thorough: $(VENV)/.installed-test
 # the changed function. Settings are in setup.cfg [mutmut]; results stay in mutants/ (git-ignored).
 mutate: $(VENV)/.installed-mutate
 	rm -rf mutants
-	MINIDL_KERNELS=reference OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
+	MINIDL_KERNELS=numpy OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
 	$(VENV)/bin/mutmut run --max-children 2
 	$(VENV)/bin/mutmut results
 

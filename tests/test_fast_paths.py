@@ -126,9 +126,10 @@ def test_relu_after_pooling_is_the_same_function_and_gradient_as_before_it(n, ch
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_arrays_freed_by_one_step_are_reused_by_the_next_without_page_faults():
-    """minidl keeps freed memory in the heap: a step's arrays of tens of megabytes, allocated and
-    freed every step, come back without page faults (with glibc's default: ~1,500 per step here)."""
-    code = ("import minidl, resource, numpy as np\n"
+    """A tuned process keeps freed memory in the heap: a step's arrays of tens of megabytes, allocated
+    and freed every step, come back without page faults (with glibc's default: ~1,500 per step here)."""
+    code = ("import minidl; minidl.tune_process()\n"
+            "import resource, numpy as np\n"
             "faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
             "for step in range(8):\n"
             "    if step == 4: start = faults()\n"

@@ -66,6 +66,17 @@ def test_transforms_compute_the_correlation_in_1d_and_2d(name, seed):
     np.testing.assert_allclose(Y, direct, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", list(TRANSFORMS))
+@settings(max_examples=20, deadline=None)
+@given(seed=seeds)
+def test_the_transposed_transforms_are_toom_cook_for_the_full_convolution(name, seed):
+    # docs/winograd.md: B [(G g) * (A h)] multiplies the polynomials h (m coefficients) and g (3)
+    T = TRANSFORMS[name]
+    rng = np.random.default_rng(seed)
+    h, g = rng.standard_normal(T.m), rng.standard_normal(3)
+    np.testing.assert_allclose(T.BT.T @ ((T.G @ g) * (T.AT.T @ h)), np.convolve(g, h), rtol=1e-12, atol=1e-12)
+
+
 @settings(max_examples=20, deadline=None)
 @given(st.integers(1, 4), st.integers(1, 4), seeds)
 def test_weight_transform_and_its_adjoint(filters, channels, seed):
