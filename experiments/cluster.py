@@ -144,6 +144,9 @@ def _handshake(host: str, port: int, address: str, timeout: float, deadline: flo
             sent = f"; it sent {_shown(received)}" if received else ""
             raise _usage_error()(f"--scheduler {address}: not a Dask scheduler (it accepted the connection but "
                                  f"gave no Dask handshake within {timeout:g} s{sent}); nothing was run.") from None
+        except (ConnectionResetError, BrokenPipeError):  # a peer that hangs up at once may reset instead
+            raise _usage_error()(f"--scheduler {address}: not a Dask scheduler (it closed the connection without "
+                                 "answering); nothing was run.") from None
         except (OSError, ValueError, struct.error, msgpack.UnpackException) as error:
             raise _usage_error()(f"--scheduler {address}: not a Dask scheduler ({error}); nothing was "
                                  "run.") from None
