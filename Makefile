@@ -52,7 +52,7 @@ sweep: $(VENV)/.installed
 
 test: $(VENV)/.installed-docs
 	# the kernels must also be correct as plain Python (how a reader steps through them)
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_kernels.py tests/test_fast_kernels.py
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_kernels.py
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q tests
 	# the documentation site must build without a warning (the notebooks ran in the suite above)
