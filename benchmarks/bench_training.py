@@ -311,9 +311,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         if args.worker != "torch":
-            # first, before NumPy: minidl sets its thread-pool defaults in its own worker processes only;
+            # first, before NumPy: minidl's thread-pool settings in its own worker processes only;
             # PyTorch's workers run as a PyTorch user's would (this parent process never imports minidl)
-            import minidl  # noqa: F401
+            import minidl
+
+            if hasattr(minidl, "tune_process"):  # a baseline checkout may tune on import instead
+                minidl.tune_process()
         worker = torch_worker if args.worker == "torch" else minidl_worker
         print(json.dumps(worker(args)))
         return 0

@@ -25,7 +25,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import minidl  # noqa: E402,F401  (first: its OpenBLAS setting must precede NumPy's import)
+import minidl  # noqa: E402
+
+minidl.tune_process()  # first, before NumPy is imported
 from bench_training import minidl_model  # noqa: E402
 from harness import median_time  # noqa: E402
 

@@ -17,7 +17,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import minidl  # noqa: E402,F401  (first: its OpenBLAS setting must precede NumPy's import)
+import minidl  # noqa: E402
+
+minidl.tune_process()  # first, before NumPy is imported
 
 CASES = [(64, 128, 14), (128, 256, 7)]
 BATCH = 32

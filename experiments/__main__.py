@@ -7,8 +7,11 @@ Dask cluster (see :mod:`experiments.collection`). Finished training is reused fr
 interrupted run continues where it stopped, when the checkpoint was made from the same data and settings.
 """
 
-import minidl  # noqa: F401  (first, so that its OpenBLAS setting precedes NumPy's import)
-from experiments.pipeline import main
+import minidl
+
+minidl.tune_process()  # before NumPy is imported: docs/kernels.md, "Threads on a small machine"
+
+from experiments.pipeline import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main())

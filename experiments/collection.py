@@ -303,8 +303,8 @@ def run_locally(collection: Collection, specs: list[RunSpec], data_dir, count: i
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: thread limits set before imports
-    with ProcessPoolExecutor(count, mp_context=context, initializer=workers.limit_threads,
-                             initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(count, mp_context=context, initializer=workers.start_local_worker,
+                             initargs=(threads, os.getpid())) as pool:
         futures = {pool.submit(workers.run_local, spec, str(collection.folder), data_dir): spec for spec in specs}
         for future in as_completed(futures):
             spec = futures[future]

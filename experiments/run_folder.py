@@ -164,10 +164,24 @@ def _write(out_dir: Path, metrics: dict) -> None:
     write_metrics(out_dir, metrics)
 
 
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file, 0o666 less the process's umask (``mkstemp`` gives 0o600, which
+    would keep the results from the rest of a group that shares them)."""
+    try:  # Linux shows the umask without changing it (os.umask can only read it by setting it)
+        status = Path("/proc/self/status").read_text()
+        umask = next(int(line.split()[1], 8) for line in status.splitlines() if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_metrics(out_dir: Path, metrics: dict) -> None:
-    """Replace ``out_dir/metrics.json`` atomically: a temporary file, then a rename (never half written)."""
+    """Replace ``out_dir/metrics.json`` atomically: a temporary file, then a rename (never half written), with
+    the mode of any new file (:func:`new_file_mode`)."""
     descriptor, temporary = tempfile.mkstemp(prefix="metrics.json.", suffix=".tmp", dir=out_dir)
     try:
+        os.fchmod(descriptor, new_file_mode())
         with os.fdopen(descriptor, "w") as handle:
             json.dump(metrics, handle, indent=1)
         os.replace(temporary, Path(out_dir) / "metrics.json")
