@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from minidl.kernels import any_per_row
+from minidl.backend import kernels
 from minidl.layers import Layer, ReLU, Sequential, Sigmoid, Tanh
 from minidl.layers.memory import flat, memory_axes
 
@@ -100,7 +100,7 @@ def alive_units(mask: np.ndarray) -> int:
     -----
     After a convolution the batch axis is the fastest in memory (images-last), and NumPy's ``any`` over it
     reads every flag, a few milliseconds per training step. There the N flags of a unit are N contiguous
-    bytes, read as 64-bit words when N is a multiple of 8, and :func:`minidl.kernels.any_per_row` stops
+    bytes, read as 64-bit words when N is a multiple of 8, and the kernel ``any_per_row`` stops
     at each unit's first nonzero word. With the batch axis the slowest, NumPy's ``any`` is fast already.
     """
     n = mask.shape[0]
@@ -111,7 +111,7 @@ def alive_units(mask: np.ndarray) -> int:
     if n % 8 == 0:
         rows = rows.view(np.uint64)
     alive = np.empty(len(rows), dtype=np.bool_)
-    any_per_row(rows, alive)
+    kernels.any_per_row(rows, alive)
     return int(np.count_nonzero(alive))
 
 
