@@ -13,6 +13,7 @@ import minidl
 import minidl.kernels
 from minidl import backend, reference
 from minidl.backend import get_backend, set_backend, use_backend
+from minidl.flow import activation_statistics
 from minidl.layers import Conv2D, Conv2DTranspose, MaxPool2D, ReLU, Sequential, Sigmoid
 from minidl.losses import bce_with_logits
 from minidl.optim import Adam
@@ -42,6 +43,7 @@ def _touch_every_kernel(rng):
     x = rng.random((2, 1, 8, 8), dtype=np.float32)
     y = model.forward(x)
     model.backward(np.ones_like(y))
+    activation_statistics(model[1])  # the dead units of a ReLU stored images-last (any_per_row)
     pool = MaxPool2D()
     pool.forward(x)
     pool.jvp(np.ones((1,) + x.shape, np.float32))
