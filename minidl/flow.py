@@ -53,8 +53,8 @@ TRACE_POINTS = 10
 
 def norm(array: np.ndarray) -> float:
     """The Euclidean (Frobenius) norm ``sqrt(sum(array ** 2))`` of any array, as a Python float."""
-    flat = np.ravel(array)
-    return math.sqrt(float(np.dot(flat, flat)))
+    values = np.ravel(array)
+    return math.sqrt(float(np.dot(values, values)))
 
 
 def activation_statistics(layer: Layer) -> dict[str, float]:
@@ -205,10 +205,6 @@ class FlowRecorder:
         for name, layer in self.activations:
             step[name] = activation_statistics(layer)
         self._steps.append(step)
-
-    @property
-    def n_steps(self) -> int:
-        return len(self._steps)
 
     def summary(self, with_trace: bool = False) -> dict:
         """The record of the steps since the last :meth:`reset`.
