@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -268,9 +267,9 @@ def _provenance_section(metrics: dict) -> list[str]:
 
 def write_report(out_dir: Path) -> Path:
     """Read ``out_dir/metrics.json`` and write ``out_dir/report.md``."""
-    from experiments.run_folder import results_data
+    from experiments.run_folder import read_metrics, results_data
 
-    metrics = json.loads((out_dir / "metrics.json").read_text())
+    metrics = read_metrics(out_dir)
     info = metrics["run"]
     lines = ["# Sparse, contractive and variational autoencoders with minidl", ""]
     on_stand_in = [label for label, data in results_data(metrics).items() if data["stand_in"]]

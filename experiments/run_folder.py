@@ -2,7 +2,9 @@
 
 ``metrics.json`` holds a ``run`` section -- the preset, its overrides and every setting, which all results
 in one folder share -- and the results, each with the fingerprint of what made it under ``provenance``
-(see :mod:`experiments.provenance`). A run writes into a folder only when the folder's settings are its
+(see :mod:`experiments.provenance`). The file is RFC 8259 JSON, as ``experiments/schemas/metrics.schema.json``
+describes it: a number that is not finite (the infinite PSNR of two identical images) is written as the string
+``"Infinity"`` (``"-Infinity"``, ``"NaN"``), which :func:`read_metrics` turns back into a float. A run writes into a folder only when the folder's settings are its
 own and every result and checkpoint it holds of the parts being run was made from the same data; results
 of parts not being run stay, labelled with their own provenance.
 """
@@ -10,6 +12,7 @@ of parts not being run stay, labelled with their own provenance.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -20,6 +23,7 @@ from autoencoders.checkpoints import differences, read_checkpoint
 from experiments.provenance import compare
 
 FORMAT = 3  # 3: a Frey Face result per decoder
+NON_FINITE = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}  # RFC 8259 has no literal for them
 
 
 class FolderError(Exception):
@@ -54,7 +58,7 @@ def read_metrics(out_dir: Path) -> dict:
     if not path.exists():
         return {}
     try:
-        metrics = json.loads(path.read_text())
+        metrics = from_json(json.loads(path.read_text()))
     except (OSError, ValueError) as error:
         raise FolderError(f"{path}: cannot be read ({type(error).__name__}: {error}). Repair or remove it, or "
                           "choose another --out.") from None
@@ -164,6 +168,28 @@ def _write(out_dir: Path, metrics: dict) -> None:
     write_metrics(out_dir, metrics)
 
 
+def to_json(value):
+    """``value`` with every non-finite float replaced by its string in :data:`NON_FINITE`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: to_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(item) for item in value]
+    return value
+
+
+def from_json(value):
+    """The inverse of :func:`to_json`: the strings of :data:`NON_FINITE` become floats again."""
+    if isinstance(value, str):
+        return NON_FINITE.get(value, value)
+    if isinstance(value, dict):
+        return {key: from_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [from_json(item) for item in value]
+    return value
+
+
 def new_file_mode() -> int:
     """The mode ``open()`` gives a new file, 0o666 less the process's umask (``mkstemp`` gives 0o600, which
     would keep the results from the rest of a group that shares them)."""
@@ -183,7 +209,7 @@ def write_metrics(out_dir: Path, metrics: dict) -> None:
     try:
         os.fchmod(descriptor, new_file_mode())
         with os.fdopen(descriptor, "w") as handle:
-            json.dump(metrics, handle, indent=1)
+            json.dump(to_json(metrics), handle, indent=1, allow_nan=False)
         os.replace(temporary, Path(out_dir) / "metrics.json")
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
