@@ -388,6 +388,10 @@ def execute(args, base: Preset, models, log=print) -> int:
             raise ValueError("--set seed=... and --seeds: give the seeds with --seeds only.")
         seeds = parse_seeds(args.seeds) if args.seeds is not None else [base.seed]
         grid = parse_grid(args.grid)
+        both = [key for key in grid if key in {item.partition("=")[0].strip() for item in args.set}]
+        if both:
+            raise ValueError(f"--grid {both[0]}=... and --set {both[0]}=...: give {both[0]} one way, its values to "
+                             f"sweep with --grid or one value for every run with --set.")
         if args.command == "sweep" and not grid:
             raise ValueError("sweep needs at least one --grid KEY=V1,V2,... (for seeds alone: run --seeds).")
         parts = {"mnist": ["mnist"], "frey": ["frey"]}.get(args.command, list(PARTS))

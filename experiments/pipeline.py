@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting of the preset (repeatable), e.g. --set epochs=3; tuples take "
                              f"commas, optional counts take none. Settings: {', '.join(settable())}")
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", default=None,
                         help="output folder (default runs/<preset>[-<overrides>][-stand-in]; one per setting "
                              "and kind of data)")
     parser.add_argument("--move-aside", action="store_true",
@@ -199,6 +199,21 @@ def _models(text: str | None) -> list[str] | None:
     if unknown:
         raise UsageError(f"Unknown model(s) {unknown}; expected some of {list(MODEL_KINDS)}.")
     return models
+
+
+def _out_folder(text: str | None, move_aside: bool) -> Path | None:
+    """``--out`` as a folder; UsageError for an empty name, and for ``--move-aside`` of the current folder or one
+    that holds it (renaming it would move this command's own working folder)."""
+    if text is None:
+        return None
+    if not text.strip():
+        raise UsageError(f"--out {text!r}: expected a folder name, e.g. --out runs/mine.")
+    folder = Path(text)
+    here = Path.cwd().resolve()
+    if move_aside and (folder.resolve() == here or folder.resolve() in here.parents):
+        raise UsageError(f"--out {text} --move-aside: {folder.resolve()} holds the current folder and cannot be moved "
+                         "aside; choose another --out.")
+    return folder
 
 
 def _report(out_dir: Path, preset) -> int:
@@ -263,6 +278,7 @@ def execute(args, log=print) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     models = _models(args.models)
+    args = argparse.Namespace(**{**vars(args), "out": _out_folder(args.out, args.move_aside)})
     if args.command == "sweep" or args.seeds is not None or args.grid:
         from experiments import collection
         return collection.execute(args, preset, models, log)

@@ -303,6 +303,22 @@ def test_a_corrupt_checkpoint_or_metrics_in_out_is_a_one_line_error(new_user, tm
         one_line_error(capsys, f"{out / 'metrics.json'}: cannot be read")
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--out", ""], "--out '': expected a folder name"),
+    (["--out", "  ", "--move-aside"], "--out '  ': expected a folder name"),
+    (["--out", ".", "--move-aside"], "holds the current folder and cannot be moved aside"),
+    (["--out", "..", "--move-aside"], "holds the current folder and cannot be moved aside"),
+    (["--out", "", "--seeds", "0,1"], "--out '': expected a folder name"),
+])
+def test_an_out_without_a_name_or_holding_the_current_folder_is_a_one_line_error(new_user, tmp_path, capsys, args,
+                                                                                 message):
+    (tmp_path / "keep.txt").write_text("mine")
+    for command in ("run", "report"):
+        assert pipeline.main([command, *args, *FAST]) == 2
+        one_line_error(capsys, message)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["keep.txt"]
+
+
 def test_unknown_model_or_report_before_any_run_creates_no_folder(new_user, tmp_path, capsys):
     assert pipeline.main(["mnist", "--models", "bogus", "--out", str(tmp_path / "a")]) == 2
     one_line_error(capsys, "Unknown model(s) ['bogus']")
