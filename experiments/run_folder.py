@@ -4,9 +4,11 @@
 in one folder share -- and the results, each with the fingerprint of what made it under ``provenance``
 (see :mod:`experiments.provenance`). The file is RFC 8259 JSON, as ``experiments/schemas/metrics.schema.json``
 describes it: a number that is not finite (the infinite PSNR of two identical images) is written as the string
-``"Infinity"`` (``"-Infinity"``, ``"NaN"``), which :func:`read_metrics` turns back into a float. A run writes into a folder only when the folder's settings are its
-own and every result and checkpoint it holds of the parts being run was made from the same data; results
-of parts not being run stay, labelled with their own provenance.
+``"Infinity"`` (``"-Infinity"``, ``"NaN"``), which :func:`read_metrics` turns back into a float.
+
+A run writes into a folder only when the folder's settings are its own and every result and checkpoint it holds
+of the parts being run was made from the same data; results of parts not being run stay, labelled with their
+own provenance.
 
 One command at a time writes into a folder: it holds an exclusive lock (``flock``) on the folder's ``.lock``
 for as long as it runs, and a second command is refused naming the first. The kernel releases the lock when
@@ -78,6 +80,10 @@ class FolderLock:
             who = f"process {holder[0]} (command {holder[1].strip()})" if len(holder) == 2 else "another process"
             raise FolderInUse(f"{self.out_dir} is in use by {who}; nothing was run. Wait for it to end, or choose "
                               "another --out.") from None
+        except OSError as error:  # a file system without locks: writing unlocked could mix two commands' results
+            self.release()
+            raise FolderError(f"{self.out_dir / LOCK}: cannot be locked ({error.strerror or error}); choose an --out "
+                              "on a local file system.") from None
         except BaseException:
             self.release()
             raise
@@ -240,7 +246,8 @@ def move_aside(out_dir: Path) -> Path:
 def claim(out_dir: Path, run: dict) -> None:
     """Create the folder if needed and record the run's preset, overrides, settings and versions.
 
-    Call only after :func:`conflicts` found none: the settings are then the folder's already, or it is new.
+    Call only while holding the folder (:func:`take`), whose check found no conflict: the settings are then the
+    folder's already, or it is new.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
