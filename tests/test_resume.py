@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--preset", "smoke", "--models", "plain", "--set", "vae_epochs=1", "--no-progress"]
 COMMANDS = {"seeds": ["run", "--seeds", "0,1", *FAST],
             "sweep": ["sweep", "--grid", "learning_rate=1e-3,1e-2", *FAST]}
-TIMING = ("seconds", "where", "versions")
-THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")  # how long and where a run took: the only things allowed to differ
+TIMING = ("seconds", "where", "versions")  # how long and where a run took: the only things allowed to differ
+THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def environment(home: Path) -> dict:

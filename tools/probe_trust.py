@@ -65,7 +65,8 @@ def run_recorded(folder: Path) -> bool:
 claimed.__name__, any_checkpoint.__name__, run_recorded.__name__ = ("folder claimed", "a run's first checkpoint",
                                                                    "a run recorded")
 CASES = [  # command, signal, to the whole group (a terminal's Ctrl-C) or the parent process alone, moment
-    ("run", signal.SIGINT, True, checkpoint("sparse.npz")), ("run", signal.SIGKILL, True, checkpoint("vae_bernoulli.npz")),
+    ("run", signal.SIGINT, True, checkpoint("sparse.npz")),
+    ("run", signal.SIGKILL, True, checkpoint("vae_bernoulli.npz")),
     ("seeds", signal.SIGINT, True, claimed), ("seeds", signal.SIGKILL, True, any_checkpoint),
     ("seeds", signal.SIGINT, False, any_checkpoint), ("seeds", signal.SIGKILL, True, run_recorded),
     ("sweep", signal.SIGKILL, True, claimed), ("sweep", signal.SIGINT, True, any_checkpoint),
@@ -121,7 +122,8 @@ def compare(found: dict, expected: dict) -> str | None:
         return f"{len(missing)} values missing (e.g. {missing[:2]}), {len(extra)} extra (e.g. {extra[:2]})"
     differ = [path for path, value in found.items() if value != expected[path]]
     if differ:
-        return f"{len(differ)} of {len(found)} values differ, e.g. {differ[0]}: {expected[differ[0]]!r} -> {found[differ[0]]!r}"
+        first = differ[0]
+        return f"{len(differ)} of {len(found)} values differ, e.g. {first}: {expected[first]!r} -> {found[first]!r}"
     return None
 
 
@@ -148,7 +150,8 @@ def interrupted(work: Path, name: str, args: list[str], sent: signal.Signals, gr
     code, err = finish(start(args, folder))
     took = time.monotonic() - again
     if code != 0:
-        return False, f"stopped at {at:.1f} s (exit {expected_code}); the same command again: exit {code}: {err[-400:]!r}"
+        return False, (f"stopped at {at:.1f} s (exit {expected_code}); the same command again: exit {code}: "
+                       f"{err[-400:]!r}")
     found = numbers(folder)
     difference = compare(found, reference)
     if difference:
@@ -205,7 +208,8 @@ def second_writer_on_a_collection(work: Path, args: list[str], reference: dict) 
     still = first.poll() is None
     first_code, first_err = finish(first)
     if code != 2 or f"is in use by process {first.pid} " not in err or not still:
-        return False, f"second command: exit {code} after {seconds:.1f} s ({err[-200:]!r}); first still running: {still}"
+        return False, (f"second command: exit {code} after {seconds:.1f} s ({err[-200:]!r}); first still running: "
+                       f"{still}")
     difference = compare(numbers(folder), reference) if first_code == 0 else f"first command exit {first_code}"
     if difference:
         return False, f"the second was refused, but {difference}"
