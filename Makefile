@@ -52,7 +52,7 @@ sweep: $(VENV)/.installed
 
 test: $(VENV)/.installed-docs
 	# the kernels must also be correct as plain Python (how a reader steps through them)
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_kernels.py tests/test_fast_kernels.py
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_kernels.py
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q tests
 	# the documentation site must build without a warning (the notebooks ran in the suite above)
@@ -87,7 +87,7 @@ test-thorough: $(VENV)/.installed-test
 # the changed function. Settings are in setup.cfg [mutmut]; results stay in mutants/ (git-ignored).
 mutate: $(VENV)/.installed-mutate
 	rm -rf mutants
-	MINIDL_KERNELS=reference OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
+	MINIDL_KERNELS=numpy OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
 	$(VENV)/bin/mutmut run --max-children 2
 	$(VENV)/bin/mutmut results
 

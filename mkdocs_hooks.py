@@ -1,7 +1,9 @@
 """MkDocs hooks: the site reads docs/ as GitHub shows it, with nothing fetched from the internet.
 
 * **Math** written as GitHub does (``$...$`` inline, ``$$...$$`` on their own lines) is converted to MathML
-  at build time with ``latex2mathml``: the browser draws it natively, no script and no CDN.
+  at build time with ``latex2mathml``: the browser draws it natively, no script and no CDN. Headings'
+  math is converted in the table of contents too, and the build fails if any page would still show TeX
+  as text (a closing ``$`` after a space, ``$$`` inside a paragraph).
 * **Links to the code** (``../minidl/layers/dense.py#L53-L57``, as they work on GitHub) point at generated
   pages of the repository's source with numbered, anchored lines (``code/...``).
 * **The API reference** (``reference/...``) is generated from the packages' NumPy-style docstrings by
@@ -17,6 +19,7 @@ import html
 import logging
 import posixpath
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 from latex2mathml.converter import convert as latex_to_mathml
@@ -159,7 +162,9 @@ def on_page_markdown(markdown, page, config, files):
 ARITHMATEX = re.compile(r'<(span|div) class="arithmatex">\s*\\[(\[](.*?)\\[)\]]\s*</\1>', re.DOTALL)
 # nbconvert leaves a notebook's markdown math as $...$ / $$...$$ text and adds a CDN MathJax loader
 MATHJAX_LOADER = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.DOTALL)
-VERBATIM = re.compile(r"(<pre.*?</pre>|<code.*?</code>|<script.*?</script>|<style.*?</style>)", re.DOTALL)
+# and a notebook cell's source kept as plain text for its copy button
+VERBATIM = re.compile(r"(<pre.*?</pre>|<code.*?</code>|<script.*?</script>|<style.*?</style>"
+                      r'|<div class="clipboard-copy-txt".*?</div>)', re.DOTALL)
 DOLLARS = re.compile(r"\$\$(.+?)\$\$|(?<![\\$\w])\$(?!\s)([^$\n]+?)(?<!\s)\$(?![\w$])", re.DOTALL)
 
 
@@ -179,9 +184,25 @@ def on_page_content(content, page, config, files):
         content = MATHJAX_LOADER.sub("", content)
         parts = VERBATIM.split(content)
         for i in range(0, len(parts), 2):  # the even parts lie outside <pre>, <code>, <script>, <style>
-            parts[i] = DOLLARS.sub(lambda m: _mathml(m.group(1) or m.group(2), m.group(1) is not None), parts[i])
+            parts[i] = _dollars_to_mathml(parts[i])
         content = "".join(parts)
+    # the table of contents repeats a heading's text with its math as written: \(...\) from a Markdown
+    # page (arithmatex), $...$ from a notebook
+    _toc_to_mathml(page.toc)
     return content
+
+
+def _dollars_to_mathml(text: str) -> str:
+    return DOLLARS.sub(lambda m: _mathml(m.group(1) or m.group(2), m.group(1) is not None), text)
+
+
+TOC_MATH = re.compile(r"\\\((.+?)\\\)")
+
+
+def _toc_to_mathml(items) -> None:
+    for item in items:
+        item.title = _dollars_to_mathml(TOC_MATH.sub(lambda m: _mathml(m.group(1), False), item.title))
+        _toc_to_mathml(item.children)
 
 
 # -- nothing fetched from elsewhere ----------------------------------------------------------------------
@@ -194,12 +215,64 @@ EXTERNAL = re.compile(
     r"""|url\(\s*["']?(?:https?:)?//""", re.IGNORECASE)
 
 
+# -- math that did not become MathML ----------------------------------------------------------------------
+
+# What a reader would see as TeX: $...$, a $ beside a converted formula (a $$ block inside a paragraph),
+# a TeX command, arithmatex's \( \[ delimiters, or MathML shown as text
+RAW_TEX = re.compile(r"\$[^$\n]*\$|\$\s*\x00|\x00\s*\$|\\[A-Za-z]+|\\[\[\(\]\)]|<m[a-z]*[ >]")
+COPY_TEXT = re.compile(r'<div class="clipboard-copy-txt".*?</div>', re.DOTALL)
+
+
+class _VisibleText(HTMLParser):
+    """The text a reader sees, with each <math> element as one NUL character; code and scripts left out."""
+
+    HIDDEN = frozenset({"pre", "code", "script", "style", "svg", "textarea", "title"})
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.hidden = self.math = 0
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.HIDDEN:
+            self.hidden += 1
+        elif tag == "math":
+            if not self.math and not self.hidden:
+                self.parts.append("\x00")
+            self.math += 1
+
+    def handle_endtag(self, tag):
+        if tag in self.HIDDEN and self.hidden:
+            self.hidden -= 1
+        elif tag == "math" and self.math:
+            self.math -= 1
+
+    def handle_data(self, data):
+        if not self.hidden and not self.math:
+            self.parts.append(data)
+
+
+def unconverted_math(page_html: str) -> list[str]:
+    """Each piece of TeX a reader would see on the page as text, with some context."""
+    parser = _VisibleText()
+    parser.feed(COPY_TEXT.sub("", page_html))
+    text = "".join(parser.parts)
+    return [" ".join(text[max(match.start() - 40, 0):match.end() + 20].replace("\x00", "<math>").split())
+            for match in RAW_TEX.finditer(text)]
+
+
 def on_post_build(config):
-    offenders = []
+    offenders, raw_math = [], []
     for path in Path(config["site_dir"]).rglob("*"):
         if path.suffix in (".html", ".css") and path.is_file():
-            match = EXTERNAL.search(path.read_text(encoding="utf-8", errors="replace"))
+            text = path.read_text(encoding="utf-8", errors="replace")
+            match = EXTERNAL.search(text)
             if match:
                 offenders.append(f"{path.relative_to(config['site_dir'])}: {match.group(0)[:80]}")
+            if path.suffix == ".html":
+                raw_math += [f"{path.relative_to(config['site_dir'])}: {found}" for found in unconverted_math(text)]
     if offenders:
         raise PluginError("The site would load resources from other hosts:\n" + "\n".join(offenders))
+    if raw_math:
+        raise PluginError("Math shown as TeX instead of MathML (write $...$ inline and $$...$$ on lines of its "
+                          "own, closing $ not after a space):\n" + "\n".join(raw_math))

@@ -1,15 +1,22 @@
 """Checkpoint files of the :class:`~autoencoders.trainer.Trainer`: reading them safely and comparing what made them.
 
 A checkpoint is one ``.npz`` (no pickle) holding ``param/<name>`` and ``optim/<key>`` arrays and a ``meta``
-entry, a JSON string with the epoch, the per-epoch history, the generator state, the training config, the
-identity of the data it was trained on and an optional caller-supplied fingerprint. Everything is read and
-checked before anything is assigned, and every error names the file.
+entry, a JSON string with the format number, the epoch, the per-epoch history, the generator state, the
+training config, the model's kind and settings, the identity of the data it was trained on and an optional
+caller-supplied fingerprint. Everything is read and checked before anything is assigned, and every error
+names the file.
+
+Formats: 3 records the model (``{"kind": "SparseAutoencoder", "rho": 0.05, ...}``). 2 (and the unnumbered
+1) did not: such a checkpoint is still read and resumed when everything else matches, its model kind
+unchecked, and the trainer's next save writes it as format 3. A format newer than :data:`FORMAT` is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -18,22 +25,59 @@ import numpy as np
 
 from minidl.serialization import load_arrays
 
-FORMAT = 2
+FORMAT = 3
 _MISSING = "(not recorded)"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint cannot be read, is damaged, or does not fit the trainer; the message starts with its path."""
+    """A checkpoint cannot be read, is damaged, does not fit the trainer, or cannot be written where asked;
+    the message starts with its path."""
 
 
 class CheckpointMismatch(CheckpointError):
-    """The checkpoint was made from other data or settings; ``differences`` lists each field, old -> new."""
+    """The checkpoint was made by another kind of model or from other data or settings; ``differences``
+    lists each field, old -> new (``model.kind: SparseAutoencoder -> Autoencoder``)."""
 
     def __init__(self, path, differences: list[str]) -> None:
         self.path, self.differences = Path(path), list(differences)
-        super().__init__(f"{path}: made from other data or settings, so it is not resumed (nothing was "
+        super().__init__(f"{path}: made from another model, data or settings, so it is not resumed (nothing was "
                          f"changed): {'; '.join(differences)}. Use another checkpoint path, or delete or "
                          "move this file to start afresh.")
+
+
+def model_description(model) -> dict:
+    """What a checkpoint records of a model: ``{"kind": ..., **settings}``, from its ``kind()`` and
+    ``settings()`` (see :mod:`autoencoders.models`); a model without them is described by its class name."""
+    kind = model.kind() if hasattr(model, "kind") else type(model).__name__
+    settings = model.settings() if hasattr(model, "settings") else {}
+    return plain({"kind": kind, **settings})
+
+
+def model_differences(old: dict | None, new: dict) -> list[str]:
+    """How the model a checkpoint recorded (None before format 3: nothing to compare) differs from ``new``:
+    only the kind when the kinds differ, else each setting."""
+    if old is None:
+        return []
+    if old.get("kind") != new["kind"]:
+        return [f"model.kind: {old.get('kind')} -> {new['kind']}"]
+    return differences(old, new, "model")
+
+
+def check_writable(path) -> None:
+    """Raise CheckpointError unless a checkpoint can be written at ``path``: not a folder, and its folder
+    (created if missing) accepts new files. Nothing is left behind."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a file; give the checkpoint a file name such as "
+                              f"{path / 'checkpoint.npz'}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise CheckpointError(f"{path}: its folder {path.parent} cannot be written ({reason}); choose a "
+                              "checkpoint path in a writable folder.") from None
 
 
 def array_identity(x: np.ndarray | None) -> dict | None:
@@ -106,9 +150,18 @@ def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
 def _check_meta(meta) -> None:
     if not isinstance(meta, dict):
         raise ValueError(f"expected a JSON object, found {type(meta).__name__}")
-    missing = [key for key in ("epoch", "history", "rng", "config") if key not in meta]
+    version = meta.get("format", 1)  # the first checkpoints carried no number
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"format should be an integer >= 1, found {version!r}")
+    if version > FORMAT:
+        raise ValueError(f"format {version}, newer than the format {FORMAT} this version reads; update minidl "
+                         "to resume it")
+    required = ("epoch", "history", "rng", "config") + (("model",) if version >= 3 else ())
+    missing = [key for key in required if key not in meta]
     if missing:
         raise ValueError(f"missing {missing}")
+    if version >= 3 and not (isinstance(meta["model"], dict) and isinstance(meta["model"].get("kind"), str)):
+        raise ValueError(f"model should be an object with a 'kind', found {meta['model']!r}")
     epoch, history = meta["epoch"], meta["history"]
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
         raise ValueError(f"epoch should be a non-negative integer, found {epoch!r}")

@@ -7,7 +7,9 @@ All share one small interface, which the :class:`~autoencoders.trainer.Trainer` 
   (floats, ``"loss"`` is the total that is minimised) and leaves the gradients in the parameters;
 * ``evaluate(x, rng)`` -- the same terms without gradients;
 * ``evaluate_and_encode(x, rng)`` -- those terms and the codes ``encode(x)`` gives, from one forward pass;
-* ``parameters()``, ``zero_grad()``, ``save(path)``, ``load(path)``.
+* ``parameters()``, ``zero_grad()``, ``save(path)``, ``load(path)``;
+* ``kind()`` and ``settings()`` -- what a checkpoint or model file records of the model, so that it is
+  never resumed or loaded by a model of another kind (or, for a checkpoint, other settings).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from autoencoders.architectures import conv_decoder, conv_encoder, vae_decoder, 
 from minidl.contractive import MODES, contractive_penalty
 from minidl.layers import Sequential, sigmoid
 from minidl.losses import elbo, kl_sparsity, mse, reparameterize, reparameterize_backward
-from minidl.serialization import assign_params, load_arrays, save_arrays
+from minidl.serialization import load_params, save_params
 
 
 class AutoencoderBase:
@@ -55,13 +57,23 @@ class AutoencoderBase:
             network.astype(dtype)
         return self
 
+    def kind(self) -> str:
+        """The name files record for this model (its class): a file of one kind never loads into another."""
+        return type(self).__name__
+
+    def settings(self) -> dict:
+        """The settings of the objective beyond the parameters (weights of penalties, modes), as JSON-able
+        values; a checkpoint records them and is not resumed under others."""
+        return {}
+
     def save(self, path) -> None:
-        """Write the parameters to an ``.npz`` (atomically)."""
-        save_arrays(path, self.params)
+        """Write the parameters and the :meth:`kind` to an ``.npz`` (atomically)."""
+        save_params(path, self.params, kind=self.kind())
 
     def load(self, path) -> None:
-        """Read parameters written by :meth:`save`, without pickle; a mismatch changes nothing."""
-        assign_params(self.params, load_arrays(path), source=str(path))
+        """Read parameters written by :meth:`save`, without pickle; a file of another :meth:`kind`, or whose
+        parameters do not match, raises ValueError and changes nothing."""
+        load_params(path, self.params, kind=self.kind())
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         """Decode the code of ``x``. Shapes: (N, C, H, W) -> (N, C, H, W)."""
@@ -171,6 +183,9 @@ class SparseAutoencoder(Autoencoder):
         super().__init__(encoder, decoder, rng, latent=latent)
         self.rho, self.sparsity_weight = float(rho), float(sparsity_weight)
 
+    def settings(self) -> dict:
+        return {"rho": self.rho, "sparsity_weight": self.sparsity_weight}
+
     def _penalty(self, x, z, dz, rng, backward):
         value, dh = kl_sparsity(z, rho=self.rho)
         if backward:
@@ -210,6 +225,9 @@ class ContractiveAutoencoder(Autoencoder):
             raise ValueError(f"Unknown contractive mode {mode!r}; expected one of {MODES}.")
         super().__init__(encoder, decoder, rng, latent=latent)
         self.contractive_weight, self.mode, self.n_probes = float(contractive_weight), mode, int(n_probes)
+
+    def settings(self) -> dict:
+        return {"contractive_weight": self.contractive_weight, "mode": self.mode, "n_probes": self.n_probes}
 
     def _penalty(self, x, z, dz, rng, backward):
         # one encoder sweep carries both the reconstruction's dz and the penalty's gradient
@@ -265,6 +283,9 @@ class VariationalAutoencoder(AutoencoderBase):
         self.trunk.needs_input_grad = False  # nothing uses the gradient of the images
         self.networks = {"encoder": self.trunk, "mu": self.mu_head, "logvar": self.logvar_head,
                          "decoder": self.decoder}
+
+    def settings(self) -> dict:
+        return {"likelihood": self.likelihood}
 
     def encode_distribution(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """mu and logvar of q(z | x). Shapes: (N, *image_shape) -> two (N, latent_dim)."""

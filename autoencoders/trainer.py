@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoders.checkpoints import (FORMAT, CheckpointMismatch, array_identity, check_arrays, differences,
-                                      read_checkpoint)
+from autoencoders.checkpoints import (FORMAT, CheckpointMismatch, array_identity, check_arrays, check_writable,
+                                      differences, model_description, model_differences, read_checkpoint)
 from minidl.optim import Adam
-from minidl.serialization import assign_params, save_arrays
+from minidl.serialization import assign_params, remove_stale_temporaries, save_arrays
 
 SATURATION = 1e-3
 
@@ -44,6 +44,15 @@ class TrainingConfig:
     Traceback (most recent call last):
     ...
     ValueError: Expected batch_size to be a positive integer. Received: batch_size=0
+    >>> TrainingConfig(learning_rate="0.1")
+    Traceback (most recent call last):
+    ...
+    TypeError: Expected learning_rate to be a finite positive number. Received: learning_rate='0.1'
+
+    Every field is checked: integers (not bools; NumPy integers are accepted and stored as ``int``) for
+    ``epochs``, ``batch_size`` and ``eval_batch_size`` (>= 1) and ``seed`` (>= 0), and a finite number > 0
+    for ``learning_rate`` (stored as ``float``). A value of the wrong type raises TypeError, one out of
+    range ValueError.
     """
 
     epochs: int = 10
@@ -53,12 +62,26 @@ class TrainingConfig:
     eval_batch_size: int = 500
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        # bools are ints to Python, but epochs=True is a mistake; NumPy numbers become plain ones (JSON-able)
+        for name, low, allowed in (("epochs", 1, "a positive integer"), ("batch_size", 1, "a positive integer"),
+                                   ("seed", 0, "a non-negative integer"),
+                                   ("eval_batch_size", 1, "a positive integer")):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"Expected learning_rate > 0. Received: learning_rate={self.learning_rate!r}")
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"Expected {name} to be {allowed}. Received: {name}={value!r}")
+            if value < low:
+                raise ValueError(f"Expected {name} to be {allowed}. Received: {name}={value!r}")
+            object.__setattr__(self, name, int(value))
+        value, allowed = self.learning_rate, "a finite positive number"
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"Expected learning_rate to be {allowed}. Received: learning_rate={value!r}")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            number = math.inf
+        if not (math.isfinite(number) and number > 0):
+            raise ValueError(f"Expected learning_rate to be {allowed}. Received: learning_rate={value!r}")
+        object.__setattr__(self, "learning_rate", number)
 
 
 def latent_health(codes: np.ndarray) -> dict[str, float]:
@@ -140,7 +163,8 @@ class Trainer:
         self._check_state(f"at epoch {self.epoch}")
         arrays = self._state_arrays()
         meta = {"format": FORMAT, "epoch": self.epoch, "history": self.history, "config": asdict(self.config),
-                "rng": self.rng.bit_generator.state, "data": self.data, "fingerprint": self.fingerprint}
+                "model": model_description(self.model), "rng": self.rng.bit_generator.state, "data": self.data,
+                "fingerprint": self.fingerprint}
         save_arrays(path, {**arrays, "meta": np.array(json.dumps(meta))})
         if path == self.checkpoint_path:
             self._checkpoint_epoch = self.epoch
@@ -149,11 +173,15 @@ class Trainer:
         """How a checkpoint's ``meta`` differs from this trainer (and from ``data``, the identity of the data
         about to be trained on, when given): one ``"field: old -> new"`` per difference.
 
-        Every config field must match except ``epochs``, which may grow: continuing for more epochs is exact,
-        but a checkpoint that trained further than ``config.epochs`` is a mismatch.
+        The model's kind must match (``model.kind: SparseAutoencoder -> Autoencoder``; only the kind is
+        listed when it differs), and so must its settings (``model.rho``, ...); a checkpoint older than
+        format 3 recorded neither, and its model is not compared. Every config field must match except
+        ``epochs``, which may grow: continuing for more epochs is exact, but a checkpoint that trained
+        further than ``config.epochs`` is a mismatch.
         """
         config = asdict(self.config)
-        found = differences({k: v for k, v in meta["config"].items() if k != "epochs"},
+        found = model_differences(meta.get("model"), model_description(self.model))
+        found += differences({k: v for k, v in meta["config"].items() if k != "epochs"},
                             {k: v for k, v in config.items() if k != "epochs"}, "config")
         if meta["epoch"] > self.config.epochs:
             found.append(f"config.epochs: trained {meta['epoch']} -> {self.config.epochs}")
@@ -238,15 +266,21 @@ class Trainer:
     def fit(self, x_train: np.ndarray, x_test: np.ndarray | None = None, resume: bool = False) -> list[dict]:
         """Train up to ``config.epochs`` epochs; with ``resume=True`` continue from the checkpoint.
 
-        The data is checked first (:meth:`check_data`), and a checkpoint is resumed only when it was made
-        from the same data, config and fingerprint (:meth:`load_checkpoint`). Training stops with
-        TrainingDiverged on a non-finite loss, evaluation or state, keeping the last good checkpoint.
+        The data is checked first (:meth:`check_data`), then the checkpoint path (CheckpointError when it is a
+        folder or its folder cannot be written), and the temporaries that saves killed while writing this
+        checkpoint left behind are removed (not one a running save holds locked). A checkpoint is resumed only
+        when it was made by the same kind of model from the same data, config and fingerprint
+        (:meth:`load_checkpoint`). Training stops with TrainingDiverged on a non-finite loss, evaluation or
+        state, keeping the last good checkpoint.
 
         Returns the history: one dict per epoch with the mean of every loss term on the training
         batches (``train_<term>``), on ``x_test`` (``test_<term>``), the latent health of the test (or
         training) codes, and the wall time of the epoch.
         """
         self.check_data(x_train, x_test)
+        if self.checkpoint_path is not None:
+            check_writable(self.checkpoint_path)
+            remove_stale_temporaries(self.checkpoint_path)
         self.test_codes = None
         self.data = {"x_train": array_identity(x_train), "x_test": array_identity(x_test)}
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():

@@ -5,7 +5,10 @@ minidl columns: ``assert_layer_gradients`` with ``tangents=0`` (backward only, w
 with the tangent pass (default), and ``fast=True``. PyTorch columns (when torch is importable):
 ``gradcheck``, ``gradcheck(fast_mode=True)`` and ``gradgradcheck``. One thread each.
 
-    python benchmarks/bench_gradcheck.py [--rounds 3] [--repeats 5]
+    python benchmarks/bench_gradcheck.py [--rounds 3] [--repeats 5] [--baseline DIR]
+
+``--baseline DIR`` also times the minidl found in DIR (e.g. an earlier version exported with
+``git archive``), alternating with this one in the same run: a before/after comparison on one machine.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 import minidl  # noqa: E402
 
 minidl.tune_process()  # first, before NumPy is imported
-from harness import median_time, run_alternating, torch_available  # noqa: E402
+from harness import machine, median_time, run_alternating, torch_available  # noqa: E402
 
 # name, kind, batch, in, out, size
 CASES = [("dense 8->5, batch 4", "dense", 4, 8, 5, 1), ("conv 2->3 3x3 @6x6, batch 2", "conv", 2, 2, 3, 6)]
@@ -75,21 +78,25 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--worker", choices=["minidl", "torch"])
+    parser.add_argument("--baseline", help="a directory holding another version of minidl to time alongside")
+    parser.add_argument("--worker", choices=["minidl", "baseline", "torch"])
     args = parser.parse_args(argv)
-    if args.worker == "minidl":
+    if args.worker in ("minidl", "baseline"):
         print(json.dumps(minidl_worker(args.repeats)))
         return
     if args.worker == "torch":
         print(json.dumps(torch_worker(args.repeats)))
         return
-    workers = ["minidl"] + (["torch"] if torch_available() else [])
-    medians = run_alternating(os.path.abspath(__file__), workers, args.rounds, ["--repeats", str(args.repeats)])
-    print("| case | check | median ms |\n|---|---|---|")
+    workers = ["minidl"] + (["baseline"] if args.baseline else []) + (["torch"] if torch_available() else [])
+    environments = {"baseline": {"PYTHONPATH": os.path.abspath(args.baseline)}} if args.baseline else None
+    medians = run_alternating(os.path.abspath(__file__), workers, args.rounds, ["--repeats", str(args.repeats)],
+                              environments)
+    print(f"{machine()}\n\n| case | check | median ms |\n|---|---|---|")
     for worker in workers:
         for key, seconds in medians[worker].items():
             case, check = key.split(" | ")
-            print(f"| {case} | {check} | {seconds * 1e3:.1f} |")
+            label = check.replace("minidl", "minidl (baseline)") if worker == "baseline" else check
+            print(f"| {case} | {label} | {seconds * 1e3:.1f} |")
 
 
 if __name__ == "__main__":

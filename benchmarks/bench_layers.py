@@ -1,6 +1,6 @@
 """Forward+backward time of each layer at the study's shapes (batch 128, float32).
 
-Columns: minidl with its Numba kernels, minidl with the NumPy reference kernels swapped in, and
+Columns: minidl with its Numba kernels, minidl on the NumPy backend (the kernels' reference twins), and
 PyTorch (2 threads) when it is importable; ratios are of medians measured in the same run. minidl's
 inputs are stored images-last, as its layers pass images to each other; each layer runs the path it
 chooses (Winograd for the 3x3 convolutions with 16 or more input channels).
@@ -38,18 +38,11 @@ CASES = [
 def minidl_worker(repeats: int, use_reference: bool) -> dict[str, float]:
     import numpy as np
 
-    import minidl.layers.activations as activations_module
-    import minidl.layers.conv as conv_module
-    import minidl.layers.pool as pool_module
-    from minidl import reference
+    from minidl.backend import set_backend
     from minidl.layers import Conv2D, Conv2DTranspose, Dense, MaxPool2D
     from minidl.layers.memory import as_images
 
-    if use_reference:  # swap the kernels the layer modules imported, in this process only
-        for module in (conv_module, pool_module, activations_module):
-            for name in dir(module):
-                if hasattr(reference, name) and callable(getattr(module, name)):
-                    setattr(module, name, getattr(reference, name))
+    set_backend("numpy" if use_reference else "numba")
     rng = np.random.default_rng(0)
     results = {}
     for name, kind, c_in, c_out, size in CASES:

@@ -321,8 +321,8 @@ def run_locally(collection: Collection, specs: list[RunSpec], data_dir, count: i
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: thread limits set before imports
-    with ProcessPoolExecutor(count, mp_context=context, initializer=workers.limit_threads,
-                             initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(count, mp_context=context, initializer=workers.start_local_worker,
+                             initargs=(threads, os.getpid())) as pool:
         # the workers are spawned by submit; started while SIGINT is ignored, they keep ignoring it (a disposition
         # that survives exec, and then Python installs no KeyboardInterrupt handler of its own)
         interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -1,17 +1,18 @@
-"""MNIST and Frey Face from local files, the user cache or the web, verified by checksum.
+"""MNIST and Frey Face from local files, the user cache or the web, verified by checksum on every use.
 
 Files are looked for, in order, in the ``data_dir`` argument, ``$MINIDL_DATA`` and the user cache
 (``$XDG_CACHE_HOME/minidl``, else ``~/.cache/minidl``), in the layout::
 
     mnist/train-images-idx3-ubyte[.gz]   mnist/train-labels-idx1-ubyte[.gz]
     mnist/t10k-images-idx3-ubyte[.gz]    mnist/t10k-labels-idx1-ubyte[.gz]
-    frey/frey_rawface.mat
+    frey/frey_rawface.mat[.gz]
 
-Every file's *content* is verified by sha256 on first use (the decompressed IDX bytes; the Frey array
-in C order), and the verdict is remembered in the cache keyed by path, size and modification time.
-Missing files are downloaded into the cache from public mirrors, each into a temporary file that is
-renamed only once complete and verified. ``python -m experiments.datasets verify|fetch`` checks or
-fetches everything.
+Every time a file is used, its *content* is verified by sha256 (the decompressed IDX bytes; the Frey
+array in C order). The file is read once: the array returned is parsed from the very bytes that were
+hashed. Missing files are downloaded into the cache from public mirrors with pooch's HTTP downloader,
+each into a ``.part`` file that is renamed only once complete and verified.
+``python -m experiments.datasets verify|fetch`` checks or fetches everything. docs/data.md tells the
+whole story.
 
 Two errors tell apart what a caller must: :class:`DataUnavailable` (the file is nowhere and cannot be
 downloaded, or a data folder the user named does not exist) and :class:`DataDamaged` (a file exists but
@@ -23,20 +24,19 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
-import http.client
-import json
+import io
 import os
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from minidl.serialization import new_file_mode
 
 
 class DatasetError(Exception):
@@ -48,7 +48,21 @@ class DataUnavailable(DatasetError):
 
 
 class DataDamaged(DatasetError):
-    """A file was found but is truncated, corrupt or another version; the message names it."""
+    """A file was found but is truncated, corrupt or another version; the message names it.
+
+    ``problem`` is what is wrong, without the path and the advice (a failed download reports just that).
+    """
+
+    def __init__(self, message: str, problem: str | None = None):
+        super().__init__(message)
+        self.problem = problem or message
+
+
+REFETCH = " Delete it and fetch it again (python -m experiments.datasets fetch)."
+
+
+def _damaged(source, problem: str, advice: str = "") -> DataDamaged:
+    return DataDamaged(f"{source}: {problem}.{advice}", problem)
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,8 @@ def _mnist(name: str, digest: str) -> DataFile:
     return DataFile(f"mnist/{name}", digest, tuple(f"{base}{name}.gz" for base in MNIST_MIRRORS), "idx")
 
 
+# The digests are of the content, not of the files: of the decompressed IDX bytes (mirrors wrap them in
+# different gzip streams) and of the Frey array in C order (the .mat header carries a creation date).
 FILES = {
     "train-images": _mnist("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
     "train-labels": _mnist("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
@@ -132,88 +148,74 @@ def read_content(path: Path) -> bytes:
         raw = path.read_bytes()
         return gzip.decompress(raw) if path.suffix == ".gz" else raw
     except (EOFError, OSError, zlib.error) as error:
-        raise DataDamaged(f"{path}: cannot be read or decompressed ({error}); the file is damaged or "
-                           "truncated. Delete it and fetch it again (python -m experiments.datasets fetch).") from None
+        raise _damaged(path, f"cannot be read or decompressed ({error}); the file is damaged or truncated",
+                       REFETCH) from None
 
 
 def parse_idx(content: bytes, source: str) -> np.ndarray:
     """Parse the IDX format: two zero bytes, type code 0x08 (uint8), rank, big-endian uint32 sizes, data."""
     if len(content) < 4 or content[0] != 0 or content[1] != 0:
-        raise DataDamaged(f"{source}: not an IDX file (bad magic number {content[:4].hex() or 'empty'}).")
+        raise _damaged(source, f"not an IDX file (bad magic number {content[:4].hex() or 'empty'})")
     if content[2] != 0x08:
-        raise DataDamaged(f"{source}: IDX type code 0x{content[2]:02x}, expected 0x08 (unsigned bytes).")
+        raise _damaged(source, f"IDX type code 0x{content[2]:02x}, expected 0x08 (unsigned bytes)")
     rank = content[3]
     header = 4 + 4 * rank
     if len(content) < header:
-        raise DataDamaged(f"{source}: IDX header announces {rank} dimensions but the file ends early.")
+        raise _damaged(source, f"IDX header announces {rank} dimensions but the file ends early")
     shape = tuple(int(v) for v in np.frombuffer(content, dtype=">u4", count=rank, offset=4))
     expected = int(np.prod(shape)) if shape else 1
     if len(content) - header != expected:
-        raise DataDamaged(f"{source}: IDX dimensions {shape} need {expected:,} bytes of data, the file has "
-                           f"{len(content) - header:,}.")
+        raise _damaged(source, f"IDX dimensions {shape} need {expected:,} bytes of data, the file has "
+                               f"{len(content) - header:,}")
     return np.frombuffer(content, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def read_frey_array(path: Path) -> np.ndarray:
-    """The ``ff`` array, (560, N) uint8, of a Frey Face .mat file."""
+def parse_frey(content: bytes, source: str) -> np.ndarray:
+    """The ``ff`` array, (560, N) uint8, of the bytes of a Frey Face .mat file."""
     from scipy.io import loadmat
 
     try:
-        contents = loadmat(path)
+        contents = loadmat(io.BytesIO(content))
     except Exception as error:  # scipy raises many types for damaged files
-        raise DataDamaged(f"{path}: not a readable MATLAB file ({type(error).__name__}: {error}). "
-                           "Delete it and fetch it again.") from None
+        raise _damaged(source, f"not a readable MATLAB file ({type(error).__name__}: {error})", REFETCH) from None
     if "ff" not in contents:
         found = sorted(key for key in contents if not key.startswith("__"))
-        raise DataDamaged(f"{path}: has no variable 'ff' (found {found}); this is not frey_rawface.mat.")
+        raise _damaged(source, f"has no variable 'ff' (found {found}); this is not frey_rawface.mat")
     ff = contents["ff"]
     if ff.ndim != 2 or ff.shape[0] != 28 * 20 or ff.dtype != np.uint8:
-        raise DataDamaged(f"{path}: 'ff' should be uint8 of shape (560, N), found {ff.dtype} {ff.shape}.")
+        raise _damaged(source, f"'ff' should be uint8 of shape (560, N), found {ff.dtype} {ff.shape}")
     return ff
 
 
-def content_digest(file: DataFile, path: Path) -> str:
+def read_verified(file: DataFile, path: Path, expected: str | None = None) -> np.ndarray:
+    """The array in ``path``, from one read of the file whose content digest was checked.
+
+    Hashing on every use costs a few tens of milliseconds for all of MNIST, and is the only check that
+    sees every byte: a file's size and modification time survive damage and can be set back by hand.
+    An IDX file is hashed before it is parsed, so a corrupt one reports the checksum, not a parser error.
+
+    Raises DataDamaged naming the expected and found digests when they differ.
+    """
+    expected = expected or file.sha256
+    content = read_content(path)
     if file.kind == "idx":
-        return hashlib.sha256(read_content(path)).hexdigest()
-    return hashlib.sha256(np.ascontiguousarray(read_frey_array(path)).tobytes()).hexdigest()
+        _require_digest(file, path, expected, hashlib.sha256(content).hexdigest())
+        return parse_idx(content, str(path))
+    ff = parse_frey(content, str(path))
+    _require_digest(file, path, expected, hashlib.sha256(np.ascontiguousarray(ff).tobytes()).hexdigest())
+    return ff
 
 
-def _memo_path() -> Path:
-    return cache_dir() / "verified.json"
-
-
-def _memo_key(path: Path) -> str:
-    status = path.stat()
-    return f"{path.resolve()}|{status.st_size}|{status.st_mtime_ns}"
-
-
-def _read_memo() -> dict:
-    try:
-        return json.loads(_memo_path().read_text())
-    except (OSError, ValueError):
-        return {}
+def _require_digest(file: DataFile, path: Path, expected: str, found: str) -> None:
+    if found != expected:
+        raise _damaged(path, f"checksum mismatch for {file.relative}: expected sha256 {expected}, found {found}",
+                       " The file is corrupt or a different version: delete it and fetch it again "
+                       "(python -m experiments.datasets fetch).")
 
 
 def verify(file: DataFile, path: Path, expected: str | None = None) -> None:
-    """Check the content digest of ``path``; remember success so later loads skip the hashing."""
-    expected = expected or file.sha256
-    key = _memo_key(path)
-    memo = _read_memo()
-    if memo.get(key) == expected:
-        return
-    found = content_digest(file, path)
-    if found != expected:
-        raise DataDamaged(f"{path}: checksum mismatch for {file.relative}: expected sha256 {expected}, found "
-                           f"{found}. The file is corrupt or a different version: delete it and fetch it "
-                           "again (python -m experiments.datasets fetch).")
-    memo[key] = expected
-    try:
-        _memo_path().parent.mkdir(parents=True, exist_ok=True)
-        temporary = _memo_path().with_suffix(".tmp")
-        temporary.write_text(json.dumps(memo, indent=0))
-        temporary.replace(_memo_path())
-    except OSError:
-        pass  # a read-only cache only costs the hashing next time
+    """Check the content digest of ``path`` (reading and hashing the whole file); raises DataDamaged."""
+    read_verified(file, path, expected)
 
 
 # -- downloading ------------------------------------------------------------------------------------
@@ -221,37 +223,23 @@ def verify(file: DataFile, path: Path, expected: str | None = None) -> None:
 # A reachable mirror completes the TCP and TLS handshakes well within a second; 5 s still allows for a
 # lost SYN or two (Linux retransmits after 1 s and 3 s). Once connected, a server that sends no byte for
 # 15 s has stalled: working mirrors send their headers within a few seconds and then stream continuously.
-# A dead network thus costs about 20 s per host, not 30 s per file and mirror as a single urllib timeout
-# would, because a host that failed is skipped for the other files of the same dataset.
+# A dead network thus costs about 20 s per host, not 30 s per file and mirror as a single timeout would,
+# because a host that failed is skipped for the other files of the same dataset.
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 15.0
 # A live download writes its .part file at least every READ_TIMEOUT seconds; one untouched for this long
 # was left by a killed process.
 STALE_PART_SECONDS = 600.0
+OFFLINE_VARIABLE = "MINIDL_OFFLINE"
+
+
+def downloads_forbidden() -> bool:
+    """Whether ``MINIDL_OFFLINE=1`` forbids downloads (machines without internet access fail fast)."""
+    return os.environ.get(OFFLINE_VARIABLE, "") == "1"
+
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
-
-
-def _opener(read_timeout: float) -> urllib.request.OpenerDirector:
-    """urllib with a read timeout of its own: ``open(url, timeout=connect)`` bounds the handshakes, and each
-    read after them waits at most ``read_timeout`` (urllib alone uses one timeout for both)."""
-    def patient(connection_class):
-        class Connection(connection_class):
-            def connect(self):
-                super().connect()
-                self.sock.settimeout(read_timeout)
-        return Connection
-
-    class HTTP(urllib.request.HTTPHandler):
-        def http_open(self, request):
-            return self.do_open(patient(http.client.HTTPConnection), request)
-
-    class HTTPS(urllib.request.HTTPSHandler):
-        def https_open(self, request):
-            return self.do_open(patient(http.client.HTTPSConnection), request, context=self._context)
-
-    return urllib.request.build_opener(HTTP, HTTPS)
 
 
 def _remove_stale_parts(folder: Path, name: str, log) -> None:
@@ -265,17 +253,77 @@ def _remove_stale_parts(folder: Path, name: str, log) -> None:
             pass  # gone already, or not ours to delete
 
 
+def _causes(error: BaseException):
+    """``error`` and what it wraps: requests and urllib3 keep the socket's error in args, reason and __cause__."""
+    seen, pending = set(), [error]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = [*current.args, getattr(current, "reason", None), current.__cause__, current.__context__]
+        pending += [item for item in wrapped if isinstance(item, BaseException)]
+
+
 def _failure(error: BaseException, connect_timeout: float, read_timeout: float) -> tuple[str, bool]:
     """What went wrong in a download, and whether the host itself failed (timed out, refused, unknown)."""
-    if isinstance(error, urllib.error.HTTPError):
-        return f"HTTP {error.code} {error.reason}", False
-    if isinstance(error, urllib.error.URLError):  # raised while connecting
-        if isinstance(error.reason, TimeoutError):
-            return f"no connection within {connect_timeout:g} s", True
-        return str(error.reason), isinstance(error.reason, OSError)
-    if isinstance(error, TimeoutError):  # connected, then silence
+    import requests
+    from urllib3.exceptions import HTTPError as Urllib3Error
+    from urllib3.exceptions import IncompleteRead, ReadTimeoutError
+
+    causes = list(_causes(error))
+    if isinstance(error, DataDamaged):
+        return error.problem, False
+    if isinstance(error, requests.HTTPError) and error.response is not None:
+        return f"HTTP {error.response.status_code} {error.response.reason}", False
+    if isinstance(error, requests.ConnectTimeout):
+        return f"no connection within {connect_timeout:g} s", True
+    if isinstance(error, requests.ReadTimeout) or any(isinstance(c, ReadTimeoutError) for c in causes):
         return f"connected, then no data for {read_timeout:g} s", True
+    for cause in causes:
+        if isinstance(cause, IncompleteRead):
+            return f"connection closed after {cause.partial:,} of {cause.partial + cause.expected:,} bytes", False
+    if isinstance(error, requests.ConnectionError):  # refused, unknown host, network down
+        sockets = [c for c in causes if isinstance(c, OSError)
+                   and not isinstance(c, (requests.RequestException, Urllib3Error))]
+        return str(sockets[0] if sockets else error), True
     return str(error), False
+
+
+def _transfer(url: str, output: Path, connect_timeout: float, read_timeout: float, progress: bool,
+              label: str) -> None:
+    """Stream the body at ``url`` into ``output`` with pooch's HTTP downloader (requests underneath).
+
+    It raises for HTTP errors, timeouts and a body shorter than its Content-Length. The transfer is
+    asked not to be encoded, so that a ``.gz`` arrives as the mirror stores it.
+    """
+    import pooch
+
+    bar = _progress_bar(label) if progress else False
+    downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 16, timeout=(connect_timeout, read_timeout),
+                                      headers={"Accept-Encoding": "identity"})
+    try:
+        downloader(url, str(output), None)
+    finally:
+        if bar:
+            bar.close()
+
+
+def _starts_like_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def _progress_bar(label: str):
+    """A tqdm bar for pooch to drive: pooch sets its total and updates it."""
+    from tqdm.auto import tqdm
+
+    class Bar(tqdm):
+        def __bool__(self):  # tqdm has no truth value before its total is known; pooch tests the bar with `if`
+            return True
+
+    return Bar(desc=label, unit="B", unit_scale=True, leave=False)
 
 
 def download(file: DataFile, destination: Path, mirrors=None, expected: str | None = None,
@@ -283,19 +331,22 @@ def download(file: DataFile, destination: Path, mirrors=None, expected: str | No
              progress: bool = True, log=_stderr, unreachable: set[str] | None = None) -> Path:
     """Fetch ``file`` into ``destination`` from the first mirror that gives a verified copy.
 
-    Each attempt streams into a temporary file beside the target; only a complete, verified download is
-    renamed into place, so an interrupted or corrupt transfer leaves nothing behind (and ``.part`` files of
-    killed processes are removed on the next attempt). ``log`` gets one line per attempt: the URL, the
-    outcome and the seconds it took. Hosts (``host:port``) that time out or cannot be reached are added to
-    ``unreachable``, and hosts already in it are skipped: a caller fetching several files passes one set to
-    every call, so a dead network is waited for once. Raises DatasetError listing each mirror's failure when
-    none succeeds.
+    Each attempt streams into a ``.part`` file beside the target; only a complete copy whose content
+    digest matches is renamed into place (named ``.gz`` when its bytes are gzip), so an interrupted or
+    corrupt transfer leaves nothing behind (and ``.part`` files of killed processes are removed on the
+    next attempt). ``log`` gets one line per
+    attempt: the URL, the outcome and the seconds it took. Hosts (``host:port``) that time out or cannot
+    be reached are added to ``unreachable``, and hosts already in it are skipped: a caller fetching
+    several files passes one set to every call, so a dead network is waited for once. Raises DatasetError
+    listing each mirror's failure when none succeeds.
     """
+    import requests
+
     unreachable = set() if unreachable is None else unreachable
     mirrors = tuple(mirrors) if mirrors is not None else file.mirrors
-    (destination / file.relative).parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_parts((destination / file.relative).parent, Path(file.relative).name, log)
-    opener = _opener(read_timeout)
+    folder, name = (destination / file.relative).parent, Path(file.relative).name
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_parts(folder, name, log)
     failures = []
     for url in mirrors:
         host = urllib.parse.urlsplit(url).netloc
@@ -303,25 +354,24 @@ def download(file: DataFile, destination: Path, mirrors=None, expected: str | No
             failures.append(f"{url}: skipped, {host} could not be reached earlier")
             log(f"download {url}: skipped ({host} could not be reached for an earlier file)")
             continue
-        suffix = ".gz" if url.endswith(".gz") else ""
-        target = destination / (file.relative + suffix)
-        descriptor, temporary = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=target.parent)
+        descriptor, temporary = tempfile.mkstemp(prefix=name + ".", suffix=".part", dir=folder)
+        os.close(descriptor)
         temporary = Path(temporary)
         started = time.perf_counter()
         try:
-            with os.fdopen(descriptor, "wb") as handle:
-                received = _stream(opener, url, handle, connect_timeout, progress, target.name)
-            # verify the temporary copy under the final name's rules (gz or not)
-            checked = temporary.with_name(temporary.name + suffix)
-            temporary.replace(checked)
-            temporary = checked
-            found = content_digest(file, temporary)
-            if found != (expected or file.sha256):
-                raise DatasetError(f"checksum mismatch (expected {expected or file.sha256}, found {found})")
+            _transfer(url, temporary, connect_timeout, read_timeout, progress, name)
+            received = temporary.stat().st_size
+            # The stored name follows the content, not the URL: a server that labels a .gz with
+            # "Content-Encoding: gzip" has it decoded in transit, and the plain bytes are kept as such.
+            if _starts_like_gzip(temporary):
+                temporary = temporary.rename(temporary.with_name(temporary.name + ".gz"))
+            verify(file, temporary, expected)
+            target = folder / (name + (".gz" if temporary.suffix == ".gz" else ""))
+            temporary.chmod(new_file_mode())  # mkstemp's 0o600 would hide the cache from the user's group
             temporary.replace(target)
             log(f"download {url}: ok, {received:,} bytes ({time.perf_counter() - started:.1f} s)")
             return target
-        except (OSError, DatasetError, ValueError, http.client.HTTPException) as error:
+        except (OSError, DatasetError, ValueError, requests.RequestException) as error:
             reason, host_failed = _failure(error, connect_timeout, read_timeout)
             if host_failed:
                 unreachable.add(host)
@@ -330,29 +380,6 @@ def download(file: DataFile, destination: Path, mirrors=None, expected: str | No
         finally:
             temporary.unlink(missing_ok=True)
     raise DatasetError("; ".join(failures) or "no mirror is known")
-
-
-def _stream(opener, url: str, handle, connect_timeout: float, progress: bool, label: str) -> int:
-    """Copy the body at ``url`` into ``handle``; returns the number of bytes."""
-    with opener.open(url, timeout=connect_timeout) as response:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False)
-        received = 0
-        try:
-            while chunk := response.read(1 << 16):
-                handle.write(chunk)
-                received += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-        finally:
-            if bar is not None:
-                bar.close()
-        if total is not None and received != total:
-            raise OSError(f"connection closed after {received:,} of {total:,} bytes")
-        return received
 
 
 def _verified_copy(file: DataFile, dirs: list[Path], expected: str | None, besides: Path) -> Path | None:
@@ -370,9 +397,11 @@ def _verified_copy(file: DataFile, dirs: list[Path], expected: str | None, besid
 
 
 def locate(name: str, data_dir=None, fetch: bool = True, mirrors=None, expected: str | None = None,
-           progress: bool = True, log=_stderr, unreachable: set[str] | None = None) -> Path:
-    """The verified path of one of :data:`FILES`, downloading it into the cache when missing.
+           progress: bool = True, log=_stderr, unreachable: set[str] | None = None) -> tuple[Path, np.ndarray]:
+    """The path of one of :data:`FILES` and the verified array it holds, downloading it into the cache
+    when missing (unless ``fetch`` is false or ``MINIDL_OFFLINE=1``).
 
+    The file is read once: the array is parsed from the bytes whose digest was checked.
     ``unreachable`` is passed on to :func:`download` (hosts that failed for an earlier file are skipped).
 
     Raises DataUnavailable when the file is nowhere and cannot be downloaded (or a named data folder does
@@ -383,6 +412,8 @@ def locate(name: str, data_dir=None, fetch: bool = True, mirrors=None, expected:
     dirs = search_dirs(data_dir)
     path = find(file, dirs)
     if path is None:
+        if downloads_forbidden():
+            raise DataUnavailable(_missing_message(file, dirs, f"{OFFLINE_VARIABLE}=1 forbids downloading"))
         if not fetch:
             raise DataUnavailable(_missing_message(file, dirs, "downloading was not allowed"))
         try:
@@ -391,14 +422,13 @@ def locate(name: str, data_dir=None, fetch: bool = True, mirrors=None, expected:
         except DatasetError as error:
             raise DataUnavailable(_missing_message(file, dirs, str(error))) from None
     try:
-        verify(file, path, expected)
+        return path, read_verified(file, path, expected)
     except DataDamaged as error:
         good = _verified_copy(file, dirs, expected, besides=path)
         if good is None:
             raise
         raise DataDamaged(f"{error} A verified copy exists at {good}: replace the damaged file with it, or "
-                          f"point --data-dir (or MINIDL_DATA) at {good.parent.parent}.") from None
-    return path
+                          f"point --data-dir (or MINIDL_DATA) at {good.parent.parent}.", error.problem) from None
 
 
 # -- the datasets ----------------------------------------------------------------------------------
@@ -415,9 +445,8 @@ def load_mnist(data_dir=None, fetch: bool = True, checksums: dict | None = None,
     arrays = {}
     unreachable: set[str] = set()  # the four files share their mirrors: wait for a dead host once
     for name in ("train-images", "train-labels", "test-images", "test-labels"):
-        path = locate(name, data_dir, fetch, mirrors.get(name), checksums.get(name), log=log,
-                      unreachable=unreachable)
-        arrays[name] = parse_idx(read_content(path), str(path))
+        _, arrays[name] = locate(name, data_dir, fetch, mirrors.get(name), checksums.get(name), log=log,
+                                 unreachable=unreachable)
     result = []
     for split in ("train", "test"):
         images, labels = arrays[f"{split}-images"], arrays[f"{split}-labels"]
@@ -433,8 +462,7 @@ def load_mnist(data_dir=None, fetch: bool = True, checksums: dict | None = None,
 def load_frey_faces(data_dir=None, fetch: bool = True, checksum: str | None = None, mirrors=None,
                     log=_stderr) -> np.ndarray:
     """Frey Face: float32 images (1965, 1, 28, 20) in [0, 1]."""
-    path = locate("frey", data_dir, fetch, mirrors, checksum, log=log)
-    ff = read_frey_array(path)
+    _, ff = locate("frey", data_dir, fetch, mirrors, checksum, log=log)
     return (ff.T.reshape(-1, 1, 28, 20) / np.float32(255)).astype(np.float32)
 
 
@@ -472,10 +500,11 @@ def main(argv=None) -> int:
         path = find(file, dirs)
         try:
             if path is None and args.command == "fetch":
-                path = locate(name, args.data_dir)
-            if path is None:
+                path, _ = locate(name, args.data_dir)
+            elif path is None:
                 raise DatasetError("missing")
-            verify(file, path)
+            else:
+                verify(file, path)
             status = "ok"
         except DatasetError as error:
             status, failed = f"FAILED: {error}", True

@@ -3,6 +3,8 @@ linear probes on latent codes, t-SNE embeddings."""
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 
 
@@ -31,23 +33,51 @@ def interpolation_pairs(labels: np.ndarray, n_pairs: int, rng: np.random.Generat
     Shapes
     ------
     labels : (N,) -> pairs : (n_pairs, 2)
+
+    Raises ValueError when these labels and ``rng`` give fewer (see :func:`most_interpolation_pairs`).
     """
-    pairs = []
-    order = rng.permutation(len(labels))
-    used: set[int] = set()
-    for i in order:
-        if len(pairs) == n_pairs:
-            break
-        if i in used:
-            continue
-        partner = next((j for j in order if j not in used and j != i and labels[j] != labels[i]), None)
-        if partner is None:
-            break
-        pairs.append((i, partner))
-        used.update((i, partner))
+    pairs = _pairs_of_different_labels(labels, n_pairs, rng)
     if len(pairs) < n_pairs:
         raise ValueError(f"Could only form {len(pairs)} pairs of different labels, {n_pairs} requested.")
     return np.array(pairs)
+
+
+def most_interpolation_pairs(labels: np.ndarray, rng: np.random.Generator) -> int:
+    """How many pairs :func:`interpolation_pairs` can draw from ``labels`` with a generator in the state of ``rng``."""
+    return len(_pairs_of_different_labels(labels, None, rng))
+
+
+def _pairs_of_different_labels(labels: np.ndarray, limit: int | None, rng: np.random.Generator) -> list:
+    """Go through the images in a random order; pair each one not yet used with the first unused image of
+    another label in that order; stop at ``limit`` pairs (None: as many as there are) or at the first image
+    left without a partner.
+
+    When the walk reaches an image, every image before it in the order is used, so its partner is the
+    earliest unused image of any other label: the head of that label's queue, in O(labels) per pair.
+    """
+    order = rng.permutation(len(labels))
+    queues: dict = {}
+    for position, index in enumerate(order):
+        queues.setdefault(labels[index].item(), collections.deque()).append(position)
+    used = np.zeros(len(order), dtype=bool)
+    pairs = []
+    for position, index in enumerate(order):
+        if len(pairs) == limit:
+            break
+        if used[position]:
+            continue
+        heads = []
+        for label, queue in queues.items():
+            while queue and used[queue[0]]:
+                queue.popleft()
+            if label != labels[index] and queue:
+                heads.append(queue[0])
+        if not heads:
+            break
+        partner = min(heads)
+        pairs.append((index, order[partner]))
+        used[position] = used[partner] = True
+    return pairs
 
 
 def interpolate(model, x_a: np.ndarray, x_b: np.ndarray, alphas) -> dict[str, np.ndarray]:

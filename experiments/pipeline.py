@@ -1,15 +1,15 @@
 """Command line and orchestration of the main job (see ``python -m experiments --help``).
 
 Exit codes: 0 done; 1 the data, a file in the output folder or the training failed (one line naming the
-path); 2 the command line was wrong, the output folder holds results of other data or settings, or another
-command is writing into it; 130
-interrupted (Ctrl-C), and the same command continues.
+path), or the Dask scheduler could not be reached; 2 the command line was wrong (a setting that does not fit
+the data, a ``--scheduler`` address that is malformed or not a Dask scheduler), the output folder holds results
+of other data or settings, or another command is writing into it; 130 interrupted (Ctrl-C), and the same
+command continues.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 import time
@@ -56,7 +56,7 @@ def _stand_in_allowed(error: datasets.DataUnavailable, data_dir, what: str) -> N
 def fetch_allowed() -> bool:
     """Whether missing data may be downloaded: not when ``MINIDL_OFFLINE=1`` (e.g. on cluster workers
     without internet access, which then fail fast or use the stand-in instead of waiting for mirrors)."""
-    return os.environ.get("MINIDL_OFFLINE", "") != "1"
+    return not datasets.downloads_forbidden()
 
 
 def load_mnist_or_stand_in(data_dir, log=print) -> tuple[dict, str, bool]:
@@ -89,14 +89,17 @@ def load_frey_or_stand_in(data_dir, log=print) -> tuple[np.ndarray, str, bool]:
 
 
 def prepare(part: str, preset, data_dir, log=print) -> dict:
-    """The arrays one part trains and evaluates on (subset or split per the preset) and their identity."""
-    from experiments import frey, mnist
+    """The arrays one part trains and evaluates on (subset or split per the preset) and their identity.
+    Raises UsageError for a setting that this data cannot honour (see :mod:`experiments.fit`)."""
+    from experiments import fit, frey, mnist
 
     if part == "mnist":
         data, source, stand_in = load_mnist_or_stand_in(data_dir, log)
+        fit.check_mnist(preset, data, stand_in, log)
         data = mnist.subset(data, preset)
     else:
         images, source, stand_in = load_frey_or_stand_in(data_dir, log)
+        fit.check_frey(preset, len(images))
         x_train, x_test = frey.split(images, preset.test_fraction, preset.seed)
         data = {"x_train": x_train, "x_test": x_test}
     return {"data": data, "identity": provenance.data_identity(source, stand_in, **data)}
@@ -273,6 +276,9 @@ def run_job(preset, out_dir: Path | None, parts: list[str], data_dir=None, model
 
 def execute(args, log=print) -> int:
     """Everything :func:`main` does, raising instead of printing errors."""
+    if args.scheduler is not None:  # first: a malformed address is refused before anything slow is loaded
+        from experiments.cluster import parse_address
+        parse_address(args.scheduler)
     try:
         preset = resolve_preset(args.preset, args.set)
     except ValueError as error:

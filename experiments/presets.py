@@ -70,9 +70,6 @@ class Preset:
                 if not holds(value, self):
                     raise ValueError(f"Expected {field.name} {rule}. Received: {field.name}={value!r}")
 
-    def with_overrides(self, **changes) -> "Preset":
-        return replace(self, **changes)
-
 
 def _positive(value, preset) -> bool:
     return value is None or value > 0

@@ -22,7 +22,6 @@ import math
 import os
 import shlex
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ except ImportError:  # not on Windows: there folders are not locked
 
 from autoencoders.checkpoints import differences, read_checkpoint
 from experiments.provenance import compare
+from minidl.serialization import atomic_write
 
 FORMAT = 3  # 3: a Frey Face result per decoder
 LOCK = ".lock"  # the file a command locks while it writes into the folder; it names the command
@@ -307,27 +307,8 @@ def from_json(value):
     return value
 
 
-def new_file_mode() -> int:
-    """The mode ``open()`` gives a new file, 0o666 less the process's umask (``mkstemp`` gives 0o600, which
-    would keep the results from the rest of a group that shares them)."""
-    try:  # Linux shows the umask without changing it (os.umask can only read it by setting it)
-        status = Path("/proc/self/status").read_text()
-        umask = next(int(line.split()[1], 8) for line in status.splitlines() if line.startswith("Umask:"))
-    except (OSError, StopIteration, ValueError, IndexError):
-        umask = os.umask(0o022)
-        os.umask(umask)
-    return 0o666 & ~umask
-
-
 def write_metrics(out_dir: Path, metrics: dict) -> None:
-    """Replace ``out_dir/metrics.json`` atomically: a temporary file, then a rename (never half written), with
-    the mode of any new file (:func:`new_file_mode`)."""
-    descriptor, temporary = tempfile.mkstemp(prefix="metrics.json.", suffix=".tmp", dir=out_dir)
-    try:
-        os.fchmod(descriptor, new_file_mode())
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(to_json(metrics), handle, indent=1, allow_nan=False)
-        os.replace(temporary, Path(out_dir) / "metrics.json")
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Replace ``out_dir/metrics.json`` atomically (never half written, with the mode of any new file: see
+    :func:`minidl.serialization.atomic_write`), as RFC 8259 JSON (:func:`to_json`)."""
+    with atomic_write(Path(out_dir) / "metrics.json", "w") as handle:
+        json.dump(to_json(metrics), handle, indent=1, allow_nan=False)

@@ -1,19 +1,58 @@
 """What a worker process does with one run of a collection: limit its threads, run the main job into a folder,
 and hand back the run's files.
 
-This module imports nothing heavy at its top, so that :func:`limit_threads`, the initializer of a local worker
+This module imports nothing heavy at its top, so that :func:`start_local_worker`, the initializer of a local worker
 process, sets the thread counts in the environment before NumPy and Numba are first imported there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when the thread that started it ends
+PARENT_POLL = 0.5  # seconds between two looks of the watchdog at the parent
+
+
+def start_local_worker(threads: int | None, parent: int) -> None:
+    """The initializer of a local worker process: it ends with ``parent`` (see :func:`end_with_parent`) and runs
+    with ``threads`` threads (see :func:`limit_threads`)."""
+    end_with_parent(parent)
+    limit_threads(threads)
+
+
+def end_with_parent(parent: int) -> None:
+    """End this process when the process ``parent`` (the pid of the one that started it) ends.
+
+    A worker whose parent was killed (SIGKILL, out of memory) would otherwise wait for tasks forever: each worker
+    holds both ends of the pool's queues, so none of them sees the parent go. On Linux the kernel sends SIGTERM
+    at once (prctl's PR_SET_PDEATHSIG); everywhere a daemon thread looks every :data:`PARENT_POLL` s whether
+    the parent is still this process's parent, and ends the process when it is not.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # gone already, before the signal was asked for
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="minidl-parent-watchdog", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL)
+    os._exit(1)  # the parent is gone: nobody will read this worker's results
 
 
 def limit_threads(threads: int | None) -> None:

@@ -71,6 +71,18 @@ def contractive_penalty(encoder: Sequential, x: np.ndarray, mode: str = "closed_
     dx : ndarray, shape of x, or None
         Cotangent of the input: backward of ``dz`` plus ``weight * dP/dx``; None when the encoder's
         ``needs_input_grad`` is False.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Dense, Sequential, Sigmoid
+    >>> from minidl.contractive import contractive_penalty
+    >>> encoder = Sequential(Dense(3, 2, rng=0, dtype=np.float64), Sigmoid())
+    >>> x = np.random.default_rng(0).random((4, 3))
+    >>> _ = encoder.forward(x)   # the penalty reads the encoder's last forward pass
+    >>> value, dx = contractive_penalty(encoder, x, weight=1e-4)   # adds 1e-4 dP/dW into encoder.grads
+    >>> round(value, 6), dx.shape
+    (0.201495, (4, 3))
     """
     if mode not in MODES:
         raise ValueError(f"Unknown contractive mode {mode!r}; expected one of {MODES}.")

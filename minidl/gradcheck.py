@@ -5,15 +5,18 @@ For a scalar function f and each coordinate i,
     df/dx_i ~ (f(x + h e_i) - f(x - h e_i)) / (2 h),
 
 whose error has two parts. Truncation: the first neglected Taylor term is h^2 f_iii / 6 (f_iii the third
-derivative along e_i), about 1e-12 relative at h = 1e-6 when f_iii is of the size of the gradient.
-Rounding: each value of f carries an error near eps |f| (eps = 2.2e-16 in float64), and the division by
-2 h turns it into about eps |f| / h, 1e-10 relative. A correct analytic gradient therefore agrees to about
-1e-10, far inside the test bound of 1e-6. In float32 (eps = 1.2e-7) the rounding term alone is ~1e-1:
-always check in float64.
+derivative along e_i), h^2 / 6 = 1.7e-13 relative at h = 1e-6 when f_iii is of the size of the gradient.
+Rounding: each value of f carries an error of up to u |f| (unit roundoff u = 1.1e-16 in float64), and the
+difference of two divided by 2 h turns it into up to u |f| / h, 1.1e-10 relative. A correct analytic gradient
+therefore agrees to about 1e-10, far inside the test bound of 1e-6. In float32 (u = 6e-8) the rounding term
+alone is up to 6e-2, and x +- h is itself rounded: always check in float64.
 
 The agreement is measured as ``relative_error(a, n) = ||a - n|| / max(||a|| + ||n||, tiny)`` over a whole
 array (Euclidean norms). Taken element by element the same formula is dominated by entries whose true
-value is zero (a dead ReLU), where rounding noise alone gives a relative error of 1.
+value is zero (a dead ReLU), where rounding noise alone gives a relative error of 1; :mod:`minidl.testing`
+adds an element-wise criterion whose absolute part is the rounding floor of each difference instead
+(:mod:`minidl.testing.criteria`). :func:`numerical_vjp` differences an array-valued function once per entry
+for several cotangents at once, :func:`numerical_projections` along whole-array directions.
 
 A layer is checked through the scalar L = sum(forward(x) * r) for a fixed random r, whose gradient
 with respect to the output is exactly r: ``backward(r)`` must return dL/dx and add dL/dparam.
@@ -69,6 +72,69 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-6) -
         flat[i] = original
         grad_flat[i] = (plus - minus) / (2.0 * h)
     return gradient
+
+
+BLOCK_ENTRIES = 256  # differences kept before they are multiplied by the cotangents: one product per block
+
+
+def numerical_vjp(f: Callable[[], np.ndarray], x: np.ndarray, cotangents: np.ndarray, h: float = 1e-6,
+                  entries: np.ndarray | None = None) -> np.ndarray:
+    """Central-difference vector-Jacobian products of the array function ``f()`` for K cotangents at once.
+
+    Entry [k, i] is sum(cotangents[k] * (f(x + h e_i) - f(x - h e_i))) / (2 h), the derivative of
+    S_k = sum(f() * cotangents[k]) along e_i: two evaluations of ``f`` per entry serve all K cotangents.
+    ``x`` is perturbed in place (and restored), as in :func:`numerical_gradient`. With ``entries`` (flat
+    indices into x) only those entries are differenced.
+
+    Shapes
+    ------
+    x : any; f() : Y; cotangents : (K, *Y) -> (K, *x.shape), or (K, len(entries)) with ``entries``
+    """
+    if x.dtype != np.float64:
+        raise TypeError(f"Gradient checks need float64 arrays, received {x.dtype}.")
+    flat = x.reshape(-1)
+    if not np.shares_memory(flat, x):
+        raise ValueError("numerical_vjp needs a contiguous array it can perturb in place.")
+    indices = np.arange(flat.size) if entries is None else np.asarray(entries, dtype=np.intp).reshape(-1)
+    weights = np.asarray(cotangents, dtype=np.float64).reshape(len(cotangents), -1)
+    result = np.empty((len(weights), indices.size))
+    block = np.empty((min(indices.size, BLOCK_ENTRIES), weights.shape[1]))  # f(x + h e_i) - f(x - h e_i), by rows
+    for start in range(0, indices.size, len(block)):
+        chunk = indices[start:start + len(block)]
+        for row, i in enumerate(chunk):
+            original = flat[i]
+            flat[i] = original + h
+            block[row] = f().reshape(-1)  # copied now: f may return a view of x or a reused buffer
+            flat[i] = original - h
+            block[row] -= f().reshape(-1)
+            flat[i] = original
+        result[:, start:start + len(chunk)] = weights @ block[:len(chunk)].T / (2.0 * h)
+    return result.reshape((len(weights),) + x.shape) if entries is None else result
+
+
+def numerical_projections(f: Callable[[], np.ndarray], x: np.ndarray, directions: np.ndarray,
+                          cotangents: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central differences of S_k = sum(f() * cotangents[k]) along whole-array directions.
+
+    Entry [k, j] is sum(cotangents[k] * (f(x + h v_j) - f(x - h v_j))) / (2 h), the derivative of S_k
+    along directions[j]: two evaluations of ``f`` per direction, whatever the size of x.
+
+    Shapes
+    ------
+    x : any; directions : (J, *x.shape); f() : Y; cotangents : (K, *Y) -> (K, J)
+    """
+    if x.dtype != np.float64:
+        raise TypeError(f"Gradient checks need float64 arrays, received {x.dtype}.")
+    weights = np.asarray(cotangents, dtype=np.float64).reshape(len(cotangents), -1)
+    original = x.copy()
+    result = np.empty((len(weights), len(directions)))
+    for j, direction in enumerate(directions):
+        x[...] = original + h * direction
+        plus = np.array(f(), dtype=np.float64)
+        x[...] = original - h * direction
+        result[:, j] = weights @ (plus - np.asarray(f(), dtype=np.float64)).reshape(-1) / (2.0 * h)
+    x[...] = original
+    return result
 
 
 def check_layer(layer: Layer, x: np.ndarray, rng=None, h: float = 1e-6) -> dict[str, float]:

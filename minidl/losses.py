@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minidl.kernels import bce_logits_rows
+from minidl.backend import kernels
 from minidl.layers.activations import exp_negative_abs, sigmoid
 
 REDUCTIONS = ("mean", "sum")
@@ -66,6 +66,14 @@ def mse(y: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
     Notes
     -----
     L = (1 / M) sum_i (y_i - t_i)^2 over all M elements, so dL/dy = 2 (y - t) / M.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.losses import mse
+    >>> loss, dy = mse(np.array([[1.0, 2.0]]), np.zeros((1, 2)))   # summed per sample, mean over the batch
+    >>> loss, dy
+    (2.5, array([[1., 2.]]))
     """
     _check_same_shape("mse", y, target)
     _check_batch("mse", y)
@@ -90,6 +98,14 @@ def bce(p: np.ndarray, target: np.ndarray, reduction: str = "mean",
     p is clipped to [eps, 1 - eps] so that p = 0 or 1 gives a finite value; where the clip is active the
     gradient is 0 (the clipped value does not move with p). Elsewhere
     dL/dp = s (p - t) / (p (1 - p)) with s = 1 / (N D) or 1 / N. Prefer :func:`bce_with_logits`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.losses import bce
+    >>> loss, dp = bce(np.array([[0.5, 0.9]]), np.array([[1.0, 1.0]]))
+    >>> round(loss, 6), dp
+    (0.399254, array([[-1.        , -0.55555556]]))
     """
     _check_same_shape("bce", p, target)
     _check_reduction(reduction)
@@ -117,6 +133,14 @@ def bce_with_logits(logits: np.ndarray, target: np.ndarray, reduction: str = "me
     -----
     -[t log s(x) + (1 - t) log(1 - s(x))] = max(x, 0) - x t + log(1 + exp(-|x|)), which never exponentiates
     a positive number. Its derivative is the famous s(x) - t, scaled by 1 / (N D) or 1 / N.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.losses import bce_with_logits
+    >>> loss, dlogits = bce_with_logits(np.array([[0.0, 100.0]]), np.array([[1.0, 1.0]]))
+    >>> round(loss, 6), dlogits   # sigmoid(x) - t, finite even for large logits
+    (0.346574, array([[-0.25,  0.  ]]))
     """
     _check_same_shape("bce_with_logits", logits, target)
     _check_reduction(reduction)
@@ -141,7 +165,7 @@ def _bce_from_logits(logits: np.ndarray, target: np.ndarray, scale: float) -> tu
     x, t = (a.astype(np.result_type(a, np.float32), copy=False) for a in (x, target.reshape(x.shape)))
     e = exp_negative_abs(x)
     losses, dx, terms = np.empty(len(x)), np.empty(x.shape, dtype=x.dtype), np.empty(x.shape, dtype=x.dtype)
-    bce_logits_rows(x, t, e, np.log1p(e), scale, losses, dx, terms)
+    kernels.bce_logits_rows(x, t, e, np.log1p(e), scale, losses, dx, terms)
     return losses, dx.reshape(logits.shape).astype(logits.dtype, copy=False)
 
 
@@ -161,10 +185,18 @@ def kl_sparsity(h: np.ndarray, rho: float = 0.05, eps: float = 1e-6) -> tuple[fl
     and drho_hat_k / dh[n, k] = 1 / N, so every sample of unit k gets the same gradient. For a sigmoid code
     h = sigmoid(u) the slope h (1 - h) multiplies it on the way to u:
     dP/du[n, k] = (rho_hat_k - rho) h[n, k] (1 - h[n, k]) / (N rho_hat_k (1 - rho_hat_k)), which is about
-    (rho_hat_k - rho) / N for a unit about equally active on every sample: bounded, and not fading as the
-    unit saturates. Where the clip is active (a batch mean at or below eps or at or above 1 - eps) the
-    clipped value no longer depends on h, so that unit's gradient is exactly 0: only there does the
-    penalty stop pulling a dead or saturated unit back (docs/kl-sparsity.md).
+    (rho_hat_k - rho) / N for a unit about equally active on every sample, not fading as the unit saturates;
+    summed over the batch it is at most |rho_hat_k - rho| for any unit. Where the clip is active (a batch mean
+    at or below eps or at or above 1 - eps) the clipped value no longer depends on h, so that unit's gradient
+    is exactly 0: only there does the penalty stop pulling a dead or saturated unit back (docs/kl-sparsity.md).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.losses import kl_sparsity
+    >>> penalty, dh = kl_sparsity(np.full((4, 2), 0.05), rho=0.05)   # mean activity equal to rho
+    >>> penalty, dh.shape
+    (0.0, (4, 2))
     """
     if h.ndim != 2:
         raise ValueError(f"kl_sparsity: expected activations of shape (N, K), received {h.shape}.")
@@ -202,6 +234,14 @@ def reparameterize(mu: np.ndarray, logvar: np.ndarray, eps: np.ndarray) -> np.nd
     Shapes
     ------
     mu, logvar, eps : (N, latent_dim) -> z : (N, latent_dim)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.losses import reparameterize
+    >>> mu, logvar, eps = np.array([[1.0]]), np.array([[np.log(4.0)]]), np.array([[0.5]])
+    >>> reparameterize(mu, logvar, eps)   # mu + exp(logvar / 2) eps
+    array([[2.]])
     """
     _check_same_shape("reparameterize", mu, logvar)
     _check_same_shape("reparameterize", mu, eps)
@@ -214,6 +254,15 @@ def reparameterize_backward(dz: np.ndarray, logvar: np.ndarray, eps: np.ndarray)
     Shapes
     ------
     dz, logvar, eps : (N, latent_dim) -> dmu, dlogvar : (N, latent_dim)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.losses import reparameterize_backward
+    >>> dz, logvar, eps = np.array([[1.0]]), np.array([[np.log(4.0)]]), np.array([[0.5]])
+    >>> dmu, dlogvar = reparameterize_backward(dz, logvar, eps)
+    >>> dmu, dlogvar   # dz, dz * eps * exp(logvar / 2) / 2
+    (array([[1.]]), array([[0.5]]))
     """
     return dz, 0.5 * dz * eps * np.sqrt(_exp_logvar(logvar))
 
@@ -229,6 +278,14 @@ def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> tuple[np.ndarray, np.ndar
     -----
     KL = -1/2 sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j)); for the batch mean
     d/dmu = mu / N and d/dlogvar = (exp(logvar) - 1) / (2 N).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.losses import gaussian_kl
+    >>> kl, dmu, dlogvar = gaussian_kl(np.array([[0.0, 1.0]]), np.array([[0.0, 0.0]]))
+    >>> kl, dmu, dlogvar   # per sample: mu^2 / 2 summed, 0 for the standard normal
+    (array([0.5]), array([[0., 1.]]), array([[0., 0.]]))
     """
     _check_same_shape("gaussian_kl", mu, logvar)
     _check_batch("gaussian_kl", mu, "(N, latent_dim)")
@@ -257,6 +314,14 @@ def gaussian_nll(x: np.ndarray, mean: np.ndarray, logvar: np.ndarray) -> tuple[n
     Per pixel 1/2 (log 2 pi + logvar + (x - mean)^2 exp(-logvar)); for the batch mean
     d/dmean = (mean - x) exp(-logvar) / N and d/dlogvar = (1 - (x - mean)^2 exp(-logvar)) / (2 N).
     Computed in float64: a tiny squared error times a tiny precision underflows float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.losses import gaussian_nll
+    >>> nll, dmean, dlogvar = gaussian_nll(np.array([[1.0]]), np.array([[0.0]]), np.array([[0.0]]))
+    >>> nll.round(6), dmean, dlogvar
+    (array([1.418939]), array([[-1.]]), array([[0.]]))
     """
     _check_same_shape("gaussian_nll", x, mean)
     _check_same_shape("gaussian_nll", x, logvar)
@@ -303,6 +368,15 @@ def elbo(x: np.ndarray, decoder_output: np.ndarray, mu: np.ndarray, logvar: np.n
     Notes
     -----
     For the Gaussian decoder with mean m = sigmoid(a), dL/da = dL/dm * m (1 - m).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.losses import elbo
+    >>> x = np.array([[1.0, 0.0]])
+    >>> out = elbo(x, np.array([[3.0, -3.0]]), np.array([[1.0, 0.0]]), np.zeros((1, 2)))
+    >>> out.reconstruction.round(6), out.kl   # per sample, in nats
+    (array([0.097175]), array([0.5]))
     """
     if likelihood not in ("bernoulli", "gaussian"):
         raise ValueError(f"Unknown likelihood {likelihood!r}; expected 'bernoulli' or 'gaussian'.")

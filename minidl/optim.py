@@ -6,19 +6,22 @@ state keyed by parameter name, so :meth:`state_dict` can be checkpointed as plai
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
 
-from minidl.kernels import adam_update
+from minidl.backend import kernels
 
 
 class Optimizer:
     """Shared bookkeeping: the parameter list and a flat, checkpointable state."""
 
     def __init__(self, parameters: Iterable[tuple[str, np.ndarray, np.ndarray]], lr: float) -> None:
-        if not lr > 0:
-            raise ValueError(f"Expected lr to be positive. Received: lr={lr!r}")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)):
+            raise TypeError(f"Expected lr to be a finite positive number. Received: lr={lr!r}")
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"Expected lr to be a finite positive number. Received: lr={lr!r}")
         self.lr = float(lr)
         self.parameters = list(parameters)
         if not self.parameters:
@@ -56,7 +59,17 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with (heavy-ball) momentum, as PyTorch: v = m v + g; p -= lr v."""
+    """Stochastic gradient descent with (heavy-ball) momentum, as PyTorch: v = m v + g; p -= lr v.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.optim import SGD
+    >>> w, dw = np.array([1.0]), np.array([0.5])
+    >>> SGD([("w", w, dw)], lr=0.1).step()
+    >>> w   # w - lr dw
+    array([0.95])
+    """
 
     def __init__(self, parameters, lr: float = 0.01, momentum: float = 0.0) -> None:
         super().__init__(parameters, lr)
@@ -83,6 +96,16 @@ class Adam(Optimizer):
     Each parameter is updated in one pass of :func:`minidl.kernels.adam_update` (float64 arithmetic,
     stored in the parameter's dtype). Epsilon follows PyTorch (added to the bias-corrected root, default
     1e-8). Keras adds its 1e-7 to the root of the *uncorrected* v, which differs only in the first steps.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.optim import Adam
+    >>> w, dw = np.array([1.0]), np.array([0.5])
+    >>> optimizer = Adam([("w", w, dw)], lr=0.1)
+    >>> optimizer.step()
+    >>> w.round(6)   # the first step moves each weight by lr, against the sign of its gradient
+    array([0.9])
     """
 
     def __init__(self, parameters, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
@@ -108,6 +131,6 @@ class Adam(Optimizer):
         correction2 = 1.0 - self.beta2 ** t
         step_size = self.lr / correction1
         for name, param, grad in self.parameters:
-            adam_update(param.reshape(-1), grad.reshape(-1), self.state[f"m/{name}"].reshape(-1),
+            kernels.adam_update(param.reshape(-1), grad.reshape(-1), self.state[f"m/{name}"].reshape(-1),
                         self.state[f"v/{name}"].reshape(-1), self.beta1, self.beta2, step_size, correction2,
                         self.eps)

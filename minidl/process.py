@@ -38,7 +38,7 @@ def tune_process() -> Tuning:
       are read when the libraries load, so they take effect only when NumPy is imported afterwards;
       a value the user set in the environment wins.
     * glibc's allocator keeps freed memory for reuse (trim threshold 1 GiB, mmap threshold 32 MiB):
-      with the defaults a step took about 1,000 page faults and 3-7% more time. The process then keeps
+      ``benchmarks/page_faults.py`` counts the page faults per step it saves. The process then keeps
       its peak memory instead of shrinking after it. Skipped off glibc and when any ``MALLOC_*``
       variable is set (the user tunes the allocator).
 

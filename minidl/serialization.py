@@ -1,9 +1,11 @@
 """Saving and loading parameters as ``.npz`` files, never through pickle.
 
-Writing is atomic: a temporary file beside the target, then a rename, so an interrupted save leaves the
-previous file intact. Reading checks everything before anything is used: a file that cannot be read
-raises :class:`FileFormatError` naming it, and parameters are assigned only once every name, shape and
-dtype matches the model.
+Writing is atomic (:func:`atomic_write`, for any file): a locked temporary file beside the target, then a
+rename, so an interrupted save leaves the previous file intact; the file gets the mode ``open()`` gives new
+files (:func:`new_file_mode`). Reading checks everything before anything is used: a file that cannot be
+read raises :class:`FileFormatError` naming it, and parameters are assigned only once every name, shape
+and dtype matches the model. A model file records the model's kind (:func:`save_params`), and
+:func:`load_params` refuses it to a model of another kind.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import re
 import struct
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Iterator
 
 import numpy as np
 
@@ -37,25 +41,83 @@ class FileFormatError(ValueError):
     """
 
 
-def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` (an ``.npz``) atomically: a temporary file, then a rename.
+def new_file_mode() -> int:
+    """The permission bits ``open()`` gives a new file: ``0o666`` less the process's umask.
 
-    An interrupted save leaves the previous file intact. A temporary left behind by a save that could
-    not clean up (a process killed while writing) is removed by the next save to the same path; the
-    temporary of a save still running in another process is locked and left alone.
+    :func:`tempfile.mkstemp` creates its files ``0o600``; a file written through a temporary gets these bits
+    instead, so that it is readable by whoever may read the files beside it.
     """
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux reports it without changing it
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere it can only be read by setting it; put back at once
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
+    """Replace ``path`` atomically: yield a temporary file beside it, renamed over ``path`` when the block
+    ends without an error (and deleted when it raises). Text modes write UTF-8 unless told otherwise.
+
+    The file gets the mode a new file gets (:func:`new_file_mode`), the folder is created if needed, and
+    the temporaries ``<name>.<random>.tmp`` that killed writers of ``path`` left behind are removed first
+    (:func:`remove_stale_temporaries`). While the block runs, the temporary is locked, so that no other
+    process removes it.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_write(folder / "metrics.json", "w", encoding="utf-8") as handle:
+    ...     json.dump({"loss": 0.5}, handle)
+    >>> (folder / "metrics.json").read_text()
+    '{"loss": 0.5}'
+    """
+    if "w" not in mode:
+        raise ValueError(f"Expected a writing mode such as 'wb' or 'w'. Received: mode={mode!r}")
+    if "b" not in mode and encoding is None:
+        encoding = "utf-8"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(path)
+    remove_stale_temporaries(path)
     descriptor, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(descriptor, "wb") as handle:
+        with os.fdopen(descriptor, mode, encoding=encoding) as handle:
             _lock(handle)
-            np.savez(handle, **arrays)
+            _set_mode(handle, temporary)
+            yield handle
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _set_mode(handle, temporary: str) -> None:
+    if hasattr(os, "fchmod"):
+        os.fchmod(handle.fileno(), new_file_mode())
+    else:
+        os.chmod(temporary, new_file_mode())
+
+
+def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` (an ``.npz``) atomically: a temporary file, then a rename
+    (:func:`atomic_write`).
+
+    An interrupted save leaves the previous file intact. A temporary left behind by a save that could
+    not clean up (a process killed while writing) is removed by the next save to the same path; the
+    temporary of a save still running in another process is locked and left alone. The file gets the
+    mode ``open()`` gives new files (``0o666`` less the umask).
+    """
+    with atomic_write(path, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def _lock(handle) -> None:
@@ -69,17 +131,22 @@ def _lock(handle) -> None:
         pass
 
 
-def _remove_stale_temporaries(path: Path) -> None:
-    """Delete the temporaries ``<name>.<random>.tmp`` of ``path`` that no running save holds locked.
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries ``<name>.<random>.tmp`` of ``path`` that no running save holds locked, and
+    return them. A missing folder has none.
 
     A save that is between creating its temporary and locking it, or between closing and renaming it
     (microseconds each), can lose its temporary to a concurrent save of the same path; its rename then
     fails with FileNotFoundError rather than writing anything wrong.
     """
+    path = Path(path)
     pattern = re.compile(re.escape(path.name) + r"\.[a-z0-9_]+\.tmp")
-    for candidate in path.parent.iterdir():
-        if not pattern.fullmatch(candidate.name):
-            continue
+    try:
+        candidates = [candidate for candidate in path.parent.iterdir() if pattern.fullmatch(candidate.name)]
+    except OSError:  # no folder (yet), or not a folder: nothing to clean
+        return []
+    removed = []
+    for candidate in candidates:
         try:
             with open(candidate, "rb") as handle:
                 if fcntl is not None:
@@ -87,6 +154,8 @@ def _remove_stale_temporaries(path: Path) -> None:
             candidate.unlink()
         except OSError:
             continue
+        removed.append(candidate)
+    return removed
 
 
 def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -205,3 +274,36 @@ def assign_params(params: dict[str, np.ndarray], loaded: dict[str, np.ndarray], 
     check_params(params, loaded, source)
     for key, value in loaded.items():
         params[key][...] = value
+
+
+KIND_ENTRY = "__kind__"  # a model file's record of the class that saved it; no parameter is named so
+
+
+def save_params(path: str | os.PathLike, params: dict[str, np.ndarray], kind: str | None = None) -> None:
+    """Write a model's parameters to ``path`` (atomically, :func:`save_arrays`), with the model's ``kind``
+    (e.g. its class name) when given, so that :func:`load_params` refuses the file to a model of another kind.
+    """
+    arrays = dict(params)
+    if kind is not None:
+        arrays[KIND_ENTRY] = np.array(kind)
+    save_arrays(path, arrays)
+
+
+def load_params(path: str | os.PathLike, params: dict[str, np.ndarray], kind: str) -> None:
+    """Read a file written by :func:`save_params` into ``params`` (:func:`assign_params`), for a model of
+    ``kind``.
+
+    A file that records another kind raises ValueError naming both, whatever its arrays; a file that
+    records none (written by :func:`save_arrays`, ``np.savez`` or before kinds were recorded) loads into
+    any model whose parameter names, shapes and dtypes match. Nothing is changed unless all of it fits.
+    """
+    loaded = load_arrays(path)
+    recorded = loaded.pop(KIND_ENTRY, None)
+    if recorded is not None:
+        if recorded.ndim != 0 or recorded.dtype.kind != "U":
+            raise FileFormatError(f"{path}: its {KIND_ENTRY!r} entry should be a 0-d string, found "
+                                  f"{recorded.dtype} {recorded.shape}; write the file again.")
+        if str(recorded) != kind:
+            raise ValueError(f"{path}: holds the parameters of a model of kind {recorded}, not {kind}; load it "
+                             f"into a {recorded} model.")
+    assign_params(params, loaded, source=str(path))

@@ -1,4 +1,4 @@
-"""Test-session settings: hypothesis profiles, the kernels' NumPy twins for mutation testing, and the
+"""Test-session settings: hypothesis profiles, the ``backend`` fixture, and the
 ``offline`` fixture of the seed and sweep tests.
 
 A plain run keeps every property test's own ``@settings(max_examples=...)``, drawn from a fresh random
@@ -7,9 +7,10 @@ runs ``pytest --hypothesis-profile=thorough``: every property test then draws at
 ``THOROUGH_EXAMPLES`` examples (2000, or the environment variable of that name), to find the inputs that
 break a test only rarely (a property must hold for any seed).
 
-``MINIDL_KERNELS=reference`` runs all of minidl (layers, losses, optimizers) on the plain NumPy twins of the kernels
-(:mod:`minidl.reference`) instead of the kernels: ``make mutate`` uses it so that a mutant of a twin is
-exercised by the same gradient tests that exercise the kernel (tests/test_kernels.py holds the two equal).
+The ``backend`` fixture runs a test on both backends of :mod:`minidl.backend` (the layer, loss and
+optimizer tests use it). ``MINIDL_KERNELS=numpy`` runs the whole suite on the kernels' NumPy twins:
+``make mutate`` uses it so that a mutant of a twin is exercised by the same gradient tests that
+exercise the kernel (tests/test_kernels.py holds the two equal).
 The hypothesis profile ``mutate`` (derandomized, no example database, no shrinking) makes a run repeatable
 and quick, which mutation testing needs: a mutant counts as killed only when a fixed set of examples fails.
 """
@@ -23,6 +24,8 @@ minidl.tune_process()  # as the experiments and benchmarks do, before NumPy is i
 
 import pytest  # noqa: E402
 from hypothesis import Phase, settings  # noqa: E402
+
+from minidl.backend import BACKENDS, use_backend  # noqa: E402
 
 THOROUGH_EXAMPLES = int(os.environ.get("THOROUGH_EXAMPLES", 2000))
 
@@ -44,25 +47,11 @@ def pytest_collection_modifyitems(config, items):
             test._hypothesis_internal_use_settings = settings(own, max_examples=THOROUGH_EXAMPLES)
 
 
-def pytest_configure(config):
-    if os.environ.get("MINIDL_KERNELS") == "reference":
-        import importlib
-        import pkgutil
-
-        import minidl
-        import minidl.kernels
-        from minidl import reference
-
-        for info in pkgutil.walk_packages(minidl.__path__, "minidl."):
-            importlib.import_module(info.name)
-        # every name bound to a kernel, in every module outside the kernels' own package, now names its twin
-        for module in list(sys.modules.values()):
-            name = getattr(module, "__name__", "")
-            if not name.startswith("minidl.") or name.startswith("minidl.kernels"):
-                continue
-            for kernel in reference.__all__:
-                if getattr(module, kernel, None) is getattr(minidl.kernels, kernel):
-                    setattr(module, kernel, getattr(reference, kernel))
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request):
+    """Runs a test once on each backend: the compiled kernels and their NumPy twins (minidl.backend)."""
+    with use_backend(request.param):
+        yield request.param
 
 
 @pytest.fixture

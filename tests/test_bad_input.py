@@ -259,3 +259,12 @@ def test_a_network_cast_to_another_dtype_forgets_its_cache():
     model.astype(np.float64)
     with pytest.raises(RuntimeError, match="without a cached forward pass"):
         model.backward(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("make, name, value", [
+    (lambda v: Dense(v, 3), "in_features", True), (lambda v: Dense(2, v), "out_features", 0),
+    (lambda v: MaxPool2D(v), "pool_size", 2.0), (lambda v: Conv2D(1, v), "out_channels", False),
+    (lambda v: Conv2D(1, 2, kernel_size=v), "kernel_size", -3)])
+def test_layer_sizes_are_positive_integers_and_a_bool_is_not_one(make, name, value):
+    with pytest.raises(ValueError, match=rf"^Expected {name} to be a positive integer\. Received: {name}={value!r}$"):
+        make(value)

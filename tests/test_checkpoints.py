@@ -1,22 +1,26 @@
 """Loading a checkpoint checks the whole file before anything is assigned, and every error names the file."""
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
 
 from autoencoders.architectures import conv_decoder, conv_encoder
 from autoencoders.checkpoints import CheckpointError, array_identity, differences, read_checkpoint
-from autoencoders.models import SparseAutoencoder
+from autoencoders.models import Autoencoder, ContractiveAutoencoder, SparseAutoencoder, VariationalAutoencoder
 from autoencoders.trainer import Trainer, TrainingConfig
+from minidl.layers import Sequential
+from minidl.serialization import atomic_write, new_file_mode, save_arrays
 
 IMAGE = (1, 12, 12)
 CONFIG = TrainingConfig(epochs=1, batch_size=16)
 
 
-def tiny_model(seed=0):
+def tiny_model(seed=0, cls=SparseAutoencoder):
     rng = np.random.default_rng(seed)
-    return SparseAutoencoder(conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
+    return cls(conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
                              conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng))
 
 
@@ -136,3 +140,91 @@ def test_array_identity_sees_content_shape_and_dtype():
     y = x.copy()
     y[3] += 1e-6
     assert array_identity(x)["sha256"] != array_identity(y)["sha256"]
+
+
+# -- format numbers ---------------------------------------------------------------------------------
+
+def test_a_checkpoint_records_its_format_and_the_model_kind_and_settings(good):
+    _, meta = good
+    assert meta["format"] == 3
+    assert meta["model"] == {"kind": "SparseAutoencoder", "rho": 0.05, "sparsity_weight": 0.001}
+
+
+def test_a_format_2_checkpoint_records_no_kind_and_is_still_resumed(tmp_path, good):
+    arrays, meta = good
+    path = tmp_path / "old.npz"
+    np.savez(path, **with_meta(arrays, {**{k: v for k, v in meta.items() if k != "model"}, "format": 2}))
+    trainer = Trainer(tiny_model(seed=5), CONFIG, path, progress=False)
+    trainer.load_checkpoint()
+    assert trainer.epoch == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: {**m, "format": 4}, "format 4, newer than the format 3 this version reads"),
+    (lambda m: {**m, "format": "3"}, "format should be an integer"),
+    (lambda m: {k: v for k, v in m.items() if k != "model"}, r"missing \['model'\]"),
+    (lambda m: {**m, "model": {"rho": 0.05}}, "model should be an object with a 'kind'"),
+])
+def test_a_newer_format_or_a_format_3_without_its_model_is_refused(tmp_path, good, change, message):
+    arrays, meta = good
+    path = tmp_path / "odd.npz"
+    np.savez(path, **with_meta(arrays, change(meta)))
+    with pytest.raises(CheckpointError, match=f"^{path}: .*{message}"):
+        Trainer(tiny_model(seed=5), CONFIG, path, progress=False).load_checkpoint()
+
+
+# -- model files --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls", [Autoencoder, ContractiveAutoencoder])
+def test_a_model_file_loads_only_into_its_own_kind(tmp_path, cls):
+    path = tmp_path / "sparse.npz"
+    tiny_model().save(path)
+    target = tiny_model(seed=4, cls=cls)  # the same parameter names and shapes
+    before = {key: value.copy() for key, value in target.params.items()}
+    with pytest.raises(ValueError, match=f"^{path}: holds the parameters of a model of kind SparseAutoencoder, "
+                                         f"not {cls.__name__}; load it into a SparseAutoencoder model"):
+        target.load(path)
+    for key, value in target.params.items():
+        np.testing.assert_array_equal(value, before[key])
+    same = tiny_model(seed=4)
+    same.load(path)
+    np.testing.assert_array_equal(same.params["encoder.conv2d_1.W"], tiny_model().params["encoder.conv2d_1.W"])
+
+
+def test_a_model_file_is_refused_by_a_sequential_and_one_without_a_kind_loads_as_before(tmp_path):
+    path = tmp_path / "vae.npz"
+    VariationalAutoencoder(rng=0).save(path)
+    with pytest.raises(ValueError, match="of kind VariationalAutoencoder, not Sequential"):
+        Sequential(*VariationalAutoencoder(rng=1).trunk.layers).load(path)
+    old = tmp_path / "old.npz"
+    np.savez(old, **tiny_model().params)  # a file written before kinds were recorded
+    target = tiny_model(seed=4, cls=Autoencoder)
+    target.load(old)
+    np.testing.assert_array_equal(target.params["decoder.dense_1.W"], tiny_model().params["decoder.dense_1.W"])
+
+
+# -- file modes ---------------------------------------------------------------------------------------
+
+@pytest.fixture(params=[0o022, 0o077, 0o002])
+def umask(request):
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_checkpoints_and_model_files_get_the_mode_the_umask_gives_new_files(tmp_path, umask):
+    expected = 0o666 & ~umask
+    assert new_file_mode() == expected
+    images = np.random.default_rng(7).random((16,) + IMAGE, dtype=np.float32)
+    checkpoint = tmp_path / "checkpoint.npz"
+    Trainer(tiny_model(), CONFIG, checkpoint, progress=False).fit(images)
+    tiny_model().save(tmp_path / "model.npz")
+    save_arrays(tmp_path / "arrays.npz", {"x": np.ones(2)})
+    with atomic_write(tmp_path / "metrics.json", "w") as handle:
+        handle.write("{}")
+    (tmp_path / "plain.txt").write_text("as open() makes it")
+    for name in ("checkpoint.npz", "model.npz", "arrays.npz", "metrics.json", "plain.txt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == expected, name
+    assert (tmp_path / "metrics.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []

@@ -5,9 +5,11 @@ import gzip
 import hashlib
 import http.server
 import os
+import re
 import socket
 import struct
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,7 @@ def sha(data: bytes) -> str:
 def isolated(monkeypatch, tmp_path):
     """No test reads the real environment's data or writes to the real user cache."""
     monkeypatch.delenv("MINIDL_DATA", raising=False)
+    monkeypatch.delenv("MINIDL_OFFLINE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
@@ -81,15 +84,62 @@ def test_checksum_mismatch_names_file_and_digests(tmp_path):
         datasets.load_mnist(tmp_path, fetch=False, checksums=wrong)
 
 
-def test_verified_files_are_remembered_and_changes_are_noticed(tmp_path):
-    checksums = write_mnist(tmp_path)
-    datasets.load_mnist(tmp_path, fetch=False, checksums=checksums)
-    assert (datasets.cache_dir() / "verified.json").exists()
-    path = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
-    path.write_bytes(gzip.compress(idx_bytes(np.arange(3, dtype=np.uint8))))
-    os.utime(path, ns=(1, 1))  # a new modification time: the remembered verdict no longer applies
-    with pytest.raises(DatasetError, match="checksum mismatch"):
+def flip_bytes_keeping_mtime(path: Path, start: int, count: int = 64) -> None:
+    """Damage ``path`` in place and set its modification time back: only its content tells."""
+    status = path.stat()
+    data = bytearray(path.read_bytes())
+    data[start:start + count] = bytes(byte ^ 0xFF for byte in data[start:start + count])
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+    assert path.stat().st_size == status.st_size and path.stat().st_mtime_ns == status.st_mtime_ns
+
+
+def test_damage_after_a_successful_load_is_noticed_by_loading_and_by_verify(tmp_path, capsys):
+    checksums = write_mnist(tmp_path, compress=False)
+    datasets.load_mnist(tmp_path, fetch=False, checksums=checksums)  # verified once, and then damaged
+    path = tmp_path / "mnist" / "t10k-images-idx3-ubyte"
+    flip_bytes_keeping_mtime(path, start=100)
+    found = sha(path.read_bytes())
+    with pytest.raises(DataDamaged, match=f"expected sha256 {checksums['test-images']}, found {found}"):
         datasets.load_mnist(tmp_path, fetch=False, checksums=checksums)
+    with pytest.raises(DataDamaged, match=f"expected sha256 {checksums['test-images']}, found {found}"):
+        datasets.verify(datasets.FILES["test-images"], path, checksums["test-images"])
+
+
+def cli_rows(capsys) -> dict[str, str]:
+    """The table of ``python -m experiments.datasets verify``: status by file."""
+    rows = capsys.readouterr().out.splitlines()[1:]
+    return {row.split()[0]: row for row in rows if row.strip()}
+
+
+def test_a_damaged_frey_file_with_its_old_mtime_fails_verify_and_loading(tmp_path, monkeypatch, capsys):
+    digests = {**write_mnist(tmp_path), "frey": write_frey(tmp_path)}
+    digest = digests["frey"]
+    monkeypatch.setattr(datasets, "FILES", {name: replace(file, sha256=digests[name])
+                                            for name, file in datasets.FILES.items()})
+    datasets.load_frey_faces(tmp_path, fetch=False)
+    assert datasets.main(["verify", "--data-dir", str(tmp_path)]) == 0
+    assert cli_rows(capsys)["frey/frey_rawface.mat"].endswith("  ok")
+    path = tmp_path / "frey" / "frey_rawface.mat"
+    flip_bytes_keeping_mtime(path, start=path.stat().st_size - 200)  # inside the array's data
+    assert datasets.main(["verify", "--data-dir", str(tmp_path)]) == 1
+    row = cli_rows(capsys)["frey/frey_rawface.mat"]
+    assert re.search(f"FAILED: .*checksum mismatch .*expected sha256 {digest}, found [0-9a-f]{{64}}", row), row
+    with pytest.raises(DataDamaged, match=f"expected sha256 {digest}, found [0-9a-f]{{64}}"):
+        datasets.load_frey_faces(tmp_path, fetch=False)
+
+
+def test_each_file_is_read_once_per_load(tmp_path, monkeypatch):
+    checksums = write_mnist(tmp_path)
+    digest = write_frey(tmp_path)
+    reads = []
+    monkeypatch.setattr(Path, "read_bytes", lambda self, original=Path.read_bytes: reads.append(self.name)
+                        or original(self))
+    datasets.load_mnist(tmp_path, fetch=False, checksums=checksums)
+    datasets.load_frey_faces(tmp_path, fetch=False, checksum=digest)
+    assert sorted(reads) == sorted(["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                                    "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "frey_rawface.mat"])
+    assert not datasets.cache_dir().exists()  # nothing is remembered between uses
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -140,8 +190,27 @@ def test_mat_without_ff_is_rejected(tmp_path):
 
 
 def test_missing_files_without_download_say_what_to_do(tmp_path):
-    with pytest.raises(DataUnavailable, match="MINIDL_DATA"):
+    advice = r"Put the file \(or its .gz\) at <folder>/frey/frey_rawface.mat.*MINIDL_DATA"
+    with pytest.raises(DataUnavailable, match=advice):
         datasets.load_frey_faces(tmp_path, fetch=False)
+
+
+def gzip_file(path: Path) -> Path:
+    """Replace ``path`` by its .gz, as a user following the missing-file message might."""
+    packed = path.with_name(path.name + ".gz")
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    path.unlink()
+    return packed
+
+
+def test_a_gzipped_frey_file_is_read_and_verified(tmp_path):
+    digest = write_frey(tmp_path)
+    plain = datasets.load_frey_faces(tmp_path, fetch=False, checksum=digest)
+    packed = gzip_file(tmp_path / "frey" / "frey_rawface.mat")
+    assert datasets.find(datasets.FILES["frey"], [tmp_path]) == packed
+    np.testing.assert_array_equal(datasets.load_frey_faces(tmp_path, fetch=False, checksum=digest), plain)
+    with pytest.raises(DataDamaged, match=f"frey_rawface.mat.gz: checksum mismatch .*expected sha256 {'0' * 64}"):
+        datasets.load_frey_faces(tmp_path, fetch=False, checksum="0" * 64)
 
 
 # -- damaged is not unavailable ---------------------------------------------------------------------
@@ -183,11 +252,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     routes: dict = {}
 
     def do_GET(self):  # noqa: N802 (the http.server API)
-        body, declared = self.routes.get(self.path, (None, None))
+        body, declared, *headers = self.routes.get(self.path, (None, None))
         if body is None:
             self.send_error(404)
             return
         self.send_response(200)
+        for header in headers:
+            self.send_header(*header)
         self.send_header("Content-Length", str(declared))
         self.end_headers()
         self.wfile.write(body)
@@ -221,10 +292,32 @@ def test_download_tries_mirrors_until_a_verified_copy(server):
     routes["/cut.gz"] = (packed[: len(packed) // 2], len(packed))
     routes["/good.gz"] = (packed, len(packed))
     mirrors = [f"{base}/missing.gz", f"{base}/corrupt.gz", f"{base}/cut.gz", f"{base}/good.gz"]
-    path = datasets.locate("test-labels", None, mirrors=mirrors, expected=sha(good), progress=False)
+    lines = []
+    path, labels = datasets.locate("test-labels", None, mirrors=mirrors, expected=sha(good), progress=False,
+                                   log=lines.append)
     assert path == datasets.cache_dir() / "mnist" / "t10k-labels-idx1-ubyte.gz"
-    assert gzip.decompress(path.read_bytes()) == good
-    assert cache_files() == ["mnist/t10k-labels-idx1-ubyte.gz", "verified.json"]
+    assert gzip.decompress(path.read_bytes()) == good and labels.tolist() == [0, 1, 2, 3, 4, 5]
+    assert cache_files() == ["mnist/t10k-labels-idx1-ubyte.gz"]
+    assert [line.split(" (")[0] for line in lines] == [
+        f"download {base}/missing.gz: failed, HTTP 404 Not Found",
+        f"download {base}/corrupt.gz: failed, checksum mismatch for mnist/t10k-labels-idx1-ubyte: expected sha256 "
+        f"{sha(good)}, found {sha(idx_bytes(np.zeros(6, np.uint8)))}",
+        f"download {base}/cut.gz: failed, connection closed after {len(packed) // 2} of {len(packed)} bytes",
+        f"download {base}/good.gz: ok, {len(packed)} bytes"]
+
+
+def test_a_gz_decoded_in_transit_is_stored_plain(server):
+    """A server that sends a .gz with "Content-Encoding: gzip": the client decodes it, and the plain
+    IDX bytes must not be stored under the .gz name."""
+    base, routes = server
+    good = idx_bytes(np.arange(6, dtype=np.uint8))
+    packed = gzip.compress(good)
+    routes["/t10k-labels-idx1-ubyte.gz"] = (packed, len(packed), ("Content-Encoding", "gzip"))
+    path, labels = datasets.locate("test-labels", None, mirrors=[f"{base}/t10k-labels-idx1-ubyte.gz"],
+                                   expected=sha(good), progress=False)
+    assert path == datasets.cache_dir() / "mnist" / "t10k-labels-idx1-ubyte"
+    assert path.read_bytes() == good and labels.tolist() == [0, 1, 2, 3, 4, 5]
+    assert cache_files() == ["mnist/t10k-labels-idx1-ubyte"]
 
 
 def test_failed_downloads_leave_nothing_behind(server):
@@ -235,7 +328,7 @@ def test_failed_downloads_leave_nothing_behind(server):
     with pytest.raises(DatasetError, match=r"cut.gz: connection closed after 10 of .*corrupt.gz: checksum mismatch.*MINIDL_DATA"):
         datasets.locate("test-labels", None, mirrors=[f"{base}/cut.gz", f"{base}/corrupt.gz"],
                         expected="0" * 64, progress=False)
-    assert [f for f in cache_files() if f != "verified.json"] == []
+    assert cache_files() == []
 
 
 class Silent:
@@ -306,6 +399,33 @@ def test_stale_part_files_are_removed_and_live_ones_kept(server):
     assert lines[0] == f"removed {stale}, left by an interrupted download"
 
 
+def test_minidl_offline_forbids_downloads_and_says_so(monkeypatch, tmp_path):
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(datasets, "download", no_download)
+    monkeypatch.setenv("MINIDL_OFFLINE", "1")
+    for fetch in (True, False):
+        with pytest.raises(DataUnavailable, match=r"frey/frey_rawface.mat was not found .*could not be downloaded "
+                                                  r"\(MINIDL_OFFLINE=1 forbids downloading\).*MINIDL_DATA"):
+            datasets.load_frey_faces(None, fetch=fetch)
+    assert datasets.main(["fetch", "--data-dir", str(tmp_path)]) == 1
+
+
+def test_an_interrupted_download_leaves_nothing_behind(monkeypatch):
+    import pooch
+
+    def killed_midway(self, url, output_file, pooch_instance):
+        Path(output_file).write_bytes(b"\x1f\x8b partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pooch.HTTPDownloader, "__call__", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        datasets.locate("test-labels", None, mirrors=["http://127.0.0.1:9/t10k-labels-idx1-ubyte.gz"],
+                        progress=False)
+    assert cache_files() == []
+
+
 def test_offline_error_explains_where_to_put_files():
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
@@ -339,6 +459,34 @@ def test_real_frey_faces():
 
 
 @real_data
+def test_real_frey_gzipped_loads_equal(tmp_path):
+    (tmp_path / "frey").mkdir()
+    original = Path(REAL, "frey", "frey_rawface.mat").read_bytes()
+    (tmp_path / "frey" / "frey_rawface.mat.gz").write_bytes(gzip.compress(original))
+    np.testing.assert_array_equal(datasets.load_frey_faces(tmp_path, fetch=False),
+                                  datasets.load_frey_faces(REAL, fetch=False))
+
+
+@real_data
+def test_real_frey_damaged_after_verification_is_refused(tmp_path, capsys):
+    """A verified copy of the data, bytes flipped in frey_rawface.mat, its mtime set back."""
+    for folder in ("mnist", "frey"):
+        (tmp_path / folder).mkdir()
+        for source in Path(REAL, folder).iterdir():
+            (tmp_path / folder / source.name).write_bytes(source.read_bytes())
+    assert datasets.main(["verify", "--data-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    path = tmp_path / "frey" / "frey_rawface.mat"
+    flip_bytes_keeping_mtime(path, start=path.stat().st_size // 2)
+    assert datasets.main(["verify", "--data-dir", str(tmp_path)]) == 1
+    expected = datasets.FILES["frey"].sha256
+    row = cli_rows(capsys)["frey/frey_rawface.mat"]
+    assert re.search(f"FAILED: .*expected sha256 {expected}, found [0-9a-f]{{64}}", row), row
+    with pytest.raises(DataDamaged, match=f"{path}: checksum mismatch .*expected sha256 {expected}"):
+        datasets.load_frey_faces(tmp_path, fetch=False)
+
+
+@real_data
 def test_cli_verify_on_real_data(capsys):
     assert datasets.main(["verify", "--data-dir", REAL]) == 0
     out = capsys.readouterr().out
@@ -354,3 +502,18 @@ def test_digits_stand_in():
     images, labels = datasets.load_digits_28()
     assert images.shape == (1797, 1, 28, 28) and labels.shape == (1797,)
     assert images.dtype == np.float32 and 0.0 <= images.min() and images.max() <= 1.0
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_a_downloaded_file_gets_the_mode_the_umask_gives_new_files(server, umask):
+    base, routes = server
+    good = idx_bytes(np.arange(6, dtype=np.uint8))
+    packed = gzip.compress(good)
+    routes["/good.gz"] = (packed, len(packed))
+    before = os.umask(umask)
+    try:
+        path, _ = datasets.locate("test-labels", None, mirrors=[f"{base}/good.gz"], expected=sha(good),
+                                  progress=False)
+    finally:
+        os.umask(before)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -10,7 +10,10 @@ import autoencoders
 import minidl.testing
 
 MODULES = ["autoencoders.models", "autoencoders.trainer", "autoencoders.architectures", "minidl.testing.gradients",
-           "minidl.testing.adjoint", "minidl.testing.kinks", "minidl.gradcheck", "minidl.process"]
+           "minidl.testing.adjoint", "minidl.testing.kinks", "minidl.gradcheck", "minidl.process",
+           "minidl.backend", "minidl.layers.dense", "minidl.layers.conv", "minidl.layers.pool", "minidl.layers.shape",
+           "minidl.layers.activations", "minidl.layers.sequential", "minidl.losses", "minidl.contractive", "minidl.optim",
+           "minidl.serialization"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -29,3 +32,18 @@ def test_every_public_class_has_an_example(name):
 def test_the_kit_entry_points_have_examples():
     for function in (minidl.testing.assert_layer_gradients, minidl.testing.assert_adjoint):
         assert ">>>" in function.__doc__
+
+
+PUBLIC_MATH = {
+    "minidl.layers": ["Dense", "Conv2D", "Conv2DTranspose", "MaxPool2D", "ZeroPad2D", "Flatten", "Reshape", "ReLU",
+                      "Sigmoid", "Tanh", "Identity", "Sequential", "sigmoid"],
+    "minidl.losses": ["mse", "bce", "bce_with_logits", "kl_sparsity", "reparameterize", "reparameterize_backward",
+                      "gaussian_kl", "gaussian_nll", "elbo"],
+    "minidl.contractive": ["contractive_penalty"],
+    "minidl.optim": ["SGD", "Adam"],
+}
+
+
+@pytest.mark.parametrize("module, name", [(m, n) for m, names in PUBLIC_MATH.items() for n in names])
+def test_every_public_layer_loss_penalty_and_optimizer_has_an_example(module, name):
+    assert ">>>" in (getattr(importlib.import_module(module), name).__doc__ or ""), f"{module}.{name} has no example"

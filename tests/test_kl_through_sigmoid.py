@@ -1,6 +1,7 @@
 """The KL sparsity penalty's push on a unit's pre-activation (docs/kl-sparsity.md): exactly
 (1/N) (rho_hat - rho) h (1 - h) / (rho_hat (1 - rho_hat)), so about (rho_hat - rho) / N for a unit equally
-active on every sample: bounded, not fading as the unit saturates, and 0 only past the clip."""
+active on every sample: not fading as the unit saturates, and 0 only past the clip. Summed over the batch
+it is at most |rho_hat - rho| for any unit; one sample of a unevenly active unit can take nearly all of it."""
 
 import numpy as np
 import pytest
@@ -42,6 +43,26 @@ def test_a_uniformly_active_unit_is_pushed_by_rho_hat_minus_rho_over_n_up_to_the
     # saturation does not weaken it: near the clip the push is within 1e-5 of its limits
     assert du[0, -1] == pytest.approx((1 - RHO) / n, rel=1e-5)
     assert du[0, 0] == pytest.approx(-RHO / n, rel=1e-4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 50), st.floats(0.01, 0.99), st.integers(0, 2**32 - 1))
+def test_the_push_summed_over_the_batch_is_at_most_rho_hat_minus_rho(n, rho, seed):
+    rng = np.random.default_rng(seed)
+    u = rng.normal(rng.normal(0, 6), rng.uniform(0, 8), (n, 3))
+    du, h = push_on_preactivation(u, rho)
+    rho_hat = h.mean(axis=0)
+    assert np.all(np.abs(du.sum(axis=0)) <= np.abs(rho_hat - rho) * (1 + 1e-12) + 1e-300)
+
+
+def test_one_sample_of_an_unevenly_active_unit_is_pushed_far_more_than_rho_hat_minus_rho_over_n():
+    n = 100
+    h = np.array([0.5] + [1 - 1e-4] * (n - 1))[:, None]
+    du, _ = push_on_preactivation(np.log(h / (1 - h)))
+    rho_hat = h.mean()
+    assert du[0, 0] == pytest.approx((rho_hat - RHO) / n * 0.25 / (rho_hat * (1 - rho_hat)), rel=1e-9)
+    assert du[0, 0] > 40 * max(RHO, 1 - RHO) / n
+    assert abs(du.sum()) <= rho_hat - RHO
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

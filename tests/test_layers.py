@@ -11,6 +11,9 @@ from minidl.layers import (Conv2D, Conv2DTranspose, Dense, Flatten, Identity, Ma
 from minidl.testing import (assert_adjoint, assert_layer_gradients, away_from_zero, conv_geometries,
                             distinct_values, kink_free_inputs, pool_geometries, seeds)
 
+# every test here runs on both backends: the compiled kernels and their NumPy twins
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def random_biases(layer, rng):
     """Zero biases hide a missing bias term; random ones do not."""

@@ -12,6 +12,9 @@ from minidl.layers import sigmoid
 from minidl.losses import (bce, bce_with_logits, elbo, gaussian_kl, gaussian_nll, kl_sparsity, mse,
                            reparameterize, reparameterize_backward)
 
+# every test here runs on both backends: the compiled kernels and their NumPy twins
+pytestmark = pytest.mark.usefixtures("backend")
+
 BOUND = 1e-6
 seeds = st.integers(0, 2**32 - 1)
 shapes = st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 3))
@@ -79,6 +82,15 @@ def test_bce_clip_zeroes_the_gradient_where_active():
     assert np.isfinite(value) and value == pytest.approx(2 * -np.log(1e-7) + np.log(2), rel=1e-6)
     np.testing.assert_array_equal(dp[0, :2], [0.0, 0.0])
     assert dp[0, 2] == pytest.approx(-2.0)
+
+
+def test_a_confidently_wrong_pixel_is_stuck_at_minus_log_eps_in_float64_and_23_ln_2_in_float32():
+    """docs/sigmoid-and-bce.md: in float32 the clip's 1 - eps rounds to 1 - 2**-23."""
+    for dtype, stuck in ((np.float64, -np.log(1e-7)), (np.float32, 23 * np.log(2))):
+        value, dp = bce(sigmoid(np.full((1, 3), [17.0, 20.0, 30.0], dtype)), np.zeros((1, 3), dtype), "sum")
+        assert value == pytest.approx(3 * stuck, rel=1e-6)
+        np.testing.assert_array_equal(dp, 0.0)
+    assert -np.log(1e-7) == pytest.approx(16.118, abs=5e-4) and 23 * np.log(2) == pytest.approx(15.942, abs=5e-4)
 
 
 @settings(max_examples=25, deadline=None)

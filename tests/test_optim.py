@@ -1,11 +1,16 @@
 """Optimizers against hand-computed updates, and their checkpointable state."""
 
+import re
+
 import numpy as np
 import pytest
 
 from minidl.init import glorot_uniform, he_normal, zeros
 from minidl.layers import Dense, Sequential
 from minidl.optim import SGD, Adam
+
+# every test here runs on both backends: the compiled kernels and their NumPy twins
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 def one_param(value=1.0, grad=0.5):
@@ -107,3 +112,13 @@ def test_initializers_have_the_keras_scales():
     assert np.abs(w).max() <= 2 * np.sqrt(2 / 500) / 0.8796256610342398 + 1e-6
     assert w.std() == pytest.approx(np.sqrt(2 / 500), rel=0.02)
     assert not zeros((3,)).any()
+
+
+@pytest.mark.parametrize("lr, error", [("0.1", TypeError), (True, TypeError), (None, TypeError),
+                                       (float("inf"), ValueError), (float("nan"), ValueError), (0.0, ValueError),
+                                       (-1e-3, ValueError)])
+def test_a_learning_rate_that_is_not_a_finite_positive_number_is_refused_in_one_line(lr, error):
+    _, _, parameters = one_param()
+    for optimizer in (SGD, Adam):
+        with pytest.raises(error, match=rf"^Expected lr to be a finite positive number\. Received: lr={re.escape(repr(lr))}$"):
+            optimizer(parameters, lr=lr)

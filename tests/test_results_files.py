@@ -29,7 +29,6 @@ def test_metrics_json_gets_the_mode_of_any_new_file(tmp_path, umask):
     run_folder.write_metrics(tmp_path, {"format": 3})
     (tmp_path / "plain.txt").write_text("")
     assert mode(tmp_path / "metrics.json") == 0o666 & ~umask == mode(tmp_path / "plain.txt")
-    assert run_folder.new_file_mode() == 0o666 & ~umask
 
 
 def test_a_run_writes_metrics_json_with_the_mode_of_its_report(offline, umask):

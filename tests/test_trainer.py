@@ -3,9 +3,14 @@
 import numpy as np
 import pytest
 
+try:
+    import fcntl
+except ImportError:
+    fcntl = None
+
 from autoencoders.architectures import conv_decoder, conv_encoder
-from autoencoders.models import Autoencoder, SparseAutoencoder
-from autoencoders.checkpoints import CheckpointMismatch, read_checkpoint
+from autoencoders.models import Autoencoder, ContractiveAutoencoder, SparseAutoencoder
+from autoencoders.checkpoints import CheckpointError, CheckpointMismatch, read_checkpoint
 from autoencoders.trainer import Trainer, TrainingConfig, TrainingDiverged, latent_health
 
 IMAGE = (1, 12, 12)
@@ -56,6 +61,9 @@ class FailsAt(SparseAutoencoder):
     def __init__(self, encoder, decoder, at: int, how: str) -> None:
         super().__init__(encoder, decoder)
         self.calls, self.at, self.how = 0, at, how
+
+    def kind(self) -> str:  # a SparseAutoencoder that fails on purpose: its checkpoints are a SparseAutoencoder's
+        return "SparseAutoencoder"
 
     def loss_and_grads(self, x, rng):
         self.calls += 1
@@ -119,8 +127,8 @@ def test_checkpoint_loads_without_pickle_and_rejects_other_models(tmp_path, imag
     Trainer(tiny_model(), TrainingConfig(epochs=1, batch_size=16), path, progress=False).fit(images)
     with np.load(path, allow_pickle=False) as data:
         assert "meta" in data.files and any(key.startswith("optim/m/") for key in data.files)
-    other = Autoencoder(conv_encoder(latent_dim=5, image_shape=IMAGE, filters=(3, 4), rng=0),
-                        conv_decoder(latent_dim=5, image_shape=IMAGE, filters=(4, 3), rng=0))
+    other = SparseAutoencoder(conv_encoder(latent_dim=5, image_shape=IMAGE, filters=(3, 4), rng=0),
+                              conv_decoder(latent_dim=5, image_shape=IMAGE, filters=(4, 3), rng=0))
     trainer = Trainer(other, TrainingConfig(epochs=1, batch_size=16), path, progress=False)
     before = {name: param.copy() for name, param, _ in other.parameters()}
     with pytest.raises(ValueError, match="do not match"):
@@ -152,9 +160,37 @@ def test_latent_health_counts_saturated_units():
     assert "latent_saturated" not in latent_health(np.array([[-1.0, 2.0]]))
 
 
-def test_config_validation():
-    with pytest.raises(ValueError, match="batch_size=0"):
-        TrainingConfig(batch_size=0)
+@pytest.mark.parametrize("field, value, error, allowed", [
+    ("batch_size", 0, ValueError, "a positive integer"),
+    ("epochs", True, TypeError, "a positive integer"),
+    ("epochs", 2.0, TypeError, "a positive integer"),
+    ("eval_batch_size", "500", TypeError, "a positive integer"),
+    ("eval_batch_size", -3, ValueError, "a positive integer"),
+    ("seed", -1, ValueError, "a non-negative integer"),
+    ("seed", False, TypeError, "a non-negative integer"),
+    ("seed", None, TypeError, "a non-negative integer"),
+    ("learning_rate", "0.1", TypeError, "a finite positive number"),
+    ("learning_rate", True, TypeError, "a finite positive number"),
+    ("learning_rate", None, TypeError, "a finite positive number"),
+    ("learning_rate", float("inf"), ValueError, "a finite positive number"),
+    ("learning_rate", float("nan"), ValueError, "a finite positive number"),
+    ("learning_rate", 10 ** 400, ValueError, "a finite positive number"),
+    ("learning_rate", 0.0, ValueError, "a finite positive number"),
+    ("learning_rate", -1e-3, ValueError, "a finite positive number"),
+])
+def test_config_validation_names_the_field_the_value_and_what_is_allowed(field, value, error, allowed):
+    with pytest.raises(error) as caught:
+        TrainingConfig(**{field: value})
+    message = str(caught.value)
+    assert message == f"Expected {field} to be {allowed}. Received: {field}={value!r}"
+
+
+def test_config_accepts_numpy_numbers_as_plain_python_numbers():
+    config = TrainingConfig(epochs=np.int64(3), batch_size=np.int32(8), learning_rate=np.float32(0.5), seed=np.uint8(2),
+                            eval_batch_size=7)
+    assert config == TrainingConfig(epochs=3, batch_size=8, learning_rate=0.5, seed=2, eval_batch_size=7)
+    assert [type(value) for value in vars(config).values()] == [int, int, float, int, int]
+    assert TrainingConfig(learning_rate=1).learning_rate == 1.0
 
 
 def test_test_codes_are_the_final_models_codes_and_none_when_fit_trains_nothing(tmp_path, images):
@@ -196,7 +232,7 @@ def test_resume_refuses_a_checkpoint_made_from_other_data_or_settings(tmp_path, 
     before = {name: param.copy() for name, param, _ in model.parameters()}
     trainer = Trainer(model, setup["config"], path, progress=False, fingerprint=setup["fingerprint"])
     stamp = path.stat().st_mtime_ns
-    with pytest.raises(CheckpointMismatch, match=f"^{path}: made from other data or settings.*{message}"):
+    with pytest.raises(CheckpointMismatch, match=f"^{path}: made from another model, data or settings.*{message}"):
         trainer.fit(setup["x_train"], setup["x_test"], resume=True)
     assert trainer.epoch == 0 and trainer.history == [] and path.stat().st_mtime_ns == stamp
     for name, param, _ in model.parameters():
@@ -241,3 +277,102 @@ def test_a_model_without_input_range_is_not_range_checked():
                       conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng))
     x = rng.uniform(-2.0, 3.0, (8,) + IMAGE).astype(np.float32)
     assert len(Trainer(model, TrainingConfig(epochs=1, batch_size=8), progress=False).fit(x)) == 1
+
+
+# -- the model kind a checkpoint records ------------------------------------------------------------
+
+@pytest.mark.parametrize("cls", [ContractiveAutoencoder, Autoencoder])
+def test_a_checkpoint_of_another_model_kind_is_refused(tmp_path, images, cls):
+    path = trained_checkpoint(tmp_path, images, epochs=1)
+    model = tiny_model(seed=3, cls=cls)  # the same networks, so every array fits: only the kind differs
+    before = {name: param.copy() for name, param, _ in model.parameters()}
+    trainer = Trainer(model, TrainingConfig(epochs=2, batch_size=16), path, progress=False,
+                      fingerprint={"kind": "sparse"})
+    message = f"^{path}: .*model.kind: SparseAutoencoder -> {cls.__name__}"
+    with pytest.raises(CheckpointMismatch, match=message):
+        trainer.fit(images, images[:8], resume=True)
+    with pytest.raises(CheckpointMismatch, match=message):
+        trainer.load_checkpoint()
+    assert trainer.epoch == 0 and trainer.history == []
+    for name, param, _ in model.parameters():
+        np.testing.assert_array_equal(param, before[name])
+
+
+def test_a_checkpoint_of_the_same_kind_with_other_model_settings_is_refused(tmp_path, images):
+    path = trained_checkpoint(tmp_path, images, epochs=1)
+    rng = np.random.default_rng(3)
+    model = SparseAutoencoder(conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
+                              conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng),
+                              sparsity_weight=1e-2)
+    trainer = Trainer(model, TrainingConfig(epochs=2, batch_size=16), path, progress=False,
+                      fingerprint={"kind": "sparse"})
+    with pytest.raises(CheckpointMismatch, match=r"model\.sparsity_weight: 0\.001 -> 0\.01"):
+        trainer.fit(images, images[:8], resume=True)
+    assert trainer.epoch == 0
+
+
+# -- the checkpoint path, checked before training -------------------------------------------------
+
+class Counting(SparseAutoencoder):
+    """Counts its training calls, and notes which temporaries of ``watched`` exist at the first."""
+
+    def __init__(self, encoder, decoder, watched=None) -> None:
+        super().__init__(encoder, decoder)
+        self.calls, self.watched, self.seen = 0, watched, None
+
+    def kind(self) -> str:
+        return "SparseAutoencoder"
+
+    def loss_and_grads(self, x, rng):
+        if self.calls == 0 and self.watched is not None:
+            self.seen = sorted(p.name for p in self.watched.parent.glob(self.watched.name + ".*.tmp"))
+        self.calls += 1
+        return super().loss_and_grads(x, rng)
+
+
+def counting_model(watched=None):
+    rng = np.random.default_rng(0)
+    return Counting(conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
+                    conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng), watched)
+
+
+@pytest.mark.parametrize("where, message", [
+    (lambda tmp: tmp, "is a folder, not a file"),
+    (lambda tmp: tmp / "a-file" / "model.npz", r"its folder .*a-file cannot be written"),
+])
+def test_a_checkpoint_path_that_cannot_be_written_is_refused_before_training(tmp_path, images, where, message):
+    (tmp_path / "a-file").write_text("not a folder")
+    path = where(tmp_path)
+    model = counting_model()
+    trainer = Trainer(model, TrainingConfig(epochs=1, batch_size=16), path, progress=False)
+    with pytest.raises(CheckpointError, match=f"^{path}: .*{message}"):
+        trainer.fit(images)
+    assert model.calls == 0 and trainer.epoch == 0
+
+
+def test_stale_temporaries_of_the_checkpoint_are_removed_when_fit_starts(tmp_path, images):
+    path = tmp_path / "s.npz"
+    stale = tmp_path / "s.npz.x7_k2p9q.tmp"  # as a save killed while writing leaves it
+    other = tmp_path / "other.npz.x7_k2p9q.tmp"
+    for leftover in (stale, other):
+        leftover.write_bytes(b"PK\x03\x04 half of a checkpoint")
+    model = counting_model(watched=path)
+    Trainer(model, TrainingConfig(epochs=1, batch_size=16), path, progress=False).fit(images)
+    assert model.seen == [] and not stale.exists() and other.exists()
+
+    stale.write_bytes(b"PK\x03\x04 half of a checkpoint")  # a complete checkpoint: fit trains and saves nothing
+    Trainer(tiny_model(), TrainingConfig(epochs=1, batch_size=16), path, progress=False).fit(images, resume=True)
+    assert not stale.exists()
+
+
+@pytest.mark.skipif(fcntl is None, reason="advisory locks (fcntl) are POSIX")
+def test_the_temporary_of_a_save_still_writing_survives_a_fit_starting(tmp_path, images):
+    path = tmp_path / "w.npz"
+    Trainer(tiny_model(), TrainingConfig(epochs=1, batch_size=16), path, progress=False).fit(images)
+    live = tmp_path / "w.npz.a1b2c3d4.tmp"
+    with open(live, "wb") as handle:  # locked as a concurrent save locks the temporary it writes
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        Trainer(tiny_model(), TrainingConfig(epochs=1, batch_size=16), path, progress=False).fit(images, resume=True)
+        assert live.exists()
+    Trainer(tiny_model(), TrainingConfig(epochs=1, batch_size=16), path, progress=False).fit(images, resume=True)
+    assert not live.exists()

@@ -102,3 +102,13 @@ def test_the_odd_kernel_rule_output_padding_s_minus_1_fails_for_even_kernels(k, 
     reference = torch_same(x, weight, k, s, s - 1)
     agrees = reference.shape == y.shape and np.allclose(reference, y, rtol=1e-12, atol=1e-12)
     assert agrees == (k % 2 == 1)
+
+
+def test_the_input_matrix_has_the_channel_axis_first_and_the_image_axis_last():
+    """docs/transposed-convolution.md: X is x as a (C_in, H W N) matrix, column (i W + j) N + n."""
+    n, c, h, w = 3, 2, 4, 5
+    x = np.random.default_rng(0).standard_normal((n, c, h, w))
+    X = Conv2DTranspose(c, 1, dtype=np.float64)._linear(x, None, "forward")[1]["X"]
+    assert X.shape == (c, h * w * n)
+    for image, channel, row, column in np.ndindex(x.shape):
+        assert X[channel, (row * w + column) * n + image] == x[image, channel, row, column]

@@ -66,6 +66,17 @@ def test_transforms_compute_the_correlation_in_1d_and_2d(name, seed):
     np.testing.assert_allclose(Y, direct, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", list(TRANSFORMS))
+@settings(max_examples=20, deadline=None)
+@given(seed=seeds)
+def test_the_transposed_transforms_are_toom_cook_for_the_full_convolution(name, seed):
+    # docs/winograd.md: B [(G g) * (A h)] multiplies the polynomials h (m coefficients) and g (3)
+    T = TRANSFORMS[name]
+    rng = np.random.default_rng(seed)
+    h, g = rng.standard_normal(T.m), rng.standard_normal(3)
+    np.testing.assert_allclose(T.BT.T @ ((T.G @ g) * (T.AT.T @ h)), np.convolve(g, h), rtol=1e-12, atol=1e-12)
+
+
 @settings(max_examples=20, deadline=None)
 @given(st.integers(1, 4), st.integers(1, 4), seeds)
 def test_weight_transform_and_its_adjoint(filters, channels, seed):
@@ -222,6 +233,29 @@ def test_the_layer_chooses_winograd_for_3x3_stride_1_from_16_input_channels():
     assert Conv2D(2, 8, 3, algorithm="winograd")._choose_path() == "winograd"
 
 
+def test_float64_computes_on_im2col_unless_winograd_is_asked_for():
+    assert Conv2D(16, 8, 3, dtype=np.float64)._choose_path() == "im2col"
+    assert Conv2D(16, 8, 3)._choose_path(np.float64) == "im2col"  # a float32 layer given float64 data
+    assert Conv2D(16, 8, 3, dtype=np.float64)._choose_path(np.float32) == "winograd"
+    assert Conv2D(16, 8, 3, dtype=np.float64, algorithm="winograd")._choose_path() == "winograd"
+
+
+def test_a_float64_layer_outputs_exactly_its_bias_where_the_input_window_is_zero():
+    """The kink at zero: with a zero bias, blank image regions must give pre-activations of exactly 0, as
+    PyTorch's do, or a ReLU behind the layer takes its derivative from the sign of a rounding error. The
+    Winograd path, which mixes every tile's inputs before the products, leaves such residues."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((2, 16, 12, 12))
+    x[:, :, 3:6, 3:6] = rng.random((2, 16, 3, 3))  # a patch on a blank background, as a digit on MNIST's
+    blank = np.ones((12, 12), bool)
+    blank[2:7, 2:7] = False  # outputs whose 3x3 window touches the patch
+    layer = Conv2D(16, 8, 3, rng=rng, dtype=np.float64)
+    assert np.all(layer.forward(x)[:, :, blank] == 0.0)
+    winograd = Conv2D(16, 8, 3, dtype=np.float64, algorithm="winograd")
+    winograd.params["W"][...] = layer.params["W"]
+    assert np.any(winograd.forward(x)[:, :, blank] != 0.0)
+
+
 def test_a_float64_layer_computes_in_float64_on_the_winograd_path():
     rng = np.random.default_rng(0)
     layer = Conv2D(3, 2, 3, rng=rng, dtype=np.float64, algorithm="winograd")
@@ -267,7 +301,8 @@ def test_a_float64_network_through_the_winograd_path_passes_the_gradient_check()
     from minidl.layers import Dense, Flatten, MaxPool2D, ReLU, Sequential
 
     rng = np.random.default_rng(4)
-    network = Sequential(Conv2D(16, 3, 3, rng=rng), MaxPool2D(2), ReLU(), Flatten(), Dense(12, 2, rng=rng))
+    network = Sequential(Conv2D(16, 3, 3, rng=rng, algorithm="winograd"), MaxPool2D(2), ReLU(), Flatten(),
+                         Dense(12, 2, rng=rng))
     network.astype(np.float64)
     assert network.layers[0]._choose_path() == "winograd"
     for layer in network.layers:

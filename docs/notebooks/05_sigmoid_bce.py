@@ -57,7 +57,8 @@ for reduction in ("mean", "sum"):
 # ## float32 against float64, for a confidently wrong pixel ($t = 0$)
 # The reference is the logits form in float64: $\ell = x + \log(1 + e^{-x})$ and $\partial\ell/\partial x = \sigma(x)$.
 # float32's sigmoid is exactly 1 from $x = 24 \ln 2 \approx 16.64$; the probability path's gradient is 0
-# from about 15.5 (its clip at $1 - 10^{-7}$), its value stuck at $-\log 10^{-7}$.
+# from about 15.5 (its clip at $1 - 10^{-7}$, which float32 rounds to $1 - 2^{-23}$), its value stuck at
+# $-\log 10^{-7} \approx 16.12$ in float64 and at $-\log 2^{-23} = 23 \ln 2 \approx 15.94$ in float32.
 
 # %%
 xs = np.linspace(0.5, 30, 600)
@@ -82,6 +83,9 @@ for name, (values, grads) in paths.items():
     dead = xs[grads == 0]
     print(f"{name:24}: gradient 0 from x = {dead[0]:.2f}" if dead.size else f"{name:24}: gradient never 0",
           f"| worst value error {np.max(np.abs(values - reference_value) / reference_value):.1e}")
+print(f"probability path's value at x = 30: float64 {paths['probabilities, float64'][0][-1]:.4f} "
+      f"(-log 1e-7 = {-np.log(1e-7):.4f}), float32 {paths['probabilities, float32'][0][-1]:.4f} "
+      f"(23 ln 2 = {23 * np.log(2):.4f})")
 sigmoid_one = np.arange(16, 17, 1e-4, dtype=np.float32)
 print("float32 sigmoid is 1.0 from x =", sigmoid_one[np.argmax(sigmoid(sigmoid_one) == 1)], "; 24 ln 2 =", 24 * np.log(2))
 

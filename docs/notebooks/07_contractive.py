@@ -28,20 +28,32 @@ from minidl.layers import Dense, Sequential, Sigmoid
 
 # %% [markdown]
 # ## By hand
-# $x = (0, 0)$, $W = (3, 4)^\top$, $b = \ln 3$: $h = 3/4$, $s = h(1 - h) = 3/16$, $P = s^2 \lVert W \rVert^2 = 225/256$.
+# $x = (0, 0)$, $W = (3, 4)^\top$, $b = \ln 3$: $h = 3/4$, $s = h(1 - h) = 3/16$, $c = \lVert W \rVert^2 = 25$,
+# $P = s^2 c = 225/256$. Directly, $\partial P/\partial W = 2 s^2 W$. Through the code,
+# $\partial P/\partial h = 2 s (1 - 2h) c$ (the slope s itself depends on h), times the slope s gives
+# $\partial P/\partial b$, which also reaches W through $x$ (nothing here, since $x = 0$) and the input as
+# $\partial P/\partial x = \partial P/\partial b \; W^\top$.
 
 # %%
+W, b = np.array([3.0, 4.0]), np.log(3.0)
+h = 1 / (1 + np.exp(-b))                              # x = 0, so u = b
+s, c = h * (1 - h), np.sum(W ** 2)
+dh = 2 * s * (1 - 2 * h) * c
+by_hand = {"P": s ** 2 * c, "dW": 2 * s ** 2 * W, "db": dh * s, "dx": dh * s * W}
+print("by hand:", {name: np.round(value, 8).tolist() for name, value in by_hand.items()}, "| dP/dh =", dh)
+
 encoder = Sequential(Dense(2, 1), Sigmoid()).astype(np.float64)
-encoder[0].params["W"][...] = [[3.0], [4.0]]
-encoder[0].params["b"][...] = np.log(3.0)
+encoder[0].params["W"][...] = W[:, None]
+encoder[0].params["b"][...] = b
 x = np.zeros((1, 2))
-s = 0.75 * 0.25
-print("by hand:", s ** 2 * 25, "| 2 s^2 W =", (2 * s ** 2 * np.array([3.0, 4.0])).tolist())
 for mode in ("closed_form", "exact"):
     encoder.zero_grad()
     encoder.forward(x)
-    value, _ = contractive_penalty(encoder, x, mode)
-    print(f"{mode}: P = {value}, dP/dW = {encoder[0].grads['W'].ravel().tolist()}")
+    value, dx = contractive_penalty(encoder, x, mode)
+    minidl = {"P": value, "dW": encoder[0].grads["W"].ravel(), "db": encoder[0].grads["b"][0], "dx": dx[0]}
+    print(f"{mode:11}:", {name: np.round(value, 8).tolist() for name, value in minidl.items()})
+    for name, expected in by_hand.items():
+        np.testing.assert_allclose(minidl[name], expected, rtol=1e-12)
 
 # %% [markdown]
 # ## Three modes on a two-layer encoder

@@ -1,7 +1,7 @@
 """Numba-compiled hot loops. Every kernel has a same-signature NumPy twin in :mod:`minidl.reference`.
 
 Kernels take arrays and numbers only, write into preallocated outputs and read no globals, so the
-layer code decides every allocation and the references can be swapped in for testing.
+layer code decides every allocation and the twins can run in their place (:mod:`minidl.backend`).
 """
 
 from minidl.kernels.activations import negative_capped_abs, relu_backward, relu_forward, sigmoid_from_exponential

@@ -10,6 +10,8 @@ NaN and stops training).
 
 from numba import njit, prange
 
+from minidl.kernels.threads import SERIAL_BELOW
+
 
 @njit(inline="always")
 def _relu_forward_at(x, y, mask, i):
@@ -31,7 +33,7 @@ def relu_forward(x, y, mask):
     mask : ndarray of bool, shape (M,)
         Output, overwritten.
     """
-    if x.shape[0] < 131_072:
+    if x.shape[0] < SERIAL_BELOW:
         for i in range(x.shape[0]):
             _relu_forward_at(x, y, mask, i)
     else:
@@ -55,7 +57,7 @@ def relu_backward(dy, mask, dx):
     dx : ndarray, shape (M,)
         Output, overwritten.
     """
-    if dy.shape[0] < 131_072:
+    if dy.shape[0] < SERIAL_BELOW:
         for i in range(dy.shape[0]):
             _relu_backward_at(dy, mask, dx, i)
     else:
@@ -87,7 +89,7 @@ def negative_capped_abs(x, bound, out):
     if out.shape != x.shape:
         raise ValueError("negative_capped_abs: expected out of the shape of x")
     cap = out.dtype.type(bound)
-    if x.shape[0] < 131_072:
+    if x.shape[0] < SERIAL_BELOW:
         for i in range(x.shape[0]):
             _negative_capped_abs_at(x, cap, out, i)
     else:
@@ -117,7 +119,7 @@ def sigmoid_from_exponential(x, e, y):
     y : ndarray, shape (M,)
         Output, overwritten.
     """
-    if x.shape[0] < 131_072:
+    if x.shape[0] < SERIAL_BELOW:
         for i in range(x.shape[0]):
             _sigmoid_at(x, e, y, i)
     else:

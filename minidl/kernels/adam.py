@@ -9,6 +9,8 @@ import math
 
 from numba import njit, prange
 
+from minidl.kernels.threads import ADAM_SERIAL_BELOW
+
 
 @njit(inline="always")
 def _adam_at(param, grad, m, v, beta1, beta2, step_size, inverse_root, eps, i):
@@ -42,7 +44,7 @@ def adam_update(param, grad, m, v, beta1, beta2, step_size, correction2, eps):
     beta1, beta2, step_size, correction2, eps : float
     """
     inverse_root = 1.0 / math.sqrt(correction2)
-    if param.shape[0] < 262_144:
+    if param.shape[0] < ADAM_SERIAL_BELOW:
         for i in range(param.shape[0]):
             _adam_at(param, grad, m, v, beta1, beta2, step_size, inverse_root, eps, i)
     else:

@@ -9,6 +9,8 @@ a dozen whole-array passes and a ``where`` that branches at every element.
 import numpy as np
 from numba import njit, prange
 
+from minidl.kernels.threads import SERIAL_BELOW
+
 
 @njit(fastmath={"reassoc"})
 def _sum_float64(values):
@@ -59,7 +61,7 @@ def bce_logits_rows(x, t, e, log1p_e, scale, losses, dx, terms):
             and terms.shape == x.shape and losses.shape[0] == x.shape[0]):
         raise ValueError("bce_logits_rows: expected t, e, log1p_e, dx and terms of the shape of x, (N, D), "
                          "and losses of shape (N,)")
-    if x.size < 131_072:
+    if x.size < SERIAL_BELOW:
         for n in range(x.shape[0]):
             _bce_row(x, t, e, log1p_e, scale, losses, dx, terms, n)
     else:

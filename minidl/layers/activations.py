@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.kernels import negative_capped_abs, relu_backward, relu_forward, sigmoid_from_exponential
+from minidl.backend import kernels
 from minidl.layers.base import Layer
 from minidl.layers.memory import empty, flat, memory_axes
 
@@ -21,11 +21,18 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     For x >= 0 the usual form is safe; for x < 0 the equal form exp(x) / (1 + exp(x)) is used:
     ``np.where(x >= 0, 1, e) / (1 + e)`` with e = :func:`exp_negative_abs` (x), by a kernel (NumPy's
     where branches at every element). In x's floating dtype, float32 at least; laid out in memory as x.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import sigmoid
+    >>> sigmoid(np.array([-800.0, 0.0, 800.0]))   # no overflow warning
+    array([1.49166815e-154, 5.00000000e-001, 1.00000000e+000])
     """
     x = _at_least_float32(x)
     axes = memory_axes(x)
     e, y = _exp_negative_abs(x, axes), empty(x.shape, axes, x.dtype)
-    sigmoid_from_exponential(flat(x, axes), flat(e, axes), flat(y, axes))
+    kernels.sigmoid_from_exponential(flat(x, axes), flat(e, axes), flat(y, axes))
     return y
 
 
@@ -44,7 +51,7 @@ def _exp_negative_abs(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """:func:`exp_negative_abs` of a float32 or float64 ``x`` whose memory order ``axes`` is known."""
     bound = 0.5 * -np.log(np.finfo(x.dtype).tiny)
     e = empty(x.shape, axes, x.dtype)
-    negative_capped_abs(flat(x, axes), bound, flat(e, axes))
+    kernels.negative_capped_abs(flat(x, axes), bound, flat(e, axes))
     return np.exp(e, out=e)
 
 
@@ -54,44 +61,63 @@ def _at_least_float32(x) -> np.ndarray:
     return x.astype(np.result_type(x, np.float32), copy=False)
 
 
+def relu_and_mask(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x * (x > 0)`` and the mask ``x > 0``, in one pass of a kernel, laid out in memory as ``x``."""
+    axes = memory_axes(x)
+    y, mask = empty(x.shape, axes, x.dtype), empty(x.shape, axes, np.bool_)
+    kernels.relu_forward(flat(x, axes), flat(y, axes), flat(mask, axes))
+    return y, mask
+
+
+def times_mask(dy: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``dy * mask``, one kernel pass per leading slice of ``dy`` when it has one axis more than ``mask``
+    (tangents (K, N, ...)); each slice of the result is laid out in memory as ``mask``."""
+    axes = memory_axes(mask)
+    if dy.ndim == mask.ndim:
+        dx = empty(mask.shape, axes, dy.dtype)
+        kernels.relu_backward(flat(dy, axes), flat(mask, axes), flat(dx, axes))
+        return dx
+    dx = empty(dy.shape, (0,) + tuple(axis + 1 for axis in axes), dy.dtype)
+    for k in range(len(dy)):
+        kernels.relu_backward(flat(dy[k], axes), flat(mask, axes), flat(dx[k], axes))
+    return dx
+
+
 class ReLU(Layer):
     """y = max(x, 0); dy/dx = 1 where x > 0 and 0 elsewhere (0 at the kink x = 0).
 
-    Both passes are one parallel kernel over the elements in memory order; the output keeps the input's
-    memory layout (see :mod:`minidl.layers.memory`). What it computes is ``x * (x > 0)`` and ``dy * mask``.
+    Both passes are one parallel kernel over the elements in memory order (:func:`relu_and_mask`,
+    :func:`times_mask`); the output keeps the input's memory layout (see :mod:`minidl.layers.memory`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import ReLU
+    >>> relu = ReLU()
+    >>> relu.forward(np.array([[-1.0, 0.0, 2.0]]))
+    array([[-0.,  0.,  2.]])
+    >>> relu.backward(np.array([[5.0, 5.0, 5.0]]))   # 0 at the kink x = 0
+    array([[0., 0., 5.]])
     """
 
     def forward(self, x, training=True):
-        axes = memory_axes(x)
-        y, mask = empty(x.shape, axes, x.dtype), empty(x.shape, axes, np.bool_)
-        relu_forward(flat(x, axes), flat(y, axes), flat(mask, axes))
-        self._store(training, x, y, mask=mask, axes=axes)
+        y, mask = relu_and_mask(x)  # y = x * (x > 0), mask = x > 0
+        self._store(training, x, y, mask=mask)
         return y
 
     def backward(self, dy):
-        cache = self._cached(dy)
-        mask, axes = cache["mask"], cache["axes"]
-        dx = empty(mask.shape, axes, dy.dtype)
-        relu_backward(flat(dy, axes), flat(mask, axes), flat(dx, axes))
-        return dx
+        mask = self._cached(dy)["mask"]
+        return times_mask(dy, mask)  # dx = dy * mask
 
     def jvp(self, t):
-        self._start_tangent(t)
-        return self._masked(t)
+        mask = self._start_tangent(t)["mask"]
+        return times_mask(t, mask)  # t_out[k] = t[k] * mask
 
     def jvp_backward(self, dt):
         self._tangent_cached(dt)
+        mask = self._cached()["mask"]
         # the Jacobian is piecewise constant in x: no second-order term
-        return self._masked(dt), None
-
-    def _masked(self, t):
-        """t[k] * mask for every direction k, with the backward kernel (K, N, ...) -> (K, N, ...)."""
-        cache = self._cached()
-        mask, axes = cache["mask"], cache["axes"]
-        out = empty(t.shape, (0,) + tuple(axis + 1 for axis in axes), t.dtype)  # each out[k] laid out as mask
-        for k in range(len(t)):
-            relu_backward(flat(t[k], axes), flat(mask, axes), flat(out[k], axes))
-        return out
+        return times_mask(dt, mask), None
 
 
 class Sigmoid(Layer):
@@ -102,6 +128,16 @@ class Sigmoid(Layer):
     The tangent pass t_out = y (1 - y) t depends on x through y, with
     d/dx [y (1 - y)] = y (1 - y) (1 - 2 y), so its backward returns the second-order term
     dx_extra = sum_k dt[k] * t[k] * y (1 - y) (1 - 2 y).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Sigmoid
+    >>> layer = Sigmoid()
+    >>> layer.forward(np.array([[0.0, 2.0]]))
+    array([[0.5       , 0.88079708]])
+    >>> layer.backward(np.array([[1.0, 1.0]]))   # y (1 - y)
+    array([[0.25      , 0.10499359]])
     """
 
     def forward(self, x, training=True):
@@ -131,6 +167,16 @@ class Tanh(Layer):
     Notes
     -----
     Second derivative: d/dx (1 - y^2) = -2 y (1 - y^2), the source of the tangent pass's ``dx_extra``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Tanh
+    >>> layer = Tanh()
+    >>> layer.forward(np.array([[0.0, 1.0]]))
+    array([[0.        , 0.76159416]])
+    >>> layer.backward(np.array([[1.0, 1.0]]))   # 1 - y^2
+    array([[1.        , 0.41997434]])
     """
 
     def forward(self, x, training=True):
@@ -155,7 +201,15 @@ class Tanh(Layer):
 
 
 class Identity(Layer):
-    """y = x (a linear latent layer)."""
+    """y = x (a linear latent layer).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Identity
+    >>> Identity().forward(np.array([[1.5, -2.0]]))
+    array([[ 1.5, -2. ]])
+    """
 
     def forward(self, x, training=True):
         self._store(training, x, x)

@@ -173,6 +173,13 @@ class Layer:
         return f"{type(self).__name__}()"
 
 
+def positive_int(name: str, value) -> int:
+    """``value`` as an int, or a ValueError naming the argument: a layer's sizes are positive integers."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
+    return int(value)
+
+
 def _shape_matches(shape: tuple, expected: tuple) -> bool:
     """Same number of axes, and equal sizes wherever ``expected`` is not None."""
     return len(shape) == len(expected) and all(e is None or e == s for e, s in zip(expected, shape))

@@ -18,20 +18,13 @@ import math
 import numpy as np
 
 from minidl.init import get_initializer
-from minidl.kernels import (col2im, im2col, winograd_input_tiles, winograd_input_tiles_adjoint, winograd_output_tiles,
-                            winograd_output_tiles_adjoint)
-from minidl.layers.base import Layer
+from minidl.backend import kernels
+from minidl.layers.base import Layer, positive_int
 from minidl.layers.memory import Workspace, as_images, images_last
 from minidl.winograd import F4X4_3X3, tile_grid, transform_weights, transform_weights_adjoint
 
 ALGORITHMS = ("auto", "im2col", "winograd")
 WINOGRAD = F4X4_3X3  # the tile size the "winograd" path uses (see docs/winograd.md for the choice)
-
-
-def _positive_int(name: str, value) -> int:
-    if not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
-    return int(value)
 
 
 def _check_padding(padding) -> str | int:
@@ -85,10 +78,10 @@ class _Convolution(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, rng, kernel_initializer,
                  dtype, weight_shape: str) -> None:
         super().__init__()
-        self.in_channels = _positive_int("in_channels", in_channels)
-        self.out_channels = _positive_int("out_channels", out_channels)
-        self.kernel_size = _positive_int("kernel_size", kernel_size)
-        self.stride = _positive_int("stride", stride)
+        self.in_channels = positive_int("in_channels", in_channels)
+        self.out_channels = positive_int("out_channels", out_channels)
+        self.kernel_size = positive_int("kernel_size", kernel_size)
+        self.stride = positive_int("stride", stride)
         self.padding = _check_padding(padding)
         k = self.kernel_size
         init = get_initializer(kernel_initializer)
@@ -152,8 +145,8 @@ class Conv2D(_Convolution):
     kernel_initializer : str or callable, default "glorot_uniform"
     dtype : float32 by default.
     algorithm : "auto", "im2col" or "winograd"
-        How the map is computed; "auto" lets :meth:`_choose_path` pick. Every path gives the same map
-        (to rounding).
+        How the map is computed; "auto" lets :meth:`_choose_path` pick (Winograd from 16 input channels in
+        float32, im2col in float64). Every path gives the same map (to rounding).
 
     Shapes
     ------
@@ -172,6 +165,18 @@ class Conv2D(_Convolution):
     For 3x3 kernels at stride 1 the same map can be computed with fewer multiplications by Winograd's
     minimal filtering (:meth:`_winograd_linear` and its adjoint, docs/winograd.md); :meth:`_choose_path`
     decides which path runs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Conv2D
+    >>> conv = Conv2D(1, 4, kernel_size=3, padding="same", rng=0)
+    >>> y = conv.forward(np.ones((2, 1, 5, 5), np.float32))
+    >>> y.shape
+    (2, 4, 5, 5)
+    >>> dx = conv.backward(np.ones_like(y))
+    >>> dx.shape, conv.grads['W'].shape, conv.grads['b']
+    ((2, 1, 5, 5), (4, 1, 3, 3), array([50., 50., 50., 50.], dtype=float32))
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
@@ -186,16 +191,23 @@ class Conv2D(_Convolution):
                              f"kernel_size={self.kernel_size}, stride={self.stride}")
         self.algorithm = algorithm
 
-    def _choose_path(self) -> str:
+    def _choose_path(self, dtype=None) -> str:
         """How this layer computes: decided here and nowhere else (docs/kernels.md lists the paths).
 
-        ``"im2col"``, the plain path of the class docstring, serves every geometry. ``"winograd"``
-        computes the same map for 3x3 kernels at stride 1 with WINOGRAD's tiles, 3x fewer
-        multiplications; it runs by default from 16 input channels up. With fewer, the products over
-        channels are too small to gain (the study's first layer has one input channel).
+        ``dtype`` is the dtype the layer computes in (by default its weights'). ``"im2col"``, the plain
+        path of the class docstring, serves every geometry. ``"winograd"`` computes the same map for 3x3
+        kernels at stride 1 with WINOGRAD's tiles, 3x fewer multiplications; it runs by default from 16
+        input channels up, in float32 (and float16). With fewer channels the products over channels are
+        too small to gain (the study's first layer has one input channel). float64 runs im2col: its
+        outputs are exact sums wherever the input window is zero, where the Winograd transforms leave a
+        rounding residue of either sign instead of 0, and a ReLU behind the layer takes its derivative
+        from that sign (docs/winograd.md, "The kink at zero"). Asked for, float64 runs Winograd too.
         """
         if self.algorithm != "auto":
             return self.algorithm
+        dtype = self.params["W"].dtype if dtype is None else np.dtype(dtype)
+        if dtype == np.float64:
+            return "im2col"
         if self.kernel_size == 3 and self.stride == 1 and self.in_channels >= 16:
             return "winograd"
         return "im2col"
@@ -210,17 +222,17 @@ class Conv2D(_Convolution):
 
     def _linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict]:
         """W * x (+ bias), and what the backward pass of the linear part needs."""
-        if self._choose_path() == "winograd":
+        W = self.params["W"]
+        dtype = np.result_type(x, W)
+        if self._choose_path(dtype) == "winograd":
             return self._winograd_linear(x, bias, slot)
         n, _, height, width = x.shape
         out_h, out_w, pad_top, pad_left = self._geometry(height, width)
         k = self.kernel_size
-        W = self.params["W"]
-        dtype = np.result_type(x, W)
         rows = self.in_channels * k * k
         # one more row, of ones, carries the bias through the product: [W2 b] @ [cols; 1] = W2 @ cols + b
         cols = self._scratch(slot, "cols", (rows + 1, out_h * out_w * n), dtype)
-        im2col(images_last(x, dtype), k, k, self.stride, pad_top, pad_left, out_h, out_w, cols[:rows])
+        kernels.im2col(images_last(x, dtype), k, k, self.stride, pad_top, pad_left, out_h, out_w, cols[:rows])
         W2 = W.reshape(self.out_channels, rows).astype(dtype, copy=False)
         if bias is None:
             product = W2 @ cols[:rows]
@@ -255,7 +267,7 @@ class Conv2D(_Convolution):
         n, channels, height, width = cache["input_shape"]
         dx = np.empty((channels, height, width, n), dtype=dcols.dtype)
         k = self.kernel_size
-        col2im(dcols, k, k, self.stride, pad_top, pad_left, out_h, out_w, dx)
+        kernels.col2im(dcols, k, k, self.stride, pad_top, pad_left, out_h, out_w, dx)
         return as_images(dx)
 
     def _winograd_linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict]:
@@ -268,13 +280,14 @@ class Conv2D(_Convolution):
         a = WINOGRAD.tile
         dtype = np.result_type(x, self.params["W"])
         V = self._scratch(slot, "V", (a * a, self.in_channels, tiles_h * tiles_w * n), dtype)
-        winograd_input_tiles(images_last(x, dtype), WINOGRAD.BT.astype(dtype), pad_top, pad_left, tiles_h, tiles_w, V)
+        kernels.winograd_input_tiles(images_last(x, dtype), WINOGRAD.BT.astype(dtype), pad_top, pad_left,
+                                     tiles_h, tiles_w, V)
         U = transform_weights(self.params["W"].astype(dtype, copy=False), WINOGRAD.G)
         M = self._scratch(slot, "M", (a * a, self.out_channels, V.shape[2]), dtype)
         np.matmul(U, V, out=M)
         y = np.empty((self.out_channels, out_h, out_w, n), dtype=dtype)
         bias = np.zeros(self.out_channels, dtype) if bias is None else bias.astype(dtype, copy=False)
-        winograd_output_tiles(M, WINOGRAD.AT.astype(dtype), bias, y)
+        kernels.winograd_output_tiles(M, WINOGRAD.AT.astype(dtype), bias, y)
         cache = dict(path="winograd", slot=slot, V=V, U=U, input_shape=x.shape,
                      geometry=(pad_top, pad_left, tiles_h, tiles_w))
         return as_images(y), cache
@@ -286,7 +299,7 @@ class Conv2D(_Convolution):
         dtype = np.result_type(V, dy)
         dM = self._scratch(cache["slot"], "M", (U.shape[0], self.out_channels, V.shape[2]), dtype)  # M is spent
         db = np.empty(self.out_channels, dtype)
-        winograd_output_tiles_adjoint(images_last(dy, dtype), WINOGRAD.AT.astype(dtype), dM, db)
+        kernels.winograd_output_tiles_adjoint(images_last(dy, dtype), WINOGRAD.AT.astype(dtype), dM, db)
         if bias_grad is not None:
             bias_grad += db
         self.grads["W"] += transform_weights_adjoint(np.matmul(dM, V.transpose(0, 2, 1)), WINOGRAD.G)
@@ -296,7 +309,7 @@ class Conv2D(_Convolution):
         np.matmul(U.transpose(0, 2, 1), dM, out=dV)
         n, channels, height, width = cache["input_shape"]
         dx = np.empty((channels, height, width, n), dtype=dtype)
-        winograd_input_tiles_adjoint(dV, WINOGRAD.BT.astype(dtype), pad_top, pad_left, tiles_h, tiles_w, dx)
+        kernels.winograd_input_tiles_adjoint(dV, WINOGRAD.BT.astype(dtype), pad_top, pad_left, tiles_h, tiles_w, dx)
         return as_images(dx)
 
 
@@ -322,6 +335,17 @@ class Conv2DTranspose(_Convolution):
     Let A be the strided convolution that maps a (C_out, OH, OW) image to (C_in, H, W) with weight W.
     This layer computes y = A^T x + b: with X the input as a (C_in, H W N) matrix, cols = W2.T @ X and
     y = col2im(cols). Its backward is A itself: dX = W2 @ im2col(dy), dW2 = X @ im2col(dy).T.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Conv2DTranspose
+    >>> up = Conv2DTranspose(4, 1, kernel_size=3, stride=2, padding="same", rng=0)
+    >>> y = up.forward(np.ones((2, 4, 3, 3), np.float32))   # doubles height and width
+    >>> y.shape
+    (2, 1, 6, 6)
+    >>> up.backward(np.ones_like(y)).shape
+    (2, 4, 3, 3)
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 2,
@@ -347,7 +371,7 @@ class Conv2DTranspose(_Convolution):
         X = images_last(x, dtype).reshape(self.in_channels, -1)  # (C_in, H W N)
         cols = W.reshape(self.in_channels, -1).T.astype(dtype, copy=False) @ X  # (C_out k k, H W N)
         y = np.empty((self.out_channels, out_h, out_w, n), dtype=dtype)
-        col2im(cols, k, k, self.stride, crop_top, crop_left, height, width, y)
+        kernels.col2im(cols, k, k, self.stride, crop_top, crop_left, height, width, y)
         if bias is not None:
             y += bias.astype(dtype, copy=False)[:, None, None, None]
         return as_images(y), dict(X=X, input_shape=x.shape, geometry=(out_h, out_w, crop_top, crop_left))
@@ -364,7 +388,7 @@ class Conv2DTranspose(_Convolution):
         if bias_grad is not None:
             bias_grad += dy.sum(axis=(1, 2, 3))
         dcols = np.empty((self.out_channels * k * k, height * width * n), dtype=dtype)
-        im2col(dy, k, k, self.stride, crop_top, crop_left, height, width, dcols)
+        kernels.im2col(dy, k, k, self.stride, crop_top, crop_left, height, width, dcols)
         W2 = self.params["W"].reshape(self.in_channels, -1)
         self.grads["W"] += (X @ dcols.T).reshape(self.params["W"].shape)
         if not self.needs_input_grad:

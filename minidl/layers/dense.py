@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl.init import get_initializer
-from minidl.layers.base import Layer
+from minidl.layers.base import Layer, positive_int
 
 
 class Dense(Layer):
@@ -28,15 +28,26 @@ class Dense(Layer):
     Notes
     -----
     With upstream gradient dy = dL/dy:  dL/dx = dy @ W.T,  dL/dW = x.T @ dy,  dL/db = sum_n dy[n].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Dense
+    >>> layer = Dense(3, 2, rng=0, dtype=np.float64)
+    >>> x = np.ones((4, 3))
+    >>> y = layer.forward(x)
+    >>> y.shape
+    (4, 2)
+    >>> dx = layer.backward(np.ones_like(y))   # dx = dy @ W.T, and fills layer.grads
+    >>> dx.shape, layer.grads['b']
+    ((4, 3), array([4., 4.]))
     """
 
     def __init__(self, in_features: int, out_features: int, rng=None,
                  kernel_initializer="glorot_uniform", dtype=np.float32) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
         rng = np.random.default_rng(rng)
         init = get_initializer(kernel_initializer)
         self._add_param("W", init((self.in_features, self.out_features), self.in_features,

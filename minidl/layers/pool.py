@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.kernels import maxpool_backward, maxpool_forward, maxpool_gather
-from minidl.layers.base import Layer
+from minidl.backend import kernels
+from minidl.layers.base import Layer, positive_int
 from minidl.layers.memory import as_images, images_last
 
 
@@ -32,13 +32,26 @@ class MaxPool2D(Layer):
 
     The kernels work on images stored images-last (see :mod:`minidl.layers.memory`), as a convolution
     leaves them; output and input gradient are returned in that layout, as (N, C, H, W) views.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import MaxPool2D
+    >>> pool = MaxPool2D(2)
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> pool.forward(x)
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
+    >>> pool.backward(np.ones((1, 1, 2, 2)))   # the gradient goes to each window's maximum
+    array([[[[0., 0., 0., 0.],
+             [0., 1., 0., 1.],
+             [0., 0., 0., 0.],
+             [0., 1., 0., 1.]]]])
     """
 
     def __init__(self, pool_size: int = 2) -> None:
         super().__init__()
-        if not isinstance(pool_size, (int, np.integer)) or pool_size <= 0:
-            raise ValueError(f"Expected pool_size to be a positive integer. Received: pool_size={pool_size!r}")
-        self.pool_size = int(pool_size)
+        self.pool_size = positive_int("pool_size", pool_size)
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._check_input(x, (None, None, None, None), "(N, C, H, W)")
@@ -49,7 +62,7 @@ class MaxPool2D(Layer):
         stored = images_last(x, dtype=self._kernel_dtype(x.dtype, "x"))  # (C, H, W, N)
         y = np.empty((c, height // p, width // p, n), dtype=stored.dtype)
         argmax = np.empty(y.shape, dtype=np.int32)  # a flat index into one image: int32 is plenty
-        maxpool_forward(stored, p, y, argmax)
+        kernels.maxpool_forward(stored, p, y, argmax)
         y = as_images(y).astype(x.dtype, copy=False)
         self._store(training, x, y, argmax=argmax)
         return y
@@ -59,7 +72,7 @@ class MaxPool2D(Layer):
         n, c, height, width = cache["input_shape"]
         stored = images_last(dy, dtype=self._kernel_dtype(dy.dtype, "dy"))
         dx = np.empty((c, height, width, n), dtype=stored.dtype)
-        maxpool_backward(stored, cache["argmax"], self.pool_size, dx)
+        kernels.maxpool_backward(stored, cache["argmax"], self.pool_size, dx)
         return as_images(dx).astype(dy.dtype, copy=False)
 
     def _kernel_dtype(self, dtype: np.dtype, name: str) -> np.dtype:
@@ -79,7 +92,7 @@ class MaxPool2D(Layer):
         argmax = np.tile(argmax, (1, 1, 1, k)) if k > 1 else argmax
         stored = images_last(self._merge(t), dtype=self._kernel_dtype(t.dtype, "t"))
         y = np.empty(argmax.shape, dtype=stored.dtype)
-        maxpool_gather(stored, argmax, self.pool_size, y)
+        kernels.maxpool_gather(stored, argmax, self.pool_size, y)
         self._store_tangent(argmax=argmax, shape=t.shape)
         return as_images(y).reshape((k, n) + y.shape[:3]).astype(t.dtype, copy=False)
 
@@ -89,7 +102,7 @@ class MaxPool2D(Layer):
         k, n, c, height, width = cache["shape"]
         stored = images_last(self._merge(dt), dtype=self._kernel_dtype(dt.dtype, "dt"))
         dx = np.empty((c, height, width, k * n), dtype=stored.dtype)
-        maxpool_backward(stored, cache["argmax"], self.pool_size, dx)
+        kernels.maxpool_backward(stored, cache["argmax"], self.pool_size, dx)
         return as_images(dx).reshape(cache["shape"]).astype(dt.dtype, copy=False), None
 
     def output_shape(self, input_shape):

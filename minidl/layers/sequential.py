@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from minidl.layers.base import Layer
-from minidl.serialization import assign_params, load_arrays, save_arrays
+from minidl.serialization import load_params, save_arrays
 
 
 class Sequential(Layer):
@@ -21,6 +21,19 @@ class Sequential(Layer):
     Shapes
     ------
     x : whatever the first layer takes -> y : whatever the last layer returns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Dense, ReLU, Sequential
+    >>> model = Sequential(Dense(4, 8, rng=0), ReLU(), Dense(8, 2, rng=1))
+    >>> y = model.forward(np.ones((3, 4), np.float32))
+    >>> y.shape
+    (3, 2)
+    >>> model.backward(np.ones_like(y)).shape
+    (3, 4)
+    >>> sorted(model.grads)
+    ['dense_1.W', 'dense_1.b', 'dense_2.W', 'dense_2.b']
     """
 
     def __init__(self, *layers: Layer) -> None:
@@ -130,10 +143,11 @@ class Sequential(Layer):
         """Read parameters saved by :meth:`save`, without pickle.
 
         A file that cannot be read raises :class:`~minidl.serialization.FileFormatError` (a ValueError);
-        one whose names, shapes or dtypes differ from this model raises ValueError. Either way the model
-        is left as it was.
+        one whose names, shapes or dtypes differ from this model, or that holds the parameters of another
+        kind of model (see :func:`~minidl.serialization.load_params`), raises ValueError. Either way the
+        model is left as it was.
         """
-        assign_params(self.params, load_arrays(path), source=str(path))
+        load_params(path, self.params, kind=type(self).__name__)
 
     def __len__(self) -> int:
         return len(self.layers)

@@ -21,6 +21,19 @@ class ZeroPad2D(Layer):
     Notes
     -----
     The backward pass crops: the padded border does not depend on x.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import ZeroPad2D
+    >>> pad = ZeroPad2D(((0, 1), (0, 1)))
+    >>> pad.forward(np.ones((1, 1, 2, 2)))[0, 0]
+    array([[1., 1., 0.],
+           [1., 1., 0.],
+           [0., 0., 0.]])
+    >>> pad.backward(np.arange(9.0).reshape(1, 1, 3, 3))[0, 0]   # the crop
+    array([[0., 1.],
+           [3., 4.]])
     """
 
     def __init__(self, pad) -> None:
@@ -63,8 +76,31 @@ class ZeroPad2D(Layer):
         return f"ZeroPad2D((({self.top}, {self.bottom}), ({self.left}, {self.right})))"
 
 
-class Flatten(Layer):
-    """(N, d1, d2, ...) -> (N, d1 * d2 * ...), in C order."""
+class _Reshaping(Layer):
+    """A layer that only gives the same numbers another shape: its gradients take the input's shape back."""
+
+    def backward(self, dy):
+        input_shape = self._cached(dy)["input_shape"]
+        return dy.reshape(input_shape)
+
+    def jvp_backward(self, dt):
+        self._tangent_cached(dt)
+        return dt.reshape(dt.shape[:2] + self._cached()["input_shape"][1:]), None
+
+
+class Flatten(_Reshaping):
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...), in C order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Flatten
+    >>> flatten = Flatten()
+    >>> flatten.forward(np.zeros((2, 3, 4, 4))).shape
+    (2, 48)
+    >>> flatten.backward(np.zeros((2, 48))).shape
+    (2, 3, 4, 4)
+    """
 
     def forward(self, x, training=True):
         if x.ndim < 2:
@@ -73,24 +109,27 @@ class Flatten(Layer):
         self._store(training, x, y)
         return y
 
-    def backward(self, dy):
-        input_shape = self._cached(dy)["input_shape"]
-        return dy.reshape(input_shape)
-
     def jvp(self, t):
         self._start_tangent(t)
         return t.reshape(t.shape[0], t.shape[1], -1)
-
-    def jvp_backward(self, dt):
-        self._tangent_cached(dt)
-        return dt.reshape(dt.shape[:2] + self._cached()["input_shape"][1:]), None
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
 
-class Reshape(Layer):
-    """(N, ...) -> (N, *shape); ``shape`` excludes the batch axis."""
+class Reshape(_Reshaping):
+    """(N, ...) -> (N, *shape); ``shape`` excludes the batch axis.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.layers import Reshape
+    >>> reshape = Reshape((256, 3, 3))
+    >>> reshape.forward(np.zeros((2, 2304))).shape
+    (2, 256, 3, 3)
+    >>> reshape.backward(np.zeros((2, 256, 3, 3))).shape
+    (2, 2304)
+    """
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         super().__init__()
@@ -106,17 +145,9 @@ class Reshape(Layer):
         self._store(training, x, y)
         return y
 
-    def backward(self, dy):
-        input_shape = self._cached(dy)["input_shape"]
-        return dy.reshape(input_shape)
-
     def jvp(self, t):
         self._start_tangent(t)
         return t.reshape(t.shape[:2] + self.shape)
-
-    def jvp_backward(self, dt):
-        self._tangent_cached(dt)
-        return dt.reshape(dt.shape[:2] + self._cached()["input_shape"][1:]), None
 
     def output_shape(self, input_shape):
         if int(np.prod(input_shape)) != int(np.prod(self.shape)):

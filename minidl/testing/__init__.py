@@ -7,8 +7,9 @@ A test of a new layer is three lines::
         assert_layer_gradients(LeakyReLU(0.1), x)
 
 * :func:`assert_layer_gradients` -- the input gradient and every parameter's, the tangent pass and its
-  backward (with the second-order ``dx_extra``), the add-into-``grads`` contract; float64; a failure names
-  the worst entry of each array, both values and its distance to the nearest kink;
+  backward (with the second-order ``dx_extra``), the add-into-``grads`` contract; float64, three random
+  cotangents; each array judged norm-wise and entry by entry (:mod:`minidl.testing.criteria`); a failure
+  names the worst entry of each array, both values, its tolerance and its distance to the nearest kink;
 * :func:`assert_adjoint` -- <A x, y> = <x, A^T y> for a linear map and its claimed transpose;
 * :func:`kink_distance`, :func:`smallest_kink_distance` -- how close an input is to a kink (ReLU at 0,
   max-pool ties, or your layer's ``kink_distance(x)`` hook);

@@ -1,19 +1,21 @@
 """assert_layer_gradients: every gradient a layer computes, against central differences, in one call.
 
-What is checked (L = sum(forward(x) * r) for a fixed random r; S = sum(jvp(t) * q) for random tangents
-t and a random q):
+What is checked (L_k = sum(forward(x) * r_k) for K random cotangents r_k; S_k = sum(jvp(t) * q_k) for
+random tangents t and K random q_k):
 
-* ``backward``: dL/dx returned, and dL/dparam added into ``grads`` for every parameter;
+* ``backward``: dL_k/dx returned, and dL_k/dparam added into ``grads`` for every parameter;
 * the contract: ``backward`` *adds* into ``grads`` (a second forward/backward doubles them) and gives
   the same dx again; returned arrays have the shapes and dtype of what they are gradients of;
 * where the layer has a tangent pass: ``jvp(t)`` against directional differences of ``forward``;
   ``jvp_backward(q)`` -> ``(dt, dx_extra)`` with dt = dS/dt, the parameter gradients of S added into
   ``grads``, and ``dx_extra`` = dS/dx, the second-order term (None must mean that S does not depend on x).
 
-Each array is compared by the norm-wise relative error of :func:`minidl.gradcheck.relative_error`. On
-failure the AssertionError is a table of every comparison, naming the worst entry of each array (its
-index, the analytic and numeric values, their relative error) and the entry's distance to the nearest
-kink, where the layer has kinks.
+Each array passes when its norm-wise relative error is within the tolerance *and* every entry is within
+a tolerance of its own, derived from the rounding floor of its central difference
+(:mod:`minidl.testing.criteria`). The K cotangents share the central differences: two forward passes per
+entry serve all of them. On failure the AssertionError is a table of every comparison, naming the worst
+entry of each array (its index, the analytic and numeric values, the tolerance it was held to) and the
+entry's distance to the nearest kink, where the layer has kinks.
 """
 
 from __future__ import annotations
@@ -24,18 +26,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from minidl.gradcheck import numerical_gradient, relative_error
+from minidl.gradcheck import numerical_projections, numerical_vjp, relative_error
 from minidl.layers.base import Layer
+from minidl.testing import criteria
 from minidl.testing.kinks import NearestKink, kink_distance, smallest_kink_distance
 
 TOLERANCE = 1e-6
 STEP = 1e-6
-# A central difference of a scalar S = sum(terms) cannot resolve a derivative below about eps |terms| / h:
-# each evaluation of S carries rounding of at most about eps times the sum of the magnitudes of its terms
-# (the margin covers the sums inside the forward pass). A gradient that nearly vanishes for a rare input (a
-# probe r summing to 1e-5, a single input value of 1e-5) is then compared against that floor instead of
-# against its own tiny norm, where rounding alone would exceed the tolerance.
-ROUNDING_MARGIN = 4.0
+COTANGENTS = 3
+FAST_DIRECTIONS = 3
 
 
 class PrecisionWarning(UserWarning):
@@ -43,8 +42,8 @@ class PrecisionWarning(UserWarning):
 
 
 FLOAT32_MEANINGLESS = (
-    "central differences in float32 are meaningless: every value of f carries a rounding error near "
-    "6e-8 |f| (float32's unit roundoff), and dividing by 2h = 2e-6 turns it into an error of about 3e-2 |f| "
+    "central differences in float32 are meaningless: every value of f carries a rounding error of up to "
+    "6e-8 |f| (float32's unit roundoff), and the difference of two divided by 2h = 2e-6 turns it into up to 6e-2 |f| "
     "in the numerical gradient, above the 1e-6 tolerance and larger than many real bugs. The check runs on "
     "a float64 copy instead (the object you passed is not changed). The float32 path is held separately, "
     "against float64 on the same inputs (see docs/testing.md)."
@@ -53,7 +52,15 @@ FLOAT32_MEANINGLESS = (
 
 @dataclass(frozen=True)
 class Comparison:
-    """One analytic array against its numerical estimate."""
+    """One analytic array against its numerical estimate, for every cotangent.
+
+    ``error`` is the norm-wise relative error (the worst over the cotangents, against ``bound``); the
+    other fields describe the entry furthest beyond its own tolerance: its ``index`` in the array, the
+    ``cotangent`` it was found with, both values, the ``tolerance`` it was held to (atol + tolerance
+    |numeric|), ``excess`` = |analytic - numeric| / tolerance, and ``failing``, how many of the array's
+    ``size`` entries exceed theirs. ``extrapolated`` is set where that entry was differenced again with
+    2h: the Richardson value it was then held to.
+    """
 
     check: str
     array: str
@@ -61,7 +68,19 @@ class Comparison:
     index: tuple[int, ...]
     analytic: float
     numeric: float
+    tolerance: float = 0.0
+    excess: float = 0.0
+    failing: int = 0
+    size: int = 1
+    cotangent: int = 0
+    bound: float = TOLERANCE
     kink: float | None = None
+    extrapolated: float | None = None
+    cotangents: int = 1
+
+    @property
+    def passed(self) -> bool:
+        return self.error <= self.bound and self.failing == 0
 
     @property
     def entry_error(self) -> float:
@@ -82,10 +101,11 @@ class GradientReport:
     tolerance: float
     comparisons: list[Comparison] = field(default_factory=list)
     nearest_kink: NearestKink | None = None
+    cotangents: int = COTANGENTS
 
     @property
     def failures(self) -> list[Comparison]:
-        return [c for c in self.comparisons if not c.error <= self.tolerance]
+        return [c for c in self.comparisons if not c.passed]
 
     @property
     def passed(self) -> bool:
@@ -93,19 +113,20 @@ class GradientReport:
 
     @property
     def worst(self) -> Comparison:
-        return max(self.comparisons, key=lambda c: c.error if np.isfinite(c.error) else np.inf)
+        return max(self.comparisons, key=lambda c: (not c.passed, c.excess if np.isfinite(c.excess) else np.inf))
 
     def __str__(self) -> str:
         verdict = "agree with" if self.passed else "DISAGREE with"
-        lines = [f"{self.layer}: gradients {verdict} central differences "
-                 f"(float64, h = {self.h:g}, tolerance {self.tolerance:g} on the relative error of each array)",
-                 f"  {'check':<13}{'array':<14}{'rel. error':<12}{'worst entry':<22}{'analytic':>14}"
-                 f"{'numeric':>14}  {'kink distance':<13}"]
+        lines = [f"{self.layer}: gradients {verdict} central differences (float64, h = {self.h:g}, "
+                 f"{self.cotangents} random cotangents; per array: norm-wise relative error <= {self.tolerance:g}, "
+                 f"every entry |a - n| <= atol + {self.tolerance:g} |n|, atol the rounding floor of its difference)",
+                 f"  {'check':<13}{'array':<14}{'norm error':<12}{'worst entry':<22}{'analytic':>14}"
+                 f"{'numeric':>14}{'|a-n| / tol':>13}  {'kink distance':<13}"]
         for c in self.comparisons:
-            flag = "  <-- FAILS" if c in self.failures else ""
+            flag = "" if c.passed else "  <-- FAILS"
             kink = "-" if c.kink is None else f"{c.kink:.1e}"
             lines.append(f"  {c.check:<13}{c.array:<14}{c.error:<12.1e}{c.where():<22}{c.analytic:>14.6e}"
-                         f"{c.numeric:>14.6e}  {kink:<13}{flag}")
+                         f"{c.numeric:>14.6e}{c.excess:>13.2g}  {kink:<13}{flag}")
         if self.nearest_kink is not None:
             lines.append(f"  nearest kink in the layer's inputs: {self.nearest_kink}")
         for c in self.failures:
@@ -113,8 +134,17 @@ class GradientReport:
         return "\n".join(lines)
 
     def _explain(self, c: Comparison) -> str:
-        text = (f"Worst entry of {c.check} {c.array}: {c.where()} analytic {c.analytic:.9g}, numeric {c.numeric:.9g} "
-                f"(relative error {c.entry_error:.2g}).")
+        which = f" (cotangent {c.cotangent + 1} of {c.cotangents})" if c.cotangents > 1 else ""
+        text = (f"Worst entry of {c.check} {c.array}: {c.where()} analytic {c.analytic:.9g}, numeric {c.numeric:.9g}"
+                f"{which}: |difference| {abs(c.analytic - c.numeric):.3g} against a tolerance of {c.tolerance:.3g}; "
+                f"{c.failing} of {c.size} entries exceed theirs.")
+        if c.extrapolated is not None and c.failing:
+            text += f" Differenced again with 2h: h^2-free estimate {c.extrapolated:.9g}, so not curvature."
+        if c.failing and c.error <= c.bound:
+            text += (f" The norm-wise relative error of the array, {c.error:.2g}, is within {c.bound:g}: the entry "
+                     "is small beside the others, and only the element-wise criterion sees it.")
+        elif c.error > c.bound and not c.failing:
+            text += f" Every entry is within its tolerance, but the norm-wise relative error is {c.error:.2g}."
         near = c.kink if c.kink is not None else (self.nearest_kink.distance if self.nearest_kink else None)
         if near is not None and near < 10 * self.h:
             text += (f" A kink lies {near:.1e} away, within 10 h: the central difference may straddle it and "
@@ -137,27 +167,45 @@ class GradientMismatch(AssertionError):
         self.report = report
 
 
-def compare(check: str, array: str, analytic: np.ndarray, numeric: np.ndarray,
-            kinks: np.ndarray | None = None, floor: float = 0.0) -> Comparison:
-    """The norm-wise relative error, and the entry with the largest absolute difference.
+def compare(check: str, array: str, analytic: np.ndarray, numeric: np.ndarray, atol, tolerance: float,
+            kinks: np.ndarray | None = None, redifference=None) -> Comparison:
+    """Both criteria of :mod:`minidl.testing.criteria` for one array and K cotangents.
 
-    ``floor`` is the smallest denominator of the relative error (see :func:`resolution_floor`).
+    ``redifference(flat_indices)`` returns the central differences of those entries with step 2h,
+    shape (K, len(flat_indices)) (see :func:`minidl.testing.criteria.judge`).
+
+    Shapes
+    ------
+    analytic, numeric : (K, *array shape); atol : scalar or (K,); kinks : array shape, or None
     """
     analytic = np.asarray(analytic, dtype=np.float64)
     numeric = np.asarray(numeric, dtype=np.float64)
-    difference = np.abs(analytic - numeric)
-    flat = int(np.nanargmax(difference)) if difference.size and not np.all(np.isnan(difference)) else 0
-    index = tuple(int(i) for i in np.unravel_index(flat, analytic.shape)) if analytic.size else ()
-    a = float(analytic[index]) if analytic.size else 0.0
-    n = float(numeric[index]) if numeric.size else 0.0
-    error = (relative_error(analytic, numeric, tiny=max(floor, 1e-30)) if np.all(np.isfinite(analytic))
-             else float("inf"))
-    kink = float(kinks[index]) if kinks is not None and analytic.size else None
-    return Comparison(check, array, error, index, a, n, kink)
+    k, shape = len(analytic), analytic.shape[1:]
+    atol = np.broadcast_to(np.asarray(atol, dtype=np.float64), (k,))
+    size = int(np.prod(shape, dtype=np.int64))
+    if size == 0:
+        return Comparison(check, array, 0.0, (), 0.0, 0.0, size=0, bound=tolerance)
+    flat_analytic, flat_numeric = analytic.reshape(k, size), numeric.reshape(k, size)
+    estimate, tolerances, ratio = criteria.judge(flat_analytic, flat_numeric, atol, tolerance, redifference)
+    if np.all(np.isfinite(analytic)):  # on the estimates: a re-differenced entry counts by its Richardson value
+        error = max(relative_error(a, n, tiny=max(criteria.norm_floor(floor, size, tolerance), 1e-30))
+                    for a, n, floor in zip(flat_analytic, estimate, atol))
+    else:
+        error = float("inf")
+    ordered = np.where(np.isnan(ratio), np.inf, ratio)
+    cotangent, flat = np.unravel_index(int(np.argmax(ordered)), ordered.shape)
+    failing = int(np.sum(np.any(~(ratio <= 1.0), axis=0)))
+    extrapolated = (float(estimate[cotangent, flat]) if estimate[cotangent, flat] != flat_numeric[cotangent, flat]
+                    else None)
+    return Comparison(check, array, error, tuple(int(i) for i in np.unravel_index(flat, shape)),
+                      float(flat_analytic[cotangent, flat]), float(flat_numeric[cotangent, flat]),
+                      float(tolerances[cotangent, flat]), float(ordered[cotangent, flat]), failing, size,
+                      int(cotangent), tolerance, None if kinks is None else float(kinks.reshape(-1)[flat]),
+                      extrapolated, k)
 
 
 def assert_layer_gradients(layer, x: np.ndarray, *, rng=0, h: float = STEP, tolerance: float = TOLERANCE,
-                           tangents: int = 2, fast: bool = False) -> GradientReport:
+                           cotangents: int = COTANGENTS, tangents: int = 2, fast: bool = False) -> GradientReport:
     """Check every gradient ``layer`` computes at ``x`` against central differences, in float64.
 
     Parameters
@@ -169,18 +217,25 @@ def assert_layer_gradients(layer, x: np.ndarray, *, rng=0, h: float = STEP, tole
         Floating-point input (float32 is converted, with the warning). Draw it away from kinks
         (:func:`minidl.testing.kink_free_inputs`).
     rng : int or np.random.Generator
-        Source of the random probes and tangents.
+        Source of the random cotangents, tangents and directions.
     h : float
         The central-difference step.
     tolerance : float
-        Bound on the norm-wise relative error of every array.
+        Bound on the norm-wise relative error of every array, and the relative part of every entry's
+        tolerance: |analytic - numeric| <= atol + tolerance |numeric|, atol the rounding floor of the
+        entry's central difference (see :mod:`minidl.testing.criteria`).
+    cotangents : int
+        Number K >= 1 of random cotangents r_k (and of random q_k for the tangent pass): each array is
+        checked as the gradient of K scalars. The central differences are shared, so K costs K backward
+        passes, not K times the forward passes.
     tangents : int
-        Number K of tangent directions for the checks of ``jvp`` and ``jvp_backward``; 0 skips them.
+        Number of tangent directions for the checks of ``jvp`` and ``jvp_backward``; 0 skips them.
         Layers without a tangent pass are not asked for one.
     fast : bool
-        Compare one random directional derivative per array (two evaluations each, as PyTorch's
-        ``gradcheck(fast_mode=True)``) instead of the full gradient (two evaluations per entry); an
-        array that fails is then checked in full, to name its worst entry.
+        Screen each backward array with projections on a few random sign vectors (two forward passes
+        each, as PyTorch's ``gradcheck(fast_mode=True)``) instead of the full check (two per entry); an
+        array the screen does not clearly pass is checked in full, which decides and names its worst
+        entry.
 
     Returns
     -------
@@ -190,8 +245,8 @@ def assert_layer_gradients(layer, x: np.ndarray, *, rng=0, h: float = STEP, tole
     Raises
     ------
     GradientMismatch (an AssertionError)
-        When any array's relative error exceeds ``tolerance``, or the layer breaks the contract
-        (backward overwrites ``grads`` instead of adding, returns arrays of the wrong shape or dtype).
+        When any array fails either criterion, or the layer breaks the contract (backward overwrites
+        ``grads`` instead of adding, returns arrays of the wrong shape or dtype).
     TypeError, ValueError
         For input the check cannot use: integer arrays, non-layers, NaN, mismatched shapes.
 
@@ -207,11 +262,15 @@ def assert_layer_gradients(layer, x: np.ndarray, *, rng=0, h: float = STEP, tole
     (True, ['x', 'W', 'b'])
     """
     layer, x = prepare(layer, x, "assert_layer_gradients")
+    if not isinstance(cotangents, (int, np.integer)) or cotangents < 1:
+        raise ValueError(f"assert_layer_gradients: expected cotangents to be a positive integer. Received: "
+                         f"cotangents={cotangents!r}")
     rng = np.random.default_rng(rng)
-    report = GradientReport(repr(layer), h, tolerance, nearest_kink=smallest_kink_distance(layer, x))
-    report.comparisons += _check_backward(layer, x, rng, h, tolerance, fast)
+    report = GradientReport(repr(layer), h, tolerance, nearest_kink=smallest_kink_distance(layer, x),
+                            cotangents=int(cotangents))
+    report.comparisons += _check_backward(layer, x, rng, h, tolerance, int(cotangents), fast)
     if tangents and has_tangent_pass(layer):
-        report.comparisons += _check_tangent_pass(layer, x, rng, h, int(tangents), tolerance)
+        report.comparisons += _check_tangent_pass(layer, x, rng, h, int(tangents), int(cotangents), tolerance)
     if not report.passed:
         raise GradientMismatch(report)
     return report
@@ -285,48 +344,42 @@ def _expect(layer, what: str, array, shape: tuple, dtype=np.float64) -> None:
 
 # -- backward --------------------------------------------------------------------------------------
 
-def resolution_floor(terms: np.ndarray, size: int, h: float, tolerance: float) -> float:
-    """The denominator below which a relative error measures rounding, not the gradient.
-
-    With S = sum(terms), a central difference resolves each entry only to ROUNDING_MARGIN * eps * sum|terms| / h;
-    over ``size`` entries that is sqrt(size) times more in norm. Dividing by ``tolerance`` makes an array
-    whose difference stays within that resolution pass, however small its gradient.
-    """
-    noise = ROUNDING_MARGIN * np.finfo(np.float64).eps * float(np.sum(np.abs(terms))) / h
-    return noise * np.sqrt(size) / tolerance
-
-
-def _check_backward(layer, x, rng, h, tolerance, fast) -> list[Comparison]:
+def _check_backward(layer, x, rng, h, tolerance, n_cotangents, fast) -> list[Comparison]:
     y = layer.forward(x, training=False)
     _expect(layer, "forward(x)", y, getattr(y, "shape", ()))
-    probe = rng.standard_normal(y.shape)
-    terms = np.asarray(y) * probe
+    probes = rng.standard_normal((n_cotangents,) + y.shape)
+    atol = np.array([criteria.rounding_floor(np.asarray(y) * probe, h) for probe in probes])
 
-    def loss() -> float:
-        return float(np.sum(layer.forward(x, training=False) * probe))
+    def forward() -> np.ndarray:
+        return layer.forward(x, training=False)
 
+    analytic: dict[str, list[np.ndarray]] = {}
+    for k, probe in enumerate(probes):
+        layer.zero_grad()
+        layer.forward(x, training=True)
+        dx = _call(layer, "backward", probe)
+        _expect(layer, "backward(dy)", dx, x.shape)
+        for name, grad in layer.grads.items():
+            _expect(layer, f"grads[{name!r}]", grad, layer.params[name].shape)
+        for name, value in (("x", dx), *layer.grads.items()):
+            analytic.setdefault(name, []).append(value.copy())
+        if k == 0:
+            _check_accumulation(layer, x, probe, {name: values[0] for name, values in analytic.items()})
     layer.zero_grad()
-    layer.forward(x, training=True)
-    dx = _call(layer, "backward", probe)
-    _expect(layer, "backward(dy)", dx, x.shape)
-    analytic = {"x": dx.copy(), **{name: grad.copy() for name, grad in layer.grads.items()}}
-    for name, grad in layer.grads.items():
-        _expect(layer, f"grads[{name!r}]", grad, layer.params[name].shape)
-    _check_accumulation(layer, x, probe, analytic)
 
     kinks = kink_distance(layer, x)
-    arrays = {"x": x, **layer.params}
     comparisons = []
-    entry_floor = resolution_floor(terms, 1, h, tolerance)  # a directional derivative resolves as one entry
-    for name, array in arrays.items():
+    for name, array in {"x": x, **layer.params}.items():
+        gradients = np.stack(analytic[name])
         if fast:
-            comparison = _directional(layer, "backward", name, loss, analytic[name], array, rng, h, entry_floor)
-            if comparison.error <= tolerance:
-                comparisons.append(comparison)
+            screened = _screen(name, forward, gradients, array, probes, atol, rng, h, tolerance)
+            if screened.passed:
+                comparisons.append(screened)
                 continue
-        comparisons.append(compare("backward", name, analytic[name], numerical_gradient(loss, array, h),
-                                   kinks if name == "x" else None,
-                                   floor=resolution_floor(terms, array.size, h, tolerance)))
+        comparisons.append(compare(
+            "backward", name, gradients, numerical_vjp(forward, array, probes, h), atol, tolerance,
+            kinks if name == "x" else None,
+            redifference=lambda entries, array=array: numerical_vjp(forward, array, probes, 2 * h, entries)))
     return comparisons
 
 
@@ -345,72 +398,87 @@ def _check_accumulation(layer, x, probe, first: dict) -> None:
                 f"{layer!r}: backward must ADD dL/d{name} into grads[{name!r}], but after two backward passes "
                 f"it holds {ratio:.3g} times the gradient of one (expected 2). Write `grads[{name!r}] += ...`, "
                 "not `=`: a penalty adds a second gradient into the same array.")
-    layer.zero_grad()
 
 
-def _directional(layer, check, name, scalar, analytic, array, rng, h, floor) -> Comparison:
-    """(S(a + h v) - S(a - h v)) / 2h against <dS/da, v> for one random direction v.
+def _screen(name, forward, gradients, array, probes, atol, rng, h, tolerance) -> Comparison:
+    """Projections of every cotangent's gradient on FAST_DIRECTIONS random sign vectors.
 
-    The difference of two values of S resolves the derivative only as finely as one entry of the full
-    check does, whatever v: ``floor`` (:func:`resolution_floor` of one entry) keeps a directional
-    derivative that happens to nearly cancel from being judged on its rounding.
+    Passes (``passed``) only when every projection agrees with its central difference within
+    :func:`minidl.testing.criteria.screen_bound`; the caller then checks the array in full.
     """
-    direction = rng.standard_normal(array.shape)
-    original = array.copy()
-    array += h * direction
-    plus = scalar()
-    array[...] = original - h * direction
-    minus = scalar()
-    array[...] = original
-    numeric = (plus - minus) / (2 * h)
-    projected = float(np.sum(analytic * direction))
-    return compare(check, f"{name} (fast)", np.array([projected]), np.array([numeric]), floor=floor)
+    directions = rng.integers(0, 2, size=(FAST_DIRECTIONS,) + array.shape) * 2.0 - 1.0
+    flat = gradients.reshape(len(gradients), -1)
+    analytic = flat @ directions.reshape(FAST_DIRECTIONS, -1).T
+    numeric = numerical_projections(forward, array, directions, probes, h)
+    bound = criteria.screen_bound(atol, flat, array.reshape(-1), h)
+    ratio = criteria.excess(analytic, numeric, bound[:, None], 0.0)
+    cotangent, direction = np.unravel_index(int(np.argmax(np.where(np.isnan(ratio), np.inf, ratio))), ratio.shape)
+    error = max(relative_error(a, n, tiny=max(criteria.norm_floor(floor, FAST_DIRECTIONS, tolerance), 1e-30))
+                for a, n, floor in zip(analytic, numeric, atol))
+    screened = bool(np.all(ratio <= 1.0))
+    return Comparison("backward", f"{name} (fast)", error, (int(direction),), float(analytic[cotangent, direction]),
+                      float(numeric[cotangent, direction]), float(bound[cotangent]),
+                      float(ratio[cotangent, direction]), 0 if screened else 1, FAST_DIRECTIONS, int(cotangent),
+                      tolerance, cotangents=len(probes))
 
 
 # -- tangent pass ----------------------------------------------------------------------------------
 
-def _check_tangent_pass(layer, x, rng, h, n_directions, tolerance) -> list[Comparison]:
+def _check_tangent_pass(layer, x, rng, h, n_directions, n_cotangents, tolerance) -> list[Comparison]:
     layer.zero_grad()
-    y = layer.forward(x, training=True)
+    y = np.array(layer.forward(x, training=True))
     t = rng.standard_normal((n_directions,) + x.shape)
     t_out = _call(layer, "jvp", t)
     _expect(layer, "jvp(t)", t_out, (n_directions,) + y.shape)
-    q = rng.standard_normal(t_out.shape)
-    result = _call(layer, "jvp_backward", q)
-    if not (isinstance(result, tuple) and len(result) == 2):
-        raise AssertionError(f"{layer!r}: jvp_backward must return (dt, dx_extra), received {type(result).__name__}.")
-    dt, dx_extra = result
-    _expect(layer, "jvp_backward(dt)[0]", dt, t.shape)
-    if dx_extra is not None:
-        _expect(layer, "jvp_backward(dt)[1] (dx_extra)", dx_extra, x.shape)
-    analytic_grads = {name: grad.copy() for name, grad in layer.grads.items()}
+    t_out = np.array(t_out)
+    q = rng.standard_normal((n_cotangents,) + t_out.shape)
+    analytic: dict[str, list[np.ndarray]] = {}
+    for k in range(n_cotangents):
+        if k:
+            layer.zero_grad()
+            layer.forward(x, training=True)
+            layer.jvp(t)
+        result = _call(layer, "jvp_backward", q[k])
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise AssertionError(
+                f"{layer!r}: jvp_backward must return (dt, dx_extra), received {type(result).__name__}.")
+        dt, dx_extra = result
+        _expect(layer, "jvp_backward(dt)[0]", dt, t.shape)
+        if dx_extra is not None:
+            _expect(layer, "jvp_backward(dt)[1] (dx_extra)", dx_extra, x.shape)
+        for name, value in (("dt", dt), *layer.grads.items(),
+                            ("x (dx_extra)", np.zeros_like(x) if dx_extra is None else dx_extra)):
+            analytic.setdefault(name, []).append(np.array(value))
     layer.zero_grad()
 
     def forward() -> np.ndarray:
-        return np.array(layer.forward(x, training=False))  # a copy: the output may be a view of x
+        return layer.forward(x, training=False)
 
-    numeric_jvp = np.empty_like(t_out)
-    for k in range(n_directions):
-        x += h * t[k]
-        plus = forward()
-        x -= 2 * h * t[k]
-        minus = forward()
-        x += h * t[k]
-        numeric_jvp[k] = (plus - minus) / (2 * h)
-    comparisons = [compare("jvp", "t_out", t_out, numeric_jvp)]
-    floor = lambda size: resolution_floor(t_out * q, size, h, tolerance)  # noqa: E731
+    def jvp_at(step: float) -> np.ndarray:
+        """(forward(x + step t_j) - forward(x - step t_j)) / 2 step for every direction j."""
+        differences, original = np.empty_like(t_out), x.copy()
+        for j, direction in enumerate(t):
+            x[...] = original + step * direction
+            plus = np.array(forward())  # a copy: the output may be a view of x
+            x[...] = original - step * direction
+            differences[j] = (plus - forward()) / (2 * step)
+        x[...] = original
+        return differences
 
-    def tangent_scalar() -> float:
+    # each output entry of a difference of forward passes carries rounding of about eps |y| / h
+    jvp_floor = criteria.ROUNDING_MARGIN * criteria.EPS * float(np.max(np.abs(y), initial=0.0)) / h
+    comparisons = [compare("jvp", "t_out", t_out[None], jvp_at(h).reshape((1,) + t_out.shape), jvp_floor, tolerance,
+                           redifference=lambda entries: jvp_at(2 * h).reshape(1, -1)[:, entries])]
+
+    def tangent_output() -> np.ndarray:
         layer.forward(x, training=True)
-        return float(np.sum(layer.jvp(t) * q))
+        return layer.jvp(t)
 
-    comparisons.append(compare("jvp_backward", "dt", dt, numerical_gradient(tangent_scalar, t, h),
-                               floor=floor(t.size)))
-    for name, param in layer.params.items():
-        comparisons.append(compare("jvp_backward", name, analytic_grads[name],
-                                   numerical_gradient(tangent_scalar, param, h), floor=floor(param.size)))
-    extra = np.zeros_like(x) if dx_extra is None else dx_extra
-    comparisons.append(compare("jvp_backward", "x (dx_extra)", extra, numerical_gradient(tangent_scalar, x, h),
-                               kink_distance(layer, x), floor=floor(x.size)))
+    atol = np.array([criteria.rounding_floor(t_out * q_k, h) for q_k in q])
+    for name, array in {"dt": t, **layer.params, "x (dx_extra)": x}.items():
+        comparisons.append(compare(
+            "jvp_backward", name, np.stack(analytic[name]), numerical_vjp(tangent_output, array, q, h), atol,
+            tolerance, kink_distance(layer, x) if array is x else None,
+            redifference=lambda entries, array=array: numerical_vjp(tangent_output, array, q, 2 * h, entries)))
     layer.zero_grad()
     return comparisons
