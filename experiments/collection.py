@@ -8,8 +8,8 @@ headline numbers with the data and the fingerprints that made them, and the aggr
 point); only the client writes it, atomically: what the collection is before any run starts, then again after
 every finished run. So an interrupted collection resumes where it stopped, whenever it was stopped: a finished
 run of the same settings is reused, an unfinished one continues from its checkpoints, each run computed with
-the same number of threads as without the interruption. Runs execute in this process, in local worker processes that split the cores, or on a Dask
-cluster (:mod:`experiments.cluster`).
+the same number of threads as without the interruption. Runs execute in this process, in local worker
+processes that split the cores, or on a Dask cluster (:mod:`experiments.cluster`).
 """
 
 from __future__ import annotations
@@ -157,9 +157,9 @@ def description(base: Preset, grid: dict, seeds: list[int], parts, models) -> di
 def conflicts(folder: Path, described: dict, specs: list[RunSpec] = ()) -> list[str]:
     """What in ``folder`` belongs to another collection (or is not a collection); empty when it may be written.
 
-    A folder without metrics.json whose only entries are sub-folders of the runs in ``specs`` is a collection
-    that was interrupted before it recorded what it is (as versions before that record was written first left
-    one); it is continued.
+    A folder without metrics.json whose only entries are sub-folders of the runs in ``specs`` is this collection,
+    interrupted by a version that recorded what a collection is only after its first finished run; it is
+    continued.
     """
     if not folder.exists():
         return []
