@@ -31,6 +31,7 @@ from experiments.presets import Preset, default_folder, overrides, parse_value, 
 
 FORMAT = 1
 PARTS = ("mnist", "frey")
+HOLD_SIGNALS = hasattr(signal, "pthread_sigmask")  # not on Windows, where Ctrl-C reaches each process anyway
 
 
 class CollectionError(run_folder.FolderError):
@@ -323,14 +324,16 @@ def run_locally(collection: Collection, specs: list[RunSpec], data_dir, count: i
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: thread limits set before imports
     with ProcessPoolExecutor(count, mp_context=context, initializer=workers.start_local_worker,
                              initargs=(threads, os.getpid())) as pool:
-        # the workers are spawned by submit; started while SIGINT is ignored, they keep ignoring it (a disposition
-        # that survives exec, and then Python installs no KeyboardInterrupt handler of its own)
-        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            futures = {pool.submit(workers.run_local, spec, str(collection.folder), data_dir): spec for spec in specs}
-        finally:
-            signal.signal(signal.SIGINT, interrupt)
-        try:
+            # The workers are spawned by submit, with SIGINT blocked: they inherit the blocked signal through exec
+            # and never see a Ctrl-C, which reaches this process alone -- held until the submits are done, not lost.
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if HOLD_SIGNALS else None
+            try:
+                futures = {pool.submit(workers.run_local, spec, str(collection.folder), data_dir): spec
+                           for spec in specs}
+            finally:
+                if held is not None:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, held)
             for future in as_completed(futures):
                 spec = futures[future]
                 try:

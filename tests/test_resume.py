@@ -132,3 +132,17 @@ def test_a_folder_left_without_metrics_json_by_an_earlier_version_is_continued_o
     assert collection.conflicts(tmp_path, described, specs) == [
         "files ['notes.txt'] but no metrics.json: not a results folder"]
 
+
+
+def test_ctrl_c_while_the_workers_start_is_never_lost(tmp_path):
+    """The moment the folder is claimed the local workers are being spawned; a Ctrl-C then must still stop the
+    command (it was once ignored in that window, and the command ran to its end)."""
+    for attempt, delay in enumerate([0, 0, 0, 0.01, 0.02, 0.05]):
+        folder = tmp_path / str(attempt) / "out"
+        folder.parent.mkdir()
+        process = start(COMMANDS["seeds"], folder)
+        while not (folder / "metrics.json").exists() and process.poll() is None:
+            time.sleep(0.001)
+        time.sleep(delay)
+        os.killpg(process.pid, signal.SIGINT)
+        assert finish(process) == (130, "interrupted; run the same command again to continue\n"), delay
