@@ -5,10 +5,11 @@ Each run is a resolved :class:`~experiments.presets.Preset` (validated like ``--
 the collection's folder, a complete run folder with its own checkpoints, fingerprints and report. The
 collection's ``metrics.json`` holds what the collection is (preset, overrides, grid, seeds), each finished run's
 headline numbers with the data and the fingerprints that made them, and the aggregate (mean ± std over seeds per
-point); only the client writes it, atomically, after every finished run. So an interrupted collection resumes
-where it stopped: a finished run of the same settings is reused, an unfinished one continues from its
-checkpoints. Runs execute in this process, in local worker processes that split the cores, or on a Dask
-cluster (:mod:`experiments.cluster`).
+point); only the client writes it, atomically: what the collection is before any run starts, then again after
+every finished run. So an interrupted collection resumes where it stopped, whenever it was stopped: a finished
+run of the same settings is reused, an unfinished one continues from its checkpoints, each run computed with
+the same number of threads as without the interruption. Runs execute in this process, in local worker
+processes that split the cores, or on a Dask cluster (:mod:`experiments.cluster`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hashlib
 import itertools
 import json
 import os
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -29,6 +31,7 @@ from experiments.presets import Preset, default_folder, overrides, parse_value, 
 
 FORMAT = 1
 PARTS = ("mnist", "frey")
+HOLD_SIGNALS = hasattr(signal, "pthread_sigmask")  # not on Windows, where Ctrl-C reaches each process anyway
 
 
 class CollectionError(run_folder.FolderError):
@@ -152,16 +155,23 @@ def description(base: Preset, grid: dict, seeds: list[int], parts, models) -> di
                   "grid": grid, "seeds": seeds, "parts": list(parts), "models": list(models) if models else None})
 
 
-def conflicts(folder: Path, described: dict) -> list[str]:
-    """What in ``folder`` belongs to another collection (or is not a collection); empty when it may be written."""
+def conflicts(folder: Path, described: dict, specs: list[RunSpec] = ()) -> list[str]:
+    """What in ``folder`` belongs to another collection (or is not a collection); empty when it may be written.
+
+    A folder without metrics.json whose only entries are sub-folders of the runs in ``specs`` is this collection,
+    interrupted by a version that recorded what a collection is only after its first finished run; it is
+    continued.
+    """
     if not folder.exists():
         return []
     if not folder.is_dir():
         raise run_folder.FolderError(f"{folder}: is a file, not a folder; choose another --out.")
     stored = run_folder.read_metrics(folder)
     if not stored:
-        found = sorted(path.name for path in folder.iterdir())
-        return [f"files {found[:4]} but no metrics.json: not a results folder"] if found else []
+        found = run_folder.entries(folder)
+        ours = {spec.key for spec in specs}
+        strangers = [name for name in found if name not in ours or not (folder / name).is_dir()]
+        return [f"files {strangers[:4]} but no metrics.json: not a results folder"] if strangers else []
     if stored.get("format") != FORMAT or "collection" not in stored:
         return ["the results of a single run, not of seeds or a sweep"]
     return [f"collection: {difference}" for difference in differences(stored["collection"], described)]
@@ -207,6 +217,9 @@ class Collection:
         stored = run_folder.read_metrics(self.folder)
         self.metrics = {"format": FORMAT, "collection": described, "runs": stored.get("runs", {})}
         self.failures: dict[str, str] = {}
+        # what the collection is, before any run writes into it: an interruption at any moment leaves a folder
+        # that the same command recognises and continues
+        run_folder.write_metrics(self.folder, self.metrics)
 
     def finished(self, spec: RunSpec) -> bool:
         """Whether ``spec`` was already recorded with the same settings, parts and models (then it is reused)."""
@@ -275,8 +288,12 @@ def cores() -> int:
 
 
 def split_cores(n_runs: int, workers_wanted: int | None, threads_wanted: int | None, log=print) -> tuple[int, int]:
-    """Local workers and threads per worker: by default as many workers as cores and runs allow, and the cores
-    divided among them, so that workers x threads <= cores."""
+    """Local workers and threads per worker for a collection of ``n_runs`` runs: by default as many workers as
+    cores and runs allow, and the cores divided among them, so that workers x threads <= cores.
+
+    ``n_runs`` counts every run of the collection, finished or not: the threads of a run then do not depend
+    on how many were left to do, and a run resumed after an interruption is computed as it would have been
+    without it (parallel sums, and so the last digits, depend on the thread count)."""
     available = cores()
     count = workers_wanted or max(1, min(n_runs, available))
     threads = threads_wanted or max(1, available // count)
@@ -286,12 +303,14 @@ def split_cores(n_runs: int, workers_wanted: int | None, threads_wanted: int | N
     return count, threads
 
 
-def run_locally(collection: Collection, specs: list[RunSpec], data_dir, count: int, threads: int,
-                threads_given: bool = False) -> None:
-    """Every run in ``specs``, in this process (one worker; its threads are changed only when ``threads_given``)
-    or in ``count`` spawned worker processes of ``threads`` threads each."""
+def run_locally(collection: Collection, specs: list[RunSpec], data_dir, count: int, threads: int) -> None:
+    """Every run in ``specs``, in this process (``count`` 1) or in ``count`` spawned worker processes, each with
+    ``threads`` threads.
+
+    The workers leave Ctrl-C to this process, which then stops them and raises KeyboardInterrupt: the runs
+    stop at once, their checkpoints kept, and no worker goes on with the runs still queued."""
     if count == 1:
-        workers.limit_threads(threads if threads_given else None)
+        workers.limit_threads(threads)
         for spec in specs:
             try:
                 collection.record(spec, workers.run_local(spec, str(collection.folder), data_dir))
@@ -305,21 +324,46 @@ def run_locally(collection: Collection, specs: list[RunSpec], data_dir, count: i
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: thread limits set before imports
     with ProcessPoolExecutor(count, mp_context=context, initializer=workers.start_local_worker,
                              initargs=(threads, os.getpid())) as pool:
-        futures = {pool.submit(workers.run_local, spec, str(collection.folder), data_dir): spec for spec in specs}
-        for future in as_completed(futures):
-            spec = futures[future]
+        try:
+            # The workers are spawned by submit, with SIGINT blocked: they inherit the blocked signal through exec
+            # and never see a Ctrl-C, which reaches this process alone -- held until the submits are done, not lost.
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if HOLD_SIGNALS else None
             try:
-                collection.record(spec, future.result())
-            except CollectionError:
-                raise
-            except BrokenProcessPool:
-                collection.fail(spec.key, "its worker process died (killed, or out of memory)")
-            except Exception as error:  # noqa: BLE001
-                collection.fail(spec.key, f"{type(error).__name__}: {error}")
+                futures = {pool.submit(workers.run_local, spec, str(collection.folder), data_dir): spec
+                           for spec in specs}
+            finally:
+                if held is not None:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            for future in as_completed(futures):
+                spec = futures[future]
+                try:
+                    collection.record(spec, future.result())
+                except CollectionError:
+                    raise
+                except BrokenProcessPool:
+                    collection.fail(spec.key, "its worker process died (killed, or out of memory)")
+                except Exception as error:  # noqa: BLE001
+                    collection.fail(spec.key, f"{type(error).__name__}: {error}")
+        except BaseException:  # Ctrl-C, or a run that disagrees: the runs still going are stopped, not awaited
+            _stop_workers(pool)
+            raise
 
 
-def _prepare_folder(args, base, grid, seeds, parts, models, specs, log) -> Collection:
-    """The collection's folder (``--out``, or the default of its settings and data), checked and claimed."""
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel the runs not started and end the worker processes (each run keeps the checkpoint of its last
+    finished epoch)."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    if hasattr(pool, "terminate_workers"):  # Python >= 3.14
+        pool.terminate_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
+
+
+def _prepare_folder(args, base, grid, seeds, parts, models, specs, log) -> tuple[Collection, run_folder.FolderLock]:
+    """The collection's folder (``--out``, or the default of its settings and data), checked, locked for this
+    process (see :func:`experiments.run_folder.take`) and claimed."""
     from experiments.pipeline import prepare
 
     described = description(base, grid, seeds, parts, models)
@@ -328,12 +372,12 @@ def _prepare_folder(args, base, grid, seeds, parts, models, specs, log) -> Colle
         stand_in = {part: prepare(part, specs[0].preset, args.data_dir, lambda message: None)["identity"]["stand_in"]
                     for part in parts}
         folder = default_collection_folder(base, grid, seeds, stand_in)
-    problems = conflicts(folder, described)
-    if problems:
-        if not args.move_aside:
-            raise run_folder.FolderConflict(folder, problems)
-        log(f"Moved the earlier results of {folder} to {run_folder.move_aside(folder)}.")
-    return Collection(folder, described, specs, log)
+    lock = run_folder.take(folder, lambda: conflicts(folder, described, specs), args.move_aside, log)
+    try:
+        return Collection(folder, described, specs, log), lock
+    except BaseException:
+        lock.release()
+        raise
 
 
 def execute(args, base: Preset, models, log=print) -> int:
@@ -347,6 +391,10 @@ def execute(args, base: Preset, models, log=print) -> int:
             raise ValueError("--set seed=... and --seeds: give the seeds with --seeds only.")
         seeds = parse_seeds(args.seeds) if args.seeds is not None else [base.seed]
         grid = parse_grid(args.grid)
+        both = [key for key in grid if key in {item.partition("=")[0].strip() for item in args.set}]
+        if both:
+            raise ValueError(f"--grid {both[0]}=... and --set {both[0]}=...: give {both[0]} one way, its values to "
+                             f"sweep with --grid or one value for every run with --set.")
         if args.command == "sweep" and not grid:
             raise ValueError("sweep needs at least one --grid KEY=V1,V2,... (for seeds alone: run --seeds).")
         parts = {"mnist": ["mnist"], "frey": ["frey"]}.get(args.command, list(PARTS))
@@ -359,26 +407,29 @@ def execute(args, base: Preset, models, log=print) -> int:
                 raise ValueError(f"--{name} {getattr(args, name)}: expected a positive integer.")
     except ValueError as error:
         raise UsageError(str(error)) from None
-    client = None
+    client, lock = None, None
     if args.scheduler is not None:  # first: an unreachable scheduler fails before anything is written
         from experiments import cluster
         client = cluster.connect(args.scheduler)
     try:
-        collection = _prepare_folder(args, base, grid, seeds, parts, models, specs, log)
+        collection, lock = _prepare_folder(args, base, grid, seeds, parts, models, specs, log)
         todo = [spec for spec in specs if not collection.finished(spec)]
         if len(todo) < len(specs):
             log(f"Reusing {len(specs) - len(todo)} finished run(s) of {collection.folder}.")
         if todo and client is not None:
             cluster.run_on_dask(client, collection, todo, args.data_dir, args.checkpoint_dir, args.threads or 1, log)
         elif todo:
-            count, threads = split_cores(len(todo), args.workers, args.threads, log)
+            count, threads = split_cores(len(specs), args.workers, args.threads, log)
+            count = min(count, len(todo))
             log(f"{len(todo)} run(s) in {count} local worker(s) of {threads} thread(s) each, into {collection.folder}")
-            run_locally(collection, todo, args.data_dir, count, threads, args.threads is not None)
+            run_locally(collection, todo, args.data_dir, count, threads)
+        report = collection.finish()
     finally:
         if client is not None:
             client.close()
+        if lock is not None:
+            lock.release()
     folder = collection.folder
-    report = collection.finish()
     stand_in = sorted({label for entry in collection.metrics["runs"].values()
                        for label, data in entry["data"].items() if data["stand_in"]})
     if stand_in:

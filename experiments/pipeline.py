@@ -2,8 +2,9 @@
 
 Exit codes: 0 done; 1 the data, a file in the output folder or the training failed (one line naming the
 path), or the Dask scheduler could not be reached; 2 the command line was wrong (a setting that does not fit
-the data, a ``--scheduler`` address that is malformed or not a Dask scheduler) or the output folder holds
-results of other data or settings; 130 interrupted (Ctrl-C).
+the data, a ``--scheduler`` address that is malformed or not a Dask scheduler), the output folder holds results
+of other data or settings, or another command is writing into it; 130 interrupted (Ctrl-C), and the same
+command continues.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting of the preset (repeatable), e.g. --set epochs=3; tuples take "
                              f"commas, optional counts take none. Settings: {', '.join(settable())}")
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", default=None,
                         help="output folder (default runs/<preset>[-<overrides>][-stand-in]; one per setting "
                              "and kind of data)")
     parser.add_argument("--move-aside", action="store_true",
@@ -203,6 +204,21 @@ def _models(text: str | None) -> list[str] | None:
     return models
 
 
+def _out_folder(text: str | None, move_aside: bool) -> Path | None:
+    """``--out`` as a folder; UsageError for an empty name, and for ``--move-aside`` of the current folder or one
+    that holds it (renaming it would move this command's own working folder)."""
+    if text is None:
+        return None
+    if not text.strip():
+        raise UsageError(f"--out {text!r}: expected a folder name, e.g. --out runs/mine.")
+    folder = Path(text)
+    here = Path.cwd().resolve()
+    if move_aside and (folder.resolve() == here or folder.resolve() in here.parents):
+        raise UsageError(f"--out {text} --move-aside: {folder.resolve()} holds the current folder and cannot be moved "
+                         "aside; choose another --out.")
+    return folder
+
+
 def _report(out_dir: Path, preset) -> int:
     """Rewrite the report of ``out_dir`` (default: the preset's real-data folder, else a stand-in one)."""
     from experiments.report import write_report
@@ -221,12 +237,14 @@ def _report(out_dir: Path, preset) -> int:
             raise run_folder.FolderError(f"{found}: not every run of these seeds or this sweep has finished; run the "
                                          "same command again to finish them (finished runs are reused).")
         from experiments.collection_report import write_report as write_collection_report
-        print(f"Report: {write_collection_report(found, metrics)}")
+        with run_folder.FolderLock(found):
+            print(f"Report: {write_collection_report(found, metrics)}")
         return 0
     if metrics.get("format") != run_folder.FORMAT:
         raise run_folder.FolderError(f"{found / 'metrics.json'}: written by an older version (another layout); "
                                      "run the experiments again into a new --out.")
-    print(f"Report: {write_report(found)}")
+    with run_folder.FolderLock(found):
+        print(f"Report: {write_report(found)}")
     return 0
 
 
@@ -235,8 +253,9 @@ def run_job(preset, out_dir: Path | None, parts: list[str], data_dir=None, model
     """Train and evaluate ``parts`` (``"mnist"``, ``"frey"``) of one run with ``preset`` into ``out_dir`` (None:
     the default folder of its settings and data) and write its report; returns the folder.
 
-    Raises FolderConflict when the folder holds results of other data or settings (unless ``move_aside``),
-    and the errors of the data, the checkpoints and the training.
+    Holds the folder's lock while it writes (see :class:`~experiments.run_folder.FolderLock`). Raises FolderInUse
+    when another command holds it, FolderConflict when the folder holds results of other data or settings (unless
+    ``move_aside``), and the errors of the data, the checkpoints and the training.
     """
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise run_folder.FolderError(f"{out_dir}: is a file, not a folder; choose another --out.")
@@ -244,17 +263,14 @@ def run_job(preset, out_dir: Path | None, parts: list[str], data_dir=None, model
     stand_in = {part: values["identity"]["stand_in"] for part, values in prepared.items()}
     out_dir = out_dir if out_dir is not None else default_folder(preset, stand_in)
     expected = {part: expectations(part, preset, prepared[part]) for part in parts}
-    problems = run_folder.conflicts(out_dir, settings(preset), [item for part in parts for item in expected[part]])
-    if problems:
-        if not move_aside:
-            raise run_folder.FolderConflict(out_dir, problems)
-        log(f"Moved the earlier results of {out_dir} to {run_folder.move_aside(out_dir)}.")
-    run_folder.claim(out_dir, {"preset": preset.name, "overrides": plain(overrides(preset)),
-                               "settings": settings(preset), "versions": _versions()})
-    for part in parts:
-        run_part(part, preset, out_dir, prepared[part], expected[part], progress, models, log)
-    from experiments.report import write_report
-    write_report(out_dir)
+    everything = [item for part in parts for item in expected[part]]
+    with run_folder.take(out_dir, lambda: run_folder.conflicts(out_dir, settings(preset), everything), move_aside, log):
+        run_folder.claim(out_dir, {"preset": preset.name, "overrides": plain(overrides(preset)),
+                                   "settings": settings(preset), "versions": _versions()})
+        for part in parts:
+            run_part(part, preset, out_dir, prepared[part], expected[part], progress, models, log)
+        from experiments.report import write_report
+        write_report(out_dir)
     return out_dir
 
 
@@ -268,6 +284,7 @@ def execute(args, log=print) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     models = _models(args.models)
+    args = argparse.Namespace(**{**vars(args), "out": _out_folder(args.out, args.move_aside)})
     if args.command == "sweep" or args.seeds is not None or args.grid:
         from experiments import collection
         return collection.execute(args, preset, models, log)
@@ -289,12 +306,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return execute(args)
-    except (UsageError, run_folder.FolderConflict) as error:
+    except (UsageError, run_folder.FolderConflict, run_folder.FolderInUse) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except (datasets.DatasetError, CheckpointError, run_folder.FolderError, TrainingDiverged, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("error: interrupted (Ctrl-C).", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C: every checkpoint and finished result is kept
+        print("interrupted; run the same command again to continue", file=sys.stderr)
         return 130

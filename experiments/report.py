@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -297,11 +296,40 @@ def _provenance_section(metrics: dict) -> list[str]:
     return lines + _table(["model", "data", "trained on", "evaluated on", "fingerprint"], rows)
 
 
+def _overrides(info: dict) -> dict:
+    """The settings stored in the folder that differ from those of its named preset (derived from what the folder
+    holds, never from a command line)."""
+    from experiments.presets import PRESETS, settings
+
+    base = settings(PRESETS[info["preset"]]) if info["preset"] in PRESETS else {}
+    return {key: value for key, value in info["settings"].items() if key != "name" and base.get(key) != value}
+
+
+def _disagreements(metrics: dict) -> list[str]:
+    """A warning for each model whose fingerprint records other settings than the folder's (which one command
+    writing at a time and the check of every checkpoint should make impossible)."""
+    from autoencoders.checkpoints import differences
+
+    folder = metrics["run"]["settings"]
+    found = []
+    for part, models in (("mnist", metrics.get("mnist", {})), ("frey", metrics.get("frey", {}))):
+        for kind, result in models.items():
+            made = (result.get("provenance") or {}).get("settings") or {}
+            differ = differences({key: folder.get(key) for key in made}, made)
+            if differ:
+                found.append(f"{part}/{kind} ({'; '.join(differ[:3])})")
+    if not found:
+        return []
+    return [f"> **WARNING: results made with other settings than the folder's: {', '.join(found)} (folder's -> "
+            "the model's own, from its fingerprint). Their numbers are shown as they are; run them again into "
+            "this folder or another --out.**", ""]
+
+
 def write_report(out_dir: Path) -> Path:
     """Read ``out_dir/metrics.json`` and write ``out_dir/report.md``."""
-    from experiments.run_folder import results_data
+    from experiments.run_folder import read_metrics, results_data
 
-    metrics = json.loads((out_dir / "metrics.json").read_text())
+    metrics = read_metrics(out_dir)
     info = metrics["run"]
     lines = ["# Sparse, contractive and variational autoencoders with minidl", ""]
     on_stand_in = [label for label, data in results_data(metrics).items() if data["stand_in"]]
@@ -310,7 +338,8 @@ def write_report(out_dir: Path) -> Path:
                   "and evaluated on the offline stand-in (scikit-learn's 8x8 digits resized to 28x28), because "
                   "the real dataset could not be found or downloaded, so those numbers are NOT comparable with "
                   "the study's.**", ""]
-    changed = info.get("overrides") or {}
+    changed = _overrides(info)
+    lines += _disagreements(metrics)
     lines += [f"Preset `{info['preset']}`, seed {info['settings']['seed']}, data: {info['data_source'] or 'none yet'}. "
               "Overrides of the preset: "
               + (", ".join(f"`{key}={value}`" for key, value in changed.items()) if changed else "none") + ".", "",

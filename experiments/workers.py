@@ -121,5 +121,8 @@ def run_remote(spec, data_dir=None, checkpoint_dir=None, threads: int | None = 1
 
 
 def _files(folder: Path) -> dict[str, bytes]:
+    """The run's files but its checkpoints and its lock (the client locks the folder it writes them into)."""
+    from experiments.run_folder import LOCK
+
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*"))
-            if path.is_file() and "checkpoints" not in path.relative_to(folder).parts}
+            if path.is_file() and "checkpoints" not in path.relative_to(folder).parts and path.name != LOCK}

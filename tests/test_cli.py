@@ -4,6 +4,9 @@ MNIST and Frey Face (see ``new_user``), so nothing here needs the real files or 
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +166,57 @@ def test_finished_training_is_reused_on_an_exact_match(new_user):
     assert checkpoint.stat().st_mtime_ns == stamp
 
 
+# -- one writer per folder -------------------------------------------------------------------------
+
+def hold_lock(folder) -> subprocess.Popen:
+    """Another process holding the lock of ``folder`` (as a command writing there does), until it is killed."""
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom experiments.run_folder import FolderLock\n"
+                               "lock = FolderLock(sys.argv[1]); print('held', flush=True); time.sleep(300)",
+                               str(folder)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+@pytest.mark.parametrize("command", [["frey"], ["frey", "--seeds", "0,1"], ["report"]])
+def test_a_folder_in_use_is_refused_at_once_naming_the_process_and_a_dead_ones_lock_never_blocks(
+        new_user, tmp_path, capsys, command):
+    out = tmp_path / "mine"
+    if command == ["report"]:
+        assert run("frey", "--set", "vae_epochs=1", "--out", str(out)) == 0
+        capsys.readouterr()
+    holder = hold_lock(out)
+    try:
+        before = sorted(path.name for path in out.iterdir())
+        started = time.monotonic()
+        assert run(*command, "--set", "vae_epochs=1", "--out", str(out)) == 2
+        assert time.monotonic() - started < 30
+        one_line_error(capsys, f"{out} is in use by process {holder.pid} (command python -c {out})",
+                       "Wait for it to end, or choose another --out")
+        assert sorted(path.name for path in out.iterdir()) == before  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run(*command, "--set", "vae_epochs=1", "--out", str(out)) == 0  # the kernel released the dead one's lock
+
+
+def test_the_report_describes_the_settings_its_folder_holds_not_a_command_line(new_user, tmp_path):
+    out = tmp_path / "mine"
+    assert run("frey", "--set", "vae_epochs=1", "--out", str(out)) == 0
+    stored = metrics(out)
+    stored["run"]["overrides"] = {"vae_learning_rate": 0.01}  # what a command line might have said
+    (out / "metrics.json").write_text(json.dumps(stored))
+    assert run("report", "--out", str(out)) == 0
+    report = (out / "report.md").read_text()
+    assert "Overrides of the preset: `vae_epochs=1`." in report and "other settings than the folder" not in report
+    stored["run"]["settings"]["vae_learning_rate"] = 0.01  # a folder's record that its models contradict
+    (out / "metrics.json").write_text(json.dumps(stored))
+    assert run("report", "--out", str(out)) == 0
+    report = (out / "report.md").read_text()
+    assert "WARNING: results made with other settings than the folder's: frey/bernoulli (vae_learning_rate: " \
+           "0.01 -> 0.001), frey/gaussian (vae_learning_rate: 0.01 -> 0.001)" in report
+
+
 # -- settings on the command line ----------------------------------------------------------------
 
 @pytest.mark.parametrize("setting, message", [
@@ -247,6 +301,22 @@ def test_a_corrupt_checkpoint_or_metrics_in_out_is_a_one_line_error(new_user, tm
     for command in ("frey", "report"):
         assert run(command, "--out", str(out)) == 1
         one_line_error(capsys, f"{out / 'metrics.json'}: cannot be read")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", ""], "--out '': expected a folder name"),
+    (["--out", "  ", "--move-aside"], "--out '  ': expected a folder name"),
+    (["--out", ".", "--move-aside"], "holds the current folder and cannot be moved aside"),
+    (["--out", "..", "--move-aside"], "holds the current folder and cannot be moved aside"),
+    (["--out", "", "--seeds", "0,1"], "--out '': expected a folder name"),
+])
+def test_an_out_without_a_name_or_holding_the_current_folder_is_a_one_line_error(new_user, tmp_path, capsys, args,
+                                                                                 message):
+    (tmp_path / "keep.txt").write_text("mine")
+    for command in ("run", "report"):
+        assert pipeline.main([command, *args, *FAST]) == 2
+        one_line_error(capsys, message)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["keep.txt"]
 
 
 def test_unknown_model_or_report_before_any_run_creates_no_folder(new_user, tmp_path, capsys):

@@ -172,4 +172,4 @@ def test_ctrl_c_ends_the_wait_for_a_silent_listener_at_once(offline):
         finally:
             process.kill()
         assert time.monotonic() - interrupted < 3
-    assert process.returncode == 130 and err.strip() == "error: interrupted (Ctrl-C).", err
+    assert process.returncode == 130 and err.strip() == "interrupted; run the same command again to continue", err

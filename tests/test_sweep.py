@@ -66,6 +66,8 @@ def test_a_grid_value_is_validated_as_a_whole_setting():
     (["--grid", "rho=2"], "Expected rho to be a probability in (0, 1)"),
     (["--grid", "epochs="], "expected at least one value"),
     (["--grid", "epochs=1,2", "--checkpoint-dir", "somewhere"], "--checkpoint-dir goes with --scheduler"),
+    (["--grid", "epochs=1,2", "--set", "epochs=3"], "--grid epochs=... and --set epochs=...: give epochs one way"),
+    (["--grid", "epochs=1,2", "--set", "epochs=1"], "--grid epochs=... and --set epochs=...: give epochs one way"),
 ])
 def test_a_bad_sweep_command_writes_nothing(offline, capsys, args, message):
     code, err = error_of(capsys, *args)
