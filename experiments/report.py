@@ -216,8 +216,8 @@ def _frey_section(results: dict, figures: Path) -> list[str]:
     lines += ["Training: " + "; ".join(f"{TITLES_SHORT[k]} {results[k]['epochs']} epochs, "
                                        f"{results[k]['seconds_per_epoch']:.2f} s per epoch" for k in likelihoods) + ".",
               ""]
-    lines += _gradient_flow_section({f"{TITLES_SHORT[k]} decoder": results[k].get("history", []) for k in likelihoods},
-                                    None, figures / "frey_gradient_flow.png")
+    histories = {f"{TITLES_SHORT[k]} decoder": results[k].get("history", []) for k in likelihoods}
+    lines += _gradient_flow_section(histories, None, figures / "frey_gradient_flow.png")
     lines += ["### How much of its latent each decoder uses", "",
               f"KL of each latent dimension, averaged over the held-out faces (the bars of one decoder add up to its "
               f"test KL). A dimension is *active* when its KL exceeds {frey.ACTIVE_KL} nat; below that the decoder "
