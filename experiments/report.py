@@ -325,6 +325,16 @@ def _disagreements(metrics: dict) -> list[str]:
             "this folder or another --out.**", ""]
 
 
+def _sizes_used(metrics: dict) -> dict[str, int]:
+    """The MNIST subset sizes the models were trained and tested on, from their fingerprints' data: a named
+    preset's own size beyond a smaller data set (the offline stand-in) takes all of it (experiments/fit.py)."""
+    for result in metrics.get("mnist", {}).values():
+        data = ((result or {}).get("provenance") or {}).get("data") or {}
+        if "x_train" in data and "x_test" in data:
+            return {"n_train": data["x_train"]["shape"][0], "n_test": data["x_test"]["shape"][0]}
+    return {}
+
+
 def write_report(out_dir: Path) -> Path:
     """Read ``out_dir/metrics.json`` and write ``out_dir/report.md``."""
     from experiments.run_folder import read_metrics, results_data
@@ -351,7 +361,10 @@ def write_report(out_dir: Path) -> Path:
                                     *((f"vae_{k}", v) for k, v in metrics.get("frey", {}).items())] if values]
     lines += ["Training time (all epochs, from the checkpoints' histories): "
               + ", ".join(f"{name} {seconds:.0f} s ({epochs} epochs)" for name, seconds, epochs in trained) + ".", ""]
-    lines += ["Settings: " + ", ".join(f"`{key}={value}`" for key, value in info["settings"].items()) + ".", ""]
+    used = _sizes_used(metrics)
+    lines += ["Settings: " + ", ".join(f"`{key}={value}`" + (f" ({used[key]:,} used: all the data has)"
+                                                             if key in used and used[key] != value else "")
+                                       for key, value in info["settings"].items()) + ".", ""]
     if info["preset"] != "paper" or changed:
         lines += [f"> The `{info['preset']}` preset{' with overrides' if changed else ''} differs from the study's "
                   "settings; the study's values beside ours are for its full settings (`--preset paper`).", ""]
