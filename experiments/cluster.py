@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from experiments import run_folder, workers
+from experiments.errors import UsageError
 from minidl.serialization import new_folder_mode
 
 CONNECT_TIMEOUT = 5  # seconds for the scheduler's address to answer as a Dask scheduler, whatever is there
@@ -36,11 +37,6 @@ HANDSHAKE_LIMIT = 1 << 16  # bytes: a scheduler's handshake is a few dozen; a la
 
 class ClusterError(run_folder.FolderError):
     """The Dask scheduler cannot be reached, or Dask is not installed; nothing was run."""
-
-
-def _usage_error():
-    from experiments.pipeline import UsageError
-    return UsageError
 
 
 def _dask():
@@ -60,7 +56,7 @@ def parse_address(address: str) -> tuple[str, int]:
         scheme = address.partition("://")[0] if "://" in address else None
         why = (f"the port {port} is not in 1-65535" if match else f"the scheme {scheme}:// is not supported"
                if scheme not in (None, "tcp") else "not an address")
-        raise _usage_error()(f"--scheduler {address}: {why}; expected tcp://HOST:PORT or HOST:PORT with a port in "
+        raise UsageError(f"--scheduler {address}: {why}; expected tcp://HOST:PORT or HOST:PORT with a port in "
                              "1-65535, e.g. --scheduler tcp://10.0.0.5:8786.")
     return match["host"].strip("[]"), port
 
@@ -143,13 +139,13 @@ def _handshake(host: str, port: int, address: str, timeout: float, deadline: flo
             return _unframe(received[8:], msgpack)
         except TimeoutError:
             sent = f"; it sent {_shown(received)}" if received else ""
-            raise _usage_error()(f"--scheduler {address}: not a Dask scheduler (it accepted the connection but "
+            raise UsageError(f"--scheduler {address}: not a Dask scheduler (it accepted the connection but "
                                  f"gave no Dask handshake within {timeout:g} s{sent}); nothing was run.") from None
         except (ConnectionResetError, BrokenPipeError):  # a peer that hangs up at once may reset instead
-            raise _usage_error()(f"--scheduler {address}: not a Dask scheduler (it closed the connection without "
+            raise UsageError(f"--scheduler {address}: not a Dask scheduler (it closed the connection without "
                                  "answering); nothing was run.") from None
         except (OSError, ValueError, struct.error, msgpack.UnpackException) as error:
-            raise _usage_error()(f"--scheduler {address}: not a Dask scheduler ({error}); nothing was "
+            raise UsageError(f"--scheduler {address}: not a Dask scheduler ({error}); nothing was "
                                  "run.") from None
 
 

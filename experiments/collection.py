@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoencoders.checkpoints import differences, plain
-from experiments import headline, run_folder, workers
+from experiments import cluster, collection_report, frey, headline, job, mnist, run_folder, workers
+from experiments.errors import UsageError
 from experiments.presets import Preset, default_folder, overrides, parse_value, resolve_preset, settable, settings
 
 FORMAT = 1
@@ -188,8 +189,8 @@ def entry_of(spec: RunSpec, metrics: dict) -> dict:
     if found:
         raise CollectionError(f"run {spec.key}: its folder holds other settings ({'; '.join(found[:3])}).")
     data = run_folder.results_data(metrics)
-    expected = [f"mnist/{kind}" for kind in (spec.models or _mnist_kinds())] if "mnist" in spec.parts else []
-    expected += [f"frey/{likelihood}" for likelihood in _likelihoods()] if "frey" in spec.parts else []
+    expected = [f"mnist/{kind}" for kind in (spec.models or mnist.MODEL_KINDS)] if "mnist" in spec.parts else []
+    expected += [f"frey/{likelihood}" for likelihood in frey.LIKELIHOODS] if "frey" in spec.parts else []
     missing = [label for label in expected if label not in data]
     if missing:
         raise CollectionError(f"run {spec.key}: finished without results for {', '.join(missing)}.")
@@ -200,14 +201,6 @@ def entry_of(spec: RunSpec, metrics: dict) -> dict:
             "fingerprints": fingerprints, "headline": headline.headline(metrics), "where": metrics.get("where", {})}
 
 
-def _mnist_kinds():
-    from experiments.mnist import MODEL_KINDS
-    return MODEL_KINDS
-
-
-def _likelihoods():
-    from experiments.frey import LIKELIHOODS
-    return LIKELIHOODS
 
 
 class Collection:
@@ -261,7 +254,6 @@ class Collection:
             raise CollectionError(f"{len(self.failures)} of {len(self.specs)} runs failed:\n{lines}\n{done} finished "
                                   f"runs are kept in {self.folder}; run the same command again to finish the others "
                                   "(finished runs are reused).")
-        from experiments import collection_report
         self.metrics["aggregate"] = aggregate([self.specs[key] for key in self.specs], self.metrics["runs"])
         run_folder.write_metrics(self.folder, self.metrics)
         return collection_report.write_report(self.folder, self.metrics)
@@ -383,12 +375,10 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 def _prepare_folder(args, base, grid, seeds, parts, models, specs, log) -> tuple[Collection, run_folder.FolderLock]:
     """The collection's folder (``--out``, or the default of its settings and data), checked, locked for this
     process (see :func:`experiments.run_folder.take`) and claimed."""
-    from experiments.pipeline import prepare
-
     described = description(base, grid, seeds, parts, models)
     folder = args.out
     if folder is None:
-        stand_in = {part: prepare(part, specs[0].preset, args.data_dir, lambda message: None)["identity"]["stand_in"]
+        stand_in = {part: job.prepare(part, specs[0].preset, args.data_dir, lambda message: None)["identity"]["stand_in"]
                     for part in parts}
         folder = default_collection_folder(base, grid, seeds, stand_in)
     lock = run_folder.take(folder, lambda: conflicts(folder, described, specs), args.move_aside, log)
@@ -401,8 +391,6 @@ def _prepare_folder(args, base, grid, seeds, parts, models, specs, log) -> tuple
 
 def execute(args, base: Preset, models, log=print) -> int:
     """``run --seeds`` and ``sweep``: plan, check the folder, run what is not finished, aggregate, report."""
-    from experiments.pipeline import UsageError
-
     try:
         if args.command not in ("run", "sweep", "mnist", "frey"):
             raise ValueError(f"--seeds and --grid go with run, mnist, frey or sweep, not {args.command}.")
@@ -428,7 +416,6 @@ def execute(args, base: Preset, models, log=print) -> int:
         raise UsageError(str(error)) from None
     client, lock = None, None
     if args.scheduler is not None:  # first: an unreachable scheduler fails before anything is written
-        from experiments import cluster
         client = cluster.connect(args.scheduler)
     try:
         collection, lock = _prepare_folder(args, base, grid, seeds, parts, models, specs, log)

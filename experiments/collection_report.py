@@ -9,6 +9,7 @@ from pathlib import Path
 
 from experiments import frey, headline, plots
 from experiments.mnist import TITLES
+from experiments.run_folder import read_metrics
 from experiments.study import STUDY
 
 DIGITS = {"final_train_loss": 6, "test_mse": 6, "probe_accuracy": 4, "psnr": 2, "l2": 3, "blend_psnr": 2,
@@ -128,8 +129,6 @@ def log_axis(values: list[float]) -> bool:
 def _vae_claims(folder: Path, aggregate: dict) -> list[str]:
     """In how many runs of each point each claim of the study holds for each decoder (from each run's own
     numbers, read from its folder; see :func:`experiments.frey.claims`)."""
-    from experiments.run_folder import read_metrics
-
     rows = []
     for entry in aggregate.values():
         verdicts = [{likelihood: frey.claims(result) for likelihood, result in read_metrics(folder / key)

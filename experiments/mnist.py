@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autoencoders.architectures import conv_decoder, conv_encoder
 from autoencoders.models import Autoencoder, ContractiveAutoencoder, SparseAutoencoder
 from autoencoders.trainer import Trainer, TrainingConfig
 from experiments import metrics, plots
@@ -35,8 +36,6 @@ TITLES = {
 
 def build_model(kind: str, preset: Preset, image_shape=(1, 28, 28)):
     """The model of one column of the study, initialised from the preset's seed."""
-    from autoencoders.architectures import conv_decoder, conv_encoder
-
     rng = np.random.default_rng(preset.seed)
     latent = "sigmoid" if kind in ("sparse", "contractive") else "linear"
     encoder = conv_encoder(preset.latent_dim, image_shape, latent=latent, rng=rng)

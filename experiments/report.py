@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from autoencoders.checkpoints import differences
 from experiments import frey, plots
 from experiments.mnist import TITLES
+from experiments.presets import PRESETS, settings
+from experiments.run_folder import read_metrics, results_data
 from experiments.study import STUDY
 
 SATURATED_COLLAPSE = 0.9
@@ -299,8 +302,6 @@ def _provenance_section(metrics: dict) -> list[str]:
 def _overrides(info: dict) -> dict:
     """The settings stored in the folder that differ from those of its named preset (derived from what the folder
     holds, never from a command line)."""
-    from experiments.presets import PRESETS, settings
-
     base = settings(PRESETS[info["preset"]]) if info["preset"] in PRESETS else {}
     return {key: value for key, value in info["settings"].items() if key != "name" and base.get(key) != value}
 
@@ -308,8 +309,6 @@ def _overrides(info: dict) -> dict:
 def _disagreements(metrics: dict) -> list[str]:
     """A warning for each model whose fingerprint records other settings than the folder's (which one command
     writing at a time and the check of every checkpoint should make impossible)."""
-    from autoencoders.checkpoints import differences
-
     folder = metrics["run"]["settings"]
     found = []
     for part, models in (("mnist", metrics.get("mnist", {})), ("frey", metrics.get("frey", {}))):
@@ -337,8 +336,6 @@ def _sizes_used(metrics: dict) -> dict[str, int]:
 
 def write_report(out_dir: Path) -> Path:
     """Read ``out_dir/metrics.json`` and write ``out_dir/report.md``."""
-    from experiments.run_folder import read_metrics, results_data
-
     metrics = read_metrics(out_dir)
     info = metrics["run"]
     lines = ["# Sparse, contractive and variational autoencoders with minidl", ""]

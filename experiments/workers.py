@@ -84,7 +84,8 @@ def run_in_folder(spec, out_dir: Path, data_dir=None) -> dict:
     import minidl
 
     minidl.tune_process()  # a fresh worker process: before NumPy is imported there
-    from experiments.pipeline import run_job
+    # imported here, after the tuning and the thread limits, not at the top (see the module's docstring)
+    from experiments.job import run_job
     from experiments.run_folder import read_metrics
 
     started = time.perf_counter()

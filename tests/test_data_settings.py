@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from experiments import metrics, pipeline, report
+from experiments import job, metrics, pipeline, report
 from experiments.presets import resolve_preset
 
 
@@ -52,11 +52,11 @@ def test_a_setting_the_data_cannot_honour_is_refused_before_training(offline, ca
 def test_the_settings_at_the_edge_of_the_data_are_accepted(offline):
     log = []
     for overrides in (["test_fraction=0.00112"], ["test_fraction=0.99944"]):
-        prepared = pipeline.prepare("frey", resolve_preset("smoke", overrides), None, log.append)
+        prepared = job.prepare("frey", resolve_preset("smoke", overrides), None, log.append)
         assert len(prepared["data"]["x_test"]) >= 2 and len(prepared["data"]["x_train"]) >= 1
     for overrides in (["n_pairs=63"], ["n_train=1437", "n_test=360", "tsne_points=none"], ["tsne_points=91"]):
         preset = resolve_preset("smoke", overrides)
-        prepared = pipeline.prepare("mnist", preset, None, log.append)
+        prepared = job.prepare("mnist", preset, None, log.append)
         assert len(metrics.interpolation_pairs(prepared["data"]["y_test"], preset.n_pairs, np.random.default_rng(0))) \
             == preset.n_pairs
     assert not [line for line in log if line.startswith("note:")]
@@ -64,7 +64,7 @@ def test_the_settings_at_the_edge_of_the_data_are_accepted(offline):
 
 def test_a_presets_own_sizes_take_all_of_the_smaller_stand_in_and_say_so(offline):
     log = []
-    prepared = pipeline.prepare("mnist", resolve_preset("quick"), None, log.append)  # n_train=10,000, n_test=2,000
+    prepared = job.prepare("mnist", resolve_preset("quick"), None, log.append)  # n_train=10,000, n_test=2,000
     assert len(prepared["data"]["x_train"]) == 1437 and len(prepared["data"]["x_test"]) == 360
     notes = [line for line in log if line.startswith("note:")]
     assert notes == ["note: the quick preset's n_train=10000 is more than the 1,437 training images of the offline "

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from autoencoders.trainer import Trainer, TrainingConfig
-from experiments import frey, pipeline, provenance, report
+from experiments import frey, job, provenance, report
 from experiments.presets import PRESETS
 
 SMOKE = PRESETS["smoke"]
@@ -98,7 +98,7 @@ def test_each_decoder_has_its_own_checkpoint_and_fingerprint():
     x = faces(30)
     prepared = {"data": {"x_train": x[:20], "x_test": x[20:]},
                 "identity": provenance.data_identity("test", False, x_train=x[:20], x_test=x[20:])}
-    found = pipeline.expectations("frey", SMOKE, prepared)
+    found = job.expectations("frey", SMOKE, prepared)
     assert [item.checkpoint for item in found] == ["checkpoints/vae_bernoulli.npz", "checkpoints/vae_gaussian.npz"]
     assert [item.entry for item in found] == [("frey", "bernoulli"), ("frey", "gaussian")]
     bernoulli, gaussian = (item.provenance for item in found)
