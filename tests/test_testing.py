@@ -393,6 +393,13 @@ def test_an_input_in_any_memory_layout_is_checked():
     assert max(check_layer(Dense(10, 2, rng=rng).astype(np.float64), x[:, 0].reshape(2, -1)[:, :20:2]).values()) < 1e-6
 
 
+def test_check_layer_says_when_the_layer_returns_no_input_gradient():
+    layer = Dense(3, 2, rng=0, dtype=np.float64)
+    layer.needs_input_grad = False
+    with pytest.raises(ValueError, match="needs_input_grad"):
+        check_layer(layer, np.ones((2, 3)))
+
+
 @settings(max_examples=30, deadline=None)
 @given(conv_geometries(), conv_geometries(transpose=True), pool_geometries())
 def test_strategies_draw_only_valid_geometries(conv, transpose, pool):
