@@ -20,6 +20,8 @@ The low-level central differences are in :mod:`minidl.gradcheck`; docs/testing.m
 ``torch.autograd.gradcheck``.
 """
 
+from typing import Any
+
 from minidl.testing.adjoint import assert_adjoint
 from minidl.testing.gradients import (Comparison, GradientMismatch, GradientReport, PrecisionWarning,
                                       assert_layer_gradients)
@@ -32,7 +34,7 @@ __all__ = ["assert_layer_gradients", "assert_adjoint", "GradientReport", "Gradie
            "PrecisionWarning", "kink_distance", "smallest_kink_distance", "NearestKink", *STRATEGIES]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # the strategies need hypothesis, which only the test extra installs: import them when asked for
     if name in STRATEGIES:
         from minidl.testing import strategies
