@@ -31,6 +31,7 @@ minidl.tune_process()  # first, before NumPy is imported
 from bench_training import minidl_model  # noqa: E402
 from harness import median_time  # noqa: E402
 
+
 class PhaseClock:
     """Accumulates time (wall or CPU) and minor page faults per named phase."""
 

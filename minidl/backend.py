@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 BACKENDS = {"numba": "minidl.kernels", "numpy": "minidl.reference"}
 ENVIRONMENT_VARIABLE = "MINIDL_KERNELS"

@@ -56,14 +56,19 @@ def test_each_kernel_runs_on_the_chosen_backend_only(chosen, monkeypatch):
     calls = {"numba": set(), "numpy": set()}
     for name, implementation in (("numba", minidl.kernels), ("numpy", reference)):
         for kernel in KERNELS:
-            def spy(*args, _real=getattr(implementation, kernel), _kernel=kernel, _name=name):
-                calls[_name].add(_kernel)
-                return _real(*args)
-            monkeypatch.setattr(implementation, kernel, spy)
+            monkeypatch.setattr(implementation, kernel, _recording(getattr(implementation, kernel), calls[name], kernel))
     with use_backend(chosen):
         _touch_every_kernel(np.random.default_rng(0))
     other = "numpy" if chosen == "numba" else "numba"
     assert sorted(calls[chosen]) == KERNELS and not calls[other]
+
+
+def _recording(function, record: set, name: str):
+    """``function``, adding ``name`` to ``record`` at every call."""
+    def spy(*args):
+        record.add(name)
+        return function(*args)
+    return spy
 
 
 def test_use_backend_restores_the_previous_choice_after_an_error():

@@ -8,11 +8,22 @@ import numpy as np
 import pytest
 
 from minidl.contractive import contractive_penalty
-from minidl.layers import (Conv2D, Conv2DTranspose, Dense, Flatten, MaxPool2D, ReLU, Reshape, Sequential, Sigmoid,
-                           Tanh, ZeroPad2D, sigmoid)
-from minidl.losses import (bce, bce_with_logits, elbo, gaussian_kl, gaussian_nll, kl_sparsity, reparameterize)
+from minidl.layers import (
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    ZeroPad2D,
+    sigmoid,
+)
+from minidl.losses import bce, bce_with_logits, elbo, gaussian_kl, gaussian_nll, kl_sparsity, reparameterize
 from minidl.optim import SGD, Adam
-
 
 # -- clips: where the clip is reached, the gradient is 0 (as ReLU's derivative at its kink) ---------------
 

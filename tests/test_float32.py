@@ -48,10 +48,31 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minidl.contractive import contractive_penalty
-from minidl.layers import (Conv2D, Conv2DTranspose, Dense, Flatten, Identity, MaxPool2D, ReLU, Reshape,
-                           Sequential, Sigmoid, Tanh, ZeroPad2D)
-from minidl.losses import (bce, bce_with_logits, elbo, gaussian_kl, gaussian_nll, kl_sparsity, mse,
-                           reparameterize, reparameterize_backward)
+from minidl.layers import (
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    Flatten,
+    Identity,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    ZeroPad2D,
+)
+from minidl.losses import (
+    bce,
+    bce_with_logits,
+    elbo,
+    gaussian_kl,
+    gaussian_nll,
+    kl_sparsity,
+    mse,
+    reparameterize,
+    reparameterize_backward,
+)
 from minidl.optim import SGD, Adam
 from minidl.testing import conv_geometries, pool_geometries, seeds
 
@@ -112,7 +133,7 @@ def hold_linear_layer(layer32, x32, depth: dict, rng) -> None:
     ``depth`` gives d for each result: "y", "dx", "<param>" (backward), "t", "dt", "t.<param>" (tangent).
     """
     x64 = x32.astype(np.float64)
-    for name, param in layer32.params.items():  # random biases too: a missing bias term must show
+    for param in layer32.params.values():  # random biases too: a missing bias term must show
         param[...] = rng.standard_normal(param.shape).astype(np.float32)
     layer64, magnitude = twins(layer32)
     y32, y64, y_abs = layer32.forward(x32), layer64.forward(x64), magnitude.forward(np.abs(x64))

@@ -9,8 +9,17 @@ from scipy import stats
 
 from minidl.gradcheck import check_function
 from minidl.layers import sigmoid
-from minidl.losses import (bce, bce_with_logits, elbo, gaussian_kl, gaussian_nll, kl_sparsity, mse,
-                           reparameterize, reparameterize_backward)
+from minidl.losses import (
+    bce,
+    bce_with_logits,
+    elbo,
+    gaussian_kl,
+    gaussian_nll,
+    kl_sparsity,
+    mse,
+    reparameterize,
+    reparameterize_backward,
+)
 
 # every test here runs on both backends: the compiled kernels and their NumPy twins
 pytestmark = pytest.mark.usefixtures("backend")

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from autoencoders.architectures import conv_decoder, conv_encoder
-from autoencoders.models import (Autoencoder, ContractiveAutoencoder, SparseAutoencoder,
-                                 VariationalAutoencoder)
+from autoencoders.models import Autoencoder, ContractiveAutoencoder, SparseAutoencoder, VariationalAutoencoder
 from minidl.gradcheck import numerical_gradient, relative_error
 
 IMAGE = (1, 12, 12)

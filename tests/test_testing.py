@@ -7,14 +7,23 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from planted_bugs import PLANTED, FirstWeightWrong, first_weight_wrong
 
 from minidl.gradcheck import check_layer, numerical_gradient, numerical_projections, numerical_vjp
 from minidl.layers import Conv2D, Conv2DTranspose, Dense, Layer, MaxPool2D, ReLU, Sequential, Sigmoid, Tanh
-from minidl.testing import (GradientMismatch, PrecisionWarning, assert_adjoint, assert_layer_gradients,
-                            conv_geometries, kink_distance, kink_free_inputs, pool_geometries,
-                            seeds, smallest_kink_distance)
+from minidl.testing import (
+    GradientMismatch,
+    PrecisionWarning,
+    assert_adjoint,
+    assert_layer_gradients,
+    conv_geometries,
+    kink_distance,
+    kink_free_inputs,
+    pool_geometries,
+    seeds,
+    smallest_kink_distance,
+)
 from minidl.testing.criteria import judge
-from planted_bugs import PLANTED, FirstWeightWrong, first_weight_wrong
 
 
 class LeakyReLU(Layer):

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike
 
-from minidl.init import Initializer, get_initializer
 from minidl.backend import kernels
+from minidl.init import Initializer, get_initializer
 from minidl.layers.base import Layer, positive_int
 from minidl.layers.memory import Workspace, as_images, images_last
 from minidl.winograd import F4X4_3X3, tile_grid, transform_weights, transform_weights_adjoint

@@ -5,8 +5,8 @@ p q transformed (or output-tile) entries.
 """
 
 import numpy as np
-from numpy.typing import DTypeLike
 from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import DTypeLike
 
 
 def _canvas(shape: tuple[int, ...], m: int, pad_top: int, pad_left: int, tiles_h: int, tiles_w: int,

@@ -23,8 +23,13 @@ The low-level central differences are in :mod:`minidl.gradcheck`; docs/testing.m
 from typing import Any
 
 from minidl.testing.adjoint import assert_adjoint
-from minidl.testing.gradients import (Comparison, GradientMismatch, GradientReport, PrecisionWarning,
-                                      assert_layer_gradients)
+from minidl.testing.gradients import (
+    Comparison,
+    GradientMismatch,
+    GradientReport,
+    PrecisionWarning,
+    assert_layer_gradients,
+)
 from minidl.testing.kinks import NearestKink, kink_distance, smallest_kink_distance
 
 STRATEGIES = ("conv_geometries", "pool_geometries", "kink_free_inputs", "away_from_zero", "distinct_values",
