@@ -80,7 +80,8 @@ def instrument(model, optimizer, clock: PhaseClock) -> None:
     model.zero_grad = clock.wrap(model.zero_grad, "zero_grad")
 
 
-def profile(case: str, repeats: int, batch: int, clock=time.perf_counter) -> tuple[list[tuple[str, float, float]], float, float]:
+def profile(case: str, repeats: int, batch: int,
+            clock=time.perf_counter) -> tuple[list[tuple[str, float, float]], float, float]:
     """[(phase, ms per step, page faults per step)], ms per instrumented step, ms per plain step."""
     import numpy as np
 

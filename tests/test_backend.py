@@ -37,7 +37,8 @@ def test_no_module_binds_a_kernel_of_its_own_past_the_switch():
 
 
 def _touch_every_kernel(rng):
-    """Forward and backward passes, a tangent pass, a loss and an Adam step that, together, call each kernel once at least."""
+    """Forward and backward passes, a tangent pass, a loss and an Adam step that, together, call each kernel
+    once at least."""
     model = Sequential(Conv2D(1, 2, rng=rng, algorithm="im2col"), ReLU(), Conv2D(2, 2, rng=rng, algorithm="winograd"),
                        MaxPool2D(), Conv2DTranspose(2, 1, stride=2, padding="same", rng=rng), Sigmoid())
     x = rng.random((2, 1, 8, 8), dtype=np.float32)
@@ -56,7 +57,8 @@ def test_each_kernel_runs_on_the_chosen_backend_only(chosen, monkeypatch):
     calls = {"numba": set(), "numpy": set()}
     for name, implementation in (("numba", minidl.kernels), ("numpy", reference)):
         for kernel in KERNELS:
-            monkeypatch.setattr(implementation, kernel, _recording(getattr(implementation, kernel), calls[name], kernel))
+            spy = _recording(getattr(implementation, kernel), calls[name], kernel)
+            monkeypatch.setattr(implementation, kernel, spy)
     with use_backend(chosen):
         _touch_every_kernel(np.random.default_rng(0))
     other = "numpy" if chosen == "numba" else "numba"

@@ -43,7 +43,8 @@ CASES = {
                                                  mode="hutchinson", n_probes=2),
     "contractive_exact": lambda seed: small(ContractiveAutoencoder, seed, "sigmoid", contractive_weight=0.3,
                                             mode="exact"),
-    "vae_bernoulli": lambda seed: VariationalAutoencoder((1, 4, 3), hidden=5, latent_dim=2, rng=seed).astype(np.float64),
+    "vae_bernoulli": lambda seed: VariationalAutoencoder((1, 4, 3), hidden=5, latent_dim=2,
+                                                         rng=seed).astype(np.float64),
     "vae_gaussian": lambda seed: VariationalAutoencoder((1, 4, 3), hidden=5, latent_dim=2, likelihood="gaussian",
                                                         rng=seed).astype(np.float64),
 }

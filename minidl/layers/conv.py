@@ -263,7 +263,8 @@ class Conv2D(_Convolution):
         cache = dict(path="im2col", cols=cols, input_shape=x.shape, geometry=(out_h, out_w, pad_top, pad_left))
         return y, cache
 
-    def _linear_backward(self, cache: dict[str, Any], dy: np.ndarray, bias_grad: np.ndarray | None) -> np.ndarray | None:
+    def _linear_backward(self, cache: dict[str, Any], dy: np.ndarray,
+                         bias_grad: np.ndarray | None) -> np.ndarray | None:
         """Add dL/dW (and dL/db into ``bias_grad`` when given) into the gradients; return dL/dx, or None
         when the layer needs no input gradient."""
         if cache["path"] == "winograd":
@@ -397,7 +398,8 @@ class Conv2DTranspose(_Convolution):
             y += bias.astype(dtype, copy=False)[:, None, None, None]
         return as_images(y), dict(X=X, input_shape=x.shape, geometry=(out_h, out_w, crop_top, crop_left))
 
-    def _linear_backward(self, cache: dict[str, Any], dy: np.ndarray, bias_grad: np.ndarray | None) -> np.ndarray | None:
+    def _linear_backward(self, cache: dict[str, Any], dy: np.ndarray,
+                         bias_grad: np.ndarray | None) -> np.ndarray | None:
         """Add dL/dW (and dL/db into ``bias_grad`` when given) into the gradients; return dL/dx, or None
         when the layer needs no input gradient."""
         X = cache["X"]

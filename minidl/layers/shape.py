@@ -44,7 +44,8 @@ class ZeroPad2D(Layer):
             (top, bottom), (left, right) = pad
             values = [int(v) for v in (top, bottom, left, right)]
         except (TypeError, ValueError):
-            raise ValueError(f"Expected pad to be an int or ((top, bottom), (left, right)). Received: pad={pad!r}") from None
+            raise ValueError("Expected pad to be an int or ((top, bottom), (left, right)). "
+                             f"Received: pad={pad!r}") from None
         if min(values) < 0:
             raise ValueError(f"Expected non-negative padding. Received: pad={pad!r}")
         self.top, self.bottom, self.left, self.right = values

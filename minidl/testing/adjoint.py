@@ -25,8 +25,8 @@ def _apply(function: Callable[[np.ndarray], np.ndarray], argument: np.ndarray, e
 
 
 def assert_adjoint(forward: Callable[[np.ndarray], np.ndarray], transpose: Callable[[np.ndarray], np.ndarray],
-                   x_shape: tuple[int, ...], y_shape: tuple[int, ...], *, rng: np.random.Generator | int = 0, trials: int = 3,
-                   tolerance: float = 1e-10) -> float:
+                   x_shape: tuple[int, ...], y_shape: tuple[int, ...], *, rng: np.random.Generator | int = 0,
+                   trials: int = 3, tolerance: float = 1e-10) -> float:
     """Check that ``transpose`` is the adjoint of the linear map ``forward``.
 
     Parameters
@@ -78,8 +78,9 @@ def assert_adjoint(forward: Callable[[np.ndarray], np.ndarray], transpose: Calla
         mismatch = abs(lhs - rhs) / max(bound, 1e-300)
         worst = max(worst, mismatch)
         if mismatch > tolerance:
+            where = _locate(forward, transpose, x_shape, y_shape)
             raise AssertionError(f"assert_adjoint: <A x, y> = {lhs:.12g} but <x, A^T y> = {rhs:.12g}: relative "
-                                 f"mismatch {mismatch:.2g} > {tolerance:g}.{_locate(forward, transpose, x_shape, y_shape)}")
+                                 f"mismatch {mismatch:.2g} > {tolerance:g}.{where}")
     return worst
 
 

@@ -23,6 +23,9 @@ from minidl.testing.kinks import smallest_kink_distance
 
 seeds = st.integers(0, 2**32 - 1)
 
+# a shape, or a strategy that draws one
+Shape = tuple[int, ...] | st.SearchStrategy[tuple[int, ...]]
+
 
 @dataclass(frozen=True)
 class ConvGeometry:
@@ -93,19 +96,19 @@ def pool_geometries(draw: st.DrawFn, max_batch: int = 3, max_channels: int = 3, 
                         draw(st.integers(pool, max(pool, max_size))), draw(st.integers(pool, max(pool, max_size))))
 
 
-def _shape(draw: st.DrawFn, shape: tuple[int, ...] | st.SearchStrategy[tuple[int, ...]]) -> tuple[int, ...]:
+def _shape(draw: st.DrawFn, shape: Shape) -> tuple[int, ...]:
     return tuple(draw(shape)) if isinstance(shape, st.SearchStrategy) else tuple(shape)
 
 
 @st.composite
-def away_from_zero(draw: st.DrawFn, shape: tuple[int, ...] | st.SearchStrategy[tuple[int, ...]], margin: float = 0.1) -> np.ndarray:
+def away_from_zero(draw: st.DrawFn, shape: Shape, margin: float = 0.1) -> np.ndarray:
     """Standard normal values pushed ``margin`` away from 0 (the kink of ReLU), float64."""
     x = np.random.default_rng(draw(seeds)).standard_normal(_shape(draw, shape))
     return x + margin * np.where(x >= 0, 1.0, -1.0)
 
 
 @st.composite
-def distinct_values(draw: st.DrawFn, shape: tuple[int, ...] | st.SearchStrategy[tuple[int, ...]], gap: float = 0.01) -> np.ndarray:
+def distinct_values(draw: st.DrawFn, shape: Shape, gap: float = 0.01) -> np.ndarray:
     """A random permutation of values ``gap`` apart, centred on 0: no two entries anywhere are closer than
     ``gap``, so no pooling window has a near-tie. float64."""
     shape = _shape(draw, shape)
@@ -115,7 +118,7 @@ def distinct_values(draw: st.DrawFn, shape: tuple[int, ...] | st.SearchStrategy[
 
 
 @st.composite
-def kink_free_inputs(draw: st.DrawFn, layer: Layer, shape: tuple[int, ...] | st.SearchStrategy[tuple[int, ...]],
+def kink_free_inputs(draw: st.DrawFn, layer: Layer, shape: Shape,
                      margin: float = 1e-3, scale: float = 1.0) -> np.ndarray:
     """Normal inputs (standard deviation ``scale``) on which every kink of ``layer`` is at least ``margin``
     away, by :func:`minidl.testing.smallest_kink_distance` (the built-in layers, a Sequential of them, or
