@@ -492,8 +492,10 @@ def test_same_padding_at_stride_two_is_not_the_adjoint_on_an_even_input():
     for padding, adjoint in (("same", False), (1, True)):
         conv = Conv2D(1, 2, 3, 2, padding, dtype=np.float64)
         conv.params["W"] = transpose.params["W"]
-        check = lambda: assert_adjoint(lambda x: conv.forward(x, training=False),  # noqa: E731
-                                       lambda y: transpose.forward(y, training=False), (1, 1, 6, 6), (1, 2, 3, 3))
+
+        def check():
+            assert_adjoint(lambda x: conv.forward(x, training=False),
+                           lambda y: transpose.forward(y, training=False), (1, 1, 6, 6), (1, 2, 3, 3))
         if adjoint:
             check()
         else:
