@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from experiments import run_folder, workers
+from minidl.serialization import new_folder_mode
 
 CONNECT_TIMEOUT = 5  # seconds for the scheduler's address to answer as a Dask scheduler, whatever is there
 INSTALL = "pip install -e '.[cluster]' (or pip install 'dask[distributed]')"
@@ -207,6 +208,7 @@ def write_run_files(folder: Path, files: dict[str, bytes]) -> Path:
     A folder already there (an unfinished earlier attempt) is moved aside, never deleted."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+    temporary.chmod(new_folder_mode())  # mkdtemp's 0o700 would hide the run from the user's group
     for relative, content in files.items():
         path = temporary / relative
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,12 +14,14 @@ processes that split the cores, or on a Dask cluster (:mod:`experiments.cluster`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import os
 import signal
 import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -325,15 +327,9 @@ def run_locally(collection: Collection, specs: list[RunSpec], data_dir, count: i
     with ProcessPoolExecutor(count, mp_context=context, initializer=workers.start_local_worker,
                              initargs=(threads, os.getpid())) as pool:
         try:
-            # The workers are spawned by submit, with SIGINT blocked: they inherit the blocked signal through exec
-            # and never see a Ctrl-C, which reaches this process alone -- held until the submits are done, not lost.
-            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if HOLD_SIGNALS else None
-            try:
+            with _interrupts_held():  # the workers are spawned by submit
                 futures = {pool.submit(workers.run_local, spec, str(collection.folder), data_dir): spec
                            for spec in specs}
-            finally:
-                if held is not None:
-                    signal.pthread_sigmask(signal.SIG_SETMASK, held)
             for future in as_completed(futures):
                 spec = futures[future]
                 try:
@@ -347,6 +343,29 @@ def run_locally(collection: Collection, specs: list[RunSpec], data_dir, count: i
         except BaseException:  # Ctrl-C, or a run that disagrees: the runs still going are stopped, not awaited
             _stop_workers(pool)
             raise
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """Spawn worker processes that never see a Ctrl-C, and keep one that comes meanwhile for the end of the block.
+
+    SIGINT is blocked in this thread, and processes started here inherit the blocked signal through exec; a
+    Ctrl-C delivered meanwhile to another thread of this process (a BLAS thread) is recorded by a handler of
+    this block instead of interrupting a worker's start half-way, and raised as KeyboardInterrupt at its end.
+    """
+    if not HOLD_SIGNALS or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    handler = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C held by the mask reaches the handler now
+        signal.signal(signal.SIGINT, handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:

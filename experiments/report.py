@@ -216,8 +216,8 @@ def _frey_section(results: dict, figures: Path) -> list[str]:
     lines += ["Training: " + "; ".join(f"{TITLES_SHORT[k]} {results[k]['epochs']} epochs, "
                                        f"{results[k]['seconds_per_epoch']:.2f} s per epoch" for k in likelihoods) + ".",
               ""]
-    lines += _gradient_flow_section({f"{TITLES_SHORT[k]} decoder": results[k]["history"] for k in likelihoods},
-                                    None, figures / "frey_gradient_flow.png")
+    histories = {f"{TITLES_SHORT[k]} decoder": results[k].get("history", []) for k in likelihoods}
+    lines += _gradient_flow_section(histories, None, figures / "frey_gradient_flow.png")
     lines += ["### How much of its latent each decoder uses", "",
               f"KL of each latent dimension, averaged over the held-out faces (the bars of one decoder add up to its "
               f"test KL). A dimension is *active* when its KL exceeds {frey.ACTIVE_KL} nat; below that the decoder "
@@ -325,6 +325,16 @@ def _disagreements(metrics: dict) -> list[str]:
             "this folder or another --out.**", ""]
 
 
+def _sizes_used(metrics: dict) -> dict[str, int]:
+    """The MNIST subset sizes the models were trained and tested on, from their fingerprints' data: a named
+    preset's own size beyond a smaller data set (the offline stand-in) takes all of it (experiments/fit.py)."""
+    for result in metrics.get("mnist", {}).values():
+        data = ((result or {}).get("provenance") or {}).get("data") or {}
+        if "x_train" in data and "x_test" in data:
+            return {"n_train": data["x_train"]["shape"][0], "n_test": data["x_test"]["shape"][0]}
+    return {}
+
+
 def write_report(out_dir: Path) -> Path:
     """Read ``out_dir/metrics.json`` and write ``out_dir/report.md``."""
     from experiments.run_folder import read_metrics, results_data
@@ -351,7 +361,10 @@ def write_report(out_dir: Path) -> Path:
                                     *((f"vae_{k}", v) for k, v in metrics.get("frey", {}).items())] if values]
     lines += ["Training time (all epochs, from the checkpoints' histories): "
               + ", ".join(f"{name} {seconds:.0f} s ({epochs} epochs)" for name, seconds, epochs in trained) + ".", ""]
-    lines += ["Settings: " + ", ".join(f"`{key}={value}`" for key, value in info["settings"].items()) + ".", ""]
+    used = _sizes_used(metrics)
+    lines += ["Settings: " + ", ".join(f"`{key}={value}`" + (f" ({used[key]:,} used: all the data has)"
+                                                             if key in used and used[key] != value else "")
+                                       for key, value in info["settings"].items()) + ".", ""]
     if info["preset"] != "paper" or changed:
         lines += [f"> The `{info['preset']}` preset{' with overrides' if changed else ''} differs from the study's "
                   "settings; the study's values beside ours are for its full settings (`--preset paper`).", ""]

@@ -51,6 +51,12 @@ def new_file_mode() -> int:
     return 0o666 & ~_umask()
 
 
+def new_folder_mode() -> int:
+    """The permission bits ``os.mkdir`` gives a new folder: ``0o777`` less the process's umask
+    (:func:`tempfile.mkdtemp` creates its folders ``0o700``)."""
+    return 0o777 & ~_umask()
+
+
 def _umask() -> int:
     try:  # Linux reports it without changing it
         for line in Path("/proc/self/status").read_text().splitlines():

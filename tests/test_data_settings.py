@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from experiments import metrics, pipeline
+from experiments import metrics, pipeline, report
 from experiments.presets import resolve_preset
 
 
@@ -109,3 +109,10 @@ def test_the_pairs_are_those_of_the_plain_walk(labels, n_pairs, seed):
     else:
         found = metrics.interpolation_pairs(labels, n_pairs, np.random.default_rng(seed))
         assert [tuple(map(int, pair)) for pair in found] == expected
+
+
+def test_the_report_gives_the_subset_sizes_the_models_were_made_from():
+    data = {"x_train": {"shape": [1000, 1, 28, 28]}, "x_test": {"shape": [500, 1, 28, 28]}}
+    results = {"mnist": {"plain": {"provenance": {"data": data}}}}
+    assert report._sizes_used(results) == {"n_train": 1000, "n_test": 500}
+    assert report._sizes_used({"frey": {}}) == {}

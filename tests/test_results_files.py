@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import pipeline, run_folder
+from experiments import cluster, pipeline, run_folder
 
 
 @pytest.fixture(params=[0o022, 0o002], ids=["umask022", "umask002"])
@@ -92,3 +92,13 @@ def test_every_metrics_json_of_a_collection_is_strict_json_that_the_schema_descr
     aggregate = strict((folder / "metrics.json").read_text())["aggregate"]["all"]["stats"]
     assert aggregate["mnist.plain.blend_psnr@0"]["mean"] == "Infinity"
     assert "∞" in (folder / "report.md").read_text()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_a_run_folder_written_whole_gets_the_mode_the_umask_gives_new_folders(tmp_path, umask):
+    before = os.umask(umask)
+    try:
+        folder = cluster.write_run_files(tmp_path / "runs" / "seed=0", {"metrics.json": b"{}"})
+    finally:
+        os.umask(before)
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask

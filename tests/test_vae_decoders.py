@@ -2,6 +2,7 @@
 numbers, and each decoder's own checkpoint and fingerprint."""
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,13 +85,13 @@ def test_the_report_states_the_verdicts_and_the_variance_from_the_numbers():
     good["pixel_logvar"] = {"min": -13.0, "median": -7.5, "max": -0.6, "sigma_min": float(np.exp(-6.5)),
                             "sigma_median": 0.023, "below_grey_level": 0.01, "quietest_pixels_median": -9.3,
                             "quietest_pixels_data_std": 0.034, "correlation_with_log_data_std": 0.79}
-    text = "\n".join(report._frey_section({"bernoulli": poor, "gaussian": good}))
+    text = "\n".join(report._frey_section({"bernoulli": poor, "gaussian": good}, Path("figures")))
     assert "**does not hold**: held-out faces are reconstructed with an RMS error of 0.0900" in text
     assert "**holds**: held-out faces are reconstructed with an RMS error of 0.0400" in text
     assert "is below one grey level" in text and "1.00% of all pixel variances" in text
     assert "NOT comparable" in text
     good["pixel_logvar"]["sigma_min"] = 0.01
-    assert "stays above one grey level" in "\n".join(report._frey_section({"gaussian": good}))
+    assert "stays above one grey level" in "\n".join(report._frey_section({"gaussian": good}, Path("figures")))
 
 
 def test_each_decoder_has_its_own_checkpoint_and_fingerprint():
