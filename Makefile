@@ -21,7 +21,7 @@ PYTEST_WORKERS ?= auto
 BUILD ?= build
 NOTEBOOKS := $(wildcard docs/notebooks/*.py)
 
-.PHONY: run sweep test test-thorough venv install install-test docs notebooks clean mutate
+.PHONY: run sweep lint test test-thorough venv install install-test docs notebooks clean mutate
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,14 @@ sweep: $(VENV)/.installed
 	$(PY) -m experiments sweep --preset $(PRESET) $(foreach item,$(GRID),--grid $(item)) \
 	  $(if $(SEEDS),--seeds $(SEEDS)) $(if $(OUT),--out $(OUT)) $(ARGS)
 
-test: $(VENV)/.installed-docs
+# ruff's rules and mypy's types (settings in pyproject.toml), then whether the code is formatted as ruff format
+# would write it; the test extra installs both tools.
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/mypy
+	$(VENV)/bin/ruff format --check
+
+test: $(VENV)/.installed-docs lint
 	# the kernels must also be correct as plain Python (how a reader steps through them)
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_kernels.py
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \

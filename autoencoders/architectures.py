@@ -20,8 +20,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.layers import (Conv2D, Conv2DTranspose, Dense, Flatten, Identity, Layer, MaxPool2D,
-                           ReLU, Reshape, Sequential, Sigmoid, Tanh, ZeroPad2D)
+from minidl.layers import (
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    Flatten,
+    Identity,
+    Layer,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    ZeroPad2D,
+)
 
 LATENT_ACTIVATIONS = {"sigmoid": Sigmoid, "linear": Identity, "tanh": Tanh, "relu": ReLU}
 

@@ -17,8 +17,20 @@ from __future__ import annotations
 import numpy as np
 
 from autoencoders.models import ContractiveAutoencoder, SparseAutoencoder, VariationalAutoencoder
-from minidl.layers import (Conv2D, Conv2DTranspose, Dense, Flatten, Identity, MaxPool2D, ReLU, Reshape,
-                           Sequential, Sigmoid, Tanh, ZeroPad2D)
+from minidl.layers import (
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    Flatten,
+    Identity,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    ZeroPad2D,
+)
 from minidl.losses import LOGVAR_BOUND
 from minidl.optim import Adam
 

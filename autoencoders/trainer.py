@@ -18,8 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from autoencoders.checkpoints import (FORMAT, CheckpointMismatch, array_identity, check_arrays, check_writable,
-                                      differences, model_description, model_differences, read_checkpoint)
+from autoencoders.checkpoints import (
+    FORMAT,
+    CheckpointMismatch,
+    array_identity,
+    check_arrays,
+    check_writable,
+    differences,
+    model_description,
+    model_differences,
+    read_checkpoint,
+)
 from minidl.flow import FlowRecorder
 from minidl.optim import Adam
 from minidl.serialization import assign_params, remove_stale_temporaries, save_arrays

@@ -47,7 +47,8 @@ def minidl_worker(repeats: int) -> dict[str, float]:
         x = rng.standard_normal(shape)
         for label, options in (("backward only", dict(tangents=0)), ("with tangent pass", {}),
                                ("fast", dict(tangents=0, fast=True))):
-            results[f"{name} | minidl {label}"] = median_time(lambda: assert_layer_gradients(layer, x, **options), repeats)
+            results[f"{name} | minidl {label}"] = median_time(lambda: assert_layer_gradients(layer, x, **options),
+                                                              repeats)
     return results
 
 
@@ -68,8 +69,8 @@ def torch_worker(repeats: int) -> dict[str, float]:
             function = lambda x, w, b: torch.nn.functional.conv2d(x, w, b, padding=1)  # noqa: E731
         inputs = tuple(torch.tensor(rng.standard_normal(s), dtype=torch.float64, requires_grad=True) for s in shapes)
         results[f"{name} | torch gradcheck"] = median_time(lambda: gradcheck(function, inputs), repeats)
-        results[f"{name} | torch gradcheck fast_mode"] = median_time(lambda: gradcheck(function, inputs, fast_mode=True),
-                                                                     repeats)
+        results[f"{name} | torch gradcheck fast_mode"] = median_time(
+            lambda: gradcheck(function, inputs, fast_mode=True), repeats)
         results[f"{name} | torch gradgradcheck"] = median_time(lambda: gradgradcheck(function, inputs), repeats)
     return results
 

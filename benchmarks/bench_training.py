@@ -204,7 +204,8 @@ def _clock(args):
 
 def _alternate(frameworks, cases, args, batch, threads) -> dict:
     os.environ.update(_worker_env(threads))
-    extra = ["--cases", ",".join(cases), "--batch", str(batch), "--threads", str(threads), "--repeats", str(args.repeats)]
+    extra = ["--cases", ",".join(cases), "--batch", str(batch), "--threads", str(threads),
+             "--repeats", str(args.repeats)]
     extra += ["--cpu-time"] if getattr(args, "cpu_time", False) else []
     return run_alternating(os.path.abspath(__file__), frameworks, args.rounds, extra, _environments(args))
 

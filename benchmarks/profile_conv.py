@@ -57,8 +57,12 @@ def winograd_phases(c_in: int, c_out: int, size: int):
     """[(phase, function, flops or None)] of the Winograd path (the layer's WINOGRAD tiles)."""
     import numpy as np
 
-    from minidl.kernels import (winograd_input_tiles, winograd_input_tiles_adjoint, winograd_output_tiles,
-                                winograd_output_tiles_adjoint)
+    from minidl.kernels import (
+        winograd_input_tiles,
+        winograd_input_tiles_adjoint,
+        winograd_output_tiles,
+        winograd_output_tiles_adjoint,
+    )
     from minidl.layers.conv import WINOGRAD
     from minidl.winograd import tile_grid, transform_weights, transform_weights_adjoint
 

@@ -31,6 +31,7 @@ minidl.tune_process()  # first, before NumPy is imported
 from bench_training import minidl_model  # noqa: E402
 from harness import median_time  # noqa: E402
 
+
 class PhaseClock:
     """Accumulates time (wall or CPU) and minor page faults per named phase."""
 
@@ -79,7 +80,8 @@ def instrument(model, optimizer, clock: PhaseClock) -> None:
     model.zero_grad = clock.wrap(model.zero_grad, "zero_grad")
 
 
-def profile(case: str, repeats: int, batch: int, clock=time.perf_counter) -> tuple[list[tuple[str, float, float]], float, float]:
+def profile(case: str, repeats: int, batch: int,
+            clock=time.perf_counter) -> tuple[list[tuple[str, float, float]], float, float]:
     """[(phase, ms per step, page faults per step)], ms per instrumented step, ms per plain step."""
     import numpy as np
 

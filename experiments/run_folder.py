@@ -95,7 +95,7 @@ class FolderLock:
             os.close(self._descriptor)  # closing the file releases the lock
             self._descriptor = None
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         return self
 
     def __exit__(self, *exc) -> None:

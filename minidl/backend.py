@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Iterator
+from typing import Any
 
 BACKENDS = {"numba": "minidl.kernels", "numpy": "minidl.reference"}
 ENVIRONMENT_VARIABLE = "MINIDL_KERNELS"
@@ -32,7 +33,7 @@ class _Choice:
     name: str | None = None
 
 
-def _checked(name, where: str) -> str:
+def _checked(name: str, where: str) -> str:
     if name not in BACKENDS:
         raise ValueError(f"Expected {where} to be one of {', '.join(map(repr, BACKENDS))}. Received: {name!r}")
     return name
@@ -89,7 +90,7 @@ def backend_module() -> ModuleType:
 class _Kernels:
     """``kernels.im2col`` is the chosen backend's ``im2col``, looked up at each call."""
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:  # a kernel: any of the backend's functions
         return getattr(backend_module(), name)
 
     def __dir__(self) -> list[str]:

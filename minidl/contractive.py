@@ -26,6 +26,8 @@ one ordinary backward sweep then carries down, fused with the backward of the re
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from minidl.layers import Dense, Sequential, Sigmoid
@@ -100,6 +102,7 @@ def contractive_penalty(encoder: Sequential, x: np.ndarray, mode: str = "closed_
     if mode == "closed_form":
         return _closed_form(encoder, n, dz, weight, backward)
 
+    directions: Iterable[np.ndarray]
     if mode == "hutchinson":
         if rng is None:
             raise ValueError("The hutchinson mode needs an np.random.Generator: pass rng=...")
@@ -124,21 +127,21 @@ def contractive_penalty(encoder: Sequential, x: np.ndarray, mode: str = "closed_
             continue
         dt = (2.0 * scale * weight) * t
         for i in reversed(range(len(layers))):
-            dt, extra = layers[i].jvp_backward(dt)
+            dt_in, extra = layers[i].jvp_backward(dt)
             if extra is not None:
                 extras[i] = extra if extras[i] is None else extras[i] + extra
-            if dt is None:  # a first layer that needs no input gradient (Layer.needs_input_grad)
+            if dt_in is None:  # a first layer that needs no input gradient (Layer.needs_input_grad)
                 break
+            dt = dt_in
     if not backward:
         return value, None
-    dx = dz
+    dy = dz
     for i in reversed(range(len(layers))):
-        dx = layers[i].backward(dx)
+        dx = layers[i].backward(dy)
         if dx is None:
-            break
-        if extras[i] is not None:
-            dx = dx + extras[i]
-    return value, dx
+            return value, None
+        dy = dx if extras[i] is None else dx + extras[i]  # dy of the layer below
+    return value, dy
 
 
 def _basis_chunk(start: int, stop: int, x: np.ndarray) -> np.ndarray:

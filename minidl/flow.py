@@ -33,13 +33,18 @@ layer  input  output  mean  std  forward  ||dx||  ||dL/dparam||
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from minidl.backend import kernels
 from minidl.layers import Layer, ReLU, Sequential, Sigmoid, Tanh
 from minidl.layers.memory import flat, memory_axes
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
+    from matplotlib.figure import Figure
 
 SATURATION = 1e-3
 """An output is saturated within this distance of its bound: sigmoid y < 1e-3 or y > 1 - 1e-3 (its slope
@@ -178,7 +183,8 @@ class FlowRecorder:
     (['dense_1.W', 'dense_1.b'], ['dead_fraction', 'zero_fraction'])
     """
 
-    def __init__(self, parameters, networks: Layer | dict[str, Layer] | None = None) -> None:
+    def __init__(self, parameters: Iterable[tuple[str, np.ndarray, np.ndarray]],
+                 networks: Layer | dict[str, Layer] | None = None) -> None:
         self.parameters = list(parameters)
         self.activations = activation_layers(networks or {})
         self._before = [np.empty_like(param) for _, param, _ in self.parameters]
@@ -206,7 +212,7 @@ class FlowRecorder:
             step[name] = activation_statistics(layer)
         self._steps.append(step)
 
-    def summary(self, with_trace: bool = False) -> dict:
+    def summary(self, with_trace: bool = False) -> dict[str, Any]:
         """The record of the steps since the last :meth:`reset`.
 
         Returns
@@ -220,12 +226,12 @@ class FlowRecorder:
         """
         names = [name for name, _, _ in self.parameters] + [name for name, _ in self.activations]
         parts = np.array_split(np.arange(len(self._steps)), max(1, min(TRACE_POINTS, len(self._steps))))
-        record: dict = {"steps": len(self._steps), "parameters": {}, "activations": {}}
+        record: dict[str, Any] = {"steps": len(self._steps), "parameters": {}, "activations": {}}
         if with_trace:
             record["trace_steps"] = [len(part) for part in parts]
         for position, name in enumerate(names):
             group = "parameters" if position < len(self.parameters) else "activations"
-            statistics = {}
+            statistics: dict[str, float | None | list[float | None]] = {}
             keys = dict.fromkeys(key for step in self._steps for key in step[name])  # in order, once each
             for key in keys:
                 values = np.array([step[name].get(key, math.nan) for step in self._steps], dtype=np.float64)
@@ -275,7 +281,8 @@ class LayerFlow:
     grad_norms: dict[str, float] = field(default_factory=dict)
 
 
-def trace(network: Layer, x: np.ndarray, loss=None, rng=None) -> list[LayerFlow]:
+def trace(network: Layer, x: np.ndarray, loss: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
+          rng: np.random.Generator | int | None = None) -> list[LayerFlow]:
     """One training forward and backward pass of ``x`` through ``network``, layer by layer, measured.
 
     Parameters
@@ -320,11 +327,12 @@ def trace(network: Layer, x: np.ndarray, loss=None, rng=None) -> list[LayerFlow]
         dy = loss(y)[1]
     for flow, (_, layer) in zip(reversed(flows), reversed(layers)):
         flow.dy_norm = norm(dy)
-        dy = layer.backward(dy)
+        dx = layer.backward(dy)
         flow.grad_norms = {key: norm(grad) for key, grad in layer.grads.items()}
-        if dy is None:  # the first layer with parameters needs no input gradient: the pass ends here
+        if dx is None:  # the first layer with parameters needs no input gradient: the pass ends here
             break
-        flow.dx_norm = norm(dy)
+        flow.dx_norm = norm(dx)
+        dy = dx
     return flows
 
 
@@ -356,7 +364,8 @@ def table(flows: list[LayerFlow]) -> str:
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 
 
-def draw(network: Layer, x: np.ndarray, loss=None, rng=None, title: str | None = None):
+def draw(network: Layer, x: np.ndarray, loss: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
+         rng: np.random.Generator | int | None = None, title: str | None = None) -> Figure:
     """A picture of :func:`trace`: one box per layer, top (input) to bottom (output), arrows between.
 
     Each box names the layer and its class, its input and output shapes, the forward statistics (output

@@ -43,7 +43,7 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray, tiny: float = 1e-3
     numeric = np.asarray(numeric, dtype=np.float64)
     if analytic.shape != numeric.shape:
         raise ValueError(f"Shapes differ: analytic {analytic.shape}, numeric {numeric.shape}.")
-    scale = max(np.linalg.norm(analytic) + np.linalg.norm(numeric), tiny)
+    scale = max(float(np.linalg.norm(analytic) + np.linalg.norm(numeric)), tiny)
     return float(np.linalg.norm(analytic - numeric) / scale)
 
 
@@ -137,7 +137,8 @@ def numerical_projections(f: Callable[[], np.ndarray], x: np.ndarray, directions
     return result
 
 
-def check_layer(layer: Layer, x: np.ndarray, rng=None, h: float = 1e-6) -> dict[str, float]:
+def check_layer(layer: Layer, x: np.ndarray, rng: np.random.Generator | int | None = None,
+                h: float = 1e-6) -> dict[str, float]:
     """Relative errors of ``layer.backward`` for the input and every parameter.
 
     The layer (a single layer or a whole :class:`~minidl.layers.Sequential`) must hold float64
@@ -156,7 +157,11 @@ def check_layer(layer: Layer, x: np.ndarray, rng=None, h: float = 1e-6) -> dict[
 
     layer.zero_grad()
     layer.forward(x, training=True)
-    errors = {"x": relative_error(layer.backward(probe), numerical_gradient(loss, x, h))}
+    dx = layer.backward(probe)
+    if dx is None:
+        raise ValueError(f"check_layer: {layer!r} returns no input gradient to check (needs_input_grad is "
+                         "False); set layer.needs_input_grad = True first.")
+    errors = {"x": relative_error(dx, numerical_gradient(loss, x, h))}
     for name, param in layer.params.items():
         errors[name] = relative_error(layer.grads[name], numerical_gradient(loss, param, h))
     return errors

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 
 def glorot_uniform(shape: tuple[int, ...], fan_in: int, fan_out: int,
-                   rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+                   rng: np.random.Generator, dtype: DTypeLike = np.float32) -> np.ndarray:
     """U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), the Keras default for Dense and Conv kernels."""
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
 
 
 def he_normal(shape: tuple[int, ...], fan_in: int, fan_out: int,
-              rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+              rng: np.random.Generator, dtype: DTypeLike = np.float32) -> np.ndarray:
     """N(0, 2 / fan_in) truncated at two standard deviations, as Keras' ``he_normal``.
 
     ``fan_out`` is accepted (and ignored) so that every initialiser has one signature.
@@ -28,15 +31,18 @@ def he_normal(shape: tuple[int, ...], fan_in: int, fan_out: int,
 
 
 def zeros(shape: tuple[int, ...], fan_in: int = 0, fan_out: int = 0,
-          rng: np.random.Generator | None = None, dtype=np.float32) -> np.ndarray:
+          rng: np.random.Generator | None = None, dtype: DTypeLike = np.float32) -> np.ndarray:
     """All zeros (the default for biases)."""
     return np.zeros(shape, dtype=dtype)
 
 
-INITIALIZERS = {"glorot_uniform": glorot_uniform, "he_normal": he_normal, "zeros": zeros}
+# (shape, fan_in, fan_out, rng, dtype=...) -> the initial array, as the functions above
+Initializer = Callable[..., np.ndarray]
+
+INITIALIZERS: dict[str, Initializer] = {"glorot_uniform": glorot_uniform, "he_normal": he_normal, "zeros": zeros}
 
 
-def get_initializer(name_or_function):
+def get_initializer(name_or_function: str | Initializer) -> Initializer:
     """Look an initialiser up by name, or pass a callable through."""
     if callable(name_or_function):
         return name_or_function

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from minidl.backend import kernels
 from minidl.layers.activations import exp_negative_abs, sigmoid
@@ -291,11 +292,11 @@ def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> tuple[np.ndarray, np.ndar
     _check_batch("gaussian_kl", mu, "(N, latent_dim)")
     n = mu.shape[0]
     variance = _exp_logvar(logvar)
-    kl = -0.5 * np.sum(1 + logvar - mu * mu - variance, axis=1, dtype=np.float64)
+    kl = -0.5 * (1 + logvar - mu * mu - variance).sum(axis=1, dtype=np.float64)
     return kl, mu / n, (variance - 1) / (2 * n)
 
 
-def _flush_to(array: np.ndarray, dtype) -> np.ndarray:
+def _flush_to(array: np.ndarray, dtype: DTypeLike) -> np.ndarray:
     """Cast to ``dtype``, setting values below its smallest normal number to 0 first (they would
     underflow in the cast, and they are 0 for every purpose of a gradient)."""
     tiny = np.finfo(dtype).tiny

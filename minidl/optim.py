@@ -71,7 +71,8 @@ class SGD(Optimizer):
     array([0.95])
     """
 
-    def __init__(self, parameters, lr: float = 0.01, momentum: float = 0.0) -> None:
+    def __init__(self, parameters: Iterable[tuple[str, np.ndarray, np.ndarray]], lr: float = 0.01,
+                 momentum: float = 0.0) -> None:
         super().__init__(parameters, lr)
         if not 0 <= momentum < 1:
             raise ValueError(f"Expected momentum in [0, 1). Received: momentum={momentum!r}")
@@ -108,8 +109,8 @@ class Adam(Optimizer):
     array([0.9])
     """
 
-    def __init__(self, parameters, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8) -> None:
+    def __init__(self, parameters: Iterable[tuple[str, np.ndarray, np.ndarray]], lr: float = 1e-3,
+                 beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
         super().__init__(parameters, lr)
         for name, value in (("beta1", beta1), ("beta2", beta2)):
             if not 0 <= value < 1:

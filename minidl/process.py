@@ -61,7 +61,8 @@ def _keep_freed_memory() -> bool:
         import ctypes
 
         libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # glibc only: the mallopt parameter numbers below are glibc's
+        if not hasattr(libc, "gnu_get_libc_version"):  # glibc only: the mallopt parameter numbers below are glibc's
+            return False
         m_trim_threshold, m_mmap_threshold = -1, -3
         return bool(libc.mallopt(m_mmap_threshold, 32 * 2**20) and libc.mallopt(m_trim_threshold, 2**30))
     except (OSError, AttributeError):

@@ -16,16 +16,17 @@ import re
 import struct
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any
 
 import numpy as np
 
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks, but it refuses to delete a file that is open elsewhere
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # mypy gives an optional import the module's type, not Optional
 
 ZIP_MAGIC = b"PK"
 NPY_MAGIC = b"\x93NUMPY"
@@ -106,7 +107,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
         raise
 
 
-def _set_mode(handle, temporary: str) -> None:
+def _set_mode(handle: IO[Any], temporary: str) -> None:
     if hasattr(os, "fchmod"):
         os.fchmod(handle.fileno(), new_file_mode())
     else:
@@ -123,10 +124,10 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     mode ``open()`` gives new files (``0o666`` less the umask).
     """
     with atomic_write(path, "wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stubs: a key might be allow_pickle
 
 
-def _lock(handle) -> None:
+def _lock(handle: IO[Any]) -> None:
     """Mark a temporary as being written: an exclusive lock, released when the file is closed or its
     process dies. Where locks are unsupported (no fcntl, some network file systems) nothing is marked."""
     if fcntl is None:
@@ -262,12 +263,12 @@ def check_params(params: dict[str, np.ndarray], loaded: dict[str, np.ndarray], s
         raise ValueError(f"{source}: " + " ".join(problems))
 
 
-def _castable(value, dtype: np.dtype) -> bool:
+def _castable(value: object, dtype: np.dtype) -> bool:
     return (isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating)
             and np.can_cast(value.dtype, dtype, casting="same_kind"))
 
 
-def _dtype_of(value) -> str:
+def _dtype_of(value: object) -> str:
     return str(value.dtype) if isinstance(value, np.ndarray) else type(value).__name__
 
 

@@ -16,7 +16,6 @@ and quick, which mutation testing needs: a mutant counts as killed only when a f
 """
 
 import os
-import sys
 
 import minidl
 

@@ -37,7 +37,8 @@ def test_no_module_binds_a_kernel_of_its_own_past_the_switch():
 
 
 def _touch_every_kernel(rng):
-    """Forward and backward passes, a tangent pass, a loss and an Adam step that, together, call each kernel once at least."""
+    """Forward and backward passes, a tangent pass, a loss and an Adam step that, together, call each kernel
+    once at least."""
     model = Sequential(Conv2D(1, 2, rng=rng, algorithm="im2col"), ReLU(), Conv2D(2, 2, rng=rng, algorithm="winograd"),
                        MaxPool2D(), Conv2DTranspose(2, 1, stride=2, padding="same", rng=rng), Sigmoid())
     x = rng.random((2, 1, 8, 8), dtype=np.float32)
@@ -56,14 +57,20 @@ def test_each_kernel_runs_on_the_chosen_backend_only(chosen, monkeypatch):
     calls = {"numba": set(), "numpy": set()}
     for name, implementation in (("numba", minidl.kernels), ("numpy", reference)):
         for kernel in KERNELS:
-            def spy(*args, _real=getattr(implementation, kernel), _kernel=kernel, _name=name):
-                calls[_name].add(_kernel)
-                return _real(*args)
+            spy = _recording(getattr(implementation, kernel), calls[name], kernel)
             monkeypatch.setattr(implementation, kernel, spy)
     with use_backend(chosen):
         _touch_every_kernel(np.random.default_rng(0))
     other = "numpy" if chosen == "numba" else "numba"
     assert sorted(calls[chosen]) == KERNELS and not calls[other]
+
+
+def _recording(function, record: set, name: str):
+    """``function``, adding ``name`` to ``record`` at every call."""
+    def spy(*args):
+        record.add(name)
+        return function(*args)
+    return spy
 
 
 def test_use_backend_restores_the_previous_choice_after_an_error():

@@ -9,8 +9,20 @@ import pytest
 
 from minidl import kernels, reference
 from minidl.contractive import contractive_penalty
-from minidl.layers import (Conv2D, Conv2DTranspose, Dense, Flatten, Identity, MaxPool2D, ReLU, Reshape,
-                           Sequential, Sigmoid, Tanh, ZeroPad2D)
+from minidl.layers import (
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    Flatten,
+    Identity,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    ZeroPad2D,
+)
 from minidl.losses import bce, bce_with_logits, elbo, gaussian_kl, gaussian_nll, kl_sparsity, mse
 
 # (layer factory, the shape of one valid input)

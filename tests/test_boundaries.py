@@ -8,11 +8,22 @@ import numpy as np
 import pytest
 
 from minidl.contractive import contractive_penalty
-from minidl.layers import (Conv2D, Conv2DTranspose, Dense, Flatten, MaxPool2D, ReLU, Reshape, Sequential, Sigmoid,
-                           Tanh, ZeroPad2D, sigmoid)
-from minidl.losses import (bce, bce_with_logits, elbo, gaussian_kl, gaussian_nll, kl_sparsity, reparameterize)
+from minidl.layers import (
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    ZeroPad2D,
+    sigmoid,
+)
+from minidl.losses import bce, bce_with_logits, elbo, gaussian_kl, gaussian_nll, kl_sparsity, reparameterize
 from minidl.optim import SGD, Adam
-
 
 # -- clips: where the clip is reached, the gradient is 0 (as ReLU's derivative at its kink) ---------------
 
@@ -61,7 +72,8 @@ def test_gradients_of_exactly_the_smallest_normal_float32_are_kept():
 
 @pytest.mark.parametrize("wide", ["x", "mean", "logvar"])
 def test_gaussian_nll_gradients_take_the_widest_input_dtype(wide):
-    arrays = {name: np.full((2, 3), 0.5, np.float64 if name == wide else np.float32) for name in ("x", "mean", "logvar")}
+    arrays = {name: np.full((2, 3), 0.5, np.float64 if name == wide else np.float32)
+              for name in ("x", "mean", "logvar")}
     arrays["x"] = arrays["x"] * 0.1
     _, dmean, dlogvar = gaussian_nll(arrays["x"], arrays["mean"], arrays["logvar"])
     assert dmean.dtype == np.float64 and dlogvar.dtype == np.float64
@@ -176,7 +188,8 @@ def test_pooling_and_padding_say_what_layout_they_expect(layer):
 def test_weight_layouts_and_dtypes():
     assert Conv2D(2, 3, 3).params["W"].shape == (3, 2, 3, 3)  # (out, in, k, k)
     assert Conv2DTranspose(2, 3, 3).params["W"].shape == (2, 3, 3, 3)  # (in, out, k, k), as PyTorch
-    for layer in (Dense(2, 3, dtype=np.float64), Conv2D(2, 3, dtype=np.float64), Conv2DTranspose(2, 3, dtype=np.float64)):
+    for layer in (Dense(2, 3, dtype=np.float64), Conv2D(2, 3, dtype=np.float64),
+                  Conv2DTranspose(2, 3, dtype=np.float64)):
         assert all(p.dtype == np.float64 for p in layer.params.values())
 
 
@@ -193,7 +206,8 @@ def test_initial_weights_follow_the_generator_and_the_glorot_limit(build):
 @pytest.mark.parametrize("build, message", [
     (lambda: Dense(3, 0), "out_features=0"), (lambda: Conv2D(0, 3), "in_channels=0"),
     (lambda: Conv2D(3, 0), "out_channels=0"), (lambda: Reshape(()), "non-empty shape"),
-    (lambda: Reshape((2, 0)), "positive sizes"), (lambda: Adam([("p", np.ones(2), np.ones(2))], beta2=1.0), "beta2=1.0"),
+    (lambda: Reshape((2, 0)), "positive sizes"),
+    (lambda: Adam([("p", np.ones(2), np.ones(2))], beta2=1.0), "beta2=1.0"),
 ])
 def test_settings_are_validated_by_name(build, message):
     with pytest.raises(ValueError, match=message):
@@ -279,7 +293,8 @@ def test_contractive_defaults_and_chunking():
         model.forward(x)
         value, dx = contractive_penalty(model, x, "exact", chunk_size=chunk_size)
         results.append((value, dx, {k: g.copy() for k, g in model.grads.items()}))
-        assert contractive_penalty(model, x, "exact", chunk_size=chunk_size, backward=False)[0] == pytest.approx(value, rel=1e-13)
+        value_only = contractive_penalty(model, x, "exact", chunk_size=chunk_size, backward=False)[0]
+        assert value_only == pytest.approx(value, rel=1e-13)
     for value, dx, grads in results[1:]:
         assert value == pytest.approx(results[0][0], rel=1e-13)
         np.testing.assert_allclose(dx, results[0][1], rtol=1e-12, atol=1e-15)

@@ -92,7 +92,8 @@ def test_a_part_on_the_stand_in_gets_a_folder_of_its_own_and_is_named(new_user, 
     new_user(mnist_found=True, frey_found=False)
     assert run("run") == 0
     err = capsys.readouterr().err
-    assert "WARNING: frey/bernoulli, frey/gaussian in runs/smoke-frey-stand-in were trained on the OFFLINE STAND-IN" in err
+    assert ("WARNING: frey/bernoulli, frey/gaussian in runs/smoke-frey-stand-in were trained on the "
+            "OFFLINE STAND-IN") in err
     values = metrics("runs/smoke-frey-stand-in")
     assert values["run"]["data_source"] == "MNIST; offline stand-in: digits cropped to 28x20"
     report = Path("runs/smoke-frey-stand-in/report.md").read_text()
@@ -115,7 +116,8 @@ def test_an_explicit_out_with_other_data_is_refused_and_can_be_moved_aside(new_u
     assert f"{out} holds results made from other data or settings, so nothing was run" in err
     assert "MNIST mean-image reference, MNIST plain: data.source: offline stand-in: scikit-learn digits resized " \
            "to 28x28 -> MNIST; data.stand_in: true -> false; data.x_train.sha256: " in err
-    assert "Frey Face VAE (bernoulli), Frey Face VAE (gaussian): data.source: offline stand-in: digits cropped to 28x20 -> Frey Face" in err
+    assert ("Frey Face VAE (bernoulli), Frey Face VAE (gaussian): data.source: offline stand-in: digits cropped "
+            "to 28x20 -> Frey Face") in err
     assert "--move-aside" in err
     assert (out / "metrics.json").read_bytes() == before
     assert run("run", "--out", str(out), "--move-aside") == 0

@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 from minidl.contractive import contractive_penalty
 from minidl.gradcheck import numerical_gradient, relative_error
-from minidl.layers import (Conv2D, Dense, Flatten, Identity, MaxPool2D, ReLU, Sequential, Sigmoid,
-                           Tanh)
+from minidl.layers import Conv2D, Dense, Flatten, Identity, MaxPool2D, ReLU, Sequential, Sigmoid, Tanh
 from minidl.testing import assert_layer_gradients, smallest_kink_distance
 
 seeds = st.integers(0, 2**32 - 1)

@@ -281,14 +281,16 @@ def server():
 
 
 def cache_files():
-    return sorted(p.relative_to(datasets.cache_dir()).as_posix() for p in datasets.cache_dir().rglob("*") if p.is_file())
+    cache = datasets.cache_dir()
+    return sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file())
 
 
 def test_download_tries_mirrors_until_a_verified_copy(server):
     base, routes = server
     good = idx_bytes(np.arange(6, dtype=np.uint8))
     packed = gzip.compress(good)
-    routes["/corrupt.gz"] = (gzip.compress(idx_bytes(np.zeros(6, np.uint8))), len(gzip.compress(idx_bytes(np.zeros(6, np.uint8)))))
+    corrupt = gzip.compress(idx_bytes(np.zeros(6, np.uint8)))
+    routes["/corrupt.gz"] = (corrupt, len(corrupt))
     routes["/cut.gz"] = (packed[: len(packed) // 2], len(packed))
     routes["/good.gz"] = (packed, len(packed))
     mirrors = [f"{base}/missing.gz", f"{base}/corrupt.gz", f"{base}/cut.gz", f"{base}/good.gz"]
@@ -325,7 +327,8 @@ def test_failed_downloads_leave_nothing_behind(server):
     packed = gzip.compress(idx_bytes(np.arange(6, dtype=np.uint8)))
     routes["/cut.gz"] = (packed[:10], len(packed))
     routes["/corrupt.gz"] = (packed, len(packed))
-    with pytest.raises(DatasetError, match=r"cut.gz: connection closed after 10 of .*corrupt.gz: checksum mismatch.*MINIDL_DATA"):
+    with pytest.raises(DatasetError,
+                       match=r"cut.gz: connection closed after 10 of .*corrupt.gz: checksum mismatch.*MINIDL_DATA"):
         datasets.locate("test-labels", None, mirrors=[f"{base}/cut.gz", f"{base}/corrupt.gz"],
                         expected="0" * 64, progress=False)
     assert cache_files() == []
@@ -430,7 +433,8 @@ def test_offline_error_explains_where_to_put_files():
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    with pytest.raises(DatasetError, match=r"frey/frey_rawface.mat was not found.*could not be downloaded.*MINIDL_DATA"):
+    with pytest.raises(DatasetError,
+                       match=r"frey/frey_rawface.mat was not found.*could not be downloaded.*MINIDL_DATA"):
         datasets.locate("frey", None, mirrors=[f"http://127.0.0.1:{port}/frey_rawface.mat"], progress=False)
 
 

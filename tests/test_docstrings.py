@@ -12,8 +12,8 @@ import minidl.testing
 MODULES = ["autoencoders.models", "autoencoders.trainer", "autoencoders.architectures", "minidl.testing.gradients",
            "minidl.testing.adjoint", "minidl.testing.kinks", "minidl.gradcheck", "minidl.process",
            "minidl.backend", "minidl.layers.dense", "minidl.layers.conv", "minidl.layers.pool", "minidl.layers.shape",
-           "minidl.layers.activations", "minidl.layers.sequential", "minidl.losses", "minidl.contractive", "minidl.optim",
-           "minidl.serialization", "minidl.flow"]
+           "minidl.layers.activations", "minidl.layers.sequential", "minidl.losses", "minidl.contractive",
+           "minidl.optim", "minidl.serialization", "minidl.flow"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -81,7 +81,8 @@ def test_smoke_run_writes_report_metrics_and_figures_and_reuses_training(tmp_pat
             assert (tmp_path / "figures" / f"frey_{likelihood}_{figure}.png").exists()
     assert (tmp_path / "figures" / "frey_kl_per_dimension.png").exists()
     for part in ("mnist", "frey"):
-        assert f"figures/{part}_gradient_flow.png" in report and (tmp_path / "figures" / f"{part}_gradient_flow.png").exists()
+        figure = f"figures/{part}_gradient_flow.png"
+        assert figure in report and (tmp_path / figure).exists()
     flow = values["mnist"]["contractive"]["history"][0]["gradient_flow"]  # kept in metrics.json
     assert flow["activations"]["encoder.sigmoid_1"]["saturated_fraction_trace"]
     assert "0.010388" in report and "96.49" not in report  # the study's values, as fractions

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minidl.layers import Conv2D, Conv2DTranspose, MaxPool2D, ReLU, sigmoid
-from minidl.losses import bce_with_logits
 from minidl.layers.memory import IMAGES_LAST, Workspace, empty, flat, memory_axes
+from minidl.losses import bce_with_logits
 
 seeds = st.integers(0, 2**32 - 1)
 LAYOUTS = {"C order": (0, 1, 2, 3), "images last": IMAGES_LAST, "channel-major": (1, 0, 2, 3),

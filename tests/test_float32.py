@@ -48,10 +48,31 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minidl.contractive import contractive_penalty
-from minidl.layers import (Conv2D, Conv2DTranspose, Dense, Flatten, Identity, MaxPool2D, ReLU, Reshape,
-                           Sequential, Sigmoid, Tanh, ZeroPad2D)
-from minidl.losses import (bce, bce_with_logits, elbo, gaussian_kl, gaussian_nll, kl_sparsity, mse,
-                           reparameterize, reparameterize_backward)
+from minidl.layers import (
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    Flatten,
+    Identity,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    ZeroPad2D,
+)
+from minidl.losses import (
+    bce,
+    bce_with_logits,
+    elbo,
+    gaussian_kl,
+    gaussian_nll,
+    kl_sparsity,
+    mse,
+    reparameterize,
+    reparameterize_backward,
+)
 from minidl.optim import SGD, Adam
 from minidl.testing import conv_geometries, pool_geometries, seeds
 
@@ -112,7 +133,7 @@ def hold_linear_layer(layer32, x32, depth: dict, rng) -> None:
     ``depth`` gives d for each result: "y", "dx", "<param>" (backward), "t", "dt", "t.<param>" (tangent).
     """
     x64 = x32.astype(np.float64)
-    for name, param in layer32.params.items():  # random biases too: a missing bias term must show
+    for param in layer32.params.values():  # random biases too: a missing bias term must show
         param[...] = rng.standard_normal(param.shape).astype(np.float32)
     layer64, magnitude = twins(layer32)
     y32, y64, y_abs = layer32.forward(x32), layer64.forward(x64), magnitude.forward(np.abs(x64))
@@ -351,7 +372,8 @@ def test_reparameterization_and_gaussian_kl_float32(n, k, seed):
     # mu + eps sqrt(exp(logvar)): exp, then sqrt (half exp's error, plus a rounding), the product and the sum
     assert_within("reparameterize", reparameterize(mu32, lv32, eps32), reparameterize(mu64, lv64, eps64),
                   rounding(3, np.abs(mu64) + np.abs(eps64) * sigma) + FUNCTION / 2 * np.abs(eps64) * sigma)
-    (dmu32, dlv32), (dmu64, dlv64) = reparameterize_backward(dz32, lv32, eps32), reparameterize_backward(dz64, lv64, eps64)
+    dmu32, dlv32 = reparameterize_backward(dz32, lv32, eps32)
+    dmu64, dlv64 = reparameterize_backward(dz64, lv64, eps64)
     assert_within("reparameterize_backward dmu", dmu32, dmu64, 0.0)
     assert_within("reparameterize_backward dlogvar", dlv32, dlv64,
                   rounding(4, np.abs(dlv64)) + FUNCTION / 2 * np.abs(dlv64))
@@ -364,7 +386,8 @@ def test_reparameterization_and_gaussian_kl_float32(n, k, seed):
                   0.5 * np.sum(gamma(4) * terms + FUNCTION * variance + gamma(k + 2, U64) * terms, axis=1),
                   dtype=np.float64)
     assert_within("gaussian_kl dmu", dm32, dm64, rounding(1, np.abs(dm64)))
-    assert_within("gaussian_kl dlogvar", dv32, dv64, rounding(2, (variance + 1) / (2 * n)) + FUNCTION * variance / (2 * n))
+    assert_within("gaussian_kl dlogvar", dv32, dv64,
+                  rounding(2, (variance + 1) / (2 * n)) + FUNCTION * variance / (2 * n))
 
 
 @settings(max_examples=30, deadline=None)
@@ -382,7 +405,8 @@ def test_gaussian_nll_float32(n, d, seed):
     assert_within("gaussian_nll value", nll32, nll64,
                   gamma(d + 8, U64) * np.sum(np.log(2 * np.pi) + np.abs(lv64) + scaled, axis=1), dtype=np.float64)
     assert_within("gaussian_nll dmean", dm32, dm64, U32 * np.abs(dm64) + gamma(6, U64) * np.abs(dm64) + TINY)
-    assert_within("gaussian_nll dlogvar", dv32, dv64, U32 * np.abs(dv64) + gamma(6, U64) * (1 + scaled) / (2 * n) + TINY)
+    assert_within("gaussian_nll dlogvar", dv32, dv64,
+                  U32 * np.abs(dv64) + gamma(6, U64) * (1 + scaled) / (2 * n) + TINY)
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
@@ -492,7 +516,8 @@ def test_contractive_penalty_float32(mode, n, fan_in, latent, seed):
         t1 = t @ W
         t2 = t1 * s_abs
         delta_t2 = gamma(fan_in + 4) * t2  # the product, the slope's two roundings, the probe's own rounding
-        value_bound = scale * np.sum(2 * np.abs(t2) * delta_t2 + delta_t2 ** 2) + gamma(t.size + 4, U64) * scale * np.sum(t2 ** 2)
+        value_bound = (scale * np.sum(2 * np.abs(t2) * delta_t2 + delta_t2 ** 2)
+                       + gamma(t.size + 4, U64) * scale * np.sum(t2 ** 2))
         direct = np.einsum("knd,knj->dj", t, c * t2 * s_abs)
         g = adz * s_abs + np.sum(c * t2 * t1, axis=0) * s_abs * (1 + 2 * y)
         depth = fan_in + t.shape[0] * n + n + t.shape[0] + latent + 16

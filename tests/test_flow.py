@@ -12,8 +12,17 @@ from hypothesis import strategies as st
 from autoencoders.architectures import conv_decoder, conv_encoder
 from autoencoders.models import SparseAutoencoder
 from autoencoders.trainer import Trainer, TrainingConfig
-from minidl.flow import (SATURATION, TRACE_POINTS, FlowRecorder, activation_layers, activation_statistics,
-                         alive_units, draw, table, trace)
+from minidl.flow import (
+    SATURATION,
+    TRACE_POINTS,
+    FlowRecorder,
+    activation_layers,
+    activation_statistics,
+    alive_units,
+    draw,
+    table,
+    trace,
+)
 from minidl.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, Sigmoid, Tanh
 from minidl.losses import mse
 from minidl.optim import Adam

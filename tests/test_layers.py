@@ -6,10 +6,30 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from minidl.layers import (Conv2D, Conv2DTranspose, Dense, Flatten, Identity, MaxPool2D, ReLU,
-                           Reshape, Sequential, Sigmoid, Tanh, ZeroPad2D)
-from minidl.testing import (assert_adjoint, assert_layer_gradients, away_from_zero, conv_geometries,
-                            distinct_values, kink_free_inputs, pool_geometries, seeds)
+from minidl.layers import (
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    Flatten,
+    Identity,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    ZeroPad2D,
+)
+from minidl.testing import (
+    assert_adjoint,
+    assert_layer_gradients,
+    away_from_zero,
+    conv_geometries,
+    distinct_values,
+    kink_free_inputs,
+    pool_geometries,
+    seeds,
+)
 
 # every test here runs on both backends: the compiled kernels and their NumPy twins
 pytestmark = pytest.mark.usefixtures("backend")

@@ -9,8 +9,17 @@ from scipy import stats
 
 from minidl.gradcheck import check_function
 from minidl.layers import sigmoid
-from minidl.losses import (bce, bce_with_logits, elbo, gaussian_kl, gaussian_nll, kl_sparsity, mse,
-                           reparameterize, reparameterize_backward)
+from minidl.losses import (
+    bce,
+    bce_with_logits,
+    elbo,
+    gaussian_kl,
+    gaussian_nll,
+    kl_sparsity,
+    mse,
+    reparameterize,
+    reparameterize_backward,
+)
 
 # every test here runs on both backends: the compiled kernels and their NumPy twins
 pytestmark = pytest.mark.usefixtures("backend")
@@ -217,7 +226,8 @@ def test_extreme_logits_give_the_exact_limits():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: mse(np.zeros((2, 3)), np.zeros((2, 4))), r"mse: prediction and target shapes differ: \(2, 3\) and \(2, 4\)"),
+    (lambda: mse(np.zeros((2, 3)), np.zeros((2, 4))),
+     r"mse: prediction and target shapes differ: \(2, 3\) and \(2, 4\)"),
     (lambda: bce(np.zeros((2, 3)), np.zeros((2, 3)), "max"), "Unknown reduction 'max'"),
     (lambda: kl_sparsity(np.zeros((2, 3, 1))), r"\(N, K\)"),
     (lambda: kl_sparsity(np.zeros((2, 3)), rho=1.5), "rho=1.5"),

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from autoencoders.architectures import conv_decoder, conv_encoder
-from autoencoders.models import (Autoencoder, ContractiveAutoencoder, SparseAutoencoder,
-                                 VariationalAutoencoder)
+from autoencoders.models import Autoencoder, ContractiveAutoencoder, SparseAutoencoder, VariationalAutoencoder
 from minidl.gradcheck import numerical_gradient, relative_error
 
 IMAGE = (1, 12, 12)
@@ -44,7 +43,8 @@ CASES = {
                                                  mode="hutchinson", n_probes=2),
     "contractive_exact": lambda seed: small(ContractiveAutoencoder, seed, "sigmoid", contractive_weight=0.3,
                                             mode="exact"),
-    "vae_bernoulli": lambda seed: VariationalAutoencoder((1, 4, 3), hidden=5, latent_dim=2, rng=seed).astype(np.float64),
+    "vae_bernoulli": lambda seed: VariationalAutoencoder((1, 4, 3), hidden=5, latent_dim=2,
+                                                         rng=seed).astype(np.float64),
     "vae_gaussian": lambda seed: VariationalAutoencoder((1, 4, 3), hidden=5, latent_dim=2, likelihood="gaussian",
                                                         rng=seed).astype(np.float64),
 }

@@ -120,5 +120,6 @@ def test_initializers_have_the_keras_scales():
 def test_a_learning_rate_that_is_not_a_finite_positive_number_is_refused_in_one_line(lr, error):
     _, _, parameters = one_param()
     for optimizer in (SGD, Adam):
-        with pytest.raises(error, match=rf"^Expected lr to be a finite positive number\. Received: lr={re.escape(repr(lr))}$"):
+        expected = rf"^Expected lr to be a finite positive number\. Received: lr={re.escape(repr(lr))}$"
+        with pytest.raises(error, match=expected):
             optimizer(parameters, lr=lr)

@@ -7,14 +7,23 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from planted_bugs import PLANTED, FirstWeightWrong, first_weight_wrong
 
 from minidl.gradcheck import check_layer, numerical_gradient, numerical_projections, numerical_vjp
 from minidl.layers import Conv2D, Conv2DTranspose, Dense, Layer, MaxPool2D, ReLU, Sequential, Sigmoid, Tanh
-from minidl.testing import (GradientMismatch, PrecisionWarning, assert_adjoint, assert_layer_gradients,
-                            conv_geometries, kink_distance, kink_free_inputs, pool_geometries,
-                            seeds, smallest_kink_distance)
+from minidl.testing import (
+    GradientMismatch,
+    PrecisionWarning,
+    assert_adjoint,
+    assert_layer_gradients,
+    conv_geometries,
+    kink_distance,
+    kink_free_inputs,
+    pool_geometries,
+    seeds,
+    smallest_kink_distance,
+)
 from minidl.testing.criteria import judge
-from planted_bugs import PLANTED, FirstWeightWrong, first_weight_wrong
 
 
 class LeakyReLU(Layer):
@@ -393,6 +402,13 @@ def test_an_input_in_any_memory_layout_is_checked():
     assert max(check_layer(Dense(10, 2, rng=rng).astype(np.float64), x[:, 0].reshape(2, -1)[:, :20:2]).values()) < 1e-6
 
 
+def test_check_layer_says_when_the_layer_returns_no_input_gradient():
+    layer = Dense(3, 2, rng=0, dtype=np.float64)
+    layer.needs_input_grad = False
+    with pytest.raises(ValueError, match="needs_input_grad"):
+        check_layer(layer, np.ones((2, 3)))
+
+
 @settings(max_examples=30, deadline=None)
 @given(conv_geometries(), conv_geometries(transpose=True), pool_geometries())
 def test_strategies_draw_only_valid_geometries(conv, transpose, pool):
@@ -476,8 +492,10 @@ def test_same_padding_at_stride_two_is_not_the_adjoint_on_an_even_input():
     for padding, adjoint in (("same", False), (1, True)):
         conv = Conv2D(1, 2, 3, 2, padding, dtype=np.float64)
         conv.params["W"] = transpose.params["W"]
-        check = lambda: assert_adjoint(lambda x: conv.forward(x, training=False),  # noqa: E731
-                                       lambda y: transpose.forward(y, training=False), (1, 1, 6, 6), (1, 2, 3, 3))
+
+        def check():
+            assert_adjoint(lambda x: conv.forward(x, training=False),
+                           lambda y: transpose.forward(y, training=False), (1, 1, 6, 6), (1, 2, 3, 3))
         if adjoint:
             check()
         else:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from minidl.layers import (Conv2D, Conv2DTranspose, Dense, MaxPool2D, ReLU, Sigmoid, Tanh, ZeroPad2D)
+from minidl.layers import Conv2D, Conv2DTranspose, Dense, MaxPool2D, ReLU, Sigmoid, Tanh, ZeroPad2D
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

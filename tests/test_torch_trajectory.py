@@ -14,8 +14,14 @@ Skipped when PyTorch is not installed; it is never a requirement of the project.
 import numpy as np
 import pytest
 
-from autoencoders import (Autoencoder, ContractiveAutoencoder, SparseAutoencoder, VariationalAutoencoder,
-                          conv_decoder, conv_encoder)
+from autoencoders import (
+    Autoencoder,
+    ContractiveAutoencoder,
+    SparseAutoencoder,
+    VariationalAutoencoder,
+    conv_decoder,
+    conv_encoder,
+)
 from autoencoders.torch_twin import follow
 from experiments import datasets
 

@@ -9,8 +9,8 @@ except ImportError:
     fcntl = None
 
 from autoencoders.architectures import conv_decoder, conv_encoder
-from autoencoders.models import Autoencoder, ContractiveAutoencoder, SparseAutoencoder
 from autoencoders.checkpoints import CheckpointError, CheckpointMismatch, read_checkpoint
+from autoencoders.models import Autoencoder, ContractiveAutoencoder, SparseAutoencoder
 from autoencoders.trainer import Trainer, TrainingConfig, TrainingDiverged, latent_health
 
 IMAGE = (1, 12, 12)

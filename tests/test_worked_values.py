@@ -12,10 +12,31 @@ import numpy as np
 import pytest
 
 from minidl.contractive import contractive_penalty
-from minidl.layers import (Conv2D, Conv2DTranspose, Dense, Flatten, Identity, MaxPool2D, ReLU, Reshape,
-                           Sequential, Sigmoid, Tanh, ZeroPad2D)
-from minidl.losses import (bce, bce_with_logits, elbo, gaussian_kl, gaussian_nll, kl_sparsity, mse,
-                           reparameterize, reparameterize_backward)
+from minidl.layers import (
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    Flatten,
+    Identity,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    ZeroPad2D,
+)
+from minidl.losses import (
+    bce,
+    bce_with_logits,
+    elbo,
+    gaussian_kl,
+    gaussian_nll,
+    kl_sparsity,
+    mse,
+    reparameterize,
+    reparameterize_backward,
+)
 
 W2 = np.array([[1.0, 2.0], [3.0, 4.0]])
 X16 = np.arange(16.0).reshape(1, 1, 4, 4)  # rows 0 1 2 3 / 4 5 6 7 / 8 9 10 11 / 12 13 14 15

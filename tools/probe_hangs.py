@@ -5,9 +5,10 @@ machine's loopback that is not a Dask scheduler -- a malformed address, a closed
 answers, an HTTP server, a listener that answers with a huge length prefix -- and passes when the command ends
 with one line on stderr and the expected exit code, at most 5 s (the README's promise) and a second to exit
 after it connected to the listener, and within the command's start-up and those 5 s in all (the start-up
-varies with the machine's load, so that bound is loose: it catches a hang, the first bound the promise). The SIGINT case interrupts the command while it waits on the silent listener and passes when
-it ends at once with exit code 130. The orphan case starts a local sweep in two worker processes, SIGKILLs the
-command once the workers run, and passes when no process of its session is left a few seconds later.
+varies with the machine's load, so that bound is loose: it catches a hang, the first bound the promise). The
+SIGINT case interrupts the command while it waits on the silent listener and passes when it ends at once
+with exit code 130. The orphan case starts a local sweep in two worker processes, SIGKILLs the command once
+the workers run, and passes when no process of its session is left a few seconds later.
 
     python tools/probe_hangs.py            # every case; exit 1 if any fails
     python tools/probe_hangs.py orphans    # the cases whose names contain "orphans"

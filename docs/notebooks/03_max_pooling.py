@@ -53,8 +53,9 @@ first = layer.backward(dy)
 np.testing.assert_array_equal(first, dx_hand)
 windows = x[0, 0].reshape(2, 2, 2, 2).transpose(0, 2, 1, 3)
 tied = windows == windows.max(axis=(2, 3), keepdims=True)
+shares = tied / tied.sum(axis=(2, 3), keepdims=True)  # 1 / (number of tied maxima) at each of them
 rules = {"first": first[0, 0],
-         "split": (tied / tied.sum(axis=(2, 3), keepdims=True) * dy[0, 0][:, :, None, None]).transpose(0, 2, 1, 3).reshape(4, 4),
+         "split": (shares * dy[0, 0][:, :, None, None]).transpose(0, 2, 1, 3).reshape(4, 4),
          "copy": (tied * dy[0, 0][:, :, None, None]).transpose(0, 2, 1, 3).reshape(4, 4)}
 
 # %% [markdown]
@@ -77,7 +78,8 @@ def output_change(moved):
 
 print(f"raise one tied input: {output_change(top_right[:1]):.3f}, raise all three: {output_change(top_right):.3f}")
 for name, routed in rules.items():
-    print(f"{name:5}: predicted change when all three rise = {sum(routed[r, c] for r, c in top_right) / dy[0, 0, 0, 1]:.1f}")
+    predicted = sum(routed[r, c] for r, c in top_right) / dy[0, 0, 0, 1]
+    print(f"{name:5}: predicted change when all three rise = {predicted:.1f}")
 
 # %% [markdown]
 # A central difference at a tie measures neither rule: $+h$ raises the maximum, $-h$ does not, so it sees

@@ -70,7 +70,8 @@ closed = contractive_penalty(encoder, x, "closed_form", backward=False)[0]
 encoder.forward(x)
 exact = contractive_penalty(encoder, x, "exact", backward=False)[0]
 h = 1e-6
-jacobians = np.stack([(encoder.forward(x + h * e, training=False) - encoder.forward(x - h * e, training=False)) / (2 * h)
+jacobians = np.stack([(encoder.forward(x + h * e, training=False)
+                       - encoder.forward(x - h * e, training=False)) / (2 * h)
                       for e in np.eye(6)], axis=-1)           # (N, K, D)
 finite_difference = float(np.mean(np.sum(jacobians ** 2, axis=(1, 2))))
 print(f"closed form {closed:.6f} | exact {exact:.6f} | central differences {finite_difference:.6f}")
@@ -95,7 +96,8 @@ for n_probes in probes:
     means.append(np.mean(estimates))
     variances.append(np.var(estimates, ddof=1))
     print(f"{n_probes:2d} probes: mean - exact = {means[-1] - exact:+.2e} (standard error "
-          f"{np.sqrt(variances[-1] / 400):.2e}), variance {variances[-1]:.2e} vs formula {theory_per_probe / n_probes:.2e}")
+          f"{np.sqrt(variances[-1] / 400):.2e}), variance {variances[-1]:.2e} "
+          f"vs formula {theory_per_probe / n_probes:.2e}")
     assert abs(means[-1] - exact) < 5 * np.sqrt(variances[-1] / 400)
 fig, ax = plt.subplots(figsize=(4.5, 3.2))
 ax.loglog(probes, variances, "o", label="measured (400 estimates)")

@@ -39,7 +39,8 @@ p = 1 / (1 + np.exp(-logits))
 reconstruction = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=1)
 kl = -0.5 * (1 + logvar - mu ** 2 - np.exp(logvar)).sum(axis=1)
 terms = elbo(x, logits, mu, logvar)
-print("by hand: R =", reconstruction.round(6).tolist(), " KL =", (kl + 0.0).tolist(), " dL/da =", ((p - x) / 2).tolist())
+print("by hand: R =", reconstruction.round(6).tolist(), " KL =", (kl + 0.0).tolist(),
+      " dL/da =", ((p - x) / 2).tolist())
 print("minidl:  R =", terms.reconstruction.round(6).tolist(), " KL =", (terms.kl + 0.0).tolist(),
       " dL/da =", terms.d_decoder.tolist())
 np.testing.assert_allclose(terms.d_decoder, (p - x) / 2)

@@ -8,13 +8,14 @@ No ``fastmath``: NaN and infinity must come out as NumPy's expressions give them
 NaN and stops training).
 """
 
+import numpy as np
 from numba import njit, prange
 
 from minidl.kernels.threads import SERIAL_BELOW
 
 
 @njit(inline="always")
-def _relu_forward_at(x, y, mask, i):
+def _relu_forward_at(x: np.ndarray, y: np.ndarray, mask: np.ndarray, i: int) -> None:
     positive = x[i] > 0
     mask[i] = positive
     # x * 0 rather than 0: a NaN stays NaN, as in NumPy's x * mask
@@ -22,7 +23,7 @@ def _relu_forward_at(x, y, mask, i):
 
 
 @njit(cache=True, parallel=True)
-def relu_forward(x, y, mask):
+def relu_forward(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
     """y = x * (x > 0) and mask = x > 0.
 
     Parameters
@@ -42,12 +43,12 @@ def relu_forward(x, y, mask):
 
 
 @njit(inline="always")
-def _relu_backward_at(dy, mask, dx, i):
+def _relu_backward_at(dy: np.ndarray, mask: np.ndarray, dx: np.ndarray, i: int) -> None:
     dx[i] = dy[i] if mask[i] else dy[i] * 0.0
 
 
 @njit(cache=True, parallel=True)
-def relu_backward(dy, mask, dx):
+def relu_backward(dy: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
     """dx = dy * mask.
 
     Parameters
@@ -66,14 +67,14 @@ def relu_backward(dy, mask, dx):
 
 
 @njit(inline="always")
-def _negative_capped_abs_at(x, cap, out, i):
+def _negative_capped_abs_at(x: np.ndarray, cap: float, out: np.ndarray, i: int) -> None:
     magnitude = abs(x[i])
     # written as a comparison, not min(): a NaN fails it and stays NaN, as in np.minimum
     out[i] = -(cap if magnitude > cap else magnitude)
 
 
 @njit(cache=True, parallel=True)
-def negative_capped_abs(x, bound, out):
+def negative_capped_abs(x: np.ndarray, bound: float, out: np.ndarray) -> None:
     """out = -min(|x|, bound): the argument of the exponential in the sigmoid and in BCE from logits.
 
     NumPy's ``-np.minimum(np.abs(x), bound)`` makes three passes and two temporary arrays; this is one.
@@ -98,13 +99,13 @@ def negative_capped_abs(x, bound, out):
 
 
 @njit(inline="always")
-def _sigmoid_at(x, e, y, i):
+def _sigmoid_at(x: np.ndarray, e: np.ndarray, y: np.ndarray, i: int) -> None:
     one = y.dtype.type(1.0)
     y[i] = (one if x[i] >= 0 else e[i]) / (one + e[i])
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def sigmoid_from_exponential(x, e, y):
+def sigmoid_from_exponential(x: np.ndarray, e: np.ndarray, y: np.ndarray) -> None:
     """y = sigmoid(x), given e = exp(-|x|): 1 / (1 + e) where x >= 0 and e / (1 + e) where x < 0.
 
     The exponential comes in from NumPy, whose vectorised exp is faster than a per-element call;
@@ -128,7 +129,7 @@ def sigmoid_from_exponential(x, e, y):
 
 
 @njit(cache=True)
-def any_per_row(rows, out):
+def any_per_row(rows: np.ndarray, out: np.ndarray) -> None:
     """out[u] = True where row u of ``rows`` holds a nonzero element (a ReLU unit active on some sample).
 
     Each row is read only up to its first nonzero element, so a live unit costs a few reads and only a

@@ -7,13 +7,15 @@ bookkeeping took about a fifth of a training step. Here every element is read an
 
 import math
 
+import numpy as np
 from numba import njit, prange
 
 from minidl.kernels.threads import ADAM_SERIAL_BELOW
 
 
 @njit(inline="always")
-def _adam_at(param, grad, m, v, beta1, beta2, step_size, inverse_root, eps, i):
+def _adam_at(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, beta1: float, beta2: float,
+             step_size: float, inverse_root: float, eps: float, i: int) -> None:
     # float(): float64 arithmetic also as plain Python (NUMBA_DISABLE_JIT), where a float32 element
     # times a Python float stays float32
     g = float(grad[i])
@@ -25,7 +27,8 @@ def _adam_at(param, grad, m, v, beta1, beta2, step_size, inverse_root, eps, i):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def adam_update(param, grad, m, v, beta1, beta2, step_size, correction2, eps):
+def adam_update(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, beta1: float, beta2: float,
+                step_size: float, correction2: float, eps: float) -> None:
     """In-place Adam step on flat (1-D, contiguous) arrays of one parameter.
 
     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;

@@ -14,11 +14,13 @@ it came from, summing where receptive fields overlap. It is the backward pass of
 forward pass of a transposed convolution.
 """
 
+import numpy as np
 from numba import njit, prange
 
 
 @njit(cache=True)
-def _check_cols_shape(cols_shape, channels, kernel_h, kernel_w, out_h, out_w, n_images):
+def _check_cols_shape(cols_shape: tuple[int, ...], channels: int, kernel_h: int, kernel_w: int, out_h: int,
+                      out_w: int, n_images: int) -> None:
     """Numba does not check bounds: a ``cols`` of another shape would be read or written outside it."""
     if cols_shape[0] != channels * kernel_h * kernel_w or cols_shape[1] != out_h * out_w * n_images:
         raise ValueError("im2col/col2im: expected cols of shape (C * kernel_h * kernel_w, out_h * out_w * N) "
@@ -26,7 +28,8 @@ def _check_cols_shape(cols_shape, channels, kernel_h, kernel_w, out_h, out_w, n_
 
 
 @njit(cache=True, parallel=True)
-def im2col(x, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, cols):
+def im2col(x: np.ndarray, kernel_h: int, kernel_w: int, stride: int, pad_top: int, pad_left: int, out_h: int,
+           out_w: int, cols: np.ndarray) -> None:
     """Unfold image patches into columns.
 
     Parameters
@@ -57,7 +60,8 @@ def im2col(x, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, cols)
 
 
 @njit(cache=True, parallel=True)
-def col2im(cols, kernel_h, kernel_w, stride, pad_top, pad_left, out_h, out_w, x):
+def col2im(cols: np.ndarray, kernel_h: int, kernel_w: int, stride: int, pad_top: int, pad_left: int, out_h: int,
+           out_w: int, x: np.ndarray) -> None:
     """Fold columns back into images, summing overlaps (the adjoint of :func:`im2col`).
 
     Parameters

@@ -13,7 +13,7 @@ from minidl.kernels.threads import SERIAL_BELOW
 
 
 @njit(fastmath={"reassoc"})
-def _sum_float64(values):
+def _sum_float64(values: np.ndarray) -> float:
     """The sum of a 1-D array, in float64. ``reassoc`` is the only relaxation: it lets the compiler keep
     partial sums in vector lanes instead of adding one element at a time (a chain of dependent float64
     additions, two thirds of this kernel's time before). Only the order of the additions changes; NaN
@@ -26,7 +26,8 @@ def _sum_float64(values):
 
 
 @njit(inline="always")
-def _bce_row(x, t, e, log1p_e, scale, losses, dx, terms, n):
+def _bce_row(x: np.ndarray, t: np.ndarray, e: np.ndarray, log1p_e: np.ndarray, scale: float, losses: np.ndarray,
+             dx: np.ndarray, terms: np.ndarray, n: int) -> None:
     real = dx.dtype.type
     one, zero, s = real(1.0), real(0.0), real(scale)
     for d in range(x.shape[1]):
@@ -38,7 +39,8 @@ def _bce_row(x, t, e, log1p_e, scale, losses, dx, terms, n):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def bce_logits_rows(x, t, e, log1p_e, scale, losses, dx, terms):
+def bce_logits_rows(x: np.ndarray, t: np.ndarray, e: np.ndarray, log1p_e: np.ndarray, scale: float,
+                    losses: np.ndarray, dx: np.ndarray, terms: np.ndarray) -> None:
     """Per sample n: the summed loss and the gradient, given e = exp(-|x|) and log1p(e).
 
     terms[n, d] = max(x, 0) - x t + log1p(e)    (in x's dtype)

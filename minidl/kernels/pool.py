@@ -23,14 +23,14 @@ from numba import njit, prange
 
 
 @njit(cache=True)
-def _shapes_fit(x_shape, y_shape, argmax_shape, pool):
+def _shapes_fit(x_shape: tuple[int, ...], y_shape: tuple[int, ...], argmax_shape: tuple[int, ...], pool: int) -> bool:
     """Whether y and argmax are (C, H // pool, W // pool, N) for x of shape (C, H, W, N)."""
     return (pool >= 1 and x_shape[0] == y_shape[0] and x_shape[3] == y_shape[3]
             and y_shape[1] == x_shape[1] // pool and y_shape[2] == x_shape[2] // pool and argmax_shape == y_shape)
 
 
 @njit(cache=True, parallel=True)
-def _indices_inside_windows(argmax, pool, width):
+def _indices_inside_windows(argmax: np.ndarray, pool: int, width: int) -> bool:
     """Whether every recorded index lies inside its own window.
 
     An index ``iy * W + ix`` lies in the window at (oy, ox) when, for one row i < pool, it is at most
@@ -55,7 +55,7 @@ def _indices_inside_windows(argmax, pool, width):
 
 
 @njit(cache=True, parallel=True)
-def maxpool_forward(x, pool, y, argmax):
+def maxpool_forward(x: np.ndarray, pool: int, y: np.ndarray, argmax: np.ndarray) -> None:
     """Max over ``pool x pool`` windows.
 
     Parameters
@@ -94,7 +94,7 @@ def maxpool_forward(x, pool, y, argmax):
 
 
 @njit(cache=True, parallel=True)
-def maxpool_backward(dy, argmax, pool, dx):
+def maxpool_backward(dy: np.ndarray, argmax: np.ndarray, pool: int, dx: np.ndarray) -> None:
     """Route each output gradient to the recorded maximum; every other input gets zero.
 
     Parameters
@@ -134,7 +134,7 @@ def maxpool_backward(dy, argmax, pool, dx):
 
 
 @njit(cache=True, parallel=True)
-def maxpool_gather(x, argmax, pool, y):
+def maxpool_gather(x: np.ndarray, argmax: np.ndarray, pool: int, y: np.ndarray) -> None:
     """Read each window at its recorded position: y = x[argmax] (the pool's Jacobian applied to x).
 
     Parameters

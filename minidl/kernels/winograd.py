@@ -19,7 +19,8 @@ from numba import njit, prange
 
 
 @njit(cache=True, parallel=True)
-def winograd_input_tiles(x, BT, pad_top, pad_left, tiles_h, tiles_w, V):
+def winograd_input_tiles(x: np.ndarray, BT: np.ndarray, pad_top: int, pad_left: int, tiles_h: int, tiles_w: int,
+                         V: np.ndarray) -> None:
     """Transform every input tile: V_t = B^T d_t B.
 
     Parameters
@@ -74,7 +75,8 @@ def winograd_input_tiles(x, BT, pad_top, pad_left, tiles_h, tiles_w, V):
 
 
 @njit(cache=True, parallel=True)
-def winograd_input_tiles_adjoint(dV, BT, pad_top, pad_left, tiles_h, tiles_w, dx):
+def winograd_input_tiles_adjoint(dV: np.ndarray, BT: np.ndarray, pad_top: int, pad_left: int, tiles_h: int,
+                                 tiles_w: int, dx: np.ndarray) -> None:
     """The adjoint of :func:`winograd_input_tiles`: dx = the sum over tiles of B dV_t B^T, each added
     where its input tile lies (overlapping tiles add up; what falls in the padding is dropped).
 
@@ -129,7 +131,7 @@ def winograd_input_tiles_adjoint(dV, BT, pad_top, pad_left, tiles_h, tiles_w, dx
 
 
 @njit(cache=True, parallel=True)
-def winograd_output_tiles(M, AT, bias, y):
+def winograd_output_tiles(M: np.ndarray, AT: np.ndarray, bias: np.ndarray, y: np.ndarray) -> None:
     """Transform every product tile back and add the bias: y_t = A^T M_t A + b, cropped to y.
 
     Parameters
@@ -176,7 +178,7 @@ def winograd_output_tiles(M, AT, bias, y):
 
 
 @njit(cache=True, parallel=True)
-def winograd_output_tiles_adjoint(dy, AT, dM, db):
+def winograd_output_tiles_adjoint(dy: np.ndarray, AT: np.ndarray, dM: np.ndarray, db: np.ndarray) -> None:
     """The adjoint of :func:`winograd_output_tiles`: dM_t = A dY_t A^T, and db = the sum of dy per channel.
 
     Parameters

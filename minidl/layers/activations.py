@@ -9,6 +9,7 @@ x : any shape -> y : the same shape; tangents (K, *x.shape) -> the same shape.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from minidl.backend import kernels
 from minidl.layers.base import Layer
@@ -55,7 +56,7 @@ def _exp_negative_abs(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return np.exp(e, out=e)
 
 
-def _at_least_float32(x) -> np.ndarray:
+def _at_least_float32(x: ArrayLike) -> np.ndarray:
     """``x`` as an array of float32 or float64 (the kernels' dtypes), in its own memory layout."""
     x = np.asarray(x)
     return x.astype(np.result_type(x, np.float32), copy=False)
@@ -100,20 +101,20 @@ class ReLU(Layer):
     array([[0., 0., 5.]])
     """
 
-    def forward(self, x, training=True):
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         y, mask = relu_and_mask(x)  # y = x * (x > 0), mask = x > 0
         self._store(training, x, y, mask=mask)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
         mask = self._cached(dy)["mask"]
         return times_mask(dy, mask)  # dx = dy * mask
 
-    def jvp(self, t):
+    def jvp(self, t: np.ndarray) -> np.ndarray:
         mask = self._start_tangent(t)["mask"]
         return times_mask(t, mask)  # t_out[k] = t[k] * mask
 
-    def jvp_backward(self, dt):
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         self._tangent_cached(dt)
         mask = self._cached()["mask"]
         # the Jacobian is piecewise constant in x: no second-order term
@@ -140,21 +141,21 @@ class Sigmoid(Layer):
     array([[0.25      , 0.10499359]])
     """
 
-    def forward(self, x, training=True):
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         y = sigmoid(x)
         self._store(training, x, y, y=y)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
         y = self._cached(dy)["y"]
         return dy * y * (1 - y)
 
-    def jvp(self, t):
+    def jvp(self, t: np.ndarray) -> np.ndarray:
         y = self._start_tangent(t)["y"]
         self._store_tangent(t=t)
         return t * (y * (1 - y))
 
-    def jvp_backward(self, dt):
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         t = self._tangent_cached(dt)["t"]
         y = self._cached()["y"]
         slope = y * (1 - y)
@@ -179,21 +180,21 @@ class Tanh(Layer):
     array([[1.        , 0.41997434]])
     """
 
-    def forward(self, x, training=True):
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         y = np.tanh(x)
         self._store(training, x, y, y=y)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
         y = self._cached(dy)["y"]
         return dy * (1 - y * y)
 
-    def jvp(self, t):
+    def jvp(self, t: np.ndarray) -> np.ndarray:
         y = self._start_tangent(t)["y"]
         self._store_tangent(t=t)
         return t * (1 - y * y)
 
-    def jvp_backward(self, dt):
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         t = self._tangent_cached(dt)["t"]
         y = self._cached()["y"]
         slope = 1 - y * y
@@ -211,18 +212,18 @@ class Identity(Layer):
     array([[ 1.5, -2. ]])
     """
 
-    def forward(self, x, training=True):
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._store(training, x, x)
         return x
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
         self._cached(dy)
         return dy
 
-    def jvp(self, t):
+    def jvp(self, t: np.ndarray) -> np.ndarray:
         self._start_tangent(t)
         return t
 
-    def jvp_backward(self, dt):
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         self._tangent_cached(dt)
         return dt, None

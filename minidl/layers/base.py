@@ -39,7 +39,10 @@ tangent pass of the previous one.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 
 class Layer:
@@ -50,20 +53,20 @@ class Layer:
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
-        self._cache: dict | None = None
-        self._tangent_cache: dict | None = None
+        self._cache: dict[str, Any] | None = None
+        self._tangent_cache: dict[str, Any] | None = None
 
     # -- to be provided by every layer -------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError
 
     def jvp(self, t: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} has no tangent pass.")
 
-    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         raise NotImplementedError(f"{type(self).__name__} has no tangent pass.")
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -80,7 +83,7 @@ class Layer:
         for grad in self.grads.values():
             grad.fill(0.0)
 
-    def astype(self, dtype) -> "Layer":
+    def astype(self, dtype: DTypeLike) -> Layer:
         """Convert parameters and gradients to ``dtype`` (in place) and return the layer."""
         for name in self.params:
             self.params[name] = self.params[name].astype(dtype)
@@ -92,7 +95,7 @@ class Layer:
     def n_params(self) -> int:
         return int(sum(p.size for p in self.params.values()))
 
-    def _store(self, training: bool, x: np.ndarray, y: np.ndarray, /, **cache) -> None:
+    def _store(self, training: bool, x: np.ndarray, y: np.ndarray, /, **cache: Any) -> None:
         """Keep ``cache`` and the shapes of ``x`` and ``y`` for the backward pass (only when training).
 
         A new forward pass also ends any tangent pass through the previous one.
@@ -100,7 +103,7 @@ class Layer:
         self._cache = dict(cache, input_shape=x.shape, output_shape=y.shape) if training else None
         self._tangent_cache = None
 
-    def _cached(self, dy: np.ndarray | None = None) -> dict:
+    def _cached(self, dy: np.ndarray | None = None) -> dict[str, Any]:
         """The cache of the last training forward pass, after checking ``dy`` (when given) against it.
 
         Shapes
@@ -115,7 +118,7 @@ class Layer:
             self._check_upstream("backward", "dy", dy, self._cache["output_shape"])
         return self._cache
 
-    def _start_tangent(self, t: np.ndarray) -> dict:
+    def _start_tangent(self, t: np.ndarray) -> dict[str, Any]:
         """Check tangents ``t`` against the cached input, begin a tangent pass and return the forward cache.
 
         Shapes
@@ -127,13 +130,13 @@ class Layer:
         self._tangent_cache = {"tangent_output_shape": (t.shape[0],) + cache["output_shape"]}
         return cache
 
-    def _store_tangent(self, **cache) -> None:
+    def _store_tangent(self, **cache: Any) -> None:
         """Keep what ``jvp_backward`` needs; called by ``jvp`` after ``_start_tangent``."""
         if self._tangent_cache is None:
             raise RuntimeError(f"{self!r}.jvp must call _start_tangent(t) before _store_tangent.")
         self._tangent_cache.update(cache)
 
-    def _tangent_cached(self, dt: np.ndarray) -> dict:
+    def _tangent_cached(self, dt: np.ndarray) -> dict[str, Any]:
         """The cache of the last ``jvp``, after checking ``dt`` against the tangents it returned.
 
         Shapes
@@ -146,7 +149,7 @@ class Layer:
         self._check_upstream("jvp_backward", "dt", dt, self._tangent_cache["tangent_output_shape"])
         return self._tangent_cache
 
-    def _check_upstream(self, method: str, name: str, array, expected: tuple) -> None:
+    def _check_upstream(self, method: str, name: str, array: object, expected: tuple[int | None, ...]) -> None:
         """Raise unless ``array`` is a floating-point NumPy array of shape ``expected`` (None: any size)."""
         if not isinstance(array, np.ndarray):
             raise TypeError(f"{self!r}.{method}: expected {name} to be a numpy array of floats, "
@@ -162,7 +165,7 @@ class Layer:
         """(K, N, ...) -> (K * N, ...): tangents as one batch for a batch-independent linear map."""
         return t.reshape((t.shape[0] * t.shape[1],) + t.shape[2:])
 
-    def _check_input(self, x: np.ndarray, expected: tuple, description: str) -> None:
+    def _check_input(self, x: np.ndarray, expected: tuple[int | None, ...], description: str) -> None:
         """Raise ValueError unless ``x.shape`` matches ``expected`` (``None`` matches any size)."""
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{self!r}: expected a numpy array, received {type(x).__name__}.")
@@ -173,13 +176,13 @@ class Layer:
         return f"{type(self).__name__}()"
 
 
-def positive_int(name: str, value) -> int:
+def positive_int(name: str, value: object) -> int:
     """``value`` as an int, or a ValueError naming the argument: a layer's sizes are positive integers."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
     return int(value)
 
 
-def _shape_matches(shape: tuple, expected: tuple) -> bool:
+def _shape_matches(shape: tuple[int, ...], expected: tuple[int | None, ...]) -> bool:
     """Same number of axes, and equal sizes wherever ``expected`` is not None."""
     return len(shape) == len(expected) and all(e is None or e == s for e, s in zip(expected, shape))

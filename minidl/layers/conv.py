@@ -14,11 +14,13 @@ layers return it as an (N, F, OH, OW) view rather than copying it.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from minidl.init import get_initializer
 from minidl.backend import kernels
+from minidl.init import Initializer, get_initializer
 from minidl.layers.base import Layer, positive_int
 from minidl.layers.memory import Workspace, as_images, images_last
 from minidl.winograd import F4X4_3X3, tile_grid, transform_weights, transform_weights_adjoint
@@ -27,7 +29,7 @@ ALGORITHMS = ("auto", "im2col", "winograd")
 WINOGRAD = F4X4_3X3  # the tile size the "winograd" path uses (see docs/winograd.md for the choice)
 
 
-def _check_padding(padding) -> str | int:
+def _check_padding(padding: object) -> str | int:
     if padding in ("same", "valid"):
         return padding
     if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool) and padding >= 0:
@@ -36,7 +38,7 @@ def _check_padding(padding) -> str | int:
                      f"Received: padding={padding!r}")
 
 
-def conv_geometry(size: int, kernel: int, stride: int, padding) -> tuple[int, int]:
+def conv_geometry(size: int, kernel: int, stride: int, padding: str | int) -> tuple[int, int]:
     """Output size and leading padding of a convolution along one axis.
 
     ``"same"`` follows TensorFlow: out = ceil(size / stride), and the total padding
@@ -48,11 +50,11 @@ def conv_geometry(size: int, kernel: int, stride: int, padding) -> tuple[int, in
         out = math.ceil(size / stride)
         total = max((out - 1) * stride + kernel - size, 0)
         return out, total // 2
-    pad = 0 if padding == "valid" else padding
+    pad = 0 if padding == "valid" else int(padding)
     return (size + 2 * pad - kernel) // stride + 1, pad
 
 
-def conv_transpose_geometry(size: int, kernel: int, stride: int, padding) -> tuple[int, int]:
+def conv_transpose_geometry(size: int, kernel: int, stride: int, padding: str | int) -> tuple[int, int]:
     """Output size and cropped leading rows of a transposed convolution along one axis.
 
     ``"same"``: out = size * stride with (kernel - 1) // 2 rows cropped in front, the numbers of
@@ -61,7 +63,7 @@ def conv_transpose_geometry(size: int, kernel: int, stride: int, padding) -> tup
     """
     if padding == "same":
         return size * stride, (kernel - 1) // 2
-    pad = 0 if padding == "valid" else padding
+    pad = 0 if padding == "valid" else int(padding)
     return (size - 1) * stride + kernel - 2 * pad, pad
 
 
@@ -75,8 +77,9 @@ class _Convolution(Layer):
     the tangent pass (``slot="tangent"``), which runs between a forward pass and its backward pass.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, rng, kernel_initializer,
-                 dtype, weight_shape: str) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: str | int,
+                 rng: np.random.Generator | int | None, kernel_initializer: str | Initializer,
+                 dtype: DTypeLike, weight_shape: str) -> None:
         super().__init__()
         self.in_channels = positive_int("in_channels", in_channels)
         self.out_channels = positive_int("out_channels", out_channels)
@@ -102,6 +105,21 @@ class _Convolution(Layer):
         self._store(training, x, y, **cache)
         return y
 
+    # -- each layer's own map ----------------------------------------------------------------
+    def _geometry(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """Output height and width, and the leading rows and columns of padding (or cropping)."""
+        raise NotImplementedError
+
+    def _linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict[str, Any]]:
+        """The layer's linear map of ``x`` (+ ``bias``), and what its backward pass needs."""
+        raise NotImplementedError
+
+    def _linear_backward(self, cache: dict[str, Any], dy: np.ndarray,
+                         bias_grad: np.ndarray | None) -> np.ndarray | None:
+        """Add dL/dW (and dL/db into ``bias_grad`` when given) into the gradients; return dL/dx, or None
+        when the layer needs no input gradient."""
+        raise NotImplementedError
+
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         return self._linear_backward(self._cached(dy), dy, self.grads["b"])
 
@@ -116,11 +134,11 @@ class _Convolution(Layer):
         dx = self._linear_backward(self._tangent_cached(dt), self._merge(dt), None)
         return (None if dx is None else dx.reshape(dt.shape[:2] + dx.shape[1:])), None
 
-    def _scratch(self, slot: str, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    def _scratch(self, slot: str, name: str, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
         """An uninitialised array kept in the workspace across calls (its contents are stale)."""
         return self._workspace.get(f"{slot}/{name}", shape, dtype)
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         _, height, width = input_shape
         out_h, out_w, _, _ = self._geometry(height, width)
         return (self.out_channels, out_h, out_w)
@@ -180,8 +198,9 @@ class Conv2D(_Convolution):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 padding="same", rng=None, kernel_initializer="glorot_uniform",
-                 dtype=np.float32, algorithm: str = "auto") -> None:
+                 padding: str | int = "same", rng: np.random.Generator | int | None = None,
+                 kernel_initializer: str | Initializer = "glorot_uniform",
+                 dtype: DTypeLike = np.float32, algorithm: str = "auto") -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, rng, kernel_initializer,
                          dtype, weight_shape="out_in")
         if algorithm not in ALGORITHMS:
@@ -191,7 +210,7 @@ class Conv2D(_Convolution):
                              f"kernel_size={self.kernel_size}, stride={self.stride}")
         self.algorithm = algorithm
 
-    def _choose_path(self, dtype=None) -> str:
+    def _choose_path(self, dtype: DTypeLike | None = None) -> str:
         """How this layer computes: decided here and nowhere else (docs/kernels.md lists the paths).
 
         ``dtype`` is the dtype the layer computes in (by default its weights'). ``"im2col"``, the plain
@@ -220,7 +239,7 @@ class Conv2D(_Convolution):
                              f"({self.kernel_size}x{self.kernel_size}) allows.")
         return out_h, out_w, pad_top, pad_left
 
-    def _linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict]:
+    def _linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict[str, Any]]:
         """W * x (+ bias), and what the backward pass of the linear part needs."""
         W = self.params["W"]
         dtype = np.result_type(x, W)
@@ -244,7 +263,8 @@ class Conv2D(_Convolution):
         cache = dict(path="im2col", cols=cols, input_shape=x.shape, geometry=(out_h, out_w, pad_top, pad_left))
         return y, cache
 
-    def _linear_backward(self, cache: dict, dy: np.ndarray, bias_grad: np.ndarray | None) -> np.ndarray | None:
+    def _linear_backward(self, cache: dict[str, Any], dy: np.ndarray,
+                         bias_grad: np.ndarray | None) -> np.ndarray | None:
         """Add dL/dW (and dL/db into ``bias_grad`` when given) into the gradients; return dL/dx, or None
         when the layer needs no input gradient."""
         if cache["path"] == "winograd":
@@ -270,7 +290,7 @@ class Conv2D(_Convolution):
         kernels.col2im(dcols, k, k, self.stride, pad_top, pad_left, out_h, out_w, dx)
         return as_images(dx)
 
-    def _winograd_linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict]:
+    def _winograd_linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict[str, Any]]:
         """The map of :meth:`_linear` by Winograd's minimal filtering (:mod:`minidl.winograd`): transform
         the input tiles (V) and the filters (U), one (F, C) @ (C, tiles) product per position of the
         transformed tile, transform the products back (adding the bias)."""
@@ -292,7 +312,8 @@ class Conv2D(_Convolution):
                      geometry=(pad_top, pad_left, tiles_h, tiles_w))
         return as_images(y), cache
 
-    def _winograd_linear_backward(self, cache: dict, dy: np.ndarray, bias_grad: np.ndarray | None) -> np.ndarray | None:
+    def _winograd_linear_backward(self, cache: dict[str, Any], dy: np.ndarray,
+                                  bias_grad: np.ndarray | None) -> np.ndarray | None:
         """The adjoint of :meth:`_winograd_linear`, its steps in reverse (docs/winograd.md)."""
         V, U = cache["V"], cache["U"]
         pad_top, pad_left, tiles_h, tiles_w = cache["geometry"]
@@ -349,8 +370,9 @@ class Conv2DTranspose(_Convolution):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 2,
-                 padding="same", rng=None, kernel_initializer="glorot_uniform",
-                 dtype=np.float32) -> None:
+                 padding: str | int = "same", rng: np.random.Generator | int | None = None,
+                 kernel_initializer: str | Initializer = "glorot_uniform",
+                 dtype: DTypeLike = np.float32) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, rng, kernel_initializer,
                          dtype, weight_shape="in_out")
 
@@ -361,7 +383,7 @@ class Conv2DTranspose(_Convolution):
             raise ValueError(f"{self!r}: padding leaves no output for a {height}x{width} input.")
         return out_h, out_w, crop_top, crop_left
 
-    def _linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict]:
+    def _linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict[str, Any]]:
         """A^T x (+ bias), and what the backward pass of the linear part needs."""
         n, _, height, width = x.shape
         out_h, out_w, crop_top, crop_left = self._geometry(height, width)
@@ -376,7 +398,8 @@ class Conv2DTranspose(_Convolution):
             y += bias.astype(dtype, copy=False)[:, None, None, None]
         return as_images(y), dict(X=X, input_shape=x.shape, geometry=(out_h, out_w, crop_top, crop_left))
 
-    def _linear_backward(self, cache: dict, dy: np.ndarray, bias_grad: np.ndarray | None) -> np.ndarray | None:
+    def _linear_backward(self, cache: dict[str, Any], dy: np.ndarray,
+                         bias_grad: np.ndarray | None) -> np.ndarray | None:
         """Add dL/dW (and dL/db into ``bias_grad`` when given) into the gradients; return dL/dx, or None
         when the layer needs no input gradient."""
         X = cache["X"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from minidl.init import get_initializer
+from minidl.init import Initializer, get_initializer
 from minidl.layers.base import Layer, positive_int
 
 
@@ -43,8 +44,8 @@ class Dense(Layer):
     ((4, 3), array([4., 4.]))
     """
 
-    def __init__(self, in_features: int, out_features: int, rng=None,
-                 kernel_initializer="glorot_uniform", dtype=np.float32) -> None:
+    def __init__(self, in_features: int, out_features: int, rng: np.random.Generator | int | None = None,
+                 kernel_initializer: str | Initializer = "glorot_uniform", dtype: DTypeLike = np.float32) -> None:
         super().__init__()
         self.in_features = positive_int("in_features", in_features)
         self.out_features = positive_int("out_features", out_features)
@@ -78,7 +79,7 @@ class Dense(Layer):
         self.grads["W"] += self._merge(t).T @ self._merge(dt)
         return (dt @ self.params["W"].T if self.needs_input_grad else None), None
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (self.out_features,)
 
     def __repr__(self) -> str:

@@ -17,11 +17,12 @@ array up in one, as a 1-D array an element-wise kernel can walk with ``prange``.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 IMAGES_LAST = (1, 2, 3, 0)  # memory order of an (N, C, H, W) array stored as (C, H, W, N)
 
 
-def images_last(x: np.ndarray, dtype=None) -> np.ndarray:
+def images_last(x: np.ndarray, dtype: DTypeLike | None = None) -> np.ndarray:
     """The images of ``x`` (N, C, H, W) as a C-contiguous (C, H, W, N) array: a view when ``x`` is
     stored images-last (and of ``dtype``), a copy otherwise."""
     return np.ascontiguousarray(x.transpose(IMAGES_LAST), dtype=dtype)
@@ -42,7 +43,7 @@ def memory_axes(x: np.ndarray) -> tuple[int, ...]:
     return tuple(axis if x.shape[axis] <= 1 else next(order) for axis in range(x.ndim))
 
 
-def empty(shape: tuple[int, ...], axes: tuple[int, ...], dtype) -> np.ndarray:
+def empty(shape: tuple[int, ...], axes: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
     """An uninitialised array of logical ``shape`` whose memory is laid out in the order ``axes``."""
     stored = np.empty(tuple(shape[axis] for axis in axes), dtype=dtype)
     return stored.transpose(np.argsort(axes))
@@ -68,7 +69,7 @@ class Workspace:
     def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
 
-    def get(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    def get(self, name: str, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
         array = self._arrays.get(name)
         if array is None or array.shape != tuple(shape) or array.dtype != np.dtype(dtype):
             array = self._arrays[name] = np.empty(shape, dtype=dtype)

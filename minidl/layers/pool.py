@@ -105,7 +105,7 @@ class MaxPool2D(Layer):
         kernels.maxpool_backward(stored, cache["argmax"], self.pool_size, dx)
         return as_images(dx).reshape(cache["shape"]).astype(dt.dtype, copy=False), None
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         c, height, width = input_shape
         return (c, height // self.pool_size, width // self.pool_size)
 

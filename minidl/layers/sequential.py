@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from minidl.layers.base import Layer
 from minidl.serialization import load_params, save_arrays
@@ -46,7 +48,7 @@ class Sequential(Layer):
         self._link_params()
 
     @staticmethod
-    def _unique_names(layers) -> list[str]:
+    def _unique_names(layers: Sequence[Layer]) -> list[str]:
         counts: dict[str, int] = {}
         names = []
         for layer in layers:
@@ -72,9 +74,10 @@ class Sequential(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         self._cached(dy)
         for layer in reversed(self.layers):
-            dy = layer.backward(dy)
-            if dy is None:  # a layer that needs no input gradient: the layers below have no parameters
-                break
+            dx = layer.backward(dy)
+            if dx is None:  # a layer that needs no input gradient: the layers below have no parameters
+                return None
+            dy = dx  # the input gradient of one layer is the output gradient of the layer below
         return dy
 
     @property
@@ -97,7 +100,7 @@ class Sequential(Layer):
         for layer in self.layers:
             layer.zero_grad()
 
-    def astype(self, dtype) -> "Sequential":
+    def astype(self, dtype: DTypeLike) -> Sequential:
         for layer in self.layers:
             layer.astype(dtype)
         self._link_params()
@@ -109,13 +112,13 @@ class Sequential(Layer):
         for key, param in self.params.items():
             yield key, param, self.grads[key]
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         shape = tuple(input_shape)
         for layer in self.layers:
             shape = layer.output_shape(shape)
         return shape
 
-    def summary(self, input_shape: tuple[int, ...], print_fn=print) -> str:
+    def summary(self, input_shape: tuple[int, ...], print_fn: Callable[[str], object] | None = print) -> str:
         """A Keras-like table of layers, output shapes and parameter counts.
 
         ``input_shape`` is one sample's shape, without the batch axis, e.g. ``(1, 28, 28)``.
@@ -135,11 +138,11 @@ class Sequential(Layer):
             print_fn(text)
         return text
 
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write every parameter to ``path`` (``.npz``, atomically), keyed as in :attr:`params`."""
         save_arrays(path, self.params)
 
-    def load(self, path) -> None:
+    def load(self, path: str | os.PathLike[str]) -> None:
         """Read parameters saved by :meth:`save`, without pickle.
 
         A file that cannot be read raises :class:`~minidl.serialization.FileFormatError` (a ValueError);

@@ -36,7 +36,7 @@ class ZeroPad2D(Layer):
            [3., 4.]])
     """
 
-    def __init__(self, pad) -> None:
+    def __init__(self, pad: int | tuple[tuple[int, int], tuple[int, int]]) -> None:
         super().__init__()
         if isinstance(pad, (int, np.integer)):
             pad = ((pad, pad), (pad, pad))
@@ -44,46 +44,47 @@ class ZeroPad2D(Layer):
             (top, bottom), (left, right) = pad
             values = [int(v) for v in (top, bottom, left, right)]
         except (TypeError, ValueError):
-            raise ValueError(f"Expected pad to be an int or ((top, bottom), (left, right)). Received: pad={pad!r}") from None
+            raise ValueError("Expected pad to be an int or ((top, bottom), (left, right)). "
+                             f"Received: pad={pad!r}") from None
         if min(values) < 0:
             raise ValueError(f"Expected non-negative padding. Received: pad={pad!r}")
         self.top, self.bottom, self.left, self.right = values
 
-    def forward(self, x, training=True):
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._check_input(x, (None, None, None, None), "(N, C, H, W)")
         y = np.pad(x, ((0, 0), (0, 0), (self.top, self.bottom), (self.left, self.right)))
         self._store(training, x, y)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
         _, _, height, width = self._cached(dy)["input_shape"]
         return dy[:, :, self.top:self.top + height, self.left:self.left + width]
 
-    def jvp(self, t):
+    def jvp(self, t: np.ndarray) -> np.ndarray:
         self._start_tangent(t)
         return np.pad(t, ((0, 0), (0, 0), (0, 0), (self.top, self.bottom), (self.left, self.right)))
 
-    def jvp_backward(self, dt):
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         self._tangent_cached(dt)
         _, _, height, width = self._cached()["input_shape"]
         return dt[..., self.top:self.top + height, self.left:self.left + width], None
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         c, height, width = input_shape
         return (c, height + self.top + self.bottom, width + self.left + self.right)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ZeroPad2D((({self.top}, {self.bottom}), ({self.left}, {self.right})))"
 
 
 class _Reshaping(Layer):
     """A layer that only gives the same numbers another shape: its gradients take the input's shape back."""
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
         input_shape = self._cached(dy)["input_shape"]
         return dy.reshape(input_shape)
 
-    def jvp_backward(self, dt):
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         self._tangent_cached(dt)
         return dt.reshape(dt.shape[:2] + self._cached()["input_shape"][1:]), None
 
@@ -102,18 +103,18 @@ class Flatten(_Reshaping):
     (2, 3, 4, 4)
     """
 
-    def forward(self, x, training=True):
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         if x.ndim < 2:
             raise ValueError(f"{self!r}: expected input of shape (N, ...), received {x.shape}.")
         y = x.reshape(x.shape[0], -1)
         self._store(training, x, y)
         return y
 
-    def jvp(self, t):
+    def jvp(self, t: np.ndarray) -> np.ndarray:
         self._start_tangent(t)
         return t.reshape(t.shape[0], t.shape[1], -1)
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (int(np.prod(input_shape)),)
 
 
@@ -137,7 +138,7 @@ class Reshape(_Reshaping):
         if not self.shape or min(self.shape) <= 0:
             raise ValueError(f"Expected a non-empty shape of positive sizes. Received: shape={shape!r}")
 
-    def forward(self, x, training=True):
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         size = int(np.prod(self.shape))
         if x.ndim < 1 or x[:1].size != size:
             raise ValueError(f"{self!r}: expected input with {size} values per sample, received {x.shape}.")
@@ -145,14 +146,14 @@ class Reshape(_Reshaping):
         self._store(training, x, y)
         return y
 
-    def jvp(self, t):
+    def jvp(self, t: np.ndarray) -> np.ndarray:
         self._start_tangent(t)
         return t.reshape(t.shape[:2] + self.shape)
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         if int(np.prod(input_shape)) != int(np.prod(self.shape)):
             raise ValueError(f"{self!r}: cannot reshape {input_shape} to {self.shape}.")
         return self.shape
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Reshape({self.shape})"

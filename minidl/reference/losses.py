@@ -3,7 +3,8 @@
 import numpy as np
 
 
-def bce_logits_rows(x, t, e, log1p_e, scale, losses, dx, terms):
+def bce_logits_rows(x: np.ndarray, t: np.ndarray, e: np.ndarray, log1p_e: np.ndarray, scale: float,
+                    losses: np.ndarray, dx: np.ndarray, terms: np.ndarray) -> None:
     """Same contract as :func:`minidl.kernels.losses.bce_logits_rows`."""
     if not (t.shape == e.shape == log1p_e.shape == dx.shape == terms.shape == x.shape
             and losses.shape == x.shape[:1]):

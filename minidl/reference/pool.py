@@ -4,7 +4,8 @@ maximum (and the first NaN, which ``np.argmax`` takes for the maximum)."""
 import numpy as np
 
 
-def _check_shapes(name, x, y, argmax, pool, x_name="x", y_name="y"):
+def _check_shapes(name: str, x: np.ndarray, y: np.ndarray, argmax: np.ndarray, pool: int, x_name: str = "x",
+                  y_name: str = "y") -> None:
     """x (C, H, W, N) against y and argmax (C, H // pool, W // pool, N), as the kernels check them."""
     channels, height, width, n_images = x.shape
     if pool < 1 or y.shape != (channels, height // pool, width // pool, n_images) or argmax.shape != y.shape:
@@ -12,7 +13,7 @@ def _check_shapes(name, x, y, argmax, pool, x_name="x", y_name="y"):
                          f"(C, H // pool, W // pool, N) for {x_name} of shape (C, H, W, N)")
 
 
-def _check_indices(name, argmax, pool, width):
+def _check_indices(name: str, argmax: np.ndarray, pool: int, width: int) -> None:
     rows, columns = argmax // width, argmax % width
     out_h, out_w = argmax.shape[1:3]
     if argmax.size and ((argmax < 0).any() or (rows // pool != np.arange(out_h)[:, None, None]).any()
@@ -20,7 +21,7 @@ def _check_indices(name, argmax, pool, width):
         raise ValueError(f"{name}: argmax holds an index outside its window")
 
 
-def maxpool_forward(x, pool, y, argmax):
+def maxpool_forward(x: np.ndarray, pool: int, y: np.ndarray, argmax: np.ndarray) -> None:
     """Same contract as :func:`minidl.kernels.pool.maxpool_forward`."""
     _check_shapes("maxpool_forward", x, y, argmax, pool)
     channels, out_h, out_w, n_images = y.shape
@@ -35,7 +36,7 @@ def maxpool_forward(x, pool, y, argmax):
     argmax[...] = rows * width + columns
 
 
-def maxpool_backward(dy, argmax, pool, dx):
+def maxpool_backward(dy: np.ndarray, argmax: np.ndarray, pool: int, dx: np.ndarray) -> None:
     """Same contract as :func:`minidl.kernels.pool.maxpool_backward`."""
     _check_shapes("maxpool_backward", dx, dy, argmax, pool, "dx", "dy")
     _check_indices("maxpool_backward", argmax, pool, dx.shape[2])
@@ -45,7 +46,7 @@ def maxpool_backward(dy, argmax, pool, dx):
     dx[...] = flat.reshape(dx.shape)
 
 
-def maxpool_gather(x, argmax, pool, y):
+def maxpool_gather(x: np.ndarray, argmax: np.ndarray, pool: int, y: np.ndarray) -> None:
     """Same contract as :func:`minidl.kernels.pool.maxpool_gather`."""
     _check_shapes("maxpool_gather", x, y, argmax, pool)
     _check_indices("maxpool_gather", argmax, pool, x.shape[2])

@@ -6,9 +6,11 @@ p q transformed (or output-tile) entries.
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import DTypeLike
 
 
-def _canvas(shape, m, pad_top, pad_left, tiles_h, tiles_w, dtype):
+def _canvas(shape: tuple[int, ...], m: int, pad_top: int, pad_left: int, tiles_h: int, tiles_w: int,
+            dtype: DTypeLike) -> np.ndarray:
     """Zeros large enough for the image at (pad_top, pad_left) and for every (m + 2)-tile of the grid."""
     channels, height, width, n_images = shape
     rows = max(tiles_h * m + 2, pad_top + height)
@@ -16,7 +18,8 @@ def _canvas(shape, m, pad_top, pad_left, tiles_h, tiles_w, dtype):
     return np.zeros((channels, rows, columns, n_images), dtype=dtype)
 
 
-def winograd_input_tiles(x, BT, pad_top, pad_left, tiles_h, tiles_w, V):
+def winograd_input_tiles(x: np.ndarray, BT: np.ndarray, pad_top: int, pad_left: int, tiles_h: int, tiles_w: int,
+                         V: np.ndarray) -> None:
     """Same contract as :func:`minidl.kernels.winograd.winograd_input_tiles`."""
     channels, height, width, n_images = x.shape
     a = BT.shape[0]
@@ -28,7 +31,8 @@ def winograd_input_tiles(x, BT, pad_top, pad_left, tiles_h, tiles_w, V):
     V[...] = np.einsum("pi,cuvnij,qj->pqcuvn", BT, tiles, BT, optimize=True).reshape(a * a, channels, -1)
 
 
-def winograd_input_tiles_adjoint(dV, BT, pad_top, pad_left, tiles_h, tiles_w, dx):
+def winograd_input_tiles_adjoint(dV: np.ndarray, BT: np.ndarray, pad_top: int, pad_left: int, tiles_h: int,
+                                 tiles_w: int, dx: np.ndarray) -> None:
     """Same contract as :func:`minidl.kernels.winograd.winograd_input_tiles_adjoint`."""
     channels, height, width, n_images = dx.shape
     a = BT.shape[0]
@@ -42,7 +46,7 @@ def winograd_input_tiles_adjoint(dV, BT, pad_top, pad_left, tiles_h, tiles_w, dx
     dx[...] = canvas[:, pad_top:pad_top + height, pad_left:pad_left + width]
 
 
-def winograd_output_tiles(M, AT, bias, y):
+def winograd_output_tiles(M: np.ndarray, AT: np.ndarray, bias: np.ndarray, y: np.ndarray) -> None:
     """Same contract as :func:`minidl.kernels.winograd.winograd_output_tiles`."""
     filters, out_h, out_w, n_images = y.shape
     m, a = AT.shape
@@ -53,7 +57,7 @@ def winograd_output_tiles(M, AT, bias, y):
     y[...] = Y[:, :out_h, :out_w] + bias[:, None, None, None]
 
 
-def winograd_output_tiles_adjoint(dy, AT, dM, db):
+def winograd_output_tiles_adjoint(dy: np.ndarray, AT: np.ndarray, dM: np.ndarray, db: np.ndarray) -> None:
     """Same contract as :func:`minidl.kernels.winograd.winograd_output_tiles_adjoint`."""
     filters, out_h, out_w, n_images = dy.shape
     m, a = AT.shape

@@ -20,9 +20,16 @@ The low-level central differences are in :mod:`minidl.gradcheck`; docs/testing.m
 ``torch.autograd.gradcheck``.
 """
 
+from typing import Any
+
 from minidl.testing.adjoint import assert_adjoint
-from minidl.testing.gradients import (Comparison, GradientMismatch, GradientReport, PrecisionWarning,
-                                      assert_layer_gradients)
+from minidl.testing.gradients import (
+    Comparison,
+    GradientMismatch,
+    GradientReport,
+    PrecisionWarning,
+    assert_layer_gradients,
+)
 from minidl.testing.kinks import NearestKink, kink_distance, smallest_kink_distance
 
 STRATEGIES = ("conv_geometries", "pool_geometries", "kink_free_inputs", "away_from_zero", "distinct_values",
@@ -32,7 +39,7 @@ __all__ = ["assert_layer_gradients", "assert_adjoint", "GradientReport", "Gradie
            "PrecisionWarning", "kink_distance", "smallest_kink_distance", "NearestKink", *STRATEGIES]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # the strategies need hypothesis, which only the test extra installs: import them when asked for
     if name in STRATEGIES:
         from minidl.testing import strategies

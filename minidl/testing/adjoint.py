@@ -14,7 +14,8 @@ import numpy as np
 MAX_ENTRIES_TO_LOCATE = 200_000  # build both matrices on failure only up to this many entries
 
 
-def _apply(function: Callable, argument: np.ndarray, expected: tuple, name: str) -> np.ndarray:
+def _apply(function: Callable[[np.ndarray], np.ndarray], argument: np.ndarray, expected: tuple[int, ...],
+           name: str) -> np.ndarray:
     result = function(argument)
     if not isinstance(result, np.ndarray):
         raise TypeError(f"assert_adjoint: {name} returned {type(result).__name__}, expected a numpy array.")
@@ -24,8 +25,8 @@ def _apply(function: Callable, argument: np.ndarray, expected: tuple, name: str)
 
 
 def assert_adjoint(forward: Callable[[np.ndarray], np.ndarray], transpose: Callable[[np.ndarray], np.ndarray],
-                   x_shape: tuple[int, ...], y_shape: tuple[int, ...], *, rng=0, trials: int = 3,
-                   tolerance: float = 1e-10) -> float:
+                   x_shape: tuple[int, ...], y_shape: tuple[int, ...], *, rng: np.random.Generator | int = 0,
+                   trials: int = 3, tolerance: float = 1e-10) -> float:
     """Check that ``transpose`` is the adjoint of the linear map ``forward``.
 
     Parameters
@@ -61,7 +62,7 @@ def assert_adjoint(forward: Callable[[np.ndarray], np.ndarray], transpose: Calla
     x1, x2 = rng.standard_normal(x_shape), rng.standard_normal(x_shape)
     a1, a2 = _apply(forward, x1, y_shape, "forward"), _apply(forward, x2, y_shape, "forward")
     combined = _apply(forward, 2.0 * x1 - 3.0 * x2, y_shape, "forward")
-    scale = 2.0 * np.linalg.norm(a1) + 3.0 * np.linalg.norm(a2)
+    scale = float(2.0 * np.linalg.norm(a1) + 3.0 * np.linalg.norm(a2))
     if np.linalg.norm(combined - (2.0 * a1 - 3.0 * a2)) > tolerance * max(scale, 1e-300):
         at_zero = _apply(forward, np.zeros(x_shape), y_shape, "forward")
         hint = (f" forward(0) is not 0 (max |forward(0)| = {np.max(np.abs(at_zero)):.3g}): a bias? Check the map "
@@ -73,16 +74,18 @@ def assert_adjoint(forward: Callable[[np.ndarray], np.ndarray], transpose: Calla
         x, y = rng.standard_normal(x_shape), rng.standard_normal(y_shape)
         ax, aty = _apply(forward, x, y_shape, "forward"), _apply(transpose, y, x_shape, "transpose")
         lhs, rhs = float(np.sum(ax * y)), float(np.sum(x * aty))
-        bound = np.linalg.norm(ax) * np.linalg.norm(y) + np.linalg.norm(x) * np.linalg.norm(aty)
+        bound = float(np.linalg.norm(ax) * np.linalg.norm(y) + np.linalg.norm(x) * np.linalg.norm(aty))
         mismatch = abs(lhs - rhs) / max(bound, 1e-300)
         worst = max(worst, mismatch)
         if mismatch > tolerance:
+            where = _locate(forward, transpose, x_shape, y_shape)
             raise AssertionError(f"assert_adjoint: <A x, y> = {lhs:.12g} but <x, A^T y> = {rhs:.12g}: relative "
-                                 f"mismatch {mismatch:.2g} > {tolerance:g}.{_locate(forward, transpose, x_shape, y_shape)}")
+                                 f"mismatch {mismatch:.2g} > {tolerance:g}.{where}")
     return worst
 
 
-def _locate(forward, transpose, x_shape, y_shape) -> str:
+def _locate(forward: Callable[[np.ndarray], np.ndarray], transpose: Callable[[np.ndarray], np.ndarray],
+            x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> str:
     """Name the entry where the matrix of ``transpose`` differs most from the transposed matrix of ``forward``."""
     n_in, n_out = int(np.prod(x_shape)), int(np.prod(y_shape))
     if n_in * n_out > MAX_ENTRIES_TO_LOCATE:
@@ -98,7 +101,7 @@ def _locate(forward, transpose, x_shape, y_shape) -> str:
         basis[j] = 1.0
         claimed[:, j] = transpose(basis.reshape(y_shape)).reshape(-1)
     difference = np.abs(claimed - matrix.T)
-    i, j = np.unravel_index(int(np.argmax(difference)), difference.shape)
+    i, j = map(int, np.unravel_index(int(np.argmax(difference)), difference.shape))
     x_index = tuple(int(v) for v in np.unravel_index(i, x_shape))
     y_index = tuple(int(v) for v in np.unravel_index(j, y_shape))
     wrong = int(np.sum(difference > 1e-12 * max(np.max(np.abs(matrix)), 1e-300)))

@@ -54,7 +54,7 @@ def rounding_floor(terms: np.ndarray, h: float) -> float:
     return ROUNDING_MARGIN * EPS * float(np.sum(np.abs(terms))) / h
 
 
-def excess(analytic: np.ndarray, numeric: np.ndarray, atol, tolerance: float) -> np.ndarray:
+def excess(analytic: np.ndarray, numeric: np.ndarray, atol: float | np.ndarray, tolerance: float) -> np.ndarray:
     """|analytic - numeric| / (atol + tolerance |numeric|): an entry fails where this exceeds 1 (or is NaN).
 
     Equal values give 0, also where the tolerance is 0 (an output of exact zeros has no rounding floor).

@@ -22,9 +22,13 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from minidl.gradcheck import numerical_projections, numerical_vjp, relative_error
 from minidl.layers.base import Layer
@@ -167,8 +171,9 @@ class GradientMismatch(AssertionError):
         self.report = report
 
 
-def compare(check: str, array: str, analytic: np.ndarray, numeric: np.ndarray, atol, tolerance: float,
-            kinks: np.ndarray | None = None, redifference=None) -> Comparison:
+def compare(check: str, array: str, analytic: np.ndarray, numeric: np.ndarray, atol: float | np.ndarray,
+            tolerance: float, kinks: np.ndarray | None = None,
+            redifference: Callable[[np.ndarray], np.ndarray] | None = None) -> Comparison:
     """Both criteria of :mod:`minidl.testing.criteria` for one array and K cotangents.
 
     ``redifference(flat_indices)`` returns the central differences of those entries with step 2h,
@@ -204,8 +209,9 @@ def compare(check: str, array: str, analytic: np.ndarray, numeric: np.ndarray, a
                       extrapolated, k)
 
 
-def assert_layer_gradients(layer, x: np.ndarray, *, rng=0, h: float = STEP, tolerance: float = TOLERANCE,
-                           cotangents: int = COTANGENTS, tangents: int = 2, fast: bool = False) -> GradientReport:
+def assert_layer_gradients(layer: Layer, x: np.ndarray, *, rng: np.random.Generator | int = 0, h: float = STEP,
+                           tolerance: float = TOLERANCE, cotangents: int = COTANGENTS, tangents: int = 2,
+                           fast: bool = False) -> GradientReport:
     """Check every gradient ``layer`` computes at ``x`` against central differences, in float64.
 
     Parameters
@@ -278,7 +284,7 @@ def assert_layer_gradients(layer, x: np.ndarray, *, rng=0, h: float = STEP, tole
 
 # -- validation ------------------------------------------------------------------------------------
 
-def prepare(layer, x, caller: str) -> tuple[Layer, np.ndarray]:
+def prepare(layer: Layer, x: np.ndarray, caller: str) -> tuple[Layer, np.ndarray]:
     """Validate the layer and input; return float64 versions (copies where a conversion was needed)."""
     missing = [name for name in ("forward", "backward", "params", "grads", "zero_grad") if not hasattr(layer, name)]
     if missing:
@@ -313,14 +319,14 @@ def prepare(layer, x, caller: str) -> tuple[Layer, np.ndarray]:
     return layer, np.array(x, dtype=np.float64, order="C")  # a contiguous copy we may perturb in place
 
 
-def has_tangent_pass(layer) -> bool:
+def has_tangent_pass(layer: Layer) -> bool:
     """True when the layer overrides :meth:`Layer.jvp` (the base class has none)."""
     if isinstance(layer, Layer):
         return type(layer).jvp is not Layer.jvp
     return callable(getattr(layer, "jvp", None))
 
 
-def _call(layer, method: str, *args, **kwargs):
+def _call(layer: Layer, method: str, *args: Any, **kwargs: Any) -> Any:
     """Call ``layer.method``, turning a missing-cache error into one that says what the kit did first."""
     try:
         return getattr(layer, method)(*args, **kwargs)
@@ -331,7 +337,7 @@ def _call(layer, method: str, *args, **kwargs):
                            f"training, what {method} needs (Layer._store / _store_tangent).") from error
 
 
-def _expect(layer, what: str, array, shape: tuple, dtype=np.float64) -> None:
+def _expect(layer: Layer, what: str, array: object, shape: tuple[int, ...], dtype: DTypeLike = np.float64) -> None:
     if not isinstance(array, np.ndarray):
         raise AssertionError(
             f"{layer!r}: {what} returned {type(array).__name__}, expected a numpy array of shape {shape}.")
@@ -344,7 +350,8 @@ def _expect(layer, what: str, array, shape: tuple, dtype=np.float64) -> None:
 
 # -- backward --------------------------------------------------------------------------------------
 
-def _check_backward(layer, x, rng, h, tolerance, n_cotangents, fast) -> list[Comparison]:
+def _check_backward(layer: Layer, x: np.ndarray, rng: np.random.Generator, h: float, tolerance: float,
+                    n_cotangents: int, fast: bool) -> list[Comparison]:
     y = layer.forward(x, training=False)
     _expect(layer, "forward(x)", y, getattr(y, "shape", ()))
     probes = rng.standard_normal((n_cotangents,) + y.shape)
@@ -379,11 +386,11 @@ def _check_backward(layer, x, rng, h, tolerance, n_cotangents, fast) -> list[Com
         comparisons.append(compare(
             "backward", name, gradients, numerical_vjp(forward, array, probes, h), atol, tolerance,
             kinks if name == "x" else None,
-            redifference=lambda entries, array=array: numerical_vjp(forward, array, probes, 2 * h, entries)))
+            redifference=partial(numerical_vjp, forward, array, probes, 2 * h)))
     return comparisons
 
 
-def _check_accumulation(layer, x, probe, first: dict) -> None:
+def _check_accumulation(layer: Layer, x: np.ndarray, probe: np.ndarray, first: dict[str, np.ndarray]) -> None:
     """A second forward/backward must give the same dx and double every parameter gradient."""
     layer.forward(x, training=True)
     dx = _call(layer, "backward", probe)
@@ -400,7 +407,8 @@ def _check_accumulation(layer, x, probe, first: dict) -> None:
                 "not `=`: a penalty adds a second gradient into the same array.")
 
 
-def _screen(name, forward, gradients, array, probes, atol, rng, h, tolerance) -> Comparison:
+def _screen(name: str, forward: Callable[[], np.ndarray], gradients: np.ndarray, array: np.ndarray, probes: np.ndarray,
+            atol: np.ndarray, rng: np.random.Generator, h: float, tolerance: float) -> Comparison:
     """Projections of every cotangent's gradient on FAST_DIRECTIONS random sign vectors.
 
     Passes (``passed``) only when every projection agrees with its central difference within
@@ -424,7 +432,8 @@ def _screen(name, forward, gradients, array, probes, atol, rng, h, tolerance) ->
 
 # -- tangent pass ----------------------------------------------------------------------------------
 
-def _check_tangent_pass(layer, x, rng, h, n_directions, n_cotangents, tolerance) -> list[Comparison]:
+def _check_tangent_pass(layer: Layer, x: np.ndarray, rng: np.random.Generator, h: float, n_directions: int,
+                        n_cotangents: int, tolerance: float) -> list[Comparison]:
     layer.zero_grad()
     y = np.array(layer.forward(x, training=True))
     t = rng.standard_normal((n_directions,) + x.shape)
@@ -479,6 +488,6 @@ def _check_tangent_pass(layer, x, rng, h, n_directions, n_cotangents, tolerance)
         comparisons.append(compare(
             "jvp_backward", name, np.stack(analytic[name]), numerical_vjp(tangent_output, array, q, h), atol,
             tolerance, kink_distance(layer, x) if array is x else None,
-            redifference=lambda entries, array=array: numerical_vjp(tangent_output, array, q, 2 * h, entries)))
+            redifference=partial(numerical_vjp, tangent_output, array, q, 2 * h)))
     layer.zero_grad()
     return comparisons

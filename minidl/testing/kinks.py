@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minidl.layers import MaxPool2D, ReLU, Sequential
+from minidl.layers import Layer, MaxPool2D, ReLU, Sequential
 
 
 def relu_kink_distance(x: np.ndarray) -> np.ndarray:
@@ -63,7 +63,7 @@ def maxpool_kink_distance(x: np.ndarray, pool_size: int, zero_windows_are_flat: 
     return distances
 
 
-def kink_distance(layer, x: np.ndarray) -> np.ndarray | None:
+def kink_distance(layer: Layer, x: np.ndarray) -> np.ndarray | None:
     """For each entry of ``x``, its distance to the nearest kink of ``layer`` along that entry; None when
     the layer is smooth (or unknown here and without a ``kink_distance`` hook).
 
@@ -91,7 +91,7 @@ class NearestKink:
         return f"{self.distance:.1e} (in the input of {self.layer})"
 
 
-def smallest_kink_distance(layer, x: np.ndarray) -> NearestKink | None:
+def smallest_kink_distance(layer: Layer, x: np.ndarray) -> NearestKink | None:
     """The smallest distance to a kink over every layer of ``layer`` (a single layer or a Sequential),
     each measured in that layer's own input; None when no layer has kinks.
 

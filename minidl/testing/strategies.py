@@ -9,16 +9,22 @@ Needs hypothesis (the ``test`` extra); :mod:`minidl.testing` imports this module
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
+from minidl.layers.base import Layer
 from minidl.layers.conv import conv_geometry, conv_transpose_geometry
 from minidl.testing.kinks import smallest_kink_distance
 
 seeds = st.integers(0, 2**32 - 1)
+
+# a shape, or a strategy that draws one
+Shape = tuple[int, ...] | st.SearchStrategy[tuple[int, ...]]
 
 
 @dataclass(frozen=True)
@@ -40,15 +46,16 @@ class ConvGeometry:
         return (self.batch, self.in_channels, self.height, self.width)
 
     @property
-    def settings(self) -> dict:
+    def settings(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~minidl.layers.Conv2D` / :class:`~minidl.layers.Conv2DTranspose`."""
         return dict(in_channels=self.in_channels, out_channels=self.out_channels, kernel_size=self.kernel_size,
                     stride=self.stride, padding=self.padding)
 
 
 @st.composite
-def conv_geometries(draw, transpose: bool = False, max_batch: int = 2, max_channels: int = 3, max_kernel: int = 4,
-                    max_stride: int = 3, max_size: int = 8, paddings=("same", "valid", 0, 1, 2)) -> ConvGeometry:
+def conv_geometries(draw: st.DrawFn, transpose: bool = False, max_batch: int = 2, max_channels: int = 3,
+                    max_kernel: int = 4, max_stride: int = 3, max_size: int = 8,
+                    paddings: Sequence[str | int] = ("same", "valid", 0, 1, 2)) -> ConvGeometry:
     """Geometries whose output is non-empty: for :class:`Conv2D`, or :class:`Conv2DTranspose` when
     ``transpose``. Every padding mode, even and odd kernels, strides above the kernel size."""
     kernel = draw(st.integers(1, max_kernel))
@@ -81,7 +88,7 @@ class PoolGeometry:
 
 
 @st.composite
-def pool_geometries(draw, max_batch: int = 3, max_channels: int = 3, max_pool: int = 3,
+def pool_geometries(draw: st.DrawFn, max_batch: int = 3, max_channels: int = 3, max_pool: int = 3,
                     max_size: int = 9) -> PoolGeometry:
     """Pool sizes with inputs at least one window large, including sizes that floor mode crops (7 -> 3)."""
     pool = draw(st.integers(1, max_pool))
@@ -89,19 +96,19 @@ def pool_geometries(draw, max_batch: int = 3, max_channels: int = 3, max_pool: i
                         draw(st.integers(pool, max(pool, max_size))), draw(st.integers(pool, max(pool, max_size))))
 
 
-def _shape(draw, shape) -> tuple[int, ...]:
+def _shape(draw: st.DrawFn, shape: Shape) -> tuple[int, ...]:
     return tuple(draw(shape)) if isinstance(shape, st.SearchStrategy) else tuple(shape)
 
 
 @st.composite
-def away_from_zero(draw, shape, margin: float = 0.1) -> np.ndarray:
+def away_from_zero(draw: st.DrawFn, shape: Shape, margin: float = 0.1) -> np.ndarray:
     """Standard normal values pushed ``margin`` away from 0 (the kink of ReLU), float64."""
     x = np.random.default_rng(draw(seeds)).standard_normal(_shape(draw, shape))
     return x + margin * np.where(x >= 0, 1.0, -1.0)
 
 
 @st.composite
-def distinct_values(draw, shape, gap: float = 0.01) -> np.ndarray:
+def distinct_values(draw: st.DrawFn, shape: Shape, gap: float = 0.01) -> np.ndarray:
     """A random permutation of values ``gap`` apart, centred on 0: no two entries anywhere are closer than
     ``gap``, so no pooling window has a near-tie. float64."""
     shape = _shape(draw, shape)
@@ -111,7 +118,8 @@ def distinct_values(draw, shape, gap: float = 0.01) -> np.ndarray:
 
 
 @st.composite
-def kink_free_inputs(draw, layer, shape, margin: float = 1e-3, scale: float = 1.0) -> np.ndarray:
+def kink_free_inputs(draw: st.DrawFn, layer: Layer, shape: Shape,
+                     margin: float = 1e-3, scale: float = 1.0) -> np.ndarray:
     """Normal inputs (standard deviation ``scale``) on which every kink of ``layer`` is at least ``margin``
     away, by :func:`minidl.testing.smallest_kink_distance` (the built-in layers, a Sequential of them, or
     your layer's ``kink_distance`` hook). Inputs too near a kink are rejected, not moved.
