@@ -52,7 +52,7 @@ def _prune(nav: list, docs_dir: Path) -> list:
     """The nav without entries whose Markdown or notebook file does not exist (yet)."""
     kept = []
     for entry in nav:
-        (title, value), = entry.items() if isinstance(entry, dict) else ((None, entry),)
+        ((title, value),) = entry.items() if isinstance(entry, dict) else ((None, entry),)
         if isinstance(value, list):
             value = _prune(value, docs_dir)
             if value:
@@ -78,7 +78,7 @@ def _source_page(relative: str) -> str:
     text = (ROOT / relative).read_text(encoding="utf-8")
     language = {".py": "python", ".md": "markdown", ".cfg": "ini", ".toml": "toml"}.get(Path(relative).suffix, "text")
     fence = "````" if "```" in text else "```"
-    return f"# `{relative}`\n\n{fence}{language} linenums=\"1\"\n{text}{fence}\n"
+    return f'# `{relative}`\n\n{fence}{language} linenums="1"\n{text}{fence}\n'
 
 
 def _directory_page(relative: str) -> str:
@@ -163,8 +163,11 @@ ARITHMATEX = re.compile(r'<(span|div) class="arithmatex">\s*\\[(\[](.*?)\\[)\]]\
 # nbconvert leaves a notebook's markdown math as $...$ / $$...$$ text and adds a CDN MathJax loader
 MATHJAX_LOADER = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.DOTALL)
 # and a notebook cell's source kept as plain text for its copy button
-VERBATIM = re.compile(r"(<pre.*?</pre>|<code.*?</code>|<script.*?</script>|<style.*?</style>"
-                      r'|<div class="clipboard-copy-txt".*?</div>)', re.DOTALL)
+VERBATIM = re.compile(
+    r"(<pre.*?</pre>|<code.*?</code>|<script.*?</script>|<style.*?</style>"
+    r'|<div class="clipboard-copy-txt".*?</div>)',
+    re.DOTALL,
+)
 DOLLARS = re.compile(r"\$\$(.+?)\$\$|(?<![\\$\w])\$(?!\s)([^$\n]+?)(?<!\s)\$(?![\w$])", re.DOTALL)
 
 
@@ -212,7 +215,9 @@ EXTERNAL = re.compile(
     r"""|<link\b(?=[^>]*\brel\s*=\s*["']?(?:stylesheet|preload|modulepreload))[^>]*\bhref\s*=\s*["']?(?:https?:)?//"""
     r"""|<iframe\b[^>]*\bsrc\s*=\s*["']?(?:https?:)?//"""
     r"""|@import\s+(?:url\()?\s*["']?(?:https?:)?//"""
-    r"""|url\(\s*["']?(?:https?:)?//""", re.IGNORECASE)
+    r"""|url\(\s*["']?(?:https?:)?//""",
+    re.IGNORECASE,
+)
 
 
 # -- math that did not become MathML ----------------------------------------------------------------------
@@ -257,8 +262,10 @@ def unconverted_math(page_html: str) -> list[str]:
     parser = _VisibleText()
     parser.feed(COPY_TEXT.sub("", page_html))
     text = "".join(parser.parts)
-    return [" ".join(text[max(match.start() - 40, 0):match.end() + 20].replace("\x00", "<math>").split())
-            for match in RAW_TEX.finditer(text)]
+    return [
+        " ".join(text[max(match.start() - 40, 0) : match.end() + 20].replace("\x00", "<math>").split())
+        for match in RAW_TEX.finditer(text)
+    ]
 
 
 def on_post_build(config):
@@ -274,5 +281,7 @@ def on_post_build(config):
     if offenders:
         raise PluginError("The site would load resources from other hosts:\n" + "\n".join(offenders))
     if raw_math:
-        raise PluginError("Math shown as TeX instead of MathML (write $...$ inline and $$...$$ on lines of its "
-                          "own, closing $ not after a space):\n" + "\n".join(raw_math))
+        raise PluginError(
+            "Math shown as TeX instead of MathML (write $...$ inline and $$...$$ on lines of its "
+            "own, closing $ not after a space):\n" + "\n".join(raw_math)
+        )

@@ -12,5 +12,16 @@ from autoencoders.architectures import conv_decoder, conv_encoder, vae_decoder, 
 from autoencoders.models import Autoencoder, ContractiveAutoencoder, SparseAutoencoder, VariationalAutoencoder
 from autoencoders.trainer import Trainer, TrainingConfig, TrainingDiverged
 
-__all__ = ["Autoencoder", "SparseAutoencoder", "ContractiveAutoencoder", "VariationalAutoencoder", "Trainer",
-           "TrainingConfig", "TrainingDiverged", "conv_encoder", "conv_decoder", "vae_encoder", "vae_decoder"]
+__all__ = [
+    "Autoencoder",
+    "SparseAutoencoder",
+    "ContractiveAutoencoder",
+    "VariationalAutoencoder",
+    "Trainer",
+    "TrainingConfig",
+    "TrainingDiverged",
+    "conv_encoder",
+    "conv_decoder",
+    "vae_encoder",
+    "vae_decoder",
+]

@@ -56,9 +56,13 @@ def _bottleneck(image_shape: tuple[int, int, int], n_pools: int) -> tuple[int, i
     return height, width
 
 
-def conv_encoder(latent_dim: int = 128, image_shape: tuple[int, int, int] = (1, 28, 28),
-                 filters: tuple[int, ...] = (64, 128, 256), latent: str = "sigmoid",
-                 rng=None) -> Sequential:
+def conv_encoder(
+    latent_dim: int = 128,
+    image_shape: tuple[int, int, int] = (1, 28, 28),
+    filters: tuple[int, ...] = (64, 128, 256),
+    latent: str = "sigmoid",
+    rng=None,
+) -> Sequential:
     """The study's convolutional encoder.
 
     Shapes
@@ -83,8 +87,12 @@ def conv_encoder(latent_dim: int = 128, image_shape: tuple[int, int, int] = (1, 
     return Sequential(*layers)
 
 
-def conv_decoder(latent_dim: int = 128, image_shape: tuple[int, int, int] = (1, 28, 28),
-                 filters: tuple[int, ...] = (256, 128, 64), rng=None) -> Sequential:
+def conv_decoder(
+    latent_dim: int = 128,
+    image_shape: tuple[int, int, int] = (1, 28, 28),
+    filters: tuple[int, ...] = (256, 128, 64),
+    rng=None,
+) -> Sequential:
     """The study's decoder: three stride-2 transposed convolutions, then zero padding to the image size.
 
     The bottleneck is the encoder's (H // 8 x W // 8 for three poolings); the transposed convolutions
@@ -97,8 +105,11 @@ def conv_decoder(latent_dim: int = 128, image_shape: tuple[int, int, int] = (1, 
     rng = np.random.default_rng(rng)
     channels, height, width = image_shape
     small_h, small_w = _bottleneck(image_shape, len(filters))
-    layers: list[Layer] = [Dense(latent_dim, filters[0] * small_h * small_w, rng=rng), ReLU(),
-                           Reshape((filters[0], small_h, small_w))]
+    layers: list[Layer] = [
+        Dense(latent_dim, filters[0] * small_h * small_w, rng=rng),
+        ReLU(),
+        Reshape((filters[0], small_h, small_w)),
+    ]
     widths = list(filters[1:]) + [channels]
     previous = filters[0]
     for i, out in enumerate(widths):
@@ -111,8 +122,9 @@ def conv_decoder(latent_dim: int = 128, image_shape: tuple[int, int, int] = (1, 
     return Sequential(*layers)
 
 
-def vae_encoder(input_shape: tuple[int, ...] = (1, 28, 20), hidden: int = 256, latent_dim: int = 20,
-                rng=None) -> tuple[Sequential, Dense, Dense]:
+def vae_encoder(
+    input_shape: tuple[int, ...] = (1, 28, 20), hidden: int = 256, latent_dim: int = 20, rng=None
+) -> tuple[Sequential, Dense, Dense]:
     """The Frey Face VAE encoder: a shared trunk and the two heads.
 
     Returns
@@ -128,8 +140,9 @@ def vae_encoder(input_shape: tuple[int, ...] = (1, 28, 20), hidden: int = 256, l
     return trunk, Dense(hidden, latent_dim, rng=rng), Dense(hidden, latent_dim, rng=rng)
 
 
-def vae_decoder(output_shape: tuple[int, ...] = (1, 28, 20), hidden: int = 256, latent_dim: int = 20,
-                n_outputs: int = 1, rng=None) -> Sequential:
+def vae_decoder(
+    output_shape: tuple[int, ...] = (1, 28, 20), hidden: int = 256, latent_dim: int = 20, n_outputs: int = 1, rng=None
+) -> Sequential:
     """The Frey Face VAE decoder, returning *logits* (the sigmoid is applied by the loss or by ``decode``).
 
     ``n_outputs=2`` doubles the last layer for a Gaussian decoder: mean logits and per-pixel log-variance.

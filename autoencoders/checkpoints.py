@@ -39,9 +39,11 @@ class CheckpointMismatch(CheckpointError):
 
     def __init__(self, path, differences: list[str]) -> None:
         self.path, self.differences = Path(path), list(differences)
-        super().__init__(f"{path}: made from another model, data or settings, so it is not resumed (nothing was "
-                         f"changed): {'; '.join(differences)}. Use another checkpoint path, or delete or "
-                         "move this file to start afresh.")
+        super().__init__(
+            f"{path}: made from another model, data or settings, so it is not resumed (nothing was "
+            f"changed): {'; '.join(differences)}. Use another checkpoint path, or delete or "
+            "move this file to start afresh."
+        )
 
 
 def model_description(model) -> dict:
@@ -67,16 +69,19 @@ def check_writable(path) -> None:
     (created if missing) accepts new files. Nothing is left behind."""
     path = Path(path)
     if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, not a file; give the checkpoint a file name such as "
-                              f"{path / 'checkpoint.npz'}.")
+        raise CheckpointError(
+            f"{path}: is a folder, not a file; give the checkpoint a file name such as {path / 'checkpoint.npz'}."
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path.parent):
             pass
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise CheckpointError(f"{path}: its folder {path.parent} cannot be written ({reason}); choose a "
-                              "checkpoint path in a writable folder.") from None
+        raise CheckpointError(
+            f"{path}: its folder {path.parent} cannot be written ({reason}); choose a "
+            "checkpoint path in a writable folder."
+        ) from None
 
 
 def array_identity(x: np.ndarray | None) -> dict | None:
@@ -117,6 +122,7 @@ def _show(value) -> str:
 
 # -- reading --------------------------------------------------------------------------------------
 
+
 def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
     """The meta dict and the arrays of a checkpoint, after checking that the file is whole and well formed.
 
@@ -128,13 +134,20 @@ def read_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
         arrays = load_arrays(path)
     except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         detail = str(error)  # a loader that names the path already is not repeated
-        detail = detail[len(str(path)):].lstrip(": ") if detail.startswith(str(path)) else \
-            f"{type(error).__name__}: {detail}"
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({detail}); the file is damaged, "
-                              "truncated or not a checkpoint. Delete it to train afresh.") from None
+        detail = (
+            detail[len(str(path)) :].lstrip(": ")
+            if detail.startswith(str(path))
+            else f"{type(error).__name__}: {detail}"
+        )
+        raise CheckpointError(
+            f"{path}: cannot be read as a checkpoint ({detail}); the file is damaged, "
+            "truncated or not a checkpoint. Delete it to train afresh."
+        ) from None
     if "meta" not in arrays:
-        raise CheckpointError(f"{path}: not a trainer checkpoint: it has no 'meta' entry (found "
-                              f"{sorted(arrays)[:6]}). Delete it to train afresh.")
+        raise CheckpointError(
+            f"{path}: not a trainer checkpoint: it has no 'meta' entry (found "
+            f"{sorted(arrays)[:6]}). Delete it to train afresh."
+        )
     entry = arrays.pop("meta")
     try:
         if entry.ndim != 0 or entry.dtype.kind != "U":
@@ -153,8 +166,9 @@ def _check_meta(meta) -> None:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"format should be an integer >= 1, found {version!r}")
     if version > FORMAT:
-        raise ValueError(f"format {version}, newer than the format {FORMAT} this version reads; update minidl "
-                         "to resume it")
+        raise ValueError(
+            f"format {version}, newer than the format {FORMAT} this version reads; update minidl to resume it"
+        )
     required = ("epoch", "history", "rng", "config") + (("model",) if version >= 3 else ())
     missing = [key for key in required if key not in meta]
     if missing:
@@ -165,8 +179,10 @@ def _check_meta(meta) -> None:
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
         raise ValueError(f"epoch should be a non-negative integer, found {epoch!r}")
     if not isinstance(history, list) or len(history) != epoch or not all(isinstance(r, dict) for r in history):
-        raise ValueError(f"history should be a list of {epoch} records, found {type(history).__name__} "
-                         f"of length {len(history) if isinstance(history, list) else '?'}")
+        raise ValueError(
+            f"history should be a list of {epoch} records, found {type(history).__name__} "
+            f"of length {len(history) if isinstance(history, list) else '?'}"
+        )
     if not isinstance(meta["config"], dict):
         raise ValueError(f"config should be a JSON object, found {meta['config']!r}")
     try:
@@ -180,14 +196,19 @@ def check_arrays(path, expected: dict[str, np.ndarray], found: dict[str, np.ndar
     only finite values (a checkpoint of a diverged run is not resumed)."""
     missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(f"{path}: its arrays do not match this model and optimizer: missing "
-                              f"{missing or 'none'}, unexpected {unexpected or 'none'}.")
-    wrong = [f"{key}: expected {expected[key].dtype} {expected[key].shape}, file has {found[key].dtype} "
-             f"{found[key].shape}" for key in expected
-             if (found[key].shape, found[key].dtype) != (expected[key].shape, expected[key].dtype)]
+        raise CheckpointError(
+            f"{path}: its arrays do not match this model and optimizer: missing "
+            f"{missing or 'none'}, unexpected {unexpected or 'none'}."
+        )
+    wrong = [
+        f"{key}: expected {expected[key].dtype} {expected[key].shape}, file has {found[key].dtype} {found[key].shape}"
+        for key in expected
+        if (found[key].shape, found[key].dtype) != (expected[key].shape, expected[key].dtype)
+    ]
     if wrong:
         raise CheckpointError(f"{path}: its arrays do not match this model and optimizer: " + "; ".join(wrong))
     non_finite = sorted(key for key, value in found.items() if value.dtype.kind == "f" and not np.isfinite(value).all())
     if non_finite:
-        raise CheckpointError(f"{path}: holds non-finite values in {non_finite}; it cannot be resumed. "
-                              "Delete it to train afresh.")
+        raise CheckpointError(
+            f"{path}: holds non-finite values in {non_finite}; it cannot be resumed. Delete it to train afresh."
+        )

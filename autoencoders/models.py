@@ -123,8 +123,9 @@ class Autoencoder(AutoencoderBase):
     (['loss', 'mse'], True)
     """
 
-    def __init__(self, encoder: Sequential | None = None, decoder: Sequential | None = None,
-                 rng=None, latent: str = "linear") -> None:
+    def __init__(
+        self, encoder: Sequential | None = None, decoder: Sequential | None = None, rng=None, latent: str = "linear"
+    ) -> None:
         rng = np.random.default_rng(rng)
         self.encoder = encoder if encoder is not None else conv_encoder(latent=latent, rng=rng)
         self.decoder = decoder if decoder is not None else conv_decoder(rng=rng)
@@ -178,8 +179,15 @@ class SparseAutoencoder(Autoencoder):
     (['kl_sparsity', 'loss', 'mse'], True)
     """
 
-    def __init__(self, encoder=None, decoder=None, rng=None, rho: float = 0.05,
-                 sparsity_weight: float = 1e-3, latent: str = "sigmoid") -> None:
+    def __init__(
+        self,
+        encoder=None,
+        decoder=None,
+        rng=None,
+        rho: float = 0.05,
+        sparsity_weight: float = 1e-3,
+        latent: str = "sigmoid",
+    ) -> None:
         super().__init__(encoder, decoder, rng, latent=latent)
         self.rho, self.sparsity_weight = float(rho), float(sparsity_weight)
 
@@ -219,8 +227,16 @@ class ContractiveAutoencoder(Autoencoder):
     True
     """
 
-    def __init__(self, encoder=None, decoder=None, rng=None, contractive_weight: float = 1e-4,
-                 mode: str = "closed_form", n_probes: int = 1, latent: str = "sigmoid") -> None:
+    def __init__(
+        self,
+        encoder=None,
+        decoder=None,
+        rng=None,
+        contractive_weight: float = 1e-4,
+        mode: str = "closed_form",
+        n_probes: int = 1,
+        latent: str = "sigmoid",
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"Unknown contractive mode {mode!r}; expected one of {MODES}.")
         super().__init__(encoder, decoder, rng, latent=latent)
@@ -231,8 +247,16 @@ class ContractiveAutoencoder(Autoencoder):
 
     def _penalty(self, x, z, dz, rng, backward):
         # one encoder sweep carries both the reconstruction's dz and the penalty's gradient
-        value, _ = contractive_penalty(self.encoder, x, self.mode, dz=dz, weight=self.contractive_weight,
-                                       n_probes=self.n_probes, rng=rng, backward=backward)
+        value, _ = contractive_penalty(
+            self.encoder,
+            x,
+            self.mode,
+            dz=dz,
+            weight=self.contractive_weight,
+            n_probes=self.n_probes,
+            rng=rng,
+            backward=backward,
+        )
         return {"contractive": value}, self.contractive_weight * value
 
 
@@ -271,18 +295,19 @@ class VariationalAutoencoder(AutoencoderBase):
     with z = mu + eps exp(logvar / 2) and eps ~ N(0, I) drawn from the trainer's generator.
     """
 
-    def __init__(self, image_shape=(1, 28, 20), hidden: int = 256, latent_dim: int = 20,
-                 likelihood: str = "bernoulli", rng=None) -> None:
+    def __init__(
+        self, image_shape=(1, 28, 20), hidden: int = 256, latent_dim: int = 20, likelihood: str = "bernoulli", rng=None
+    ) -> None:
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"Unknown likelihood {likelihood!r}; expected 'bernoulli' or 'gaussian'.")
         rng = np.random.default_rng(rng)
         self.image_shape, self.latent_dim, self.likelihood = tuple(image_shape), int(latent_dim), likelihood
         self.trunk, self.mu_head, self.logvar_head = vae_encoder(image_shape, hidden, latent_dim, rng=rng)
-        self.decoder = vae_decoder(image_shape, hidden, latent_dim,
-                                   n_outputs=2 if likelihood == "gaussian" else 1, rng=rng)
+        self.decoder = vae_decoder(
+            image_shape, hidden, latent_dim, n_outputs=2 if likelihood == "gaussian" else 1, rng=rng
+        )
         self.trunk.needs_input_grad = False  # nothing uses the gradient of the images
-        self.networks = {"encoder": self.trunk, "mu": self.mu_head, "logvar": self.logvar_head,
-                         "decoder": self.decoder}
+        self.networks = {"encoder": self.trunk, "mu": self.mu_head, "logvar": self.logvar_head, "decoder": self.decoder}
 
     def settings(self) -> dict:
         return {"likelihood": self.likelihood}

@@ -46,6 +46,7 @@ def torch_available() -> bool:
 
 def _torch():
     import torch
+
     return torch
 
 
@@ -68,8 +69,9 @@ def _layer_function(layer, weights: dict):
             padding, output_padding = (layer.kernel_size - 1) // 2, layer.stride - 1
         else:
             padding, output_padding = (0 if layer.padding == "valid" else layer.padding), 0
-        return lambda x: F.conv_transpose2d(x, weights["W"], weights["b"], stride=layer.stride, padding=padding,
-                                            output_padding=output_padding)
+        return lambda x: F.conv_transpose2d(
+            x, weights["W"], weights["b"], stride=layer.stride, padding=padding, output_padding=output_padding
+        )
     if isinstance(layer, MaxPool2D):
         return lambda x: F.max_pool2d(x, layer.pool_size)
     if isinstance(layer, ZeroPad2D):
@@ -98,8 +100,10 @@ class TorchTwin:
         torch = _torch()
         self.model = model
         names = {id(param): name for name, param, _ in model.parameters()}
-        self.params = {name: torch.tensor(np.array(param, dtype=np.float64), requires_grad=True)
-                       for name, param, _ in model.parameters()}
+        self.params = {
+            name: torch.tensor(np.array(param, dtype=np.float64), requires_grad=True)
+            for name, param, _ in model.parameters()
+        }
         self.networks, self._weights = {}, {}
         for network_name, network in model.networks.items():
             layers = network.layers if isinstance(network, Sequential) else [network]
@@ -141,7 +145,7 @@ class TorchTwin:
         if model.mode == "closed_form":
             W = self._weights[id(model.encoder[-2])]["W"]  # the Dense before the sigmoid
             slope = z * (1 - z)
-            return torch.sum(slope ** 2 * torch.sum(W * W, dim=0)) / n
+            return torch.sum(slope**2 * torch.sum(W * W, dim=0)) / n
         if model.mode == "hutchinson":
             directions = rng.standard_normal((model.n_probes,) + x_np.shape).astype(x_np.dtype, copy=False)
             scale = 1.0 / (n * model.n_probes)
@@ -155,7 +159,7 @@ class TorchTwin:
             with forward_ad.dual_level():
                 output = self.run("encoder", forward_ad.make_dual(x, torch.tensor(direction)))
                 tangent = forward_ad.unpack_dual(output).tangent
-            total = total + torch.sum(tangent ** 2)
+            total = total + torch.sum(tangent**2)
         return scale * total
 
     def _vae_terms(self, x, rng: np.random.Generator) -> dict:
@@ -177,6 +181,7 @@ class TorchTwin:
             precision = torch.exp(torch.clamp(-pixel_logvar, -LOGVAR_BOUND, LOGVAR_BOUND))
             reconstruction = 0.5 * torch.sum(np.log(2 * np.pi) + pixel_logvar + (flat - mean) ** 2 * precision) / n
         return {"loss": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
+
 
 def _unit_direction(shape: tuple[int, ...], index: int) -> np.ndarray:
     """e_index for every sample of a batch of ``shape``."""
@@ -228,9 +233,17 @@ def follow(model, batches, seed: int = 0, lr: float = 1e-3) -> list[dict]:
         twin_terms["loss"].backward()
         twin_optimizer.step()
         twin_terms = {key: float(value.detach()) for key, value in twin_terms.items()}
-        params = {name: relative_difference(param, twin.params[name].detach().numpy())
-                  for name, param, _ in model.parameters()}
-        records.append({"minidl": terms, "torch": twin_terms,
-                        "terms": {key: relative_difference(terms[key], twin_terms[key]) for key in terms},
-                        "params": params, "worst_parameter": max(params.values())})
+        params = {
+            name: relative_difference(param, twin.params[name].detach().numpy())
+            for name, param, _ in model.parameters()
+        }
+        records.append(
+            {
+                "minidl": terms,
+                "torch": twin_terms,
+                "terms": {key: relative_difference(terms[key], twin_terms[key]) for key in terms},
+                "params": params,
+                "worst_parameter": max(params.values()),
+            }
+        )
     return records

@@ -73,9 +73,12 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         # bools are ints to Python, but epochs=True is a mistake; NumPy numbers become plain ones (JSON-able)
-        for name, low, allowed in (("epochs", 1, "a positive integer"), ("batch_size", 1, "a positive integer"),
-                                   ("seed", 0, "a non-negative integer"),
-                                   ("eval_batch_size", 1, "a positive integer")):
+        for name, low, allowed in (
+            ("epochs", 1, "a positive integer"),
+            ("batch_size", 1, "a positive integer"),
+            ("seed", 0, "a non-negative integer"),
+            ("eval_batch_size", 1, "a positive integer"),
+        ):
             value = getattr(self, name)
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"Expected {name} to be {allowed}. Received: {name}={value!r}")
@@ -141,8 +144,15 @@ class Trainer:
     (1, ['train_kl_sparsity', 'train_loss', 'train_mse'])
     """
 
-    def __init__(self, model, config: TrainingConfig, checkpoint_path=None, progress: bool = True,
-                 log=None, fingerprint: dict | None = None) -> None:
+    def __init__(
+        self,
+        model,
+        config: TrainingConfig,
+        checkpoint_path=None,
+        progress: bool = True,
+        log=None,
+        fingerprint: dict | None = None,
+    ) -> None:
         self.model = model
         self.log = log
         self.config = config
@@ -173,9 +183,16 @@ class Trainer:
         path = Path(path) if path is not None else self.checkpoint_path
         self._check_state(f"at epoch {self.epoch}")
         arrays = self._state_arrays()
-        meta = {"format": FORMAT, "epoch": self.epoch, "history": self.history, "config": asdict(self.config),
-                "model": model_description(self.model), "rng": self.rng.bit_generator.state, "data": self.data,
-                "fingerprint": self.fingerprint}
+        meta = {
+            "format": FORMAT,
+            "epoch": self.epoch,
+            "history": self.history,
+            "config": asdict(self.config),
+            "model": model_description(self.model),
+            "rng": self.rng.bit_generator.state,
+            "data": self.data,
+            "fingerprint": self.fingerprint,
+        }
         save_arrays(path, {**arrays, "meta": np.array(json.dumps(meta))})
         if path == self.checkpoint_path:
             self._checkpoint_epoch = self.epoch
@@ -192,8 +209,11 @@ class Trainer:
         """
         config = asdict(self.config)
         found = model_differences(meta.get("model"), model_description(self.model))
-        found += differences({k: v for k, v in meta["config"].items() if k != "epochs"},
-                            {k: v for k, v in config.items() if k != "epochs"}, "config")
+        found += differences(
+            {k: v for k, v in meta["config"].items() if k != "epochs"},
+            {k: v for k, v in config.items() if k != "epochs"},
+            "config",
+        )
         if meta["epoch"] > self.config.epochs:
             found.append(f"config.epochs: trained {meta['epoch']} -> {self.config.epochs}")
         found += differences(meta.get("fingerprint"), self.fingerprint, "fingerprint")
@@ -215,9 +235,10 @@ class Trainer:
         if found:
             raise CheckpointMismatch(path, found)
         check_arrays(path, self._state_arrays(), arrays)
-        params = {key[len("param/"):]: value for key, value in arrays.items() if key.startswith("param/")}
-        self.optimizer.load_state_dict({key[len("optim/"):]: value for key, value in arrays.items()
-                                        if key.startswith("optim/")})
+        params = {key[len("param/") :]: value for key, value in arrays.items() if key.startswith("param/")}
+        self.optimizer.load_state_dict(
+            {key[len("optim/") :]: value for key, value in arrays.items() if key.startswith("optim/")}
+        )
         assign_params({name: param for name, param, _ in self.model.parameters()}, params, source=str(path))
         self.rng.bit_generator.state = meta["rng"]
         self.epoch = meta["epoch"]
@@ -229,9 +250,11 @@ class Trainer:
         """Raise TrainingDiverged unless every parameter and optimizer array is finite."""
         non_finite = [key for key, value in self._state_arrays().items() if not np.isfinite(value).all()]
         if non_finite:
-            raise TrainingDiverged(f"Non-finite values {when} in {', '.join(non_finite[:4])}"
-                                   f"{' and more' if len(non_finite) > 4 else ''}; {self._kept()}. "
-                                   "Lower the learning rate or check the data.")
+            raise TrainingDiverged(
+                f"Non-finite values {when} in {', '.join(non_finite[:4])}"
+                f"{' and more' if len(non_finite) > 4 else ''}; {self._kept()}. "
+                "Lower the learning rate or check the data."
+            )
 
     def _kept(self) -> str:
         """Which checkpoint is left on disk, for the messages of TrainingDiverged."""
@@ -255,23 +278,25 @@ class Trainer:
             if not isinstance(x, np.ndarray):
                 raise TypeError(f"Expected {name} to be a numpy array. Received: {type(x).__name__}.")
             if x.dtype.kind != "f":
-                hint = (" (divide uint8 pixels by 255: x.astype(np.float32) / 255)" if x.dtype == np.uint8
-                        else "")
+                hint = " (divide uint8 pixels by 255: x.astype(np.float32) / 255)" if x.dtype == np.uint8 else ""
                 raise ValueError(f"Expected {name} to hold {expected}. Received dtype {x.dtype}; convert it{hint}.")
             if x.ndim < 2 or len(x) == 0 or x[0].size == 0:
-                raise ValueError(f"Expected {name} to hold at least one sample, (N, ...) with N >= 1 and "
-                                 f"non-empty samples. Received shape {x.shape}.")
+                raise ValueError(
+                    f"Expected {name} to hold at least one sample, (N, ...) with N >= 1 and "
+                    f"non-empty samples. Received shape {x.shape}."
+                )
             if not np.isfinite(x).all():
                 count = int(x.size - np.count_nonzero(np.isfinite(x)))
                 raise ValueError(f"{name} holds {count:,} NaN or infinite value(s); remove or repair those samples.")
             found_low, found_high = float(x.min()), float(x.max())
             if found_low < low or found_high > high:
                 hint = " (divide uint8 pixels by 255)" if found_high > 1.0 and high == 1.0 else ""
-                raise ValueError(f"{type(self.model).__name__} expects {name} in [{low}, {high}]. Received "
-                                 f"values in [{found_low:g}, {found_high:g}]; rescale the data{hint}.")
+                raise ValueError(
+                    f"{type(self.model).__name__} expects {name} in [{low}, {high}]. Received "
+                    f"values in [{found_low:g}, {found_high:g}]; rescale the data{hint}."
+                )
         if x_test is not None and x_test.shape[1:] != x_train.shape[1:]:
-            raise ValueError(f"x_train and x_test samples differ in shape: {x_train.shape[1:]} and "
-                             f"{x_test.shape[1:]}.")
+            raise ValueError(f"x_train and x_test samples differ in shape: {x_train.shape[1:]} and {x_test.shape[1:]}.")
 
     # -- training ----------------------------------------------------------------------------
     def fit(self, x_train: np.ndarray, x_test: np.ndarray | None = None, resume: bool = False) -> list[dict]:
@@ -307,7 +332,7 @@ class Trainer:
             self.flow.reset()
             bar = self._progress_bar(n)
             for batch_index, start in enumerate(range(0, n, batch_size)):
-                batch = x_train[order[start:start + batch_size]]
+                batch = x_train[order[start : start + batch_size]]
                 self.model.zero_grad()
                 terms = self.model.loss_and_grads(batch, self.rng)
                 if not all(math.isfinite(value) for value in terms.values()):
@@ -316,7 +341,8 @@ class Trainer:
                     raise TrainingDiverged(
                         f"Non-finite loss at epoch {self.epoch + 1}, batch {batch_index + 1}: "
                         f"{ {k: float(v) for k, v in terms.items()} }; {self._kept()}. The parameters were not "
-                        "updated with this batch; lower the learning rate or check the data.")
+                        "updated with this batch; lower the learning rate or check the data."
+                    )
                 self.flow.before_step()
                 self.optimizer.step()
                 self.flow.after_step()
@@ -325,8 +351,9 @@ class Trainer:
                 if bar is not None:
                     bar.update(len(batch))
                     seen = min(start + batch_size, n)
-                    bar.set_postfix(loss=f"{sums['loss'] / seen:.5f}",
-                                    img_s=f"{seen / (time.perf_counter() - started):.0f}")
+                    bar.set_postfix(
+                        loss=f"{sums['loss'] / seen:.5f}", img_s=f"{seen / (time.perf_counter() - started):.0f}"
+                    )
             if bar is not None:
                 bar.close()
             self._check_state(f"after the updates of epoch {self.epoch + 1}")
@@ -335,8 +362,10 @@ class Trainer:
             if x_test is not None:
                 test_terms, codes = self.evaluate_and_encode(x_test)
                 if not all(math.isfinite(value) for value in test_terms.values()):
-                    raise TrainingDiverged(f"Non-finite evaluation of x_test after epoch {self.epoch + 1}: "
-                                           f"{test_terms}; {self._kept()}. Lower the learning rate.")
+                    raise TrainingDiverged(
+                        f"Non-finite evaluation of x_test after epoch {self.epoch + 1}: "
+                        f"{test_terms}; {self._kept()}. Lower the learning rate."
+                    )
                 record.update({f"test_{key}": value for key, value in test_terms.items()})
                 self.test_codes = codes
             else:
@@ -349,10 +378,15 @@ class Trainer:
             if self.checkpoint_path is not None:
                 self.save_checkpoint()
             if self.log is not None:
-                shown = ", ".join(f"{key} {value:.6g}" for key, value in record.items()
-                                  if key not in ("epoch", "seconds", "gradient_flow"))
-                self.log(f"epoch {self.epoch}/{self.config.epochs} ({record['seconds']:.0f} s, "
-                         f"{n / record['seconds']:.0f} img/s): {shown}")
+                shown = ", ".join(
+                    f"{key} {value:.6g}"
+                    for key, value in record.items()
+                    if key not in ("epoch", "seconds", "gradient_flow")
+                )
+                self.log(
+                    f"epoch {self.epoch}/{self.config.epochs} ({record['seconds']:.0f} s, "
+                    f"{n / record['seconds']:.0f} img/s): {shown}"
+                )
         return self.history
 
     def evaluate(self, x: np.ndarray) -> dict[str, float]:
@@ -368,7 +402,7 @@ class Trainer:
         sums: dict[str, float] = {}
         codes = []
         for start in range(0, len(x), self.config.eval_batch_size):
-            batch = x[start:start + self.config.eval_batch_size]
+            batch = x[start : start + self.config.eval_batch_size]
             terms, batch_codes = self.model.evaluate_and_encode(batch, rng)
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + value * len(batch)
@@ -377,11 +411,16 @@ class Trainer:
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Codes of ``x`` in batches. Shapes: (N, ...) -> (N, latent_dim)."""
-        return np.concatenate([self.model.encode(x[start:start + self.config.eval_batch_size])
-                               for start in range(0, len(x), self.config.eval_batch_size)])
+        return np.concatenate(
+            [
+                self.model.encode(x[start : start + self.config.eval_batch_size])
+                for start in range(0, len(x), self.config.eval_batch_size)
+            ]
+        )
 
     def _progress_bar(self, total: int):
         if not self.progress:
             return None
         from tqdm.auto import tqdm
+
         return tqdm(total=total, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", unit="img", leave=False)

@@ -61,11 +61,15 @@ def main(argv=None) -> int:
     from experiments.presets import get_preset
 
     clock = time.process_time if args.cpu_time else time.perf_counter
-    models = {kind: (lambda kind=kind: build_model(kind, get_preset("quick")), (1, 28, 28))
-              for kind in ("plain", "sparse", "contractive")}
+    models = {
+        kind: (lambda kind=kind: build_model(kind, get_preset("quick")), (1, 28, 28))
+        for kind in ("plain", "sparse", "contractive")
+    }
     models["VAE (Bernoulli)"] = (lambda: VariationalAutoencoder(rng=0), (1, 28, 20))
-    print(f"{'CPU' if args.cpu_time else 'wall'} time, {os.environ.get('NUMBA_NUM_THREADS', 'default')} thread(s), "
-          f"batch 128, medians of {args.steps} steps\n")
+    print(
+        f"{'CPU' if args.cpu_time else 'wall'} time, {os.environ.get('NUMBA_NUM_THREADS', 'default')} thread(s), "
+        f"batch 128, medians of {args.steps} steps\n"
+    )
     print("| model | step without the recorder (ms) | recorder (ms) | share |")
     print("|---|---|---|---|")
     for name, (build, image_shape) in models.items():

@@ -45,10 +45,14 @@ def minidl_worker(repeats: int) -> dict[str, float]:
         else:
             layer, shape = Conv2D(c_in, c_out, 3, padding="same", rng=rng, dtype=np.float64), (batch, c_in, size, size)
         x = rng.standard_normal(shape)
-        for label, options in (("backward only", dict(tangents=0)), ("with tangent pass", {}),
-                               ("fast", dict(tangents=0, fast=True))):
-            results[f"{name} | minidl {label}"] = median_time(lambda: assert_layer_gradients(layer, x, **options),
-                                                              repeats)
+        for label, options in (
+            ("backward only", dict(tangents=0)),
+            ("with tangent pass", {}),
+            ("fast", dict(tangents=0, fast=True)),
+        ):
+            results[f"{name} | minidl {label}"] = median_time(
+                lambda: assert_layer_gradients(layer, x, **options), repeats
+            )
     return results
 
 
@@ -70,7 +74,8 @@ def torch_worker(repeats: int) -> dict[str, float]:
         inputs = tuple(torch.tensor(rng.standard_normal(s), dtype=torch.float64, requires_grad=True) for s in shapes)
         results[f"{name} | torch gradcheck"] = median_time(lambda: gradcheck(function, inputs), repeats)
         results[f"{name} | torch gradcheck fast_mode"] = median_time(
-            lambda: gradcheck(function, inputs, fast_mode=True), repeats)
+            lambda: gradcheck(function, inputs, fast_mode=True), repeats
+        )
         results[f"{name} | torch gradgradcheck"] = median_time(lambda: gradgradcheck(function, inputs), repeats)
     return results
 
@@ -90,8 +95,9 @@ def main(argv=None) -> None:
         return
     workers = ["minidl"] + (["baseline"] if args.baseline else []) + (["torch"] if torch_available() else [])
     environments = {"baseline": {"PYTHONPATH": os.path.abspath(args.baseline)}} if args.baseline else None
-    medians = run_alternating(os.path.abspath(__file__), workers, args.rounds, ["--repeats", str(args.repeats)],
-                              environments)
+    medians = run_alternating(
+        os.path.abspath(__file__), workers, args.rounds, ["--repeats", str(args.repeats)], environments
+    )
     print(f"{machine()}\n\n| case | check | median ms |\n|---|---|---|")
     for worker in workers:
         for key, seconds in medians[worker].items():

@@ -63,6 +63,7 @@ def minidl_worker(repeats: int, use_reference: bool) -> dict[str, float]:
         def step():
             layer.forward(x)
             layer.backward(dy)
+
         results[name] = median_time(step, repeats)
     return results
 
@@ -97,6 +98,7 @@ def torch_worker(repeats: int) -> dict[str, float]:
 
         def step():
             forward().backward(dy)
+
         results[name] = median_time(step, repeats)
     return results
 
@@ -123,10 +125,13 @@ def main(argv=None) -> int:
     medians = run_alternating(os.path.abspath(__file__), workers, args.rounds, ["--repeats", str(args.repeats)])
     import numba
     from threadpoolctl import threadpool_info
+
     blas = ", ".join(f"{i['internal_api']} {i['num_threads']} threads" for i in threadpool_info())
     print(f"Machine: {machine()}\n")
-    print(f"batch {BATCH}, float32, forward+backward, median of {args.rounds} rounds x {args.repeats} repeats; "
-          f"Numba {numba.get_num_threads()} threads, {blas}" + ("; torch 2 threads" if "torch" in medians else ""))
+    print(
+        f"batch {BATCH}, float32, forward+backward, median of {args.rounds} rounds x {args.repeats} repeats; "
+        f"Numba {numba.get_num_threads()} threads, {blas}" + ("; torch 2 threads" if "torch" in medians else "")
+    )
     header = "| layer | minidl (ms) | NumPy reference (ms) | reference / minidl |"
     if "torch" in medians:
         header += " torch (ms) | minidl / torch |"

@@ -37,6 +37,7 @@ STEP_CASES = ("plain", "sparse", "closed_form", "hutchinson")
 
 # -- minidl -------------------------------------------------------------------------------------
 
+
 def minidl_model(case: str, seed: int = 0):
     from autoencoders.models import Autoencoder, ContractiveAutoencoder, SparseAutoencoder
 
@@ -72,6 +73,7 @@ def minidl_worker(args) -> dict[str, float]:
                 model.zero_grad()
                 model.loss_and_grads(batch, rng)
                 optimizer.step()
+
             repeats, warmup = (1, 1) if case == "exact" else (args.repeats, 2)
             results[case] = median_time(step, repeats, warmup, _clock(args))
         elif case == "vae_epoch":
@@ -82,14 +84,19 @@ def minidl_worker(args) -> dict[str, float]:
             def epoch():
                 for start in range(0, len(faces), 128):
                     model.zero_grad()
-                    model.loss_and_grads(faces[start:start + 128], rng)
+                    model.loss_and_grads(faces[start : start + 128], rng)
                     optimizer.step()
+
             results[case] = median_time(epoch, args.repeats, 1, _clock(args))
         elif case == "encode_10k":
             model = minidl_model("sparse")
             images = rng.random((10_000, 1, 28, 28), dtype=np.float32)
-            results[case] = median_time(lambda: [model.encode(images[s:s + 500]) for s in range(0, 10_000, 500)],
-                                        max(1, args.repeats // 2), 1, _clock(args))
+            results[case] = median_time(
+                lambda: [model.encode(images[s : s + 500]) for s in range(0, 10_000, 500)],
+                max(1, args.repeats // 2),
+                1,
+                _clock(args),
+            )
         elif case == "first_step":
             model = minidl_model("plain")
             optimizer = Adam(model.parameters())
@@ -103,6 +110,7 @@ def minidl_worker(args) -> dict[str, float]:
 
 
 # -- PyTorch ------------------------------------------------------------------------------------
+
 
 def torch_worker(args) -> dict[str, float]:
     import torch
@@ -121,10 +129,18 @@ def torch_worker(args) -> dict[str, float]:
         return nn.Sequential(*layers)
 
     def decoder():
-        return nn.Sequential(nn.Linear(128, 2304), nn.ReLU(), nn.Unflatten(1, (256, 3, 3)),
-                             nn.ConvTranspose2d(256, 128, 3, 2, 1, 1), nn.ReLU(),
-                             nn.ConvTranspose2d(128, 64, 3, 2, 1, 1), nn.ReLU(),
-                             nn.ConvTranspose2d(64, 1, 3, 2, 1, 1), nn.Sigmoid(), nn.ZeroPad2d(2))
+        return nn.Sequential(
+            nn.Linear(128, 2304),
+            nn.ReLU(),
+            nn.Unflatten(1, (256, 3, 3)),
+            nn.ConvTranspose2d(256, 128, 3, 2, 1, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(128, 64, 3, 2, 1, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(64, 1, 3, 2, 1, 1),
+            nn.Sigmoid(),
+            nn.ZeroPad2d(2),
+        )
 
     results = {}
     x = torch.rand(args.batch, 1, 28, 28)
@@ -139,21 +155,26 @@ def torch_worker(args) -> dict[str, float]:
                 loss = torch.mean((dec(z) - x) ** 2)
                 if case == "sparse":
                     rho_hat = z.mean(0).clamp(1e-6, 1 - 1e-6)
-                    loss = loss + 1e-3 * torch.sum(0.05 * torch.log(0.05 / rho_hat)
-                                                   + 0.95 * torch.log(0.95 / (1 - rho_hat)))
+                    loss = loss + 1e-3 * torch.sum(
+                        0.05 * torch.log(0.05 / rho_hat) + 0.95 * torch.log(0.95 / (1 - rho_hat))
+                    )
                 elif case == "closed_form":
                     w = enc[-2].weight  # (128, 2304)
-                    loss = loss + 1e-4 * torch.sum((z * (1 - z)) ** 2 * torch.sum(w ** 2, dim=1)) / len(x)
+                    loss = loss + 1e-4 * torch.sum((z * (1 - z)) ** 2 * torch.sum(w**2, dim=1)) / len(x)
                 elif case == "hutchinson":
                     v = torch.randn_like(x)
                     _, jv = torch.func.jvp(enc, (x,), (v,))
-                    loss = loss + 1e-4 * torch.sum(jv ** 2) / len(x)
+                    loss = loss + 1e-4 * torch.sum(jv**2) / len(x)
                 loss.backward()
                 optimizer.step()
+
             results[case] = median_time(step, args.repeats, clock=_clock(args))
         elif case == "vae_epoch":
-            trunk, mu_head, logvar_head = nn.Sequential(nn.Flatten(), nn.Linear(560, 256), nn.ReLU()), \
-                nn.Linear(256, 20), nn.Linear(256, 20)
+            trunk, mu_head, logvar_head = (
+                nn.Sequential(nn.Flatten(), nn.Linear(560, 256), nn.ReLU()),
+                nn.Linear(256, 20),
+                nn.Linear(256, 20),
+            )
             dec = nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 560))
             params = [p for m in (trunk, mu_head, logvar_head, dec) for p in m.parameters()]
             optimizer = torch.optim.Adam(params, lr=1e-3)
@@ -161,15 +182,16 @@ def torch_worker(args) -> dict[str, float]:
 
             def epoch():
                 for start in range(0, len(faces), 128):
-                    batch = faces[start:start + 128]
+                    batch = faces[start : start + 128]
                     optimizer.zero_grad()
                     h = trunk(batch)
                     mu, logvar = mu_head(h), logvar_head(h)
                     z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
                     bce = nn.functional.binary_cross_entropy_with_logits(dec(z), batch.flatten(1), reduction="sum")
-                    kl = -0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp())
+                    kl = -0.5 * torch.sum(1 + logvar - mu**2 - logvar.exp())
                     ((bce + kl) / len(batch)).backward()
                     optimizer.step()
+
             results[case] = median_time(epoch, args.repeats, 1, _clock(args))
         elif case == "encode_10k":
             enc = encoder("sigmoid")
@@ -177,7 +199,8 @@ def torch_worker(args) -> dict[str, float]:
 
             def encode():
                 with torch.no_grad():
-                    return [enc(images[s:s + 500]) for s in range(0, 10_000, 500)]
+                    return [enc(images[s : s + 500]) for s in range(0, 10_000, 500)]
+
             results[case] = median_time(encode, max(1, args.repeats // 2), 1, _clock(args))
         elif case == "first_step":
             enc, dec = encoder("linear"), decoder()
@@ -189,6 +212,7 @@ def torch_worker(args) -> dict[str, float]:
 
 
 # -- orchestration ------------------------------------------------------------------------------
+
 
 def _worker_env(threads: int) -> dict[str, str]:
     env = dict(os.environ)
@@ -204,8 +228,16 @@ def _clock(args):
 
 def _alternate(frameworks, cases, args, batch, threads) -> dict:
     os.environ.update(_worker_env(threads))
-    extra = ["--cases", ",".join(cases), "--batch", str(batch), "--threads", str(threads),
-             "--repeats", str(args.repeats)]
+    extra = [
+        "--cases",
+        ",".join(cases),
+        "--batch",
+        str(batch),
+        "--threads",
+        str(threads),
+        "--repeats",
+        str(args.repeats),
+    ]
     extra += ["--cpu-time"] if getattr(args, "cpu_time", False) else []
     return run_alternating(os.path.abspath(__file__), frameworks, args.rounds, extra, _environments(args))
 
@@ -240,8 +272,9 @@ def cold_start_seconds() -> float:
     with tempfile.TemporaryDirectory() as cache:
         os.environ["NUMBA_CACHE_DIR"] = cache
         try:
-            result = run_alternating(os.path.abspath(__file__), ["minidl"], 1,
-                                     ["--cases", "first_step", "--repeats", "1"])
+            result = run_alternating(
+                os.path.abspath(__file__), ["minidl"], 1, ["--cases", "first_step", "--repeats", "1"]
+            )
         finally:
             if previous is None:
                 del os.environ["NUMBA_CACHE_DIR"]
@@ -252,16 +285,18 @@ def cold_start_seconds() -> float:
 
 def peak_memory_mb() -> float:
     """Peak RSS of a process that trains the paper-sized sparse model for 20 steps on 60,000 images."""
-    code = ("import resource, numpy as np, minidl\n"
-            "from autoencoders.models import SparseAutoencoder\n"
-            "from autoencoders.trainer import Trainer, TrainingConfig\n"
-            "x = np.random.default_rng(0).random((60000, 1, 28, 28), dtype=np.float32)\n"
-            "t = Trainer(SparseAutoencoder(rng=0), TrainingConfig(epochs=1), progress=False)\n"
-            "m = t.model; from minidl.optim import Adam; rng = np.random.default_rng(0)\n"
-            "for s in range(20):\n"
-            "    m.zero_grad(); m.loss_and_grads(x[s*128:(s+1)*128], rng); t.optimizer.step()\n"
-            "t.evaluate(x[:10000]); t.encode(x[:10000])\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
+    code = (
+        "import resource, numpy as np, minidl\n"
+        "from autoencoders.models import SparseAutoencoder\n"
+        "from autoencoders.trainer import Trainer, TrainingConfig\n"
+        "x = np.random.default_rng(0).random((60000, 1, 28, 28), dtype=np.float32)\n"
+        "t = Trainer(SparseAutoencoder(rng=0), TrainingConfig(epochs=1), progress=False)\n"
+        "m = t.model; from minidl.optim import Adam; rng = np.random.default_rng(0)\n"
+        "for s in range(20):\n"
+        "    m.zero_grad(); m.loss_and_grads(x[s*128:(s+1)*128], rng); t.optimizer.step()\n"
+        "t.evaluate(x[:10000]); t.encode(x[:10000])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
     output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     return float(output.strip().splitlines()[-1])
 
@@ -269,6 +304,7 @@ def peak_memory_mb() -> float:
 def plot_sweep(sweep: dict, path: str) -> None:
     """Time per image against batch size, one line per framework and thread count."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -278,8 +314,14 @@ def plot_sweep(sweep: dict, path: str) -> None:
         for name, colour in (("minidl", "tab:blue"), ("torch", "tab:orange")):
             times = [sweep[f"{batch}/{threads}"].get(name) for batch in batches]
             if None not in times:
-                axis.plot(batches, [1e3 * t / b for t, b in zip(times, batches)], style, color=colour,
-                          marker="o", label=f"{name}, {threads} thread{'s' if threads > 1 else ''}")
+                axis.plot(
+                    batches,
+                    [1e3 * t / b for t, b in zip(times, batches)],
+                    style,
+                    color=colour,
+                    marker="o",
+                    label=f"{name}, {threads} thread{'s' if threads > 1 else ''}",
+                )
     axis.set_xscale("log", base=2)
     axis.set_xticks(batches, [str(b) for b in batches])
     axis.set_xlabel("batch size")
@@ -305,9 +347,12 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", default="", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=128, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=2, help="threads of every framework (default 2)")
-    parser.add_argument("--cpu-time", action="store_true",
-                        help="CPU time of all threads instead of wall time (with --threads 1: the figure least "
-                             "disturbed by other processes on a shared machine)")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="CPU time of all threads instead of wall time (with --threads 1: the figure least "
+        "disturbed by other processes on a shared machine)",
+    )
     parser.add_argument("--skip-startup", action="store_true", help="skip the start-up and exact-penalty timings")
     args = parser.parse_args(argv)
     if args.worker:
@@ -331,8 +376,10 @@ def main(argv=None) -> int:
     header, rule = _other_headers(medians)
     print(f"Machine: {machine()}\n")
     kind = "CPU time of all threads" if args.cpu_time else "wall time"
-    print(f"## Training step, batch 128, {args.threads} thread(s), {kind} (median of {args.rounds} rounds x "
-          f"{args.repeats} repeats)\n")
+    print(
+        f"## Training step, batch 128, {args.threads} thread(s), {kind} (median of {args.rounds} rounds x "
+        f"{args.repeats} repeats)\n"
+    )
     print("| model | minidl (s) | GFLOP/s | of GEMM peak |" + header)
     print("|---|---|---|---|" + rule)
     for case in STEP_CASES:
@@ -350,18 +397,26 @@ def main(argv=None) -> int:
             row += f" {theirs[case]:.3f} | {theirs[case] / theirs['plain']:.2f} |"
         print(row)
     if not args.skip_startup:
-        exact = _alternate(["minidl"], ["plain", "exact"], argparse.Namespace(rounds=1, repeats=args.repeats),
-                           16, args.threads)["minidl"]
-        print(f"| exact (batch 16) | {exact['exact']:.2f} | {exact['exact'] / exact['plain']:.0f} (vs plain step at "
-              "batch 16) |" + (" – | – |" if has_torch else ""))
+        exact = _alternate(
+            ["minidl"], ["plain", "exact"], argparse.Namespace(rounds=1, repeats=args.repeats), 16, args.threads
+        )["minidl"]
+        print(
+            f"| exact (batch 16) | {exact['exact']:.2f} | {exact['exact'] / exact['plain']:.0f} (vs plain step at "
+            "batch 16) |" + (" – | – |" if has_torch else "")
+        )
     print("\n## VAE epoch and inference\n")
     print("| task | minidl (s) |" + header)
     print("|---|---|" + rule)
     for case, label in (("vae_epoch", "Frey VAE, one epoch (1,769 images)"), ("encode_10k", "encode 10,000 images")):
         print(f"| {label} | {ours[case]:.3f} |" + _others(medians, case, ours[case]))
     if not args.skip_startup:
-        startup = run_alternating(os.path.abspath(__file__), frameworks, args.rounds,
-                                  ["--cases", "first_step", "--repeats", "1"], _environments(args))
+        startup = run_alternating(
+            os.path.abspath(__file__),
+            frameworks,
+            args.rounds,
+            ["--cases", "first_step", "--repeats", "1"],
+            _environments(args),
+        )
         print("\n## Start-up: first training step in a fresh process (Numba cache warm)\n")
         print(" | ".join(f"{name}: {values['first_step']:.2f} s" for name, values in startup.items()))
         print(f"\nminidl with an empty Numba cache: {cold_start_seconds():.2f} s (the difference is compilation)")

@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable
 
 
-def median_time(function: Callable[[], object], repeats: int, warmup: int = 2,
-                clock: Callable[[], float] = time.perf_counter) -> float:
+def median_time(
+    function: Callable[[], object], repeats: int, warmup: int = 2, clock: Callable[[], float] = time.perf_counter
+) -> float:
     """Median time of ``function()`` in seconds, after ``warmup`` untimed calls.
 
     ``clock`` is wall time by default; ``time.process_time`` gives CPU time of all threads instead.
@@ -33,8 +34,13 @@ def median_time(function: Callable[[], object], repeats: int, warmup: int = 2,
     return statistics.median(times)
 
 
-def run_alternating(script: str, workers: list[str], rounds: int, extra: list[str],
-                    environments: dict[str, dict[str, str]] | None = None) -> dict[str, dict]:
+def run_alternating(
+    script: str,
+    workers: list[str],
+    rounds: int,
+    extra: list[str],
+    environments: dict[str, dict[str, str]] | None = None,
+) -> dict[str, dict]:
     """Run ``script --worker W`` for every worker, alternating, ``rounds`` times.
 
     Each worker prints one JSON object {case: seconds}; the result is {worker: {case: median}}.
@@ -47,12 +53,18 @@ def run_alternating(script: str, workers: list[str], rounds: int, extra: list[st
         for worker in workers:
             print(f"  round {round_index + 1}/{rounds}: {worker}", file=sys.stderr, flush=True)
             env = {**os.environ, **environments[worker]} if environments and worker in environments else None
-            output = subprocess.run([sys.executable, script, "--worker", worker, *extra],
-                                    check=True, capture_output=True, text=True, env=env).stdout
+            output = subprocess.run(
+                [sys.executable, script, "--worker", worker, *extra],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=env,
+            ).stdout
             for case, seconds in json.loads(output.strip().splitlines()[-1]).items():
                 samples[worker].setdefault(case, []).append(seconds)
-    return {worker: {case: statistics.median(values) for case, values in cases.items()}
-            for worker, cases in samples.items()}
+    return {
+        worker: {case: statistics.median(values) for case, values in cases.items()} for worker, cases in samples.items()
+    }
 
 
 def machine() -> str:
@@ -66,8 +78,7 @@ def machine() -> str:
                 if line.startswith("model name") and model == "unknown CPU":
                     model = line.split(":", 1)[1].strip()
                 elif line.startswith("flags") and not flags:
-                    flags = [flag for flag in line.split(":", 1)[1].split()
-                             if flag.startswith(("avx", "fma", "sse4"))]
+                    flags = [flag for flag in line.split(":", 1)[1].split() if flag.startswith(("avx", "fma", "sse4"))]
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -77,6 +88,7 @@ def machine() -> str:
 def torch_available() -> bool:
     try:
         import importlib.util
+
         return importlib.util.find_spec("torch") is not None
     except (ImportError, ValueError):
         return False

@@ -54,11 +54,11 @@ class TieRoutingMaxPool2D(MaxPool2D):
         n, c, height, width = x.shape
         p = self.pool_size
         oh, ow = height // p, width // p
-        windows = x[:, :, :oh * p, :ow * p].reshape(n, c, oh, p, ow, p)
+        windows = x[:, :, : oh * p, : ow * p].reshape(n, c, oh, p, ow, p)
         tied = windows == windows.max(axis=(3, 5), keepdims=True)
         share = 1.0 / tied.sum(axis=(3, 5), keepdims=True) if self.rule == "split" else 1.0
         dx = np.zeros_like(x, dtype=dy.dtype)
-        dx[:, :, :oh * p, :ow * p] = (tied * share * dy[:, :, :, None, :, None]).reshape(n, c, oh * p, ow * p)
+        dx[:, :, : oh * p, : ow * p] = (tied * share * dy[:, :, :, None, :, None]).reshape(n, c, oh * p, ow * p)
         return dx
 
 
@@ -70,7 +70,7 @@ def tie_statistics(pools: list[TieRoutingMaxPool2D]) -> list[tuple[float, float]
         x = pool._cached()["x"]
         n, c, height, width = x.shape
         p = pool.pool_size
-        windows = x[:, :, :height // p * p, :width // p * p].reshape(n, c, height // p, p, width // p, p)
+        windows = x[:, :, : height // p * p, : width // p * p].reshape(n, c, height // p, p, width // p, p)
         maximum = windows.max(axis=(3, 5), keepdims=True)
         tied = (windows == maximum).sum(axis=(3, 5)) > 1
         result.append((float(tied.mean()), float((tied & (maximum[:, :, :, 0, :, 0] > 0)).mean())))
@@ -85,8 +85,9 @@ def gradients_by_rule(model: Autoencoder, pools, x: np.ndarray, rng) -> dict[str
             pool.rule = rule
         model.zero_grad()
         model.loss_and_grads(x, rng)
-        result[rule] = {f"conv{i + 1}.{name}": conv.grads[name].copy()
-                        for i, conv in enumerate(convs) for name in ("W", "b")}
+        result[rule] = {
+            f"conv{i + 1}.{name}": conv.grads[name].copy() for i, conv in enumerate(convs) for name in ("W", "b")
+        }
     for pool in pools:
         pool.rule = "first"
     return result
@@ -113,13 +114,18 @@ def measure(model, pools, batches, rng) -> dict:
             for name, first in grads["first"].items():
                 change = np.linalg.norm(grads[rule][name] - first) / np.linalg.norm(first)
                 changes[rule].setdefault(name, []).append(change)
-    return {**tie_fractions(model, pools, batches),
-            **{rule: {name: float(np.median(values)) for name, values in by_name.items()}
-               for rule, by_name in changes.items()}}
+    return {
+        **tie_fractions(model, pools, batches),
+        **{
+            rule: {name: float(np.median(values)) for name, values in by_name.items()}
+            for rule, by_name in changes.items()
+        },
+    }
 
 
 def describe(model: Autoencoder) -> str:
     """The model's layers in order, with the shape of each weight: what the table was measured on."""
+
     def layer(item) -> str:
         shape = "x".join(map(str, item.params["W"].shape)) if "W" in item.params else ""
         size = getattr(item, "pool_size", None)
@@ -129,8 +135,10 @@ def describe(model: Autoencoder) -> str:
 
 
 def fingerprint(model: Autoencoder, settings: argparse.Namespace) -> str:
-    return (f"{describe(model)}; seed {settings.seed}, {settings.batches} batches of {settings.batch_size}, "
-            f"{settings.steps} Adam steps")
+    return (
+        f"{describe(model)}; seed {settings.seed}, {settings.batches} batches of {settings.batch_size}, "
+        f"{settings.steps} Adam steps"
+    )
 
 
 def setup(settings: argparse.Namespace, images: np.ndarray):
@@ -153,6 +161,7 @@ def percent_list(values) -> str:
 
 def render(initial: dict, trained: dict, settings: argparse.Namespace, measured_on: str) -> str:
     """The page's table: one column at initialisation, one after the Adam steps."""
+
     def split(value: float) -> str:
         return "0" if value == 0 else f"{value:.0e}"
 
@@ -160,17 +169,25 @@ def render(initial: dict, trained: dict, settings: argparse.Namespace, measured_
         return f"{100 * value:.0f}%" if value >= 1 else f"{100 * value:.3g}%"
 
     pools = " / ".join(f"pool{i + 1}" for i in range(len(initial["ties"])))
-    lines = [f"<!-- measured on: {measured_on} -->", "",
-             f"| | at initialisation (biases 0) | after {settings.steps} Adam steps (lr 1e-3) |",
-             "|---|---|---|",
-             f"| windows with a tie: {pools} | {percent_list(initial['ties'])} | {percent_list(trained['ties'])} |",
-             (f"| windows with a tie and a positive maximum (the ReLU passes their gradient) | "
-              f"{percent_list(initial['positive'])} | {percent_list(trained['positive'])} |")]
+    lines = [
+        f"<!-- measured on: {measured_on} -->",
+        "",
+        f"| | at initialisation (biases 0) | after {settings.steps} Adam steps (lr 1e-3) |",
+        "|---|---|---|",
+        f"| windows with a tie: {pools} | {percent_list(initial['ties'])} | {percent_list(trained['ties'])} |",
+        (
+            f"| windows with a tie and a positive maximum (the ReLU passes their gradient) | "
+            f"{percent_list(initial['positive'])} | {percent_list(trained['positive'])} |"
+        ),
+    ]
     for name in initial["split"]:
         conv, kind = name.split(".")
         cells = [f"{split(result['split'][name])} / {copy(result['copy'][name])}" for result in (initial, trained)]
-        lines.append(f"| {conv} {'weight' if kind == 'W' else 'bias'} gradient changed by split / copy | "
-                     + " | ".join(cells) + " |")
+        lines.append(
+            f"| {conv} {'weight' if kind == 'W' else 'bias'} gradient changed by split / copy | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -202,8 +219,10 @@ def main(argv=None) -> None:
         model.loss_and_grads(images[rng.choice(len(images), settings.batch_size, replace=False)], rng)
         optimizer.step()
     table = render(initial, measure(model, pools, batches, rng), settings, measured_on)
-    print(f"Study's plain autoencoder (linear latent), batches of {settings.batch_size} MNIST training images, "
-          f"median over {settings.batches} batches; split as a relative change, copy in percent.\n\n{table}")
+    print(
+        f"Study's plain autoencoder (linear latent), batches of {settings.batch_size} MNIST training images, "
+        f"median over {settings.batches} batches; split as a relative change, copy in percent.\n\n{table}"
+    )
     if settings.update:
         text = PAGE.read_text()
         start, end = generated_block(text)

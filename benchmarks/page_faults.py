@@ -53,8 +53,13 @@ def main(argv=None) -> int:
     results: dict[str, list[float]] = {"default": [], "tuned": []}
     for _ in range(args.rounds):
         for case in results:
-            output = subprocess.run([sys.executable, "-c", WORKER, case, str(args.steps)], capture_output=True,
-                                    text=True, check=True, env=environment).stdout
+            output = subprocess.run(
+                [sys.executable, "-c", WORKER, case, str(args.steps)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=environment,
+            ).stdout
             results[case].append(json.loads(output))
     print(machine())
     print("\n| allocator | minor page faults per step (median) |\n|---|---|")

@@ -89,8 +89,11 @@ def winograd_phases(c_in: int, c_out: int, size: int):
         (f"backward: {a * a} GEMMs dU = dM @ V^T", lambda: np.matmul(M, V.transpose(0, 2, 1), out=dU), flops),
         ("backward: dW = G^T dU G", lambda: transform_weights_adjoint(dU, WINOGRAD.G), None),
         (f"backward: {a * a} GEMMs dV = U^T @ dM", lambda: np.matmul(U.transpose(0, 2, 1), M, out=dV), flops),
-        ("backward: input tiles B dV B^T", lambda: winograd_input_tiles_adjoint(dV, BT, 1, 1, tiles_h, tiles_w, dx),
-         None),
+        (
+            "backward: input tiles B dV B^T",
+            lambda: winograd_input_tiles_adjoint(dV, BT, 1, 1, tiles_h, tiles_w, dx),
+            None,
+        ),
     ]
 
 
@@ -102,12 +105,16 @@ def main(argv=None) -> int:
     clock = time.process_time if args.cpu_time else time.perf_counter
     peak = gemm_gflops(args.repeats)
     print(f"Machine: {machine()}\n")
-    print(f"float32 GEMM (256x1152 @ 1152x6272) in this process: {peak:.0f} GFLOP/s (wall); "
-          f"{'CPU time of all threads' if args.cpu_time else 'wall time'}\n")
+    print(
+        f"float32 GEMM (256x1152 @ 1152x6272) in this process: {peak:.0f} GFLOP/s (wall); "
+        f"{'CPU time of all threads' if args.cpu_time else 'wall time'}\n"
+    )
     for c_in, c_out, size in CASES:
         for path, phases in (("im2col", im2col_phases), ("winograd", winograd_phases)):
-            rows = [(name, median_time(function, args.repeats, warmup=1, clock=clock), work)
-                    for name, function, work in phases(c_in, c_out, size)]
+            rows = [
+                (name, median_time(function, args.repeats, warmup=1, clock=clock), work)
+                for name, function, work in phases(c_in, c_out, size)
+            ]
             total = sum(seconds for _, seconds, _ in rows)
             print(f"### conv {c_in}->{c_out} @{size}, batch {BATCH}, {path} path: {1e3 * total:.1f} ms in all\n")
             print("| phase | ms | share | GFLOP/s |")

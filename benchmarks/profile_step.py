@@ -48,8 +48,8 @@ class PhaseClock:
             try:
                 return function(*args, **kwargs)
             finally:
-                self.add(name, self.clock() - started,
-                         resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
+                self.add(name, self.clock() - started, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
+
         return timed
 
     def add(self, name: str, seconds: float, faults: int) -> None:
@@ -80,8 +80,9 @@ def instrument(model, optimizer, clock: PhaseClock) -> None:
     model.zero_grad = clock.wrap(model.zero_grad, "zero_grad")
 
 
-def profile(case: str, repeats: int, batch: int,
-            clock=time.perf_counter) -> tuple[list[tuple[str, float, float]], float, float]:
+def profile(
+    case: str, repeats: int, batch: int, clock=time.perf_counter
+) -> tuple[list[tuple[str, float, float]], float, float]:
     """[(phase, ms per step, page faults per step)], ms per instrumented step, ms per plain step."""
     import numpy as np
 
@@ -115,8 +116,13 @@ def profile(case: str, repeats: int, batch: int,
         total += clock() - started
         total_faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     rows = [(name, 1e3 * phases.seconds[name] / repeats, phases.faults[name] / repeats) for name in phases.order]
-    rows.append(("other (glue, penalty arithmetic)", 1e3 * total / repeats - sum(r[1] for r in rows),
-                 total_faults / repeats - sum(r[2] for r in rows)))
+    rows.append(
+        (
+            "other (glue, penalty arithmetic)",
+            1e3 * total / repeats - sum(r[1] for r in rows),
+            total_faults / repeats - sum(r[2] for r in rows),
+        )
+    )
     return rows, 1e3 * total / repeats, 1e3 * plain
 
 
@@ -130,13 +136,16 @@ def main(argv=None) -> int:
     from harness import gemm_gflops, machine
 
     peak = gemm_gflops(5)
-    rows, instrumented, plain = profile(args.model, args.repeats, args.batch,
-                                        time.process_time if args.cpu_time else time.perf_counter)
+    rows, instrumented, plain = profile(
+        args.model, args.repeats, args.batch, time.process_time if args.cpu_time else time.perf_counter
+    )
     kind = "CPU time of all threads" if args.cpu_time else "wall time"
     print(f"Machine: {machine()}\n")
-    print(f"{args.model} model, batch {args.batch}, float32, {kind}, mean of {args.repeats} steps; "
-          f"{os.environ.get('NUMBA_NUM_THREADS', 'all')} Numba / {os.environ.get('OPENBLAS_NUM_THREADS', 'all')} "
-          f"OpenBLAS threads; float32 GEMM in this process {peak:.0f} GFLOP/s (wall)\n")
+    print(
+        f"{args.model} model, batch {args.batch}, float32, {kind}, mean of {args.repeats} steps; "
+        f"{os.environ.get('NUMBA_NUM_THREADS', 'all')} Numba / {os.environ.get('OPENBLAS_NUM_THREADS', 'all')} "
+        f"OpenBLAS threads; float32 GEMM in this process {peak:.0f} GFLOP/s (wall)\n"
+    )
     print(f"step: {plain:.1f} ms (median, not instrumented); {instrumented:.1f} ms instrumented\n")
     print("| phase | ms | share | page faults |")
     print("|---|---|---|---|")

@@ -54,8 +54,11 @@ def main(argv=None) -> int:
         exact = Conv2D(c_in, c_out, 3, dtype=np.float64, algorithm="im2col")
         exact.params["W"][...] = layer.params["W"]
         truth = results(exact, x.astype(np.float64), dy.astype(np.float64))
-        for label, algorithm, transform in (("im2col", "im2col", None), ("Winograd F(2x2,3x3)", "winograd", F2X2_3X3),
-                                            ("Winograd F(4x4,3x3)", "winograd", F4X4_3X3)):
+        for label, algorithm, transform in (
+            ("im2col", "im2col", None),
+            ("Winograd F(2x2,3x3)", "winograd", F2X2_3X3),
+            ("Winograd F(4x4,3x3)", "winograd", F4X4_3X3),
+        ):
             if transform is not None:
                 conv_module.WINOGRAD = transform  # this process only: the layer's tile size
             layer.algorithm = algorithm
@@ -66,7 +69,7 @@ def main(argv=None) -> int:
                 cells.append(f"{np.linalg.norm(error) / np.linalg.norm(truth[key]):.1e}")
                 cells.append(f"{np.abs(error).max() / np.abs(truth[key]).max():.1e}")
             print(f"| conv {c_in}->{c_out} @{size} | {label} | " + " | ".join(cells) + " |")
-    print(f"\nfloat32 unit roundoff: {2.0 ** -24:.1e}")
+    print(f"\nfloat32 unit roundoff: {2.0**-24:.1e}")
     return 0
 
 

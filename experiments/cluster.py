@@ -43,8 +43,9 @@ def _dask():
     try:
         from distributed import Client, KilledWorker, as_completed
     except ImportError:
-        raise ClusterError(f"--scheduler runs the sweep on a Dask cluster, and Dask is not installed here: {INSTALL}.") \
-            from None
+        raise ClusterError(
+            f"--scheduler runs the sweep on a Dask cluster, and Dask is not installed here: {INSTALL}."
+        ) from None
     return Client, KilledWorker, as_completed
 
 
@@ -54,10 +55,17 @@ def parse_address(address: str) -> tuple[str, int]:
     port = int(match["port"]) if match else 0
     if not match or not 0 < port < 65536:
         scheme = address.partition("://")[0] if "://" in address else None
-        why = (f"the port {port} is not in 1-65535" if match else f"the scheme {scheme}:// is not supported"
-               if scheme not in (None, "tcp") else "not an address")
-        raise UsageError(f"--scheduler {address}: {why}; expected tcp://HOST:PORT or HOST:PORT with a port in "
-                             "1-65535, e.g. --scheduler tcp://10.0.0.5:8786.")
+        why = (
+            f"the port {port} is not in 1-65535"
+            if match
+            else f"the scheme {scheme}:// is not supported"
+            if scheme not in (None, "tcp")
+            else "not an address"
+        )
+        raise UsageError(
+            f"--scheduler {address}: {why}; expected tcp://HOST:PORT or HOST:PORT with a port in "
+            "1-65535, e.g. --scheduler tcp://10.0.0.5:8786."
+        )
     return match["host"].strip("[]"), port
 
 
@@ -77,9 +85,11 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT):
     try:
         return Client(address, timeout=f"{timeout}s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as error:
-        raise ClusterError(f"Cannot reach the Dask scheduler at {address} within {timeout:g} s "
-                           f"({type(error).__name__}: {error}); nothing was run. Start it (dask scheduler) or check "
-                           "the address.") from None
+        raise ClusterError(
+            f"Cannot reach the Dask scheduler at {address} within {timeout:g} s "
+            f"({type(error).__name__}: {error}); nothing was run. Start it (dask scheduler) or check "
+            "the address."
+        ) from None
 
 
 def probe(host: str, port: int, address: str, timeout: float = CONNECT_TIMEOUT) -> dict:
@@ -104,8 +114,10 @@ def probe(host: str, port: int, address: str, timeout: float = CONNECT_TIMEOUT) 
 
     threading.Thread(target=attempt, name="minidl-scheduler-probe", daemon=True).start()
     if not finished.wait(max(0.0, deadline - time.monotonic()) + 0.25):
-        raise ClusterError(f"Cannot reach the Dask scheduler at {address} within {timeout:g} s (no answer); nothing "
-                           "was run. Start it (dask scheduler) or check the address.")
+        raise ClusterError(
+            f"Cannot reach the Dask scheduler at {address} within {timeout:g} s (no answer); nothing "
+            "was run. Start it (dask scheduler) or check the address."
+        )
     if "error" in outcome:
         raise outcome["error"]
     return outcome["handshake"]
@@ -119,34 +131,50 @@ def _handshake(host: str, port: int, address: str, timeout: float, deadline: flo
         connection = socket.create_connection((host, port), timeout=_left(deadline))
     except OSError as error:
         reason = "no answer" if isinstance(error, TimeoutError) else f"{type(error).__name__}: {error}"
-        raise ClusterError(f"Cannot reach the Dask scheduler at {address} within {timeout:g} s ({reason}); nothing "
-                           "was run. Start it (dask scheduler) or check the address.") from None
+        raise ClusterError(
+            f"Cannot reach the Dask scheduler at {address} within {timeout:g} s ({reason}); nothing "
+            "was run. Start it (dask scheduler) or check the address."
+        ) from None
     with connection:
         received = b""
         try:
             connection.settimeout(_left(deadline))
-            connection.sendall(_frame({"compression": None, "python": tuple(sys.version_info)[:3],
-                                       "pickle-protocol": pickle.HIGHEST_PROTOCOL}, msgpack))
+            connection.sendall(
+                _frame(
+                    {
+                        "compression": None,
+                        "python": tuple(sys.version_info)[:3],
+                        "pickle-protocol": pickle.HIGHEST_PROTOCOL,
+                    },
+                    msgpack,
+                )
+            )
             received = _receive(connection, 8, deadline)
             (size,) = struct.unpack("Q", received)
             if not 16 <= size <= HANDSHAKE_LIMIT:
                 with contextlib.suppress(OSError):  # a little more of its answer, to show what it is
                     connection.settimeout(0.2)
                     received += connection.recv(64)
-                raise ValueError(f"it answered {_shown(received)}" if received[:4].isascii() and received[:4].isalpha()
-                                 else f"its answer announces {size:,} bytes, where a Dask handshake has a few dozen")
+                raise ValueError(
+                    f"it answered {_shown(received)}"
+                    if received[:4].isascii() and received[:4].isalpha()
+                    else f"its answer announces {size:,} bytes, where a Dask handshake has a few dozen"
+                )
             received += _receive(connection, size, deadline)
             return _unframe(received[8:], msgpack)
         except TimeoutError:
             sent = f"; it sent {_shown(received)}" if received else ""
-            raise UsageError(f"--scheduler {address}: not a Dask scheduler (it accepted the connection but "
-                                 f"gave no Dask handshake within {timeout:g} s{sent}); nothing was run.") from None
+            raise UsageError(
+                f"--scheduler {address}: not a Dask scheduler (it accepted the connection but "
+                f"gave no Dask handshake within {timeout:g} s{sent}); nothing was run."
+            ) from None
         except (ConnectionResetError, BrokenPipeError):  # a peer that hangs up at once may reset instead
-            raise UsageError(f"--scheduler {address}: not a Dask scheduler (it closed the connection without "
-                                 "answering); nothing was run.") from None
+            raise UsageError(
+                f"--scheduler {address}: not a Dask scheduler (it closed the connection without "
+                "answering); nothing was run."
+            ) from None
         except (OSError, ValueError, struct.error, msgpack.UnpackException) as error:
-            raise UsageError(f"--scheduler {address}: not a Dask scheduler ({error}); nothing was "
-                                 "run.") from None
+            raise UsageError(f"--scheduler {address}: not a Dask scheduler ({error}); nothing was run.") from None
 
 
 def _left(deadline: float) -> float:
@@ -165,8 +193,9 @@ def _receive(connection: socket.socket, size: int, deadline: float) -> bytes:
         chunk = connection.recv(min(size - count, 1 << 16))
         if not chunk:
             got = b"".join(chunks)
-            raise ValueError("it closed the connection " + (f"after sending {_shown(got)}" if got else
-                                                            "without answering"))
+            raise ValueError(
+                "it closed the connection " + (f"after sending {_shown(got)}" if got else "without answering")
+            )
         chunks.append(chunk)
         count += len(chunk)
     return b"".join(chunks)
@@ -187,7 +216,7 @@ def _unframe(payload: bytes, msgpack) -> dict:
     start = 8 + 8 * len(sizes)
     if not sizes or start + sum(sizes) > len(payload):
         raise ValueError(f"its answer {_shown(payload[:24])} is framed otherwise than Dask's")
-    message = msgpack.unpackb(payload[start:start + sizes[0]])
+    message = msgpack.unpackb(payload[start : start + sizes[0]])
     if not isinstance(message, dict) or not {"python", "pickle-protocol"} <= set(message):
         raise ValueError(f"its answer {str(message)[:60]!r} is not a Dask handshake")
     return message
@@ -221,12 +250,21 @@ def run_on_dask(client, collection, specs, data_dir=None, checkpoint_dir=None, t
     _, KilledWorker, as_completed = _dask()
     checkpoint_dir = str(Path(checkpoint_dir).resolve()) if checkpoint_dir is not None else None
     data_dir = str(Path(data_dir).resolve()) if data_dir is not None else None
-    log(f"{len(specs)} run(s) on the Dask cluster at {client.scheduler.address} "
+    log(
+        f"{len(specs)} run(s) on the Dask cluster at {client.scheduler.address} "
         f"({len(client.scheduler_info()['workers'])} worker(s)), {threads} thread(s) per run; checkpoints "
-        + (f"in {checkpoint_dir}" if checkpoint_dir else "in temporary folders of the workers (a lost run trains "
-           "again; give --checkpoint-dir to resume it)"))
-    futures = {client.submit(workers.run_remote, spec, data_dir, checkpoint_dir, threads,
-                             key=f"minidl-run-{spec.key}-{spec.digest[:16]}"): spec for spec in specs}
+        + (
+            f"in {checkpoint_dir}"
+            if checkpoint_dir
+            else "in temporary folders of the workers (a lost run trains again; give --checkpoint-dir to resume it)"
+        )
+    )
+    futures = {
+        client.submit(
+            workers.run_remote, spec, data_dir, checkpoint_dir, threads, key=f"minidl-run-{spec.key}-{spec.digest[:16]}"
+        ): spec
+        for spec in specs
+    }
     for future in as_completed(futures, loop=client.loop):  # this client's loop: it is not the default client
         spec = futures[future]
         try:

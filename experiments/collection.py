@@ -57,6 +57,7 @@ class RunSpec:
 
 # -- the command line ----------------------------------------------------------------------------------
 
+
 def parse_seeds(text: str) -> list[int]:
     """``"0,1,2"`` -> [0, 1, 2]; ValueError for anything but distinct non-negative integers."""
     items = [item.strip() for item in text.split(",") if item.strip()]
@@ -119,7 +120,9 @@ def plan(base: Preset, grid: dict[str, list], seeds: list[int], parts, models=No
 
 
 def _slug(items: list[tuple[str, object]]) -> str:
-    return ",".join(f"{name}={'_'.join(map(str, value)) if isinstance(value, tuple) else value}" for name, value in items)
+    return ",".join(
+        f"{name}={'_'.join(map(str, value)) if isinstance(value, tuple) else value}" for name, value in items
+    )
 
 
 def _safe(slug: str, limit: int = 60) -> str:
@@ -140,22 +143,39 @@ def point_key(point) -> str:
 def default_collection_folder(base: Preset, grid: dict, seeds: list[int], stand_in: dict, root=Path("runs")) -> Path:
     """``runs/[sweep-]<preset>[-<overrides>][-<grid>]-seeds=<seeds>[-stand-in]``: one folder per collection."""
     plain_base = default_folder(base, root=root).name
-    grid_slug = _safe(";".join(f"{name}={'_'.join(map(str, values))}" for name, values in grid.items())
-                      .replace(";", "+"), 80) if grid else ""
-    name = ("sweep-" if grid else "") + plain_base + (f"-{grid_slug}" if grid_slug else "") \
+    grid_slug = (
+        _safe(";".join(f"{name}={'_'.join(map(str, values))}" for name, values in grid.items()).replace(";", "+"), 80)
+        if grid
+        else ""
+    )
+    name = (
+        ("sweep-" if grid else "")
+        + plain_base
+        + (f"-{grid_slug}" if grid_slug else "")
         + f"-seeds={','.join(map(str, seeds))}"
-    suffix = default_folder(base, stand_in, root=root).name[len(plain_base):]
+    )
+    suffix = default_folder(base, stand_in, root=root).name[len(plain_base) :]
     return root / (name + suffix)
 
 
 # -- the collection's own metrics.json -------------------------------------------------------------
 
+
 def description(base: Preset, grid: dict, seeds: list[int], parts, models) -> dict:
     """What the collection is; a folder holding another description is refused."""
     base_settings = {k: v for k, v in settings(base).items() if k != "seed"}
-    return plain({"kind": "sweep" if grid else "seeds", "preset": base.name,
-                  "overrides": {k: v for k, v in overrides(base).items() if k != "seed"}, "settings": base_settings,
-                  "grid": grid, "seeds": seeds, "parts": list(parts), "models": list(models) if models else None})
+    return plain(
+        {
+            "kind": "sweep" if grid else "seeds",
+            "preset": base.name,
+            "overrides": {k: v for k, v in overrides(base).items() if k != "seed"},
+            "settings": base_settings,
+            "grid": grid,
+            "seeds": seeds,
+            "parts": list(parts),
+            "models": list(models) if models else None,
+        }
+    )
 
 
 def conflicts(folder: Path, described: dict, specs: list[RunSpec] = ()) -> list[str]:
@@ -194,13 +214,18 @@ def entry_of(spec: RunSpec, metrics: dict) -> dict:
     missing = [label for label in expected if label not in data]
     if missing:
         raise CollectionError(f"run {spec.key}: finished without results for {', '.join(missing)}.")
-    fingerprints = {label: metrics[label.split("/")[0]][label.split("/")[1]]["provenance"]["digest"]
-                    for label in expected}
-    return {"point": dict(spec.point), "seed": spec.seed, "digest": spec.digest,
-            "data": {label: {"source": data[label]["source"], "stand_in": data[label]["stand_in"]} for label in expected},
-            "fingerprints": fingerprints, "headline": headline.headline(metrics), "where": metrics.get("where", {})}
-
-
+    fingerprints = {
+        label: metrics[label.split("/")[0]][label.split("/")[1]]["provenance"]["digest"] for label in expected
+    }
+    return {
+        "point": dict(spec.point),
+        "seed": spec.seed,
+        "digest": spec.digest,
+        "data": {label: {"source": data[label]["source"], "stand_in": data[label]["stand_in"]} for label in expected},
+        "fingerprints": fingerprints,
+        "headline": headline.headline(metrics),
+        "where": metrics.get("where", {}),
+    }
 
 
 class Collection:
@@ -228,16 +253,20 @@ class Collection:
         old = self.metrics["runs"].get(spec.key)
         if old is not None and old.get("digest") == spec.digest:
             if old["fingerprints"] != entry["fingerprints"]:
-                raise CollectionError(f"run {spec.key}: two results were made from different data or models: "
-                                      f"{'; '.join(differences(old['fingerprints'], entry['fingerprints'])[:3])}.")
+                raise CollectionError(
+                    f"run {spec.key}: two results were made from different data or models: "
+                    f"{'; '.join(differences(old['fingerprints'], entry['fingerprints'])[:3])}."
+                )
             if old["headline"] != entry["headline"]:
                 self.log(f"[{spec.key}] a second result (a retried task) differs in its numbers; the first is kept.")
             return False
         for key, other in self.metrics["runs"].items():
             if key in self.specs and key != spec.key and other["data"] != entry["data"]:
                 found = differences(other["data"], entry["data"])
-                raise CollectionError(f"run {spec.key} was made from other data than run {key} ({'; '.join(found[:2])}); "
-                                      "it was not recorded. Give every worker the same data (--data-dir or MINIDL_DATA).")
+                raise CollectionError(
+                    f"run {spec.key} was made from other data than run {key} ({'; '.join(found[:2])}); "
+                    "it was not recorded. Give every worker the same data (--data-dir or MINIDL_DATA)."
+                )
         self.metrics["runs"][spec.key] = entry
         run_folder.write_metrics(self.folder, self.metrics)
         return True
@@ -251,9 +280,11 @@ class Collection:
         if self.failures:
             done = sum(1 for key in self.specs if key in self.metrics["runs"])
             lines = "\n".join(f"  {key}: {reason}" for key, reason in self.failures.items())
-            raise CollectionError(f"{len(self.failures)} of {len(self.specs)} runs failed:\n{lines}\n{done} finished "
-                                  f"runs are kept in {self.folder}; run the same command again to finish the others "
-                                  "(finished runs are reused).")
+            raise CollectionError(
+                f"{len(self.failures)} of {len(self.specs)} runs failed:\n{lines}\n{done} finished "
+                f"runs are kept in {self.folder}; run the same command again to finish the others "
+                "(finished runs are reused)."
+            )
         self.metrics["aggregate"] = aggregate([self.specs[key] for key in self.specs], self.metrics["runs"])
         run_folder.write_metrics(self.folder, self.metrics)
         return collection_report.write_report(self.folder, self.metrics)
@@ -270,12 +301,15 @@ def aggregate(specs: list[RunSpec], runs: dict) -> dict:
     for entry in points.values():
         numbers = [runs[key]["headline"] for key in entry["runs"]]
         names = [name for name in numbers[0] if all(name in run for run in numbers)]
-        entry["stats"] = {name: {**headline.spread([run[name] for run in numbers]),
-                                 "values": [run[name] for run in numbers]} for name in names}
+        entry["stats"] = {
+            name: {**headline.spread([run[name] for run in numbers]), "values": [run[name] for run in numbers]}
+            for name in names
+        }
     return points
 
 
 # -- executing the runs -----------------------------------------------------------------------------
+
 
 def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -292,8 +326,10 @@ def split_cores(n_runs: int, workers_wanted: int | None, threads_wanted: int | N
     count = workers_wanted or max(1, min(n_runs, available))
     threads = threads_wanted or max(1, available // count)
     if count * threads > available:
-        log(f"note: {count} workers x {threads} threads = {count * threads} exceeds the {available} cores; "
-            "the runs will compete for them.")
+        log(
+            f"note: {count} workers x {threads} threads = {count * threads} exceeds the {available} cores; "
+            "the runs will compete for them."
+        )
     return count, threads
 
 
@@ -316,12 +352,14 @@ def run_locally(collection: Collection, specs: list[RunSpec], data_dir, count: i
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: thread limits set before imports
-    with ProcessPoolExecutor(count, mp_context=context, initializer=workers.start_local_worker,
-                             initargs=(threads, os.getpid())) as pool:
+    with ProcessPoolExecutor(
+        count, mp_context=context, initializer=workers.start_local_worker, initargs=(threads, os.getpid())
+    ) as pool:
         try:
             with _interrupts_held():  # the workers are spawned by submit
-                futures = {pool.submit(workers.run_local, spec, str(collection.folder), data_dir): spec
-                           for spec in specs}
+                futures = {
+                    pool.submit(workers.run_local, spec, str(collection.folder), data_dir): spec for spec in specs
+                }
             for future in as_completed(futures):
                 spec = futures[future]
                 try:
@@ -378,8 +416,10 @@ def _prepare_folder(args, base, grid, seeds, parts, models, specs, log) -> tuple
     described = description(base, grid, seeds, parts, models)
     folder = args.out
     if folder is None:
-        stand_in = {part: job.prepare(part, specs[0].preset, args.data_dir, lambda message: None)["identity"]["stand_in"]
-                    for part in parts}
+        stand_in = {
+            part: job.prepare(part, specs[0].preset, args.data_dir, lambda message: None)["identity"]["stand_in"]
+            for part in parts
+        }
         folder = default_collection_folder(base, grid, seeds, stand_in)
     lock = run_folder.take(folder, lambda: conflicts(folder, described, specs), args.move_aside, log)
     try:
@@ -400,15 +440,18 @@ def execute(args, base: Preset, models, log=print) -> int:
         grid = parse_grid(args.grid)
         both = [key for key in grid if key in {item.partition("=")[0].strip() for item in args.set}]
         if both:
-            raise ValueError(f"--grid {both[0]}=... and --set {both[0]}=...: give {both[0]} one way, its values to "
-                             f"sweep with --grid or one value for every run with --set.")
+            raise ValueError(
+                f"--grid {both[0]}=... and --set {both[0]}=...: give {both[0]} one way, its values to "
+                f"sweep with --grid or one value for every run with --set."
+            )
         if args.command == "sweep" and not grid:
             raise ValueError("sweep needs at least one --grid KEY=V1,V2,... (for seeds alone: run --seeds).")
         parts = {"mnist": ["mnist"], "frey": ["frey"]}.get(args.command, list(PARTS))
         specs = plan(base, grid, seeds, parts, models)
         if args.scheduler is None and args.checkpoint_dir is not None:
-            raise ValueError("--checkpoint-dir goes with --scheduler (local runs keep their checkpoints in their "
-                             "sub-folders).")
+            raise ValueError(
+                "--checkpoint-dir goes with --scheduler (local runs keep their checkpoints in their sub-folders)."
+            )
         for name in ("workers", "threads"):
             if getattr(args, name) is not None and getattr(args, name) < 1:
                 raise ValueError(f"--{name} {getattr(args, name)}: expected a positive integer.")
@@ -436,10 +479,19 @@ def execute(args, base: Preset, models, log=print) -> int:
         if lock is not None:
             lock.release()
     folder = collection.folder
-    stand_in = sorted({label for entry in collection.metrics["runs"].values()
-                       for label, data in entry["data"].items() if data["stand_in"]})
+    stand_in = sorted(
+        {
+            label
+            for entry in collection.metrics["runs"].values()
+            for label, data in entry["data"].items()
+            if data["stand_in"]
+        }
+    )
     if stand_in:
-        print(f"WARNING: {', '.join(stand_in)} in {folder} were trained on the OFFLINE STAND-IN; those numbers are "
-              "NOT comparable with the study's.", file=sys.stderr)
+        print(
+            f"WARNING: {', '.join(stand_in)} in {folder} were trained on the OFFLINE STAND-IN; those numbers are "
+            "NOT comparable with the study's.",
+            file=sys.stderr,
+        )
     print(f"Report: {report}")
     return 0

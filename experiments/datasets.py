@@ -75,8 +75,11 @@ class DataFile:
     kind: str  # "idx" or "mat"
 
 
-MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/",
-                 "https://yann.lecun.com/exdb/mnist/")
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "https://yann.lecun.com/exdb/mnist/",
+)
 
 
 def _mnist(name: str, digest: str) -> DataFile:
@@ -86,16 +89,25 @@ def _mnist(name: str, digest: str) -> DataFile:
 # The digests are of the content, not of the files: of the decompressed IDX bytes (mirrors wrap them in
 # different gzip streams) and of the Frey array in C order (the .mat header carries a creation date).
 FILES = {
-    "train-images": _mnist("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-    "train-labels": _mnist("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    "train-images": _mnist(
+        "train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
+    ),
+    "train-labels": _mnist(
+        "train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"
+    ),
     "test-images": _mnist("t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
     "test-labels": _mnist("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
-    "frey": DataFile("frey/frey_rawface.mat", "fbd70c2c992104024a20f4d253da1a1132eb6bf8ed142dccbe7d2b1743b705c4",
-                     ("https://cs.nyu.edu/~roweis/data/frey_rawface.mat",), "mat"),
+    "frey": DataFile(
+        "frey/frey_rawface.mat",
+        "fbd70c2c992104024a20f4d253da1a1132eb6bf8ed142dccbe7d2b1743b705c4",
+        ("https://cs.nyu.edu/~roweis/data/frey_rawface.mat",),
+        "mat",
+    ),
 }
 
 
 # -- where files are ---------------------------------------------------------------------------------
+
 
 def cache_dir() -> Path:
     """The user cache: ``$XDG_CACHE_HOME/minidl``, else ``~/.cache/minidl``."""
@@ -119,8 +131,10 @@ def search_dirs(data_dir=None) -> list[Path]:
     pointed = pointed_dirs(data_dir)
     for how, directory in pointed.items():
         if not directory.is_dir():
-            raise DataUnavailable(f"{directory} (given as {how}) is not an existing folder. Point {how} at the "
-                                  "folder that holds mnist/ and frey/, or leave it unset.")
+            raise DataUnavailable(
+                f"{directory} (given as {how}) is not an existing folder. Point {how} at the "
+                "folder that holds mnist/ and frey/, or leave it unset."
+            )
     return [*pointed.values(), cache_dir()]
 
 
@@ -135,12 +149,15 @@ def find(file: DataFile, dirs: list[Path]) -> Path | None:
 
 
 def _missing_message(file: DataFile, dirs: list[Path], reason: str) -> str:
-    return (f"{file.relative} was not found in {', '.join(str(d) for d in dirs)} and could not be downloaded "
-            f"({reason}). Put the file (or its .gz) at <folder>/{file.relative} and point MINIDL_DATA at "
-            f"<folder> (e.g. `export MINIDL_DATA=/path/to/data`), pass --data-dir, or copy it into {cache_dir()}.")
+    return (
+        f"{file.relative} was not found in {', '.join(str(d) for d in dirs)} and could not be downloaded "
+        f"({reason}). Put the file (or its .gz) at <folder>/{file.relative} and point MINIDL_DATA at "
+        f"<folder> (e.g. `export MINIDL_DATA=/path/to/data`), pass --data-dir, or copy it into {cache_dir()}."
+    )
 
 
 # -- reading and verifying -----------------------------------------------------------------------------
+
 
 def read_content(path: Path) -> bytes:
     """The file's bytes, decompressed when it ends in ``.gz``."""
@@ -148,8 +165,9 @@ def read_content(path: Path) -> bytes:
         raw = path.read_bytes()
         return gzip.decompress(raw) if path.suffix == ".gz" else raw
     except (EOFError, OSError, zlib.error) as error:
-        raise _damaged(path, f"cannot be read or decompressed ({error}); the file is damaged or truncated",
-                       REFETCH) from None
+        raise _damaged(
+            path, f"cannot be read or decompressed ({error}); the file is damaged or truncated", REFETCH
+        ) from None
 
 
 def parse_idx(content: bytes, source: str) -> np.ndarray:
@@ -165,8 +183,9 @@ def parse_idx(content: bytes, source: str) -> np.ndarray:
     shape = tuple(int(v) for v in np.frombuffer(content, dtype=">u4", count=rank, offset=4))
     expected = int(np.prod(shape)) if shape else 1
     if len(content) - header != expected:
-        raise _damaged(source, f"IDX dimensions {shape} need {expected:,} bytes of data, the file has "
-                               f"{len(content) - header:,}")
+        raise _damaged(
+            source, f"IDX dimensions {shape} need {expected:,} bytes of data, the file has {len(content) - header:,}"
+        )
     return np.frombuffer(content, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -208,9 +227,12 @@ def read_verified(file: DataFile, path: Path, expected: str | None = None) -> np
 
 def _require_digest(file: DataFile, path: Path, expected: str, found: str) -> None:
     if found != expected:
-        raise _damaged(path, f"checksum mismatch for {file.relative}: expected sha256 {expected}, found {found}",
-                       " The file is corrupt or a different version: delete it and fetch it again "
-                       "(python -m experiments.datasets fetch).")
+        raise _damaged(
+            path,
+            f"checksum mismatch for {file.relative}: expected sha256 {expected}, found {found}",
+            " The file is corrupt or a different version: delete it and fetch it again "
+            "(python -m experiments.datasets fetch).",
+        )
 
 
 def verify(file: DataFile, path: Path, expected: str | None = None) -> None:
@@ -285,14 +307,14 @@ def _failure(error: BaseException, connect_timeout: float, read_timeout: float) 
         if isinstance(cause, IncompleteRead):
             return f"connection closed after {cause.partial:,} of {cause.partial + cause.expected:,} bytes", False
     if isinstance(error, requests.ConnectionError):  # refused, unknown host, network down
-        sockets = [c for c in causes if isinstance(c, OSError)
-                   and not isinstance(c, (requests.RequestException, Urllib3Error))]
+        sockets = [
+            c for c in causes if isinstance(c, OSError) and not isinstance(c, (requests.RequestException, Urllib3Error))
+        ]
         return str(sockets[0] if sockets else error), True
     return str(error), False
 
 
-def _transfer(url: str, output: Path, connect_timeout: float, read_timeout: float, progress: bool,
-              label: str) -> None:
+def _transfer(url: str, output: Path, connect_timeout: float, read_timeout: float, progress: bool, label: str) -> None:
     """Stream the body at ``url`` into ``output`` with pooch's HTTP downloader (requests underneath).
 
     It raises for HTTP errors, timeouts and a body shorter than its Content-Length. The transfer is
@@ -301,8 +323,12 @@ def _transfer(url: str, output: Path, connect_timeout: float, read_timeout: floa
     import pooch
 
     bar = _progress_bar(label) if progress else False
-    downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 16, timeout=(connect_timeout, read_timeout),
-                                      headers={"Accept-Encoding": "identity"})
+    downloader = pooch.HTTPDownloader(
+        progressbar=bar,
+        chunk_size=1 << 16,
+        timeout=(connect_timeout, read_timeout),
+        headers={"Accept-Encoding": "identity"},
+    )
     try:
         downloader(url, str(output), None)
     finally:
@@ -326,9 +352,17 @@ def _progress_bar(label: str):
     return Bar(desc=label, unit="B", unit_scale=True, leave=False)
 
 
-def download(file: DataFile, destination: Path, mirrors=None, expected: str | None = None,
-             connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT,
-             progress: bool = True, log=_stderr, unreachable: set[str] | None = None) -> Path:
+def download(
+    file: DataFile,
+    destination: Path,
+    mirrors=None,
+    expected: str | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    read_timeout: float = READ_TIMEOUT,
+    progress: bool = True,
+    log=_stderr,
+    unreachable: set[str] | None = None,
+) -> Path:
     """Fetch ``file`` into ``destination`` from the first mirror that gives a verified copy.
 
     Each attempt streams into a ``.part`` file beside the target; only a complete copy whose content
@@ -396,8 +430,16 @@ def _verified_copy(file: DataFile, dirs: list[Path], expected: str | None, besid
     return None
 
 
-def locate(name: str, data_dir=None, fetch: bool = True, mirrors=None, expected: str | None = None,
-           progress: bool = True, log=_stderr, unreachable: set[str] | None = None) -> tuple[Path, np.ndarray]:
+def locate(
+    name: str,
+    data_dir=None,
+    fetch: bool = True,
+    mirrors=None,
+    expected: str | None = None,
+    progress: bool = True,
+    log=_stderr,
+    unreachable: set[str] | None = None,
+) -> tuple[Path, np.ndarray]:
     """The path of one of :data:`FILES` and the verified array it holds, downloading it into the cache
     when missing (unless ``fetch`` is false or ``MINIDL_OFFLINE=1``).
 
@@ -417,8 +459,7 @@ def locate(name: str, data_dir=None, fetch: bool = True, mirrors=None, expected:
         if not fetch:
             raise DataUnavailable(_missing_message(file, dirs, "downloading was not allowed"))
         try:
-            path = download(file, cache_dir(), mirrors, expected, progress=progress, log=log,
-                            unreachable=unreachable)
+            path = download(file, cache_dir(), mirrors, expected, progress=progress, log=log, unreachable=unreachable)
         except DatasetError as error:
             raise DataUnavailable(_missing_message(file, dirs, str(error))) from None
     try:
@@ -427,14 +468,19 @@ def locate(name: str, data_dir=None, fetch: bool = True, mirrors=None, expected:
         good = _verified_copy(file, dirs, expected, besides=path)
         if good is None:
             raise
-        raise DataDamaged(f"{error} A verified copy exists at {good}: replace the damaged file with it, or "
-                          f"point --data-dir (or MINIDL_DATA) at {good.parent.parent}.", error.problem) from None
+        raise DataDamaged(
+            f"{error} A verified copy exists at {good}: replace the damaged file with it, or "
+            f"point --data-dir (or MINIDL_DATA) at {good.parent.parent}.",
+            error.problem,
+        ) from None
 
 
 # -- the datasets ----------------------------------------------------------------------------------
 
-def load_mnist(data_dir=None, fetch: bool = True, checksums: dict | None = None, mirrors: dict | None = None,
-               log=_stderr):
+
+def load_mnist(
+    data_dir=None, fetch: bool = True, checksums: dict | None = None, mirrors: dict | None = None, log=_stderr
+):
     """MNIST as float32 images in [0, 1] and uint8 labels.
 
     Returns
@@ -445,22 +491,25 @@ def load_mnist(data_dir=None, fetch: bool = True, checksums: dict | None = None,
     arrays = {}
     unreachable: set[str] = set()  # the four files share their mirrors: wait for a dead host once
     for name in ("train-images", "train-labels", "test-images", "test-labels"):
-        _, arrays[name] = locate(name, data_dir, fetch, mirrors.get(name), checksums.get(name), log=log,
-                                 unreachable=unreachable)
+        _, arrays[name] = locate(
+            name, data_dir, fetch, mirrors.get(name), checksums.get(name), log=log, unreachable=unreachable
+        )
     result = []
     for split in ("train", "test"):
         images, labels = arrays[f"{split}-images"], arrays[f"{split}-labels"]
         if images.ndim != 3 or labels.ndim != 1:
-            raise DataDamaged(f"MNIST {split}: expected images (N, 28, 28) and labels (N,), found "
-                               f"{images.shape} and {labels.shape}.")
+            raise DataDamaged(
+                f"MNIST {split}: expected images (N, 28, 28) and labels (N,), found {images.shape} and {labels.shape}."
+            )
         if len(images) != len(labels):
             raise DataDamaged(f"MNIST {split}: {len(images):,} images but {len(labels):,} labels.")
         result += [(images[:, None] / np.float32(255)).astype(np.float32), labels.copy()]
     return tuple(result)
 
 
-def load_frey_faces(data_dir=None, fetch: bool = True, checksum: str | None = None, mirrors=None,
-                    log=_stderr) -> np.ndarray:
+def load_frey_faces(
+    data_dir=None, fetch: bool = True, checksum: str | None = None, mirrors=None, log=_stderr
+) -> np.ndarray:
     """Frey Face: float32 images (1965, 1, 28, 20) in [0, 1]."""
     _, ff = locate("frey", data_dir, fetch, mirrors, checksum, log=log)
     return (ff.T.reshape(-1, 1, 28, 20) / np.float32(255)).astype(np.float32)
@@ -484,9 +533,11 @@ def load_digits_28() -> tuple[np.ndarray, np.ndarray]:
 
 # -- command line ----------------------------------------------------------------------------------
 
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.datasets",
-                                     description="Check (verify) or download (fetch) MNIST and Frey Face.")
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.datasets", description="Check (verify) or download (fetch) MNIST and Frey Face."
+    )
     parser.add_argument("command", choices=["verify", "fetch"])
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -515,8 +566,11 @@ def main(argv=None) -> int:
     for row in rows:
         print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}")
     if failed:
-        print("\nSome files are missing or bad. Set MINIDL_DATA to a folder holding mnist/ and frey/, "
-              "or run `python -m experiments.datasets fetch` with network access.", file=sys.stderr)
+        print(
+            "\nSome files are missing or bad. Set MINIDL_DATA to a folder holding mnist/ and frey/, "
+            "or run `python -m experiments.datasets fetch` with network access.",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 

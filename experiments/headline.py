@@ -11,12 +11,23 @@ import math
 
 import numpy as np
 
-MNIST_METRICS = {"final_train_loss": "final training loss", "test_mse": "test MSE",
-                 "probe_accuracy": "logistic-regression accuracy"}
-INTERPOLATION = {"psnr": "interpolation PSNR (dB)", "l2": "interpolation L2 (pixels)",
-                 "blend_psnr": "code-of-blend PSNR (dB)", "blend_latent_l2": "code-of-blend L2 (latent)"}
-FREY_METRICS = {"test_elbo": "held-out ELBO (nats)", "test_reconstruction": "held-out reconstruction term",
-                "test_kl": "held-out KL (nats)", "active_dimensions": "active latent dimensions"}
+MNIST_METRICS = {
+    "final_train_loss": "final training loss",
+    "test_mse": "test MSE",
+    "probe_accuracy": "logistic-regression accuracy",
+}
+INTERPOLATION = {
+    "psnr": "interpolation PSNR (dB)",
+    "l2": "interpolation L2 (pixels)",
+    "blend_psnr": "code-of-blend PSNR (dB)",
+    "blend_latent_l2": "code-of-blend L2 (latent)",
+}
+FREY_METRICS = {
+    "test_elbo": "held-out ELBO (nats)",
+    "test_reconstruction": "held-out reconstruction term",
+    "test_kl": "held-out KL (nats)",
+    "active_dimensions": "active latent dimensions",
+}
 SPREAD_RULE = 2.0  # a difference from the study beyond this many sample standard deviations is flagged
 
 
@@ -28,8 +39,12 @@ def headline(metrics: dict) -> dict[str, float]:
             found[f"mnist.{kind}.{key}"] = result[key]
         interpolation = result["interpolation"]
         blend = interpolation.get("blend_consistency", {})
-        series = {"psnr": interpolation["psnr"], "l2": interpolation["l2"], "blend_psnr": blend.get("psnr"),
-                  "blend_latent_l2": blend.get("latent_l2")}
+        series = {
+            "psnr": interpolation["psnr"],
+            "l2": interpolation["l2"],
+            "blend_psnr": blend.get("psnr"),
+            "blend_latent_l2": blend.get("latent_l2"),
+        }
         for key, values in series.items():
             for alpha, value in zip(interpolation["alphas"], values or []):
                 found[f"mnist.{kind}.{key}@{alpha:g}"] = value
@@ -58,8 +73,13 @@ def spread(values: list[float]) -> dict:
     if not all(math.isfinite(v) for v in values):
         mean = math.inf if all(v == math.inf for v in values) or math.inf in values else math.nan
         return {"mean": mean, "std": None, "n": n, "min": min(values), "max": max(values)}
-    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if n > 1 else None, "n": n,
-            "min": min(values), "max": max(values)}
+    return {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values, ddof=1)) if n > 1 else None,
+        "n": n,
+        "min": min(values),
+        "max": max(values),
+    }
 
 
 def prediction_half_width(std: float, n: int) -> float:

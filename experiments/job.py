@@ -26,9 +26,15 @@ NOT_COMPARABLE = "Its numbers are NOT comparable with the study's."
 
 
 def _versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "minidl": minidl.__version__, "numpy": np.__version__,
-            "numba": numba.__version__, "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
-            "matplotlib": matplotlib.__version__}
+    return {
+        "python": platform.python_version(),
+        "minidl": minidl.__version__,
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "matplotlib": matplotlib.__version__,
+    }
 
 
 def _stand_in_allowed(error: datasets.DataUnavailable, data_dir, what: str) -> None:
@@ -39,7 +45,8 @@ def _stand_in_allowed(error: datasets.DataUnavailable, data_dir, what: str) -> N
     if pointed:
         raise datasets.DataUnavailable(
             f"{error} (The offline stand-in replaces {what} only when no data folder is named; here "
-            f"{' and '.join(pointed)} named {', '.join(str(path) for path in pointed.values())}.)") from None
+            f"{' and '.join(pointed)} named {', '.join(str(path) for path in pointed.values())}.)"
+        ) from None
 
 
 def fetch_allowed() -> bool:
@@ -71,8 +78,10 @@ def load_frey_or_stand_in(data_dir, log=print) -> tuple[np.ndarray, str, bool]:
         return datasets.load_frey_faces(data_dir, fetch=fetch_allowed()), "Frey Face", False
     except datasets.DataUnavailable as error:
         _stand_in_allowed(error, data_dir, "Frey Face")
-        log(f"{error}\n\nWARNING: Frey Face could not be found or downloaded; using {STAND_IN}, cropped to "
-            f"28x20. {NOT_COMPARABLE}")
+        log(
+            f"{error}\n\nWARNING: Frey Face could not be found or downloaded; using {STAND_IN}, cropped to "
+            f"28x20. {NOT_COMPARABLE}"
+        )
         images, _ = datasets.load_digits_28()
         return np.ascontiguousarray(images[:, :, :, 4:24]), "offline stand-in: digits cropped to 28x20", True
 
@@ -97,9 +106,17 @@ def expectations(part: str, preset, prepared: dict) -> list[run_folder.Expected]
     only those being trained: the models of one part are compared side by side, so they share their data)."""
     identity, shape = prepared["identity"], prepared["data"]["x_train"].shape[1:]
     if part == "frey":
-        return [run_folder.Expected(f"Frey Face VAE ({likelihood})", ("frey", likelihood), provenance.fingerprint(
-            f"vae_{likelihood}", frey.build_model(preset, shape, likelihood), preset, identity),
-            frey.CHECKPOINT.format(likelihood=likelihood)) for likelihood in frey.LIKELIHOODS]
+        return [
+            run_folder.Expected(
+                f"Frey Face VAE ({likelihood})",
+                ("frey", likelihood),
+                provenance.fingerprint(
+                    f"vae_{likelihood}", frey.build_model(preset, shape, likelihood), preset, identity
+                ),
+                frey.CHECKPOINT.format(likelihood=likelihood),
+            )
+            for likelihood in frey.LIKELIHOODS
+        ]
     found = [run_folder.Expected("MNIST mean-image reference", ("mnist_reference",), {"data": identity})]
     for kind in mnist.MODEL_KINDS:
         made = provenance.fingerprint(kind, mnist.build_model(kind, preset, shape), preset, identity)
@@ -107,8 +124,9 @@ def expectations(part: str, preset, prepared: dict) -> list[run_folder.Expected]
     return found
 
 
-def run_part(part: str, preset, out_dir: Path, prepared: dict, expected: list, progress: bool, models=None,
-             log=print) -> None:
+def run_part(
+    part: str, preset, out_dir: Path, prepared: dict, expected: list, progress: bool, models=None, log=print
+) -> None:
     """Train and evaluate one part, storing each result in metrics.json as soon as it exists."""
     started = time.perf_counter()
     stage = part if part != "mnist" or not models else f"mnist ({', '.join(models)})"
@@ -122,15 +140,39 @@ def run_part(part: str, preset, out_dir: Path, prepared: dict, expected: list, p
         # the level a collapsed model sits at: predicting the mean training image for every test image
         baseline = float(np.mean((data["x_test"] - data["x_train"].mean(axis=0)) ** 2))
         store(("mnist_reference",), {"mean_image_test_mse": baseline, "provenance": fingerprints["mnist_reference"]})
-        mnist.run(preset, data, out_dir, kinds=models or mnist.MODEL_KINDS, progress=progress, log=log,
-                  fingerprints=fingerprints, store=lambda kind, result: store(("mnist", kind), result))
+        mnist.run(
+            preset,
+            data,
+            out_dir,
+            kinds=models or mnist.MODEL_KINDS,
+            progress=progress,
+            log=log,
+            fingerprints=fingerprints,
+            store=lambda kind, result: store(("mnist", kind), result),
+        )
     else:
-        frey.run(preset, data["x_train"], data["x_test"], out_dir, progress=progress, log=log,
-                 fingerprints=fingerprints, store=lambda likelihood, result: store(("frey", likelihood), result))
+        frey.run(
+            preset,
+            data["x_train"],
+            data["x_test"],
+            out_dir,
+            progress=progress,
+            log=log,
+            fingerprints=fingerprints,
+            store=lambda likelihood, result: store(("frey", likelihood), result),
+        )
 
 
-def run_job(preset, out_dir: Path | None, parts: list[str], data_dir=None, models=None, move_aside: bool = False,
-            progress: bool = False, log=print) -> Path:
+def run_job(
+    preset,
+    out_dir: Path | None,
+    parts: list[str],
+    data_dir=None,
+    models=None,
+    move_aside: bool = False,
+    progress: bool = False,
+    log=print,
+) -> Path:
     """Train and evaluate ``parts`` (``"mnist"``, ``"frey"``) of one run with ``preset`` into ``out_dir`` (None:
     the default folder of its settings and data) and write its report; returns the folder.
 
@@ -146,8 +188,15 @@ def run_job(preset, out_dir: Path | None, parts: list[str], data_dir=None, model
     expected = {part: expectations(part, preset, prepared[part]) for part in parts}
     everything = [item for part in parts for item in expected[part]]
     with run_folder.take(out_dir, lambda: run_folder.conflicts(out_dir, settings(preset), everything), move_aside, log):
-        run_folder.claim(out_dir, {"preset": preset.name, "overrides": plain(overrides(preset)),
-                                   "settings": settings(preset), "versions": _versions()})
+        run_folder.claim(
+            out_dir,
+            {
+                "preset": preset.name,
+                "overrides": plain(overrides(preset)),
+                "settings": settings(preset),
+                "versions": _versions(),
+            },
+        )
         for part in parts:
             run_part(part, preset, out_dir, prepared[part], expected[part], progress, models, log)
         write_report(out_dir)

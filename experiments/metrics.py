@@ -19,7 +19,7 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> np.ndarray:
     """
     mse = np.mean((a.astype(np.float64) - b) ** 2, axis=tuple(range(1, a.ndim)))
     with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(data_range ** 2 / mse)
+        return 10.0 * np.log10(data_range**2 / mse)
 
 
 def l2_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -129,8 +129,9 @@ def encoder_blend_consistency(model, x_a: np.ndarray, x_b: np.ndarray, alphas) -
     return {"psnr": np.array(psnrs), "latent_l2": np.array(distances)}
 
 
-def linear_probe_accuracy(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: np.ndarray,
-                          test_labels: np.ndarray, seed: int = 0) -> float:
+def linear_probe_accuracy(
+    train_codes: np.ndarray, train_labels: np.ndarray, test_codes: np.ndarray, test_labels: np.ndarray, seed: int = 0
+) -> float:
     """Accuracy of logistic regression fitted on standardized training codes, scored on test codes."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

@@ -45,32 +45,52 @@ def build_model(kind: str, preset: Preset, image_shape=(1, 28, 28)):
     if kind == "sparse":
         return SparseAutoencoder(encoder, decoder, rho=preset.rho, sparsity_weight=preset.sparsity_weight)
     if kind == "contractive":
-        return ContractiveAutoencoder(encoder, decoder, contractive_weight=preset.contractive_weight,
-                                      mode="closed_form")
+        return ContractiveAutoencoder(
+            encoder, decoder, contractive_weight=preset.contractive_weight, mode="closed_form"
+        )
     if kind == "contractive_remedy":
-        return ContractiveAutoencoder(encoder, decoder, contractive_weight=preset.contractive_weight,
-                                      mode=preset.remedy_mode, n_probes=preset.remedy_probes, latent="linear")
+        return ContractiveAutoencoder(
+            encoder,
+            decoder,
+            contractive_weight=preset.contractive_weight,
+            mode=preset.remedy_mode,
+            n_probes=preset.remedy_probes,
+            latent="linear",
+        )
     raise ValueError(f"Unknown model kind {kind!r}; expected one of {MODEL_KINDS}.")
 
 
 def subset(data: dict, preset: Preset) -> dict:
     """The preset's first ``n_train`` / ``n_test`` images (all when None)."""
     n_train, n_test = preset.n_train, preset.n_test
-    return {"x_train": data["x_train"][:n_train], "y_train": data["y_train"][:n_train],
-            "x_test": data["x_test"][:n_test], "y_test": data["y_test"][:n_test]}
+    return {
+        "x_train": data["x_train"][:n_train],
+        "y_train": data["y_train"][:n_train],
+        "x_test": data["x_test"][:n_test],
+        "y_test": data["y_test"][:n_test],
+    }
 
 
-def train(kind: str, preset: Preset, data: dict, out_dir: Path, progress: bool = True, log=print,
-          fingerprint: dict | None = None):
+def train(
+    kind: str,
+    preset: Preset,
+    data: dict,
+    out_dir: Path,
+    progress: bool = True,
+    log=print,
+    fingerprint: dict | None = None,
+):
     """Train (or resume, or reuse) one model; returns the model, its trainer and the training seconds.
 
     The checkpoint is resumed only when it carries the same ``fingerprint`` and was made from the same data.
     """
     model = build_model(kind, preset, data["x_train"].shape[1:])
-    config = TrainingConfig(epochs=preset.epochs, batch_size=preset.batch_size,
-                            learning_rate=preset.learning_rate, seed=preset.seed)
-    trainer = Trainer(model, config, out_dir / CHECKPOINT.format(kind=kind), progress=progress, log=log,
-                      fingerprint=fingerprint)
+    config = TrainingConfig(
+        epochs=preset.epochs, batch_size=preset.batch_size, learning_rate=preset.learning_rate, seed=preset.seed
+    )
+    trainer = Trainer(
+        model, config, out_dir / CHECKPOINT.format(kind=kind), progress=progress, log=log, fingerprint=fingerprint
+    )
     started = time.perf_counter()
     trainer.fit(data["x_train"], data["x_test"], resume=True)
     return model, trainer, time.perf_counter() - started
@@ -82,51 +102,70 @@ def evaluate(kind: str, model, trainer: Trainer, preset: Preset, data: dict, out
     rng = np.random.default_rng(preset.seed)
     x_test, y_test = data["x_test"], data["y_test"]
     last = trainer.history[-1]
-    result = {"history": trainer.history,
-              "final_train_loss": last["train_loss"],
-              "test_mse": last["test_mse"],
-              "seconds_per_epoch": float(np.mean([record["seconds"] for record in trainer.history]))}
+    result = {
+        "history": trainer.history,
+        "final_train_loss": last["train_loss"],
+        "test_mse": last["test_mse"],
+        "seconds_per_epoch": float(np.mean([record["seconds"] for record in trainer.history])),
+    }
 
     shown = x_test[:10]
-    plots.image_grid([shown, model.reconstruct(shown)], figures / f"reconstructions_{kind}.png",
-                     ["original", "reconstructed"], TITLES[kind])
+    plots.image_grid(
+        [shown, model.reconstruct(shown)],
+        figures / f"reconstructions_{kind}.png",
+        ["original", "reconstructed"],
+        TITLES[kind],
+    )
 
     started = time.perf_counter()
     train_codes = trainer.encode(data["x_train"])
     # the last epoch's evaluation already encoded the test set, unless training was reused from a checkpoint
     test_codes = trainer.test_codes if trainer.test_codes is not None else trainer.encode(x_test)
-    result["probe_accuracy"] = metrics.linear_probe_accuracy(train_codes, data["y_train"], test_codes,
-                                                             y_test, seed=preset.seed)
+    result["probe_accuracy"] = metrics.linear_probe_accuracy(
+        train_codes, data["y_train"], test_codes, y_test, seed=preset.seed
+    )
     result["probe_seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    points = rng.permutation(len(x_test))[:preset.tsne_points]
-    embedding = metrics.tsne_embedding(test_codes[points], preset.tsne_perplexity,
-                                       preset.tsne_iterations, preset.seed)
-    plots.tsne_scatter(embedding, y_test[points], figures / f"tsne_{kind}.png",
-                       f"t-SNE of test codes: {TITLES[kind]}")
+    points = rng.permutation(len(x_test))[: preset.tsne_points]
+    embedding = metrics.tsne_embedding(test_codes[points], preset.tsne_perplexity, preset.tsne_iterations, preset.seed)
+    plots.tsne_scatter(embedding, y_test[points], figures / f"tsne_{kind}.png", f"t-SNE of test codes: {TITLES[kind]}")
     result["tsne_seconds"] = time.perf_counter() - started
     result["codes_degenerate"] = embedding is None
 
     pairs = metrics.interpolation_pairs(y_test, preset.n_pairs, np.random.default_rng(preset.seed))
     outcome = metrics.interpolate(model, x_test[pairs[:, 0]], x_test[pairs[:, 1]], preset.alphas)
-    study_definition = metrics.encoder_blend_consistency(model, x_test[pairs[:, 0]], x_test[pairs[:, 1]],
-                                                         preset.alphas)
-    result["interpolation"] = {"alphas": list(preset.alphas), "psnr": outcome["psnr"].tolist(),
-                               "l2": outcome["l2"].tolist(),
-                               "blend_consistency": {"psnr": study_definition["psnr"].tolist(),
-                                                     "latent_l2": study_definition["latent_l2"].tolist()}}
+    study_definition = metrics.encoder_blend_consistency(model, x_test[pairs[:, 0]], x_test[pairs[:, 1]], preset.alphas)
+    result["interpolation"] = {
+        "alphas": list(preset.alphas),
+        "psnr": outcome["psnr"].tolist(),
+        "l2": outcome["l2"].tolist(),
+        "blend_consistency": {
+            "psnr": study_definition["psnr"].tolist(),
+            "latent_l2": study_definition["latent_l2"].tolist(),
+        },
+    }
     shown_pairs = range(min(4, len(pairs)))
-    rows = [np.concatenate([x_test[pairs[p, :1]], outcome["images"][:, p], x_test[pairs[p, 1:]]])
-            for p in shown_pairs]
-    plots.image_grid(rows, figures / f"interpolation_{kind}.png",
-                     column_labels=["A"] + [f"a={alpha:.1f}" for alpha in preset.alphas] + ["B"],
-                     title=f"Latent interpolation (originals A and B at the ends): {TITLES[kind]}")
+    rows = [np.concatenate([x_test[pairs[p, :1]], outcome["images"][:, p], x_test[pairs[p, 1:]]]) for p in shown_pairs]
+    plots.image_grid(
+        rows,
+        figures / f"interpolation_{kind}.png",
+        column_labels=["A"] + [f"a={alpha:.1f}" for alpha in preset.alphas] + ["B"],
+        title=f"Latent interpolation (originals A and B at the ends): {TITLES[kind]}",
+    )
     return result
 
 
-def run(preset: Preset, data: dict, out_dir: Path, kinds=MODEL_KINDS, progress: bool = True,
-        log=print, store=None, fingerprints: dict | None = None) -> dict:
+def run(
+    preset: Preset,
+    data: dict,
+    out_dir: Path,
+    kinds=MODEL_KINDS,
+    progress: bool = True,
+    log=print,
+    store=None,
+    fingerprints: dict | None = None,
+) -> dict:
     """Train and evaluate every model on ``data`` (already :func:`subset`); writes the figures and returns
     every number, each model's with its fingerprint (``fingerprints[kind]``) as ``provenance``.
 
@@ -138,8 +177,10 @@ def run(preset: Preset, data: dict, out_dir: Path, kinds=MODEL_KINDS, progress: 
     for kind in kinds:
         log(f"[mnist] {TITLES[kind]}: training {preset.epochs} epoch(s) on {len(data['x_train']):,} images")
         model, trainer, seconds = train(kind, preset, data, out_dir, progress, log, fingerprints.get(kind))
-        log(f"[mnist] {kind}: final train loss {trainer.history[-1]['train_loss']:.6f}, "
-            f"test MSE {trainer.history[-1]['test_mse']:.6f}; evaluating")
+        log(
+            f"[mnist] {kind}: final train loss {trainer.history[-1]['train_loss']:.6f}, "
+            f"test MSE {trainer.history[-1]['test_mse']:.6f}; evaluating"
+        )
         results[kind] = evaluate(kind, model, trainer, preset, data, out_dir)
         results[kind]["train_seconds_this_run"] = seconds
         results[kind]["provenance"] = fingerprints.get(kind)

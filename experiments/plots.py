@@ -28,12 +28,17 @@ def mosaic(rows: list[np.ndarray], gap: int) -> np.ndarray:
     for r, row in enumerate(rows):
         for c, image in enumerate(np.asarray(row).reshape(-1, height, width)):
             top, left = r * (height + gap), c * (width + gap)
-            tiled[top:top + height, left:left + width] = image
+            tiled[top : top + height, left : left + width] = image
     return tiled
 
 
-def image_grid(rows: list[np.ndarray], path: Path, row_labels: list[str] | None = None,
-               title: str | None = None, column_labels: list[str] | None = None) -> Path:
+def image_grid(
+    rows: list[np.ndarray],
+    path: Path,
+    row_labels: list[str] | None = None,
+    title: str | None = None,
+    column_labels: list[str] | None = None,
+) -> Path:
     """One row of grey images per array, on a white ground. Shapes: each row (M, 1, H, W) or (M, H, W).
 
     The cells are drawn as one :func:`mosaic` by a single ``imshow``: an axes per cell made each
@@ -45,10 +50,16 @@ def image_grid(rows: list[np.ndarray], path: Path, row_labels: list[str] | None 
     scale = 1.1 * max(1.0, 28 / max(height, width))
     figure, axis = plt.subplots(figsize=(n_columns * scale * width / 28 + 0.8, n_rows * scale * height / 28 + 0.4))
     axis.imshow(mosaic(rows, gap), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    axis.set_xticks([c * (width + gap) + (width - 1) / 2 for c in range(n_columns)] if column_labels else [],
-                    column_labels or [], fontsize=8)
-    axis.set_yticks([r * (height + gap) + (height - 1) / 2 for r in range(n_rows)] if row_labels else [],
-                    row_labels or [], fontsize=9)
+    axis.set_xticks(
+        [c * (width + gap) + (width - 1) / 2 for c in range(n_columns)] if column_labels else [],
+        column_labels or [],
+        fontsize=8,
+    )
+    axis.set_yticks(
+        [r * (height + gap) + (height - 1) / 2 for r in range(n_rows)] if row_labels else [],
+        row_labels or [],
+        fontsize=9,
+    )
     axis.xaxis.tick_top()
     axis.tick_params(length=0)
     for spine in axis.spines.values():
@@ -97,8 +108,14 @@ def tsne_scatter(embedding: np.ndarray | None, labels: np.ndarray, path: Path, t
     """
     figure, axis = plt.subplots(figsize=(5, 5))
     if embedding is None:
-        axis.text(0.5, 0.5, "all codes are (nearly) identical:\nno t-SNE embedding exists",
-                  ha="center", va="center", transform=axis.transAxes)
+        axis.text(
+            0.5,
+            0.5,
+            "all codes are (nearly) identical:\nno t-SNE embedding exists",
+            ha="center",
+            va="center",
+            transform=axis.transAxes,
+        )
     else:
         scatter = axis.scatter(embedding[:, 0], embedding[:, 1], c=labels, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
         figure.colorbar(scatter, ax=axis, ticks=range(10), fraction=0.046)
@@ -108,8 +125,9 @@ def tsne_scatter(embedding: np.ndarray | None, labels: np.ndarray, path: Path, t
     return _save(figure, path)
 
 
-def sweep_panels(panels: dict[str, dict[str, tuple[list, list, list]]], xlabel: str, log_axis: bool, path: Path,
-                 title: str) -> Path:
+def sweep_panels(
+    panels: dict[str, dict[str, tuple[list, list, list]]], xlabel: str, log_axis: bool, path: Path, title: str
+) -> Path:
     """One small plot per panel, each line its means with error bars of one standard deviation.
 
     ``panels[title][line] = (x, mean, std)``; a log x axis when ``log_axis``.
@@ -127,7 +145,7 @@ def sweep_panels(panels: dict[str, dict[str, tuple[list, list, list]]], xlabel: 
         axis.grid(alpha=0.3)
         if any(label for label in lines):
             axis.legend(fontsize=6)
-    for axis in axes.ravel()[len(panels):]:
+    for axis in axes.ravel()[len(panels) :]:
         axis.set_visible(False)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
@@ -169,15 +187,27 @@ def gradient_flow(histories: dict[str, list[dict]], path: Path, title: str) -> P
     histories = {name: history for name, history in histories.items() if history}
     columns = len(histories)
     figure, axes = plt.subplots(2, columns, figsize=(3.6 * columns + 1.2, 6.0), squeeze=False, sharex="col")
-    norms = [value for history in histories.values() for record in history
-             for statistics in record["gradient_flow"]["parameters"].values()
-             for value in [statistics.get("grad_norm"), *statistics.get("grad_norm_trace", [])] if value]
+    norms = [
+        value
+        for history in histories.values()
+        for record in history
+        for statistics in record["gradient_flow"]["parameters"].values()
+        for value in [statistics.get("grad_norm"), *statistics.get("grad_norm_trace", [])]
+        if value
+    ]
     floor = 10.0 ** np.floor(np.log10(min(norms))) if norms else 1e-8
     # one colour per layer name in every column, so that the legend holds for all of them
-    weights = list(dict.fromkeys(name for history in histories.values()
-                                 for name in history[-1]["gradient_flow"]["parameters"] if name.endswith(".W")))
-    activations = list(dict.fromkeys(name for history in histories.values()
-                                     for name in history[-1]["gradient_flow"]["activations"]))
+    weights = list(
+        dict.fromkeys(
+            name
+            for history in histories.values()
+            for name in history[-1]["gradient_flow"]["parameters"]
+            if name.endswith(".W")
+        )
+    )
+    activations = list(
+        dict.fromkeys(name for history in histories.values() for name in history[-1]["gradient_flow"]["activations"])
+    )
     colours = dict(zip(weights, plt.cm.viridis(np.linspace(0, 0.9, len(weights)))))
     colours.update(zip(activations, plt.cm.plasma(np.linspace(0, 0.85, len(activations)))))
     handles = {}
@@ -186,14 +216,15 @@ def gradient_flow(histories: dict[str, list[dict]], path: Path, title: str) -> P
         flow = history[-1]["gradient_flow"]
         top, bottom = axes[0, column], axes[1, column]
         for name in (name for name in weights if name in flow["parameters"]):
-            line, = top.plot(x, _flow_series(history, "parameters", name, "grad_norm"), marker=".",
-                             color=colours[name])
+            (line,) = top.plot(
+                x, _flow_series(history, "parameters", name, "grad_norm"), marker=".", color=colours[name]
+            )
             handles.setdefault(name[:-2], line)
         for name in (name for name in activations if name in flow["activations"]):
             colour = colours[name]
             key = "dead_fraction" if "dead_fraction" in flow["activations"][name] else "saturated_fraction"
             style = "-" if key == "dead_fraction" else "--"
-            line, = bottom.plot(x, _flow_series(history, "activations", name, key), style, marker=".", color=colour)
+            (line,) = bottom.plot(x, _flow_series(history, "activations", name, key), style, marker=".", color=colour)
             handles.setdefault(f"{name} ({'dead' if key == 'dead_fraction' else 'saturated'})", line)
         top.set_yscale("symlog", linthresh=floor)
         top.set_ylim(bottom=0)

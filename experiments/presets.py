@@ -30,8 +30,8 @@ class Preset:
     name: str
     seed: int = 0
     # MNIST models
-    n_train: int | None = None          # None: all 60,000
-    n_test: int | None = None           # None: all 10,000
+    n_train: int | None = None  # None: all 60,000
+    n_test: int | None = None  # None: all 10,000
     epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 1e-3
@@ -39,10 +39,10 @@ class Preset:
     rho: float = 0.05
     sparsity_weight: float = 1e-3
     contractive_weight: float = 1e-4
-    remedy_mode: str = "hutchinson"     # the contractive remedy: linear latent, full-Jacobian penalty
+    remedy_mode: str = "hutchinson"  # the contractive remedy: linear latent, full-Jacobian penalty
     remedy_probes: int = 1
     # evaluation
-    tsne_points: int | None = None      # None: the whole test set
+    tsne_points: int | None = None  # None: the whole test set
     tsne_perplexity: float = 30.0
     tsne_iterations: int = 300
     n_pairs: int = 20
@@ -76,9 +76,23 @@ def _positive(value, preset) -> bool:
 
 
 _RULES: dict[str, tuple] = {
-    **{name: (("to be a positive integer", _positive),) for name in (
-        "epochs", "batch_size", "latent_dim", "remedy_probes", "n_pairs", "vae_epochs", "vae_batch_size",
-        "vae_latent_dim", "vae_hidden", "traversal_steps", "n_faces", "grid_steps")},
+    **{
+        name: (("to be a positive integer", _positive),)
+        for name in (
+            "epochs",
+            "batch_size",
+            "latent_dim",
+            "remedy_probes",
+            "n_pairs",
+            "vae_epochs",
+            "vae_batch_size",
+            "vae_latent_dim",
+            "vae_hidden",
+            "traversal_steps",
+            "n_faces",
+            "grid_steps",
+        )
+    },
     **{name: (("to be a positive integer or None (all)", _positive),) for name in ("n_train", "n_test")},
     "tsne_points": (("to be an integer >= 2 or None (the whole test set)", lambda v, p: v is None or v >= 2),),
     "seed": (("to be a non-negative integer", lambda v, p: v >= 0),),
@@ -88,10 +102,10 @@ _RULES: dict[str, tuple] = {
     "remedy_mode": ((f"to be one of {REMEDY_MODES}", lambda v, p: v in REMEDY_MODES),),
     "tsne_iterations": (("to be an integer >= 250 (scikit-learn's minimum)", lambda v, p: v >= 250),),
     "alphas": (("to be a non-empty list of values in [0, 1]", lambda v, p: v and all(0 <= a <= 1 for a in v)),),
-    "traversal_range": (("to be two values low,high with low < high",
-                         lambda v, p: len(v) == 2 and v[0] < v[1]),),
-    "traversal_dim": (("to be a latent dimension, 0 <= traversal_dim < vae_latent_dim",
-                       lambda v, p: 0 <= v < p.vae_latent_dim),),
+    "traversal_range": (("to be two values low,high with low < high", lambda v, p: len(v) == 2 and v[0] < v[1]),),
+    "traversal_dim": (
+        ("to be a latent dimension, 0 <= traversal_dim < vae_latent_dim", lambda v, p: 0 <= v < p.vae_latent_dim),
+    ),
 }
 
 
@@ -124,11 +138,22 @@ def _canonical(name: str, hint, value):
 
 PRESETS = {
     "paper": Preset(name="paper"),
-    "quick": Preset(name="quick", n_train=10_000, n_test=2_000, epochs=2, tsne_points=1_000,
-                    vae_epochs=50),
+    "quick": Preset(name="quick", n_train=10_000, n_test=2_000, epochs=2, tsne_points=1_000, vae_epochs=50),
     # for tests: the whole pipeline in seconds
-    "smoke": Preset(name="smoke", n_train=256, n_test=128, epochs=1, batch_size=64, tsne_points=100,
-                    tsne_iterations=250, n_pairs=4, vae_epochs=2, n_faces=6, traversal_steps=5, grid_steps=4),
+    "smoke": Preset(
+        name="smoke",
+        n_train=256,
+        n_test=128,
+        epochs=1,
+        batch_size=64,
+        tsne_points=100,
+        tsne_iterations=250,
+        n_pairs=4,
+        vae_epochs=2,
+        n_faces=6,
+        traversal_steps=5,
+        grid_steps=4,
+    ),
 }
 
 
@@ -140,6 +165,7 @@ def get_preset(name: str) -> Preset:
 
 
 # -- settings from the command line --------------------------------------------------------------------
+
 
 def settable() -> list[str]:
     """The fields ``--set`` accepts: every field of :class:`Preset` but ``name``."""
@@ -229,8 +255,10 @@ def default_folder(preset: Preset, stand_in: dict[str, bool] | None = None, root
     name = preset.name
     changed = overrides(preset)
     if changed:
-        slug = ",".join(f"{key}={'_'.join(map(str, value)) if isinstance(value, tuple) else value}"
-                        for key, value in changed.items())
+        slug = ",".join(
+            f"{key}={'_'.join(map(str, value)) if isinstance(value, tuple) else value}"
+            for key, value in changed.items()
+        )
         if len(slug) > 60 or not all(c.isalnum() or c in "._=,+-" for c in slug):
             slug = "set-" + hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:10]
         name += "-" + slug

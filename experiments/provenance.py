@@ -25,18 +25,49 @@ from experiments.presets import Preset
 
 # Which settings shape which model (training and evaluation); every field of Preset but the name is in
 # one of these (a test holds it so).
-MNIST_SETTINGS = ("seed", "n_train", "n_test", "epochs", "batch_size", "learning_rate", "latent_dim",
-                  "tsne_points", "tsne_perplexity", "tsne_iterations", "n_pairs", "alphas")
-KIND_SETTINGS = {"plain": (), "sparse": ("rho", "sparsity_weight"), "contractive": ("contractive_weight",),
-                 "contractive_remedy": ("contractive_weight", "remedy_mode", "remedy_probes")}
-VAE_SETTINGS = ("seed", "vae_epochs", "vae_batch_size", "vae_learning_rate", "vae_latent_dim", "vae_hidden",
-                "test_fraction", "traversal_dim", "traversal_range", "traversal_steps", "n_faces", "grid_steps")
+MNIST_SETTINGS = (
+    "seed",
+    "n_train",
+    "n_test",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "latent_dim",
+    "tsne_points",
+    "tsne_perplexity",
+    "tsne_iterations",
+    "n_pairs",
+    "alphas",
+)
+KIND_SETTINGS = {
+    "plain": (),
+    "sparse": ("rho", "sparsity_weight"),
+    "contractive": ("contractive_weight",),
+    "contractive_remedy": ("contractive_weight", "remedy_mode", "remedy_probes"),
+}
+VAE_SETTINGS = (
+    "seed",
+    "vae_epochs",
+    "vae_batch_size",
+    "vae_learning_rate",
+    "vae_latent_dim",
+    "vae_hidden",
+    "test_fraction",
+    "traversal_dim",
+    "traversal_range",
+    "traversal_steps",
+    "n_faces",
+    "grid_steps",
+)
 
 
 def data_identity(source: str, stand_in: bool, **arrays) -> dict:
     """The source's name, whether it is the offline stand-in, and shape, dtype and sha256 of each array."""
-    return {"source": source, "stand_in": bool(stand_in),
-            **{name: array_identity(array) for name, array in arrays.items()}}
+    return {
+        "source": source,
+        "stand_in": bool(stand_in),
+        **{name: array_identity(array) for name, array in arrays.items()},
+    }
 
 
 def settings_of(kind: str, preset: Preset) -> dict:
@@ -48,15 +79,16 @@ def settings_of(kind: str, preset: Preset) -> dict:
 
 def architecture(model) -> dict:
     """The model's class, the layer list of each sub-network, and each parameter's shape and dtype."""
-    return {"class": type(model).__name__,
-            "networks": {name: repr(network) for name, network in model.networks.items()},
-            "parameters": {name: [list(param.shape), str(param.dtype)] for name, param, _ in model.parameters()}}
+    return {
+        "class": type(model).__name__,
+        "networks": {name: repr(network) for name, network in model.networks.items()},
+        "parameters": {name: [list(param.shape), str(param.dtype)] for name, param, _ in model.parameters()},
+    }
 
 
 def fingerprint(kind: str, model, preset: Preset, data: dict) -> dict:
     """The fingerprint of ``model`` of ``kind`` trained with ``preset`` on the data identified by ``data``."""
-    content = {"kind": kind, "architecture": architecture(model), "settings": settings_of(kind, preset),
-               "data": data}
+    content = {"kind": kind, "architecture": architecture(model), "settings": settings_of(kind, preset), "data": data}
     return {**content, "digest": hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()}
 
 
@@ -69,6 +101,9 @@ def compare(old: dict | None, new: dict) -> list[str]:
 
 def describe(data: dict) -> str:
     """One line for the report: source, then each array's size and sha256 prefix."""
-    arrays = [f"{name} {identity['shape'][0]:,} (sha256 {identity['sha256'][:12]})"
-              for name, identity in data.items() if isinstance(identity, dict)]
+    arrays = [
+        f"{name} {identity['shape'][0]:,} (sha256 {identity['sha256'][:12]})"
+        for name, identity in data.items()
+        if isinstance(identity, dict)
+    ]
     return f"{data['source']}: " + ", ".join(arrays)

@@ -50,9 +50,11 @@ class FolderConflict(FolderError):
     def __init__(self, out_dir: Path, problems: list[str]) -> None:
         self.out_dir, self.problems = Path(out_dir), list(problems)
         lines = "\n".join(f"  {problem}" for problem in problems)
-        super().__init__(f"{out_dir} holds results made from other data or settings, so nothing was run:\n{lines}\n"
-                         f"Choose another --out, or add --move-aside to move the old results to a sibling folder "
-                         f"({out_dir}.moved-<time>); nothing is deleted.")
+        super().__init__(
+            f"{out_dir} holds results made from other data or settings, so nothing was run:\n{lines}\n"
+            f"Choose another --out, or add --move-aside to move the old results to a sibling folder "
+            f"({out_dir}.moved-<time>); nothing is deleted."
+        )
 
 
 class FolderInUse(FolderError):
@@ -78,12 +80,15 @@ class FolderLock:
             holder = os.pread(self._descriptor, 4096, 0).decode(errors="replace").split("\n", 1)
             self.release()
             who = f"process {holder[0]} (command {holder[1].strip()})" if len(holder) == 2 else "another process"
-            raise FolderInUse(f"{self.out_dir} is in use by {who}; nothing was run. Wait for it to end, or choose "
-                              "another --out.") from None
+            raise FolderInUse(
+                f"{self.out_dir} is in use by {who}; nothing was run. Wait for it to end, or choose another --out."
+            ) from None
         except OSError as error:  # a file system without locks: writing unlocked could mix two commands' results
             self.release()
-            raise FolderError(f"{self.out_dir / LOCK}: cannot be locked ({error.strerror or error}); choose an --out "
-                              "on a local file system.") from None
+            raise FolderError(
+                f"{self.out_dir / LOCK}: cannot be locked ({error.strerror or error}); choose an --out "
+                "on a local file system."
+            ) from None
         except BaseException:
             self.release()
             raise
@@ -166,11 +171,14 @@ def read_metrics(out_dir: Path) -> dict:
     try:
         metrics = from_json(json.loads(path.read_text()))
     except (OSError, ValueError) as error:
-        raise FolderError(f"{path}: cannot be read ({type(error).__name__}: {error}). Repair or remove it, or "
-                          "choose another --out.") from None
+        raise FolderError(
+            f"{path}: cannot be read ({type(error).__name__}: {error}). Repair or remove it, or choose another --out."
+        ) from None
     if not isinstance(metrics, dict):
-        raise FolderError(f"{path}: expected a JSON object, found {type(metrics).__name__}. Repair or remove it, "
-                          "or choose another --out.")
+        raise FolderError(
+            f"{path}: expected a JSON object, found {type(metrics).__name__}. Repair or remove it, "
+            "or choose another --out."
+        )
     return metrics
 
 
@@ -200,8 +208,9 @@ def conflicts(out_dir: Path, settings: dict, expected: list[Expected]) -> list[s
         return ["the results of seeds or a sweep, not of a single run"]
     if metrics.get("format") != FORMAT:
         return ["results of an older version (metrics.json of another layout)"]
-    problems = [f"settings: {difference}"
-                for difference in differences(_entry(metrics, ("run", "settings")) or {}, settings)]
+    problems = [
+        f"settings: {difference}" for difference in differences(_entry(metrics, ("run", "settings")) or {}, settings)
+    ]
     if problems:
         return problems  # every result then differs in the same way; the settings say it once
     labels_by_difference: dict[tuple, list[str]] = {}  # results that differ alike are named together
@@ -271,8 +280,11 @@ def store(out_dir: Path, entry: tuple[str, ...], value: dict, seconds: dict[str,
 
 def results_data(metrics: dict) -> dict[str, dict]:
     """The data identity of every stored model, by label (``mnist/<kind>``, ``frey/<likelihood>``)."""
-    found = {f"{part}/{kind}": result.get("provenance", {}).get("data")
-             for part in ("mnist", "frey") for kind, result in metrics.get(part, {}).items()}
+    found = {
+        f"{part}/{kind}": result.get("provenance", {}).get("data")
+        for part in ("mnist", "frey")
+        for kind, result in metrics.get(part, {}).items()
+    }
     return {label: data for label, data in found.items() if data}
 
 

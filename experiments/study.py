@@ -18,10 +18,14 @@ STUDY = {
     # Tables 1 and 2: 20 pairs of different digits, alpha = 0, 0.2, ..., 1
     "interpolation": {
         "alphas": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
-        "sparse": {"psnr": (INF, 28.2710, 22.9598, 22.9727, 27.8999, INF),
-                   "l2": (0.0, 0.1453, 0.2438, 0.2441, 0.1460, 0.0)},
-        "contractive": {"psnr": (INF, INF, INF, INF, INF, INF),
-                        "l2": (0.0, 100.7631, 157.2547, 157.8594, 102.3415, 0.0)},
+        "sparse": {
+            "psnr": (INF, 28.2710, 22.9598, 22.9727, 27.8999, INF),
+            "l2": (0.0, 0.1453, 0.2438, 0.2441, 0.1460, 0.0),
+        },
+        "contractive": {
+            "psnr": (INF, INF, INF, INF, INF, INF),
+            "l2": (0.0, 100.7631, 157.2547, 157.8594, 102.3415, 0.0),
+        },
     },
     # Section 3.2.4, about its VAE with a Bernoulli (binary cross-entropy) decoder; no numbers were published
     "vae_claims": {

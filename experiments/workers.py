@@ -75,6 +75,7 @@ def limit_threads(threads: int | None) -> None:
 
 def _loaded() -> set[str]:
     import sys
+
     return {name.split(".")[0] for name in sys.modules}
 
 
@@ -93,8 +94,7 @@ def run_in_folder(spec, out_dir: Path, data_dir=None) -> dict:
     def log(message):
         print(f"[{spec.key}] {message}", flush=True)
 
-    run_job(spec.preset, Path(out_dir), list(spec.parts), data_dir, list(spec.models) if spec.models else None,
-            log=log)
+    run_job(spec.preset, Path(out_dir), list(spec.parts), data_dir, list(spec.models) if spec.models else None, log=log)
     metrics = read_metrics(out_dir)
     metrics["where"] = {"host": socket.gethostname(), "pid": os.getpid(), "seconds": time.perf_counter() - started}
     return metrics
@@ -125,5 +125,8 @@ def _files(folder: Path) -> dict[str, bytes]:
     """The run's files but its checkpoints and its lock (the client locks the folder it writes them into)."""
     from experiments.run_folder import LOCK
 
-    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*"))
-            if path.is_file() and "checkpoints" not in path.relative_to(folder).parts and path.name != LOCK}
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and "checkpoints" not in path.relative_to(folder).parts and path.name != LOCK
+    }

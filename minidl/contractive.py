@@ -35,10 +35,18 @@ from minidl.layers import Dense, Sequential, Sigmoid
 MODES = ("closed_form", "exact", "hutchinson")
 
 
-def contractive_penalty(encoder: Sequential, x: np.ndarray, mode: str = "closed_form", *,
-                        dz: np.ndarray | None = None, weight: float = 1.0, n_probes: int = 1,
-                        rng: np.random.Generator | None = None, chunk_size: int = 64,
-                        backward: bool = True) -> tuple[float, np.ndarray | None]:
+def contractive_penalty(
+    encoder: Sequential,
+    x: np.ndarray,
+    mode: str = "closed_form",
+    *,
+    dz: np.ndarray | None = None,
+    weight: float = 1.0,
+    n_probes: int = 1,
+    rng: np.random.Generator | None = None,
+    chunk_size: int = 64,
+    backward: bool = True,
+) -> tuple[float, np.ndarray | None]:
     """Value of the contractive penalty, and one backward sweep that adds its gradient.
 
     ``encoder.forward(x, training=True)`` must have been the encoder's last forward call. This function
@@ -92,8 +100,10 @@ def contractive_penalty(encoder: Sequential, x: np.ndarray, mode: str = "closed_
         raise TypeError(f"The contractive penalty needs a Sequential encoder, received {type(encoder).__name__}.")
     n = x.shape[0]
     if n == 0 or x.size == 0:
-        raise ValueError(f"contractive_penalty: expected a non-empty batch (N, ...) (at least one sample, and at "
-                         f"least one value per sample), received shape {x.shape}.")
+        raise ValueError(
+            f"contractive_penalty: expected a non-empty batch (N, ...) (at least one sample, and at "
+            f"least one value per sample), received shape {x.shape}."
+        )
     encoder.layers[-1]._cached()  # fails clearly when no training forward pass precedes
     latent_shape = (n,) + encoder.output_shape(x.shape[1:])
     dz = np.zeros(latent_shape, dtype=x.dtype) if dz is None else dz
@@ -109,7 +119,7 @@ def contractive_penalty(encoder: Sequential, x: np.ndarray, mode: str = "closed_
         if not isinstance(n_probes, (int, np.integer)) or n_probes < 1:
             raise ValueError(f"Expected n_probes to be a positive integer. Received: n_probes={n_probes!r}")
         probes = rng.standard_normal((n_probes,) + x.shape).astype(x.dtype, copy=False)
-        directions = [probes[start:start + chunk_size] for start in range(0, n_probes, chunk_size)]
+        directions = [probes[start : start + chunk_size] for start in range(0, n_probes, chunk_size)]
         scale = 1.0 / (n * n_probes)
     else:
         size = int(np.prod(x.shape[1:]))
@@ -152,8 +162,9 @@ def _basis_chunk(start: int, stop: int, x: np.ndarray) -> np.ndarray:
     return t.reshape((stop - start,) + x.shape)
 
 
-def _closed_form(encoder: Sequential, n: int, dz: np.ndarray, weight: float,
-                 backward: bool) -> tuple[float, np.ndarray | None]:
+def _closed_form(
+    encoder: Sequential, n: int, dz: np.ndarray, weight: float, backward: bool
+) -> tuple[float, np.ndarray | None]:
     """Rifai's closed form on the last Dense + Sigmoid.
 
     With s = h (1 - h) and c_k = ||W[:, k]||^2, P = (1/N) sum_{n,k} s_nk^2 c_k, so
@@ -161,9 +172,11 @@ def _closed_form(encoder: Sequential, n: int, dz: np.ndarray, weight: float,
     the latter sent down with dz through the ordinary backward.
     """
     if len(encoder) < 2 or not isinstance(encoder[-1], Sigmoid) or not isinstance(encoder[-2], Dense):
-        raise ValueError("The closed_form contractive penalty needs an encoder ending in Dense then "
-                         f"Sigmoid; this one ends in {[type(layer).__name__ for layer in encoder.layers[-2:]]}. "
-                         "Use mode='exact' or 'hutchinson' for other encoders.")
+        raise ValueError(
+            "The closed_form contractive penalty needs an encoder ending in Dense then "
+            f"Sigmoid; this one ends in {[type(layer).__name__ for layer in encoder.layers[-2:]]}. "
+            "Use mode='exact' or 'hutchinson' for other encoders."
+        )
     dense = encoder[-2]
     h = encoder[-1]._cached()["y"]
     W = dense.params["W"]

@@ -56,6 +56,7 @@ TRACE_POINTS = 10
 
 # -- statistics of one step --------------------------------------------------------------------------------
 
+
 def norm(array: np.ndarray) -> float:
     """The Euclidean (Frobenius) norm ``sqrt(sum(array ** 2))`` of any array, as a Python float."""
     values = np.ravel(array)
@@ -82,8 +83,10 @@ def activation_statistics(layer: Layer) -> dict[str, float]:
         return {}
     if isinstance(layer, ReLU):
         mask = cache["mask"]  # True where the input was positive
-        return {"dead_fraction": 1.0 - alive_units(mask) / (mask.size // mask.shape[0]),
-                "zero_fraction": 1.0 - int(np.count_nonzero(mask)) / mask.size}
+        return {
+            "dead_fraction": 1.0 - alive_units(mask) / (mask.size // mask.shape[0]),
+            "zero_fraction": 1.0 - int(np.count_nonzero(mask)) / mask.size,
+        }
     if isinstance(layer, Sigmoid):
         y = cache["y"]
         saturated = int(np.count_nonzero((y < SATURATION) | (y > 1.0 - SATURATION)))
@@ -143,6 +146,7 @@ def activation_layers(networks: Layer | dict[str, Layer]) -> list[tuple[str, Lay
 
 # -- recording a run ---------------------------------------------------------------------------------------
 
+
 class FlowRecorder:
     """Per-step gradient-flow statistics of a training run, summarised once per epoch.
 
@@ -183,8 +187,9 @@ class FlowRecorder:
     (['dense_1.W', 'dense_1.b'], ['dead_fraction', 'zero_fraction'])
     """
 
-    def __init__(self, parameters: Iterable[tuple[str, np.ndarray, np.ndarray]],
-                 networks: Layer | dict[str, Layer] | None = None) -> None:
+    def __init__(
+        self, parameters: Iterable[tuple[str, np.ndarray, np.ndarray]], networks: Layer | dict[str, Layer] | None = None
+    ) -> None:
         self.parameters = list(parameters)
         self.activations = activation_layers(networks or {})
         self._before = [np.empty_like(param) for _, param, _ in self.parameters]
@@ -250,6 +255,7 @@ def _mean(values: np.ndarray) -> float | None:
 
 # -- a picture of one batch --------------------------------------------------------------------------------
 
+
 @dataclass
 class LayerFlow:
     """One layer of a :func:`trace`: its shapes, what it output, and the gradients that passed through it.
@@ -281,8 +287,12 @@ class LayerFlow:
     grad_norms: dict[str, float] = field(default_factory=dict)
 
 
-def trace(network: Layer, x: np.ndarray, loss: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
-          rng: np.random.Generator | int | None = None) -> list[LayerFlow]:
+def trace(
+    network: Layer,
+    x: np.ndarray,
+    loss: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
+    rng: np.random.Generator | int | None = None,
+) -> list[LayerFlow]:
     """One training forward and backward pass of ``x`` through ``network``, layer by layer, measured.
 
     Parameters
@@ -309,8 +319,11 @@ def trace(network: Layer, x: np.ndarray, loss: Callable[[np.ndarray], tuple[floa
     ------
     x : (N, *input_shape) -> one LayerFlow per layer, shapes with the batch axis.
     """
-    layers = list(zip(network.names, network.layers)) if isinstance(network, Sequential) \
+    layers = (
+        list(zip(network.names, network.layers))
+        if isinstance(network, Sequential)
         else [(_layer_name(network), network)]
+    )
     if not isinstance(x, np.ndarray):
         raise TypeError(f"Expected x to be a numpy array (N, ...). Received: {type(x).__name__}.")
     network.zero_grad()
@@ -357,15 +370,29 @@ def table(flows: list[LayerFlow]) -> str:
     rows = [("layer", "input", "output", "mean", "std", "forward", "||dx||", "||dL/dparam||")]
     for flow in flows:
         special, grads = _describe(flow)
-        rows.append((f"{flow.name} ({flow.kind})", str(flow.input_shape), str(flow.output_shape),
-                     f"{flow.forward['mean']:.3g}", f"{flow.forward['std']:.3g}", special,
-                     "-" if flow.dx_norm is None else f"{flow.dx_norm:.2e}", grads))
+        rows.append(
+            (
+                f"{flow.name} ({flow.kind})",
+                str(flow.input_shape),
+                str(flow.output_shape),
+                f"{flow.forward['mean']:.3g}",
+                f"{flow.forward['std']:.3g}",
+                special,
+                "-" if flow.dx_norm is None else f"{flow.dx_norm:.2e}",
+                grads,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 
 
-def draw(network: Layer, x: np.ndarray, loss: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
-         rng: np.random.Generator | int | None = None, title: str | None = None) -> Figure:
+def draw(
+    network: Layer,
+    x: np.ndarray,
+    loss: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
+    rng: np.random.Generator | int | None = None,
+    title: str | None = None,
+) -> Figure:
     """A picture of :func:`trace`: one box per layer, top (input) to bottom (output), arrows between.
 
     Each box names the layer and its class, its input and output shapes, the forward statistics (output
@@ -395,8 +422,14 @@ def draw(network: Layer, x: np.ndarray, loss: Callable[[np.ndarray], tuple[float
         special, _ = _describe(flow)
         face = "white" if not math.isfinite(value) else colours(0.05 + 0.5 * shade(value))
         axis.add_patch(plt.Rectangle((0.02, row - 0.4), 0.96, 0.8, facecolor=face, edgecolor="black", linewidth=0.8))
-        axis.text(0.04, row - 0.22, f"{flow.name} ({flow.kind})   {flow.input_shape} → {flow.output_shape}",
-                  fontsize=8.5, weight="bold", va="center")
+        axis.text(
+            0.04,
+            row - 0.22,
+            f"{flow.name} ({flow.kind})   {flow.input_shape} → {flow.output_shape}",
+            fontsize=8.5,
+            weight="bold",
+            va="center",
+        )
         forward = f"forward: mean {flow.forward['mean']:.3g}, std {flow.forward['std']:.3g}"
         alarming = any(flow.forward.get(key, 0.0) > 0.5 for key in ("dead_fraction", "saturated_fraction"))
         axis.text(0.04, row + 0.02, forward, fontsize=8, va="center")
@@ -407,9 +440,11 @@ def draw(network: Layer, x: np.ndarray, loss: Callable[[np.ndarray], tuple[float
         backward = f"backward: ‖dy‖ {flow.dy_norm:.2e}, ‖dx‖ {dx}" + (f";  {grads}" if grads else "")
         axis.text(0.04, row + 0.24, backward, fontsize=8, va="center")
         if row + 1 < len(flows):
-            axis.annotate("", xy=(0.5, row + 0.6), xytext=(0.5, row + 0.4),
-                          arrowprops={"arrowstyle": "->", "linewidth": 0.8})
-    axis.set_title(title or f"{len(flows)} layers, batch of {len(x)}: forward top to bottom, gradients bottom to top",
-                   fontsize=9)
+            axis.annotate(
+                "", xy=(0.5, row + 0.6), xytext=(0.5, row + 0.4), arrowprops={"arrowstyle": "->", "linewidth": 0.8}
+            )
+    axis.set_title(
+        title or f"{len(flows)} layers, batch of {len(x)}: forward top to bottom, gradients bottom to top", fontsize=9
+    )
     figure.tight_layout()
     return figure

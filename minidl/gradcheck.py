@@ -77,8 +77,13 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-6) -
 BLOCK_ENTRIES = 256  # differences kept before they are multiplied by the cotangents: one product per block
 
 
-def numerical_vjp(f: Callable[[], np.ndarray], x: np.ndarray, cotangents: np.ndarray, h: float = 1e-6,
-                  entries: np.ndarray | None = None) -> np.ndarray:
+def numerical_vjp(
+    f: Callable[[], np.ndarray],
+    x: np.ndarray,
+    cotangents: np.ndarray,
+    h: float = 1e-6,
+    entries: np.ndarray | None = None,
+) -> np.ndarray:
     """Central-difference vector-Jacobian products of the array function ``f()`` for K cotangents at once.
 
     Entry [k, i] is sum(cotangents[k] * (f(x + h e_i) - f(x - h e_i))) / (2 h), the derivative of
@@ -100,7 +105,7 @@ def numerical_vjp(f: Callable[[], np.ndarray], x: np.ndarray, cotangents: np.nda
     result = np.empty((len(weights), indices.size))
     block = np.empty((min(indices.size, BLOCK_ENTRIES), weights.shape[1]))  # f(x + h e_i) - f(x - h e_i), by rows
     for start in range(0, indices.size, len(block)):
-        chunk = indices[start:start + len(block)]
+        chunk = indices[start : start + len(block)]
         for row, i in enumerate(chunk):
             original = flat[i]
             flat[i] = original + h
@@ -108,12 +113,13 @@ def numerical_vjp(f: Callable[[], np.ndarray], x: np.ndarray, cotangents: np.nda
             flat[i] = original - h
             block[row] -= f().reshape(-1)
             flat[i] = original
-        result[:, start:start + len(chunk)] = weights @ block[:len(chunk)].T / (2.0 * h)
+        result[:, start : start + len(chunk)] = weights @ block[: len(chunk)].T / (2.0 * h)
     return result.reshape((len(weights),) + x.shape) if entries is None else result
 
 
-def numerical_projections(f: Callable[[], np.ndarray], x: np.ndarray, directions: np.ndarray,
-                          cotangents: np.ndarray, h: float = 1e-6) -> np.ndarray:
+def numerical_projections(
+    f: Callable[[], np.ndarray], x: np.ndarray, directions: np.ndarray, cotangents: np.ndarray, h: float = 1e-6
+) -> np.ndarray:
     """Central differences of S_k = sum(f() * cotangents[k]) along whole-array directions.
 
     Entry [k, j] is sum(cotangents[k] * (f(x + h v_j) - f(x - h v_j))) / (2 h), the derivative of S_k
@@ -137,8 +143,9 @@ def numerical_projections(f: Callable[[], np.ndarray], x: np.ndarray, directions
     return result
 
 
-def check_layer(layer: Layer, x: np.ndarray, rng: np.random.Generator | int | None = None,
-                h: float = 1e-6) -> dict[str, float]:
+def check_layer(
+    layer: Layer, x: np.ndarray, rng: np.random.Generator | int | None = None, h: float = 1e-6
+) -> dict[str, float]:
     """Relative errors of ``layer.backward`` for the input and every parameter.
 
     The layer (a single layer or a whole :class:`~minidl.layers.Sequential`) must hold float64
@@ -159,19 +166,21 @@ def check_layer(layer: Layer, x: np.ndarray, rng: np.random.Generator | int | No
     layer.forward(x, training=True)
     dx = layer.backward(probe)
     if dx is None:
-        raise ValueError(f"check_layer: {layer!r} returns no input gradient to check (needs_input_grad is "
-                         "False); set layer.needs_input_grad = True first.")
+        raise ValueError(
+            f"check_layer: {layer!r} returns no input gradient to check (needs_input_grad is "
+            "False); set layer.needs_input_grad = True first."
+        )
     errors = {"x": relative_error(dx, numerical_gradient(loss, x, h))}
     for name, param in layer.params.items():
         errors[name] = relative_error(layer.grads[name], numerical_gradient(loss, param, h))
     return errors
 
 
-def check_function(f: Callable[[], float], analytic: dict[str, np.ndarray],
-                   inputs: dict[str, np.ndarray], h: float = 1e-6) -> dict[str, float]:
+def check_function(
+    f: Callable[[], float], analytic: dict[str, np.ndarray], inputs: dict[str, np.ndarray], h: float = 1e-6
+) -> dict[str, float]:
     """Relative errors of analytic gradients of the scalar ``f()`` with respect to named float64 arrays.
 
     ``f`` reads ``inputs[name]`` (perturbed in place); ``analytic[name]`` is its claimed gradient.
     """
-    return {name: relative_error(analytic[name], numerical_gradient(f, inputs[name], h))
-            for name in analytic}
+    return {name: relative_error(analytic[name], numerical_gradient(f, inputs[name], h)) for name in analytic}

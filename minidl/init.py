@@ -8,15 +8,17 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 
-def glorot_uniform(shape: tuple[int, ...], fan_in: int, fan_out: int,
-                   rng: np.random.Generator, dtype: DTypeLike = np.float32) -> np.ndarray:
+def glorot_uniform(
+    shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator, dtype: DTypeLike = np.float32
+) -> np.ndarray:
     """U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), the Keras default for Dense and Conv kernels."""
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
 
 
-def he_normal(shape: tuple[int, ...], fan_in: int, fan_out: int,
-              rng: np.random.Generator, dtype: DTypeLike = np.float32) -> np.ndarray:
+def he_normal(
+    shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator, dtype: DTypeLike = np.float32
+) -> np.ndarray:
     """N(0, 2 / fan_in) truncated at two standard deviations, as Keras' ``he_normal``.
 
     ``fan_out`` is accepted (and ignored) so that every initialiser has one signature.
@@ -30,8 +32,13 @@ def he_normal(shape: tuple[int, ...], fan_in: int, fan_out: int,
     return (values * std).astype(dtype)
 
 
-def zeros(shape: tuple[int, ...], fan_in: int = 0, fan_out: int = 0,
-          rng: np.random.Generator | None = None, dtype: DTypeLike = np.float32) -> np.ndarray:
+def zeros(
+    shape: tuple[int, ...],
+    fan_in: int = 0,
+    fan_out: int = 0,
+    rng: np.random.Generator | None = None,
+    dtype: DTypeLike = np.float32,
+) -> np.ndarray:
     """All zeros (the default for biases)."""
     return np.zeros(shape, dtype=dtype)
 
@@ -49,5 +56,6 @@ def get_initializer(name_or_function: str | Initializer) -> Initializer:
     try:
         return INITIALIZERS[name_or_function]
     except KeyError:
-        raise ValueError(f"Unknown initializer {name_or_function!r}; expected one of "
-                         f"{sorted(INITIALIZERS)} or a callable.") from None
+        raise ValueError(
+            f"Unknown initializer {name_or_function!r}; expected one of {sorted(INITIALIZERS)} or a callable."
+        ) from None

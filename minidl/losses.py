@@ -31,8 +31,10 @@ def _check_same_shape(name: str, a: np.ndarray, b: np.ndarray) -> None:
 def _check_batch(name: str, array: np.ndarray, layout: str = "(N, ...)") -> None:
     """Raise ValueError for an empty batch: no samples, or no values per sample."""
     if array.ndim == 0 or array.size == 0:
-        raise ValueError(f"{name}: expected a non-empty batch {layout} (at least one sample, and at least one "
-                         f"value per sample), received shape {array.shape}.")
+        raise ValueError(
+            f"{name}: expected a non-empty batch {layout} (at least one sample, and at least one "
+            f"value per sample), received shape {array.shape}."
+        )
 
 
 def _check_targets(name: str, target: np.ndarray, what: str = "targets") -> None:
@@ -41,8 +43,10 @@ def _check_targets(name: str, target: np.ndarray, what: str = "targets") -> None
     if 0.0 <= low and high <= 1.0:
         return
     found = "NaN" if np.isnan(low) or np.isnan(high) else f"values from {low:g} to {high:g}"
-    raise ValueError(f"{name}: expected {what} in [0, 1], received {found}. Images must be scaled to [0, 1] "
-                     "(divide uint8 pixels by 255).")
+    raise ValueError(
+        f"{name}: expected {what} in [0, 1], received {found}. Images must be scaled to [0, 1] "
+        "(divide uint8 pixels by 255)."
+    )
 
 
 def _check_reduction(reduction: str) -> None:
@@ -83,8 +87,7 @@ def mse(y: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
     return value, (2.0 / difference.size) * difference
 
 
-def bce(p: np.ndarray, target: np.ndarray, reduction: str = "mean",
-        eps: float = 1e-7) -> tuple[float, np.ndarray]:
+def bce(p: np.ndarray, target: np.ndarray, reduction: str = "mean", eps: float = 1e-7) -> tuple[float, np.ndarray]:
     """Binary cross-entropy of probabilities ``p`` against targets in [0, 1].
 
     The value is the batch mean of the per-sample loss, which is the mean (``reduction="mean"``) or the
@@ -353,8 +356,9 @@ class ELBO:
     d_logvar: np.ndarray
 
 
-def elbo(x: np.ndarray, decoder_output: np.ndarray, mu: np.ndarray, logvar: np.ndarray,
-         likelihood: str = "bernoulli") -> ELBO:
+def elbo(
+    x: np.ndarray, decoder_output: np.ndarray, mu: np.ndarray, logvar: np.ndarray, likelihood: str = "bernoulli"
+) -> ELBO:
     """Negative evidence lower bound per sample: reconstruction term + KL(q(z|x) || p(z)).
 
     Parameters
@@ -393,10 +397,17 @@ def elbo(x: np.ndarray, decoder_output: np.ndarray, mu: np.ndarray, logvar: np.n
         d_decoder = d_decoder.astype(x.dtype, copy=False)
     else:
         if decoder_output.shape != (n, 2 * d):
-            raise ValueError(f"elbo: a Gaussian decoder must output (N, 2 D) = {(n, 2 * d)}, "
-                             f"received {decoder_output.shape}.")
+            raise ValueError(
+                f"elbo: a Gaussian decoder must output (N, 2 D) = {(n, 2 * d)}, received {decoder_output.shape}."
+            )
         mean = sigmoid(decoder_output[:, :d])
         reconstruction, d_mean, d_pixel_logvar = gaussian_nll(x, mean, decoder_output[:, d:])
         d_decoder = np.concatenate([d_mean * mean * (1 - mean), d_pixel_logvar], axis=1).astype(x.dtype, copy=False)
-    return ELBO(reconstruction=reconstruction, kl=kl, total=reconstruction + kl, d_decoder=d_decoder,
-                d_mu=d_mu.astype(mu.dtype, copy=False), d_logvar=d_logvar.astype(logvar.dtype, copy=False))
+    return ELBO(
+        reconstruction=reconstruction,
+        kl=kl,
+        total=reconstruction + kl,
+        d_decoder=d_decoder,
+        d_mu=d_mu.astype(mu.dtype, copy=False),
+        d_logvar=d_logvar.astype(logvar.dtype, copy=False),
+    )

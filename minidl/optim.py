@@ -42,18 +42,22 @@ class Optimizer:
         must all match before anything is assigned, so a mismatched state changes nothing.
         """
         if set(state) != set(self.state):
-            raise ValueError(f"{type(self).__name__} state keys do not match: expected "
-                             f"{sorted(self.state)}, received {sorted(state)}.")
+            raise ValueError(
+                f"{type(self).__name__} state keys do not match: expected "
+                f"{sorted(self.state)}, received {sorted(state)}."
+            )
         for key, value in state.items():
             target = self.state[key]
             kind = np.floating if np.issubdtype(target.dtype, np.floating) else np.integer
             if not (isinstance(value, np.ndarray) and np.issubdtype(value.dtype, kind)):
                 received = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
-                raise ValueError(f"{type(self).__name__} state {key!r}: expected an array of {target.dtype}, "
-                                 f"received {received}.")
+                raise ValueError(
+                    f"{type(self).__name__} state {key!r}: expected an array of {target.dtype}, received {received}."
+                )
             if value.shape != target.shape:
-                raise ValueError(f"{type(self).__name__} state {key!r}: expected shape "
-                                 f"{target.shape}, received {value.shape}.")
+                raise ValueError(
+                    f"{type(self).__name__} state {key!r}: expected shape {target.shape}, received {value.shape}."
+                )
         for key, value in state.items():
             self.state[key][...] = value
 
@@ -71,8 +75,9 @@ class SGD(Optimizer):
     array([0.95])
     """
 
-    def __init__(self, parameters: Iterable[tuple[str, np.ndarray, np.ndarray]], lr: float = 0.01,
-                 momentum: float = 0.0) -> None:
+    def __init__(
+        self, parameters: Iterable[tuple[str, np.ndarray, np.ndarray]], lr: float = 0.01, momentum: float = 0.0
+    ) -> None:
         super().__init__(parameters, lr)
         if not 0 <= momentum < 1:
             raise ValueError(f"Expected momentum in [0, 1). Received: momentum={momentum!r}")
@@ -109,8 +114,14 @@ class Adam(Optimizer):
     array([0.9])
     """
 
-    def __init__(self, parameters: Iterable[tuple[str, np.ndarray, np.ndarray]], lr: float = 1e-3,
-                 beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        parameters: Iterable[tuple[str, np.ndarray, np.ndarray]],
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ) -> None:
         super().__init__(parameters, lr)
         for name, value in (("beta1", beta1), ("beta2", beta2)):
             if not 0 <= value < 1:
@@ -120,18 +131,28 @@ class Adam(Optimizer):
         for name, param, grad in self.parameters:
             # the update runs on flat views, which only a contiguous array has
             if not (param.flags.c_contiguous and grad.flags.c_contiguous and param.shape == grad.shape):
-                raise ValueError(f"Adam: parameter {name!r} and its gradient must be C-contiguous arrays "
-                                 f"of one shape; received {param.shape} and {grad.shape}.")
+                raise ValueError(
+                    f"Adam: parameter {name!r} and its gradient must be C-contiguous arrays "
+                    f"of one shape; received {param.shape} and {grad.shape}."
+                )
             self.state[f"m/{name}"] = np.zeros_like(param)
             self.state[f"v/{name}"] = np.zeros_like(param)
 
     def step(self) -> None:
         self.state["step"] += 1
         t = int(self.state["step"])
-        correction1 = 1.0 - self.beta1 ** t
-        correction2 = 1.0 - self.beta2 ** t
+        correction1 = 1.0 - self.beta1**t
+        correction2 = 1.0 - self.beta2**t
         step_size = self.lr / correction1
         for name, param, grad in self.parameters:
-            kernels.adam_update(param.reshape(-1), grad.reshape(-1), self.state[f"m/{name}"].reshape(-1),
-                        self.state[f"v/{name}"].reshape(-1), self.beta1, self.beta2, step_size, correction2,
-                        self.eps)
+            kernels.adam_update(
+                param.reshape(-1),
+                grad.reshape(-1),
+                self.state[f"m/{name}"].reshape(-1),
+                self.state[f"v/{name}"].reshape(-1),
+                self.beta1,
+                self.beta2,
+                step_size,
+                correction2,
+                self.eps,
+            )

@@ -186,11 +186,15 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not start:
         raise FileFormatError(f"{path}: the file is empty (a save that never finished?); write it again.")
     if start.startswith(NPY_MAGIC):
-        raise FileFormatError(f"{path}: this is a single .npy array, not an .npz archive of named arrays; "
-                              "write it with minidl.serialization.save_arrays (or np.savez).")
+        raise FileFormatError(
+            f"{path}: this is a single .npy array, not an .npz archive of named arrays; "
+            "write it with minidl.serialization.save_arrays (or np.savez)."
+        )
     if not start.startswith(ZIP_MAGIC):
-        raise FileFormatError(f"{path}: not an .npz file (it does not start as a zip archive); "
-                              "expected a file written by save_arrays or np.savez.")
+        raise FileFormatError(
+            f"{path}: not an .npz file (it does not start as a zip archive); "
+            "expected a file written by save_arrays or np.savez."
+        )
     arrays = {}
     try:
         with zipfile.ZipFile(path) as archive:
@@ -199,10 +203,12 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 raise zipfile.BadZipFile(f"the directory lists {len(archive.infolist())} of {declared} members")
             for info in archive.infolist():
                 if not info.filename.endswith(".npy"):
-                    raise FileFormatError(f"{path}: holds {info.filename!r}, which is not a NumPy array; "
-                                          "expected an .npz written by save_arrays or np.savez.")
+                    raise FileFormatError(
+                        f"{path}: holds {info.filename!r}, which is not a NumPy array; "
+                        "expected an .npz written by save_arrays or np.savez."
+                    )
                 data = archive.read(info)  # raises on a CRC-32 mismatch
-                name = info.filename[:-len(".npy")]
+                name = info.filename[: -len(".npy")]
                 arrays[name] = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
     except FileFormatError:
         raise
@@ -226,8 +232,10 @@ def _declared_entries(path: Path) -> int | None:
 def _describe_damage(error: Exception) -> str:
     """What went wrong while decoding an archive, and what to do."""
     if "allow_pickle" in str(error):
-        return ("holds object arrays, which only pickle can read, and minidl never unpickles a file; "
-                "save plain numeric arrays instead.")
+        return (
+            "holds object arrays, which only pickle can read, and minidl never unpickles a file; "
+            "save plain numeric arrays instead."
+        )
     if isinstance(error, zipfile.BadZipFile) and "CRC" in str(error):
         what = f"damaged: a checksum does not match ({error})"
     elif isinstance(error, (zipfile.BadZipFile, EOFError)):
@@ -247,16 +255,24 @@ def check_params(params: dict[str, np.ndarray], loaded: dict[str, np.ndarray], s
     missing = sorted(set(params) - set(loaded))
     unexpected = sorted(set(loaded) - set(params))
     if missing or unexpected:
-        problems.append("parameter names do not match the model: "
-                        f"missing {missing or 'none'}, unexpected {unexpected or 'none'}.")
+        problems.append(
+            f"parameter names do not match the model: missing {missing or 'none'}, unexpected {unexpected or 'none'}."
+        )
     common = [key for key in params if key in loaded]
-    wrong_type = [f"{key}: model {params[key].dtype}, file {_dtype_of(loaded[key])}" for key in common
-                  if not _castable(loaded[key], params[key].dtype)]
+    wrong_type = [
+        f"{key}: model {params[key].dtype}, file {_dtype_of(loaded[key])}"
+        for key in common
+        if not _castable(loaded[key], params[key].dtype)
+    ]
     if wrong_type:
-        problems.append("parameter dtypes do not match the model (a real floating dtype is needed): "
-                        + "; ".join(wrong_type) + ".")
-    wrong_shape = [f"{key}: model {params[key].shape}, file {loaded[key].shape}" for key in common
-                   if isinstance(loaded[key], np.ndarray) and loaded[key].shape != params[key].shape]
+        problems.append(
+            "parameter dtypes do not match the model (a real floating dtype is needed): " + "; ".join(wrong_type) + "."
+        )
+    wrong_shape = [
+        f"{key}: model {params[key].shape}, file {loaded[key].shape}"
+        for key in common
+        if isinstance(loaded[key], np.ndarray) and loaded[key].shape != params[key].shape
+    ]
     if wrong_shape:
         problems.append("parameter shapes do not match the model: " + "; ".join(wrong_shape))
     if problems:
@@ -264,8 +280,11 @@ def check_params(params: dict[str, np.ndarray], loaded: dict[str, np.ndarray], s
 
 
 def _castable(value: object, dtype: np.dtype) -> bool:
-    return (isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating)
-            and np.can_cast(value.dtype, dtype, casting="same_kind"))
+    return (
+        isinstance(value, np.ndarray)
+        and np.issubdtype(value.dtype, np.floating)
+        and np.can_cast(value.dtype, dtype, casting="same_kind")
+    )
 
 
 def _dtype_of(value: object) -> str:
@@ -308,9 +327,13 @@ def load_params(path: str | os.PathLike, params: dict[str, np.ndarray], kind: st
     recorded = loaded.pop(KIND_ENTRY, None)
     if recorded is not None:
         if recorded.ndim != 0 or recorded.dtype.kind != "U":
-            raise FileFormatError(f"{path}: its {KIND_ENTRY!r} entry should be a 0-d string, found "
-                                  f"{recorded.dtype} {recorded.shape}; write the file again.")
+            raise FileFormatError(
+                f"{path}: its {KIND_ENTRY!r} entry should be a 0-d string, found "
+                f"{recorded.dtype} {recorded.shape}; write the file again."
+            )
         if str(recorded) != kind:
-            raise ValueError(f"{path}: holds the parameters of a model of kind {recorded}, not {kind}; load it "
-                             f"into a {recorded} model.")
+            raise ValueError(
+                f"{path}: holds the parameters of a model of kind {recorded}, not {kind}; load it "
+                f"into a {recorded} model."
+            )
     assign_params(params, loaded, source=str(path))

@@ -30,8 +30,9 @@ THOROUGH_EXAMPLES = int(os.environ.get("THOROUGH_EXAMPLES", 2000))
 
 settings.register_profile("thorough", max_examples=THOROUGH_EXAMPLES, deadline=None, print_blob=True)
 # no shrinking: a mutant is killed by the first failing example, and shrinking it only costs time
-settings.register_profile("mutate", derandomize=True, database=None, print_blob=False,
-                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+settings.register_profile(
+    "mutate", derandomize=True, database=None, print_blob=False, phases=[Phase.explicit, Phase.reuse, Phase.generate]
+)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -81,7 +81,7 @@ class RMSNorm(Layer):
     def backward(self, dy):
         x = self._cached(dy)["x"]
         s = self.scale(np.mean(x * x, axis=-1, keepdims=True))
-        return dy / s - x * np.sum(dy * x, axis=-1, keepdims=True) / (x.shape[-1] * s ** 3)
+        return dy / s - x * np.sum(dy * x, axis=-1, keepdims=True) / (x.shape[-1] * s**3)
 
 
 class EpsilonOutsideSqrt(RMSNorm):
@@ -142,8 +142,10 @@ class SlightlyScaledInputGradient(Dense):
 
 
 def scaled_input_gradient(rng):
-    return (with_random_biases(SlightlyScaledInputGradient(3, 2, rng=rng, dtype=np.float64), rng),
-            rng.standard_normal((4, 3)))
+    return (
+        with_random_biases(SlightlyScaledInputGradient(3, 2, rng=rng, dtype=np.float64), rng),
+        rng.standard_normal((4, 3)),
+    )
 
 
 class LastSampleSignFlipped(Dense):

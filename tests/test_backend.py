@@ -18,8 +18,9 @@ from minidl.layers import Conv2D, Conv2DTranspose, MaxPool2D, ReLU, Sequential, 
 from minidl.losses import bce_with_logits
 from minidl.optim import Adam
 
-KERNELS = sorted(name for name in dir(minidl.kernels)
-                 if not name.startswith("_") and callable(getattr(minidl.kernels, name)))
+KERNELS = sorted(
+    name for name in dir(minidl.kernels) if not name.startswith("_") and callable(getattr(minidl.kernels, name))
+)
 
 
 def test_every_kernel_has_a_twin_of_the_same_name():
@@ -31,16 +32,26 @@ def test_no_module_binds_a_kernel_of_its_own_past_the_switch():
         module = importlib.import_module(info.name)
         if info.name.startswith(("minidl.kernels", "minidl.reference")):
             continue
-        bound = [name for name in KERNELS for implementation in (minidl.kernels, reference)
-                 if getattr(module, name, None) is getattr(implementation, name)]
+        bound = [
+            name
+            for name in KERNELS
+            for implementation in (minidl.kernels, reference)
+            if getattr(module, name, None) is getattr(implementation, name)
+        ]
         assert not bound, f"{info.name} calls {bound} directly, not through minidl.backend.kernels"
 
 
 def _touch_every_kernel(rng):
     """Forward and backward passes, a tangent pass, a loss and an Adam step that, together, call each kernel
     once at least."""
-    model = Sequential(Conv2D(1, 2, rng=rng, algorithm="im2col"), ReLU(), Conv2D(2, 2, rng=rng, algorithm="winograd"),
-                       MaxPool2D(), Conv2DTranspose(2, 1, stride=2, padding="same", rng=rng), Sigmoid())
+    model = Sequential(
+        Conv2D(1, 2, rng=rng, algorithm="im2col"),
+        ReLU(),
+        Conv2D(2, 2, rng=rng, algorithm="winograd"),
+        MaxPool2D(),
+        Conv2DTranspose(2, 1, stride=2, padding="same", rng=rng),
+        Sigmoid(),
+    )
     x = rng.random((2, 1, 8, 8), dtype=np.float32)
     y = model.forward(x)
     model.backward(np.ones_like(y))
@@ -67,9 +78,11 @@ def test_each_kernel_runs_on_the_chosen_backend_only(chosen, monkeypatch):
 
 def _recording(function, record: set, name: str):
     """``function``, adding ``name`` to ``record`` at every call."""
+
     def spy(*args):
         record.add(name)
         return function(*args)
+
     return spy
 
 
@@ -86,12 +99,18 @@ def test_an_unknown_backend_is_refused_with_the_choices():
         set_backend("torch")
 
 
-@pytest.mark.parametrize("value, expected", [("numpy", "numpy"), ("numba", "numba"),
-                                             ("reference", "Expected $MINIDL_KERNELS to be one of")])
+@pytest.mark.parametrize(
+    "value, expected", [("numpy", "numpy"), ("numba", "numba"), ("reference", "Expected $MINIDL_KERNELS to be one of")]
+)
 def test_the_environment_variable_chooses_the_backend_of_a_process(value, expected):
     code = "from minidl import backend\ntry:\n    print(backend.get_backend())\nexcept ValueError as e:\n    print(e)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env=dict(os.environ, MINIDL_KERNELS=value))
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, MINIDL_KERNELS=value),
+    )
     assert result.stdout.startswith(expected)
 
 

@@ -40,8 +40,20 @@ CASES = [
     (lambda dtype: Reshape((2, 6)), (2, 12)),
     (lambda dtype: Sequential(Dense(3, 4, rng=0, dtype=dtype), ReLU(), Dense(4, 2, rng=1, dtype=dtype)), (4, 3)),
 ]
-IDS = ["Dense", "Conv2D", "Conv2DTranspose", "MaxPool2D", "ReLU", "Sigmoid", "Tanh", "Identity", "ZeroPad2D",
-       "Flatten", "Reshape", "Sequential"]
+IDS = [
+    "Dense",
+    "Conv2D",
+    "Conv2DTranspose",
+    "MaxPool2D",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "Identity",
+    "ZeroPad2D",
+    "Flatten",
+    "Reshape",
+    "Sequential",
+]
 TANGENT_CASES = [(case, name) for case, name in zip(CASES, IDS) if name != "Sequential"]  # no tangent pass
 
 
@@ -117,8 +129,11 @@ def test_tangent_passes_check_t_and_dt(case):
 def test_maxpool_backward_with_an_unpooled_gradient_is_an_error_not_a_crash():
     layer = MaxPool2D()
     layer.forward(np.zeros((2, 3, 8, 8), np.float32))
-    with pytest.raises(ValueError, match=r"MaxPool2D\(pool_size=2\)\.backward: expected dy of shape "
-                                         r"\(2, 3, 4, 4\), received \(2, 3, 8, 8\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"MaxPool2D\(pool_size=2\)\.backward: expected dy of shape "
+        r"\(2, 3, 4, 4\), received \(2, 3, 8, 8\)",
+    ):
         layer.backward(np.ones((2, 3, 8, 8), np.float32))
 
 
@@ -142,12 +157,15 @@ IMPLEMENTATIONS = pytest.mark.parametrize("implementation", [kernels, reference]
 
 
 @IMPLEMENTATIONS
-@pytest.mark.parametrize("y_shape, argmax_shape", [
-    ((3, 4, 4, 2), (3, 4, 3, 2)),  # argmax differs from y
-    ((3, 8, 8, 2), (3, 8, 8, 2)),  # windows beyond the image
-    ((3, 4, 4, 4), (3, 4, 4, 4)),  # more images than x has
-    ((1, 4, 4, 2), (1, 4, 4, 2)),  # fewer channels than x
-])
+@pytest.mark.parametrize(
+    "y_shape, argmax_shape",
+    [
+        ((3, 4, 4, 2), (3, 4, 3, 2)),  # argmax differs from y
+        ((3, 8, 8, 2), (3, 8, 8, 2)),  # windows beyond the image
+        ((3, 4, 4, 4), (3, 4, 4, 4)),  # more images than x has
+        ((1, 4, 4, 2), (1, 4, 4, 2)),  # fewer channels than x
+    ],
+)
 def test_maxpool_forward_kernel_checks_its_shapes(implementation, y_shape, argmax_shape):
     x = np.zeros((3, 8, 8, 2))  # (C, H, W, N)
     with pytest.raises(ValueError, match="maxpool_forward: expected a positive pool, and y and argmax of shape"):
@@ -186,16 +204,19 @@ def test_the_loss_kernels_check_their_shapes(implementation):
     with pytest.raises(ValueError, match="negative_capped_abs: expected out of the shape of x"):
         implementation.negative_capped_abs(x.reshape(-1), 43.0, np.empty(11, np.float32))
     arrays = dict(t=x, e=x, log1p_e=x, dx=np.empty_like(x), terms=np.empty_like(x), losses=np.empty(3))
-    implementation.bce_logits_rows(x, *(arrays[name] for name in ("t", "e", "log1p_e")), 1.0,
-                                   arrays["losses"], arrays["dx"], arrays["terms"])  # consistent shapes pass
+    implementation.bce_logits_rows(
+        x, *(arrays[name] for name in ("t", "e", "log1p_e")), 1.0, arrays["losses"], arrays["dx"], arrays["terms"]
+    )  # consistent shapes pass
     for name, wrong in (("terms", np.empty((3, 3), np.float32)), ("losses", np.empty(2)), ("t", x[:2])):
         bad = dict(arrays, **{name: wrong})
         with pytest.raises(ValueError, match=r"bce_logits_rows: expected t, e, log1p_e, dx and terms of the shape"):
-            implementation.bce_logits_rows(x, bad["t"], bad["e"], bad["log1p_e"], 1.0, bad["losses"], bad["dx"],
-                                           bad["terms"])
+            implementation.bce_logits_rows(
+                x, bad["t"], bad["e"], bad["log1p_e"], 1.0, bad["losses"], bad["dx"], bad["terms"]
+            )
 
 
 # -- losses and penalties ------------------------------------------------------------------------
+
 
 def cross_entropies(target):
     """(name, what it calls the targets, call) for every loss that takes targets in [0, 1]."""
@@ -210,15 +231,25 @@ def cross_entropies(target):
     ]
 
 
-@pytest.mark.parametrize("bad, found", [
-    (2.0, "values from 0 to 2"), (-1.0, "values from -1 to 1"), (255.0, "values from 0 to 255"),
-    (np.nan, "NaN"), (np.inf, "values from 0 to inf"), (-np.inf, "values from -inf to 1"),
-])
+@pytest.mark.parametrize(
+    "bad, found",
+    [
+        (2.0, "values from 0 to 2"),
+        (-1.0, "values from -1 to 1"),
+        (255.0, "values from 0 to 255"),
+        (np.nan, "NaN"),
+        (np.inf, "values from 0 to inf"),
+        (-np.inf, "values from -inf to 1"),
+    ],
+)
 def test_cross_entropies_refuse_targets_outside_the_unit_interval(bad, found):
     target = np.array([[0.0, 0.5, 1.0], [0.25, bad, 0.75]])
     for name, what, call in cross_entropies(target):
-        with pytest.raises(ValueError, match=rf"^{name}: expected {what} in \[0, 1\], received {found}\. "
-                                             r".*divide uint8 pixels by 255"):
+        with pytest.raises(
+            ValueError,
+            match=rf"^{name}: expected {what} in \[0, 1\], received {found}\. "
+            r".*divide uint8 pixels by 255",
+        ):
             call()
 
 
@@ -273,10 +304,16 @@ def test_a_network_cast_to_another_dtype_forgets_its_cache():
         model.backward(np.ones((2, 3)))
 
 
-@pytest.mark.parametrize("make, name, value", [
-    (lambda v: Dense(v, 3), "in_features", True), (lambda v: Dense(2, v), "out_features", 0),
-    (lambda v: MaxPool2D(v), "pool_size", 2.0), (lambda v: Conv2D(1, v), "out_channels", False),
-    (lambda v: Conv2D(1, 2, kernel_size=v), "kernel_size", -3)])
+@pytest.mark.parametrize(
+    "make, name, value",
+    [
+        (lambda v: Dense(v, 3), "in_features", True),
+        (lambda v: Dense(2, v), "out_features", 0),
+        (lambda v: MaxPool2D(v), "pool_size", 2.0),
+        (lambda v: Conv2D(1, v), "out_channels", False),
+        (lambda v: Conv2D(1, 2, kernel_size=v), "kernel_size", -3),
+    ],
+)
 def test_layer_sizes_are_positive_integers_and_a_bool_is_not_one(make, name, value):
     with pytest.raises(ValueError, match=rf"^Expected {name} to be a positive integer\. Received: {name}={value!r}$"):
         make(value)

@@ -27,6 +27,7 @@ from minidl.optim import SGD, Adam
 
 # -- clips: where the clip is reached, the gradient is 0 (as ReLU's derivative at its kink) ---------------
 
+
 def test_kl_sparsity_gradient_is_zero_with_the_mean_exactly_at_either_clip():
     eps = 1e-6
     h = np.array([[eps, 1 - eps, 0.3], [eps, 1 - eps, 0.1]])
@@ -63,24 +64,34 @@ def test_log_variances_far_outside_the_bound_give_no_overflow_or_underflow():
 def test_gradients_of_exactly_the_smallest_normal_float32_are_kept():
     tiny = np.finfo(np.float32).tiny
     # d/dmean = (mean - x) / var / N = tiny: representable in float32, so not flushed to 0
-    _, dmean, _ = gaussian_nll(np.zeros((1, 1), np.float32), np.full((1, 1), tiny, np.float32),
-                               np.zeros((1, 1), np.float32))
+    _, dmean, _ = gaussian_nll(
+        np.zeros((1, 1), np.float32), np.full((1, 1), tiny, np.float32), np.zeros((1, 1), np.float32)
+    )
     assert dmean[0, 0] == tiny
 
 
 # -- dtypes: mixed inputs promote as NumPy does ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("wide", ["x", "mean", "logvar"])
 def test_gaussian_nll_gradients_take_the_widest_input_dtype(wide):
-    arrays = {name: np.full((2, 3), 0.5, np.float64 if name == wide else np.float32)
-              for name in ("x", "mean", "logvar")}
+    arrays = {
+        name: np.full((2, 3), 0.5, np.float64 if name == wide else np.float32) for name in ("x", "mean", "logvar")
+    }
     arrays["x"] = arrays["x"] * 0.1
     _, dmean, dlogvar = gaussian_nll(arrays["x"], arrays["mean"], arrays["logvar"])
     assert dmean.dtype == np.float64 and dlogvar.dtype == np.float64
 
 
-@pytest.mark.parametrize("build", [lambda: Conv2D(16, 3, 3, 2), lambda: Conv2D(16, 3, 3, 1, algorithm="winograd"),
-                                   lambda: Conv2DTranspose(16, 3, 3, 2)], ids=["conv", "winograd", "convT"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Conv2D(16, 3, 3, 2),
+        lambda: Conv2D(16, 3, 3, 1, algorithm="winograd"),
+        lambda: Conv2DTranspose(16, 3, 3, 2),
+    ],
+    ids=["conv", "winograd", "convT"],
+)
 def test_convolutions_promote_a_float64_upstream_gradient(build):
     layer = build()
     y = layer.forward(np.ones((1, 16, 4, 4), np.float32))
@@ -88,6 +99,7 @@ def test_convolutions_promote_a_float64_upstream_gradient(build):
 
 
 # -- optimizers -----------------------------------------------------------------------------------
+
 
 def one_param():
     param, grad = np.ones(3), np.full(3, 0.5)
@@ -122,24 +134,27 @@ def test_adam_rejects_a_non_contiguous_array_of_the_right_shape(which):
 
 # -- messages name the function and the expected layout ------------------------------------------------
 
-@pytest.mark.parametrize("name, call", [
-    ("bce", lambda a, b: bce(a, b)),
-    ("bce_with_logits", lambda a, b: bce_with_logits(a, b)),
-    ("reparameterize", lambda a, b: reparameterize(a, b, a)),
-    ("reparameterize", lambda a, b: reparameterize(a, a, b)),
-    ("gaussian_kl", lambda a, b: gaussian_kl(a, b)),
-    ("gaussian_nll", lambda a, b: gaussian_nll(a, b, a)),
-    ("gaussian_nll", lambda a, b: gaussian_nll(a, a, b)),
-    ("elbo", lambda a, b: elbo(a, b, np.zeros((2, 1)), np.zeros((2, 1)))),
-])
+
+@pytest.mark.parametrize(
+    "name, call",
+    [
+        ("bce", lambda a, b: bce(a, b)),
+        ("bce_with_logits", lambda a, b: bce_with_logits(a, b)),
+        ("reparameterize", lambda a, b: reparameterize(a, b, a)),
+        ("reparameterize", lambda a, b: reparameterize(a, a, b)),
+        ("gaussian_kl", lambda a, b: gaussian_kl(a, b)),
+        ("gaussian_nll", lambda a, b: gaussian_nll(a, b, a)),
+        ("gaussian_nll", lambda a, b: gaussian_nll(a, a, b)),
+        ("elbo", lambda a, b: elbo(a, b, np.zeros((2, 1)), np.zeros((2, 1)))),
+    ],
+)
 def test_shape_errors_name_the_function(name, call):
     with pytest.raises(ValueError, match=f"^{name}: .*shapes differ"):
         call(np.zeros((2, 3)), np.zeros((2, 4)))
 
 
-
-
 # -- layers: settings, shapes and caches that a gradient check cannot see --------------------------------
+
 
 def test_relu_passes_values_between_zero_and_one():
     layer = ReLU()
@@ -147,10 +162,17 @@ def test_relu_passes_values_between_zero_and_one():
     np.testing.assert_array_equal(layer.backward(np.ones((1, 3))), [[1.0, 0.0, 1.0]])
 
 
-@pytest.mark.parametrize("size, kernel, stride, padding, expected", [
-    (7, 3, 2, "same", 4), (8, 3, 2, "same", 4), (7, 3, 2, "valid", 3), (7, 3, 2, 1, 4), (7, 3, 1, 2, 9),
-    (5, 2, 3, 0, 2),
-])
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding, expected",
+    [
+        (7, 3, 2, "same", 4),
+        (8, 3, 2, "same", 4),
+        (7, 3, 2, "valid", 3),
+        (7, 3, 2, 1, 4),
+        (7, 3, 1, 2, 9),
+        (5, 2, 3, 0, 2),
+    ],
+)
 def test_conv_output_sizes(size, kernel, stride, padding, expected):
     """ceil(size / stride) for "same"; (size + 2 p - k) // s + 1 otherwise."""
     layer = Conv2D(1, 2, kernel, stride, padding)
@@ -158,9 +180,16 @@ def test_conv_output_sizes(size, kernel, stride, padding, expected):
     assert layer.forward(np.ones((1, 1, size, size + 1), np.float32)).shape[2] == expected
 
 
-@pytest.mark.parametrize("size, kernel, stride, padding, expected", [
-    (3, 3, 2, "same", 6), (3, 3, 2, "valid", 7), (3, 3, 2, 1, 5), (4, 2, 1, 1, 3), (2, 3, 3, 0, 6),
-])
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding, expected",
+    [
+        (3, 3, 2, "same", 6),
+        (3, 3, 2, "valid", 7),
+        (3, 3, 2, 1, 5),
+        (4, 2, 1, 1, 3),
+        (2, 3, 3, 0, 6),
+    ],
+)
 def test_conv_transpose_output_sizes(size, kernel, stride, padding, expected):
     """size * stride for "same"; (size - 1) s + k - 2 p otherwise."""
     layer = Conv2DTranspose(1, 2, kernel, stride, padding)
@@ -188,13 +217,23 @@ def test_pooling_and_padding_say_what_layout_they_expect(layer):
 def test_weight_layouts_and_dtypes():
     assert Conv2D(2, 3, 3).params["W"].shape == (3, 2, 3, 3)  # (out, in, k, k)
     assert Conv2DTranspose(2, 3, 3).params["W"].shape == (2, 3, 3, 3)  # (in, out, k, k), as PyTorch
-    for layer in (Dense(2, 3, dtype=np.float64), Conv2D(2, 3, dtype=np.float64),
-                  Conv2DTranspose(2, 3, dtype=np.float64)):
+    for layer in (
+        Dense(2, 3, dtype=np.float64),
+        Conv2D(2, 3, dtype=np.float64),
+        Conv2DTranspose(2, 3, dtype=np.float64),
+    ):
         assert all(p.dtype == np.float64 for p in layer.params.values())
 
 
-@pytest.mark.parametrize("build", [lambda rng: Dense(30, 40, rng=rng), lambda rng: Conv2D(8, 9, 3, rng=rng),
-                                   lambda rng: Conv2DTranspose(8, 9, 3, rng=rng)], ids=["dense", "conv", "convT"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda rng: Dense(30, 40, rng=rng),
+        lambda rng: Conv2D(8, 9, 3, rng=rng),
+        lambda rng: Conv2DTranspose(8, 9, 3, rng=rng),
+    ],
+    ids=["dense", "conv", "convT"],
+)
 def test_initial_weights_follow_the_generator_and_the_glorot_limit(build):
     W = build(0).params["W"]
     np.testing.assert_array_equal(W, build(np.random.default_rng(0)).params["W"])
@@ -203,12 +242,17 @@ def test_initial_weights_follow_the_generator_and_the_glorot_limit(build):
     assert 0.95 * limit < np.max(np.abs(W)) <= limit
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda: Dense(3, 0), "out_features=0"), (lambda: Conv2D(0, 3), "in_channels=0"),
-    (lambda: Conv2D(3, 0), "out_channels=0"), (lambda: Reshape(()), "non-empty shape"),
-    (lambda: Reshape((2, 0)), "positive sizes"),
-    (lambda: Adam([("p", np.ones(2), np.ones(2))], beta2=1.0), "beta2=1.0"),
-])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: Dense(3, 0), "out_features=0"),
+        (lambda: Conv2D(0, 3), "in_channels=0"),
+        (lambda: Conv2D(3, 0), "out_channels=0"),
+        (lambda: Reshape(()), "non-empty shape"),
+        (lambda: Reshape((2, 0)), "positive sizes"),
+        (lambda: Adam([("p", np.ones(2), np.ones(2))], beta2=1.0), "beta2=1.0"),
+    ],
+)
 def test_settings_are_validated_by_name(build, message):
     with pytest.raises(ValueError, match=message):
         build()
@@ -237,8 +281,11 @@ def test_sequential_inference_keeps_no_cache_and_names_layers_as_keras():
         dense.backward(np.ones((1, 2), np.float32))
 
 
-@pytest.mark.parametrize("build", [lambda dtype: Conv2D(2, 3, 3, 2, dtype=dtype),
-                                   lambda dtype: Conv2DTranspose(2, 3, 3, 2, dtype=dtype)], ids=["conv", "convT"])
+@pytest.mark.parametrize(
+    "build",
+    [lambda dtype: Conv2D(2, 3, 3, 2, dtype=dtype), lambda dtype: Conv2DTranspose(2, 3, 3, 2, dtype=dtype)],
+    ids=["conv", "convT"],
+)
 @pytest.mark.parametrize("layer_dtype, input_dtype", [(np.float32, np.float64), (np.float64, np.float32)])
 def test_convolutions_compute_in_the_wider_of_input_and_weight(build, layer_dtype, input_dtype):
     layer = build(layer_dtype)
@@ -274,6 +321,7 @@ def test_logit_loss_keeps_float64_accuracy_far_from_zero():
 
 # -- the contractive penalty's driver ---------------------------------------------------------------
 
+
 def tanh_encoder(rng):
     return Sequential(Dense(5, 4, rng=rng, dtype=np.float64), Tanh(), Dense(4, 3, rng=rng, dtype=np.float64), Sigmoid())
 
@@ -307,7 +355,7 @@ def test_contractive_penalty_of_a_one_layer_encoder():
     model = Sequential(Tanh())
     x = np.array([[0.0, np.log(2.0)]])
     model.forward(x)
-    assert contractive_penalty(model, x, "exact")[0] == pytest.approx(1 + 0.64 ** 2, rel=1e-14)
+    assert contractive_penalty(model, x, "exact")[0] == pytest.approx(1 + 0.64**2, rel=1e-14)
 
 
 def test_contractive_penalty_keeps_float32_and_validates_probes():
@@ -332,14 +380,24 @@ def test_adam_epsilon_is_added_to_the_root():
 
 # -- what a Sequential shows and saves ----------------------------------------------------------------
 
+
 def test_summary_repr_and_names_exactly():
     model = Sequential(Dense(2, 3), ReLU())
     printed = []
     text = model.summary((2,), print_fn=printed.append)
     rule = "=" * 40
-    assert text == "\n".join([rule, "Layer (type)     Output Shape  Param #  ", rule,
-                              "dense_1 (Dense)  (None, 3)     9        ",
-                              "re_lu_1 (ReLU)   (None, 3)     0        ", rule, "Total params: 9", rule])
+    assert text == "\n".join(
+        [
+            rule,
+            "Layer (type)     Output Shape  Param #  ",
+            rule,
+            "dense_1 (Dense)  (None, 3)     9        ",
+            "re_lu_1 (ReLU)   (None, 3)     0        ",
+            rule,
+            "Total params: 9",
+            rule,
+        ]
+    )
     assert printed == [text]
     assert repr(model) == "Sequential(\n  (dense_1): Dense(2->3),\n  (re_lu_1): ReLU()\n)"
     assert repr(Sigmoid()) == "Sigmoid()"

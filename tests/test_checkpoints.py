@@ -20,8 +20,10 @@ CONFIG = TrainingConfig(epochs=1, batch_size=16)
 
 def tiny_model(seed=0, cls=SparseAutoencoder):
     rng = np.random.default_rng(seed)
-    return cls(conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
-                             conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng))
+    return cls(
+        conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
+        conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,27 +53,40 @@ DAMAGES = {
     "no meta": (lambda a, m: a, "no 'meta' entry"),
     "meta not JSON": (lambda a, m: {**a, "meta": np.array("{epoch: 1")}, "damaged checkpoint metadata"),
     "meta not a string": (lambda a, m: {**a, "meta": np.zeros(3)}, "'meta' should be a 0-d string"),
-    "meta without epoch": (lambda a, m: with_meta(a, {k: v for k, v in m.items() if k != "epoch"}),
-                           r"missing \['epoch'\]"),
+    "meta without epoch": (
+        lambda a, m: with_meta(a, {k: v for k, v in m.items() if k != "epoch"}),
+        r"missing \['epoch'\]",
+    ),
     "negative epoch": (lambda a, m: with_meta(a, {**m, "epoch": -1}), "non-negative integer"),
     "history too short": (lambda a, m: with_meta(a, {**m, "history": []}), "list of 1 records"),
-    "bad generator state": (lambda a, m: with_meta(a, {**m, "rng": {"bit_generator": "PCG64", "state": 3}}),
-                            "generator state cannot be restored"),
-    "missing optimizer entry": (lambda a, m: with_meta({k: v for k, v in a.items() if not k.startswith("optim/m/")},
-                                                       m), r"missing \['optim/m/"),
-    "unexpected entry": (lambda a, m: with_meta({**a, "param/extra": np.zeros(2, np.float32)}, m),
-                         r"unexpected \['param/extra'\]"),
+    "bad generator state": (
+        lambda a, m: with_meta(a, {**m, "rng": {"bit_generator": "PCG64", "state": 3}}),
+        "generator state cannot be restored",
+    ),
+    "missing optimizer entry": (
+        lambda a, m: with_meta({k: v for k, v in a.items() if not k.startswith("optim/m/")}, m),
+        r"missing \['optim/m/",
+    ),
+    "unexpected entry": (
+        lambda a, m: with_meta({**a, "param/extra": np.zeros(2, np.float32)}, m),
+        r"unexpected \['param/extra'\]",
+    ),
     "optimizer state of another shape": (
         lambda a, m: with_meta(changed(a, first(a, "optim/v/"), np.zeros(3, np.float32)), m),
-        r"file has float32 \(3,\)"),
+        r"file has float32 \(3,\)",
+    ),
     "optimizer state of another dtype": (
         lambda a, m: with_meta(changed(a, first(a, "optim/m/"), a[first(a, "optim/m/")].astype(np.float64)), m),
-        "file has float64"),
+        "file has float64",
+    ),
     "parameter of string dtype": (
-        lambda a, m: with_meta(changed(a, first(a, "param/"), a[first(a, "param/")].astype(str)), m), "file has <U"),
+        lambda a, m: with_meta(changed(a, first(a, "param/"), a[first(a, "param/")].astype(str)), m),
+        "file has <U",
+    ),
     "non-finite parameter": (
         lambda a, m: with_meta(changed(a, first(a, "param/"), np.full_like(a[first(a, "param/")], np.inf)), m),
-        "non-finite values"),
+        "non-finite values",
+    ),
 }
 
 
@@ -94,11 +109,14 @@ def test_a_damaged_checkpoint_changes_nothing_and_names_the_file(tmp_path, good,
         np.testing.assert_array_equal(value, state[key])
 
 
-@pytest.mark.parametrize("content", [
-    lambda raw: raw[: len(raw) // 2],                                                  # truncated
-    lambda raw: raw[:200] + bytes(b ^ 0xFF for b in raw[200:260]) + raw[260:],         # bit-flipped
-    lambda raw: b"garbage bytes, not a zip file at all",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        lambda raw: raw[: len(raw) // 2],  # truncated
+        lambda raw: raw[:200] + bytes(b ^ 0xFF for b in raw[200:260]) + raw[260:],  # bit-flipped
+        lambda raw: b"garbage bytes, not a zip file at all",
+    ],
+)
 def test_an_unreadable_checkpoint_names_the_file(tmp_path, good, content):
     source = tmp_path / "source.npz"
     np.savez(source, **with_meta(*good))
@@ -127,8 +145,11 @@ def test_a_valid_checkpoint_round_trips(tmp_path, good):
 def test_differences_name_each_field_old_to_new():
     old = {"settings": {"epochs": 2, "alphas": (0.0, 1.0)}, "data": {"sha256": "a" * 64}}
     new = {"settings": {"epochs": 3, "alphas": [0.0, 1.0]}, "data": {"sha256": "b" * 64}, "kind": "vae"}
-    assert differences(old, new) == ["settings.epochs: 2 -> 3", f"data.sha256: {'a' * 12}… -> {'b' * 12}…",
-                                     "kind: (not recorded) -> vae"]
+    assert differences(old, new) == [
+        "settings.epochs: 2 -> 3",
+        f"data.sha256: {'a' * 12}… -> {'b' * 12}…",
+        "kind: (not recorded) -> vae",
+    ]
     assert differences(old, old) == []
 
 
@@ -143,6 +164,7 @@ def test_array_identity_sees_content_shape_and_dtype():
 
 
 # -- format numbers ---------------------------------------------------------------------------------
+
 
 def test_a_checkpoint_records_its_format_and_the_model_kind_and_settings(good):
     _, meta = good
@@ -159,12 +181,15 @@ def test_a_format_2_checkpoint_records_no_kind_and_is_still_resumed(tmp_path, go
     assert trainer.epoch == 1
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda m: {**m, "format": 4}, "format 4, newer than the format 3 this version reads"),
-    (lambda m: {**m, "format": "3"}, "format should be an integer"),
-    (lambda m: {k: v for k, v in m.items() if k != "model"}, r"missing \['model'\]"),
-    (lambda m: {**m, "model": {"rho": 0.05}}, "model should be an object with a 'kind'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: {**m, "format": 4}, "format 4, newer than the format 3 this version reads"),
+        (lambda m: {**m, "format": "3"}, "format should be an integer"),
+        (lambda m: {k: v for k, v in m.items() if k != "model"}, r"missing \['model'\]"),
+        (lambda m: {**m, "model": {"rho": 0.05}}, "model should be an object with a 'kind'"),
+    ],
+)
 def test_a_newer_format_or_a_format_3_without_its_model_is_refused(tmp_path, good, change, message):
     arrays, meta = good
     path = tmp_path / "odd.npz"
@@ -175,14 +200,18 @@ def test_a_newer_format_or_a_format_3_without_its_model_is_refused(tmp_path, goo
 
 # -- model files --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("cls", [Autoencoder, ContractiveAutoencoder])
 def test_a_model_file_loads_only_into_its_own_kind(tmp_path, cls):
     path = tmp_path / "sparse.npz"
     tiny_model().save(path)
     target = tiny_model(seed=4, cls=cls)  # the same parameter names and shapes
     before = {key: value.copy() for key, value in target.params.items()}
-    with pytest.raises(ValueError, match=f"^{path}: holds the parameters of a model of kind SparseAutoencoder, "
-                                         f"not {cls.__name__}; load it into a SparseAutoencoder model"):
+    with pytest.raises(
+        ValueError,
+        match=f"^{path}: holds the parameters of a model of kind SparseAutoencoder, "
+        f"not {cls.__name__}; load it into a SparseAutoencoder model",
+    ):
         target.load(path)
     for key, value in target.params.items():
         np.testing.assert_array_equal(value, before[key])
@@ -204,6 +233,7 @@ def test_a_model_file_is_refused_by_a_sequential_and_one_without_a_kind_loads_as
 
 
 # -- file modes ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture(params=[0o022, 0o077, 0o002])
 def umask(request):

@@ -29,8 +29,12 @@ def new_user(tmp_path, monkeypatch):
 
     monkeypatch.setattr(datasets, "download", no_network)
     rng = np.random.default_rng(0)
-    mnist = (rng.random((300, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 300).astype(np.uint8),
-             rng.random((150, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 150).astype(np.uint8))
+    mnist = (
+        rng.random((300, 1, 28, 28), dtype=np.float32),
+        rng.integers(0, 10, 300).astype(np.uint8),
+        rng.random((150, 1, 28, 28), dtype=np.float32),
+        rng.integers(0, 10, 150).astype(np.uint8),
+    )
     faces = rng.random((120, 1, 28, 20), dtype=np.float32)
 
     def data(mnist_found: bool = True, frey_found: bool = True) -> None:
@@ -39,7 +43,9 @@ def new_user(tmp_path, monkeypatch):
                 if data_dir is not None or not found:  # through the real search for a named folder
                     return real[name](data_dir, *args, **kwargs)
                 return value
+
             return load
+
         monkeypatch.setattr(datasets, "load_mnist", loader(mnist_found, mnist, "mnist"))
         monkeypatch.setattr(datasets, "load_frey_faces", loader(frey_found, faces, "frey"))
 
@@ -68,6 +74,7 @@ def one_line_error(capsys, *expected):
 
 # -- offline first, real data later (fingerprints and provenance) ----------------------------------
 
+
 def test_offline_then_online_retrains_on_the_real_data_in_its_own_folder(new_user, capsys):
     assert run("run") == 0
     assert "OFFLINE STAND-IN" in capsys.readouterr().err
@@ -92,8 +99,9 @@ def test_a_part_on_the_stand_in_gets_a_folder_of_its_own_and_is_named(new_user, 
     new_user(mnist_found=True, frey_found=False)
     assert run("run") == 0
     err = capsys.readouterr().err
-    assert ("WARNING: frey/bernoulli, frey/gaussian in runs/smoke-frey-stand-in were trained on the "
-            "OFFLINE STAND-IN") in err
+    assert (
+        "WARNING: frey/bernoulli, frey/gaussian in runs/smoke-frey-stand-in were trained on the OFFLINE STAND-IN"
+    ) in err
     values = metrics("runs/smoke-frey-stand-in")
     assert values["run"]["data_source"] == "MNIST; offline stand-in: digits cropped to 28x20"
     report = Path("runs/smoke-frey-stand-in/report.md").read_text()
@@ -114,10 +122,14 @@ def test_an_explicit_out_with_other_data_is_refused_and_can_be_moved_aside(new_u
     assert run("run", "--out", str(out)) == 2
     err = capsys.readouterr().err
     assert f"{out} holds results made from other data or settings, so nothing was run" in err
-    assert "MNIST mean-image reference, MNIST plain: data.source: offline stand-in: scikit-learn digits resized " \
-           "to 28x28 -> MNIST; data.stand_in: true -> false; data.x_train.sha256: " in err
-    assert ("Frey Face VAE (bernoulli), Frey Face VAE (gaussian): data.source: offline stand-in: digits cropped "
-            "to 28x20 -> Frey Face") in err
+    assert (
+        "MNIST mean-image reference, MNIST plain: data.source: offline stand-in: scikit-learn digits resized "
+        "to 28x28 -> MNIST; data.stand_in: true -> false; data.x_train.sha256: " in err
+    )
+    assert (
+        "Frey Face VAE (bernoulli), Frey Face VAE (gaussian): data.source: offline stand-in: digits cropped "
+        "to 28x20 -> Frey Face"
+    ) in err
     assert "--move-aside" in err
     assert (out / "metrics.json").read_bytes() == before
     assert run("run", "--out", str(out), "--move-aside") == 0
@@ -170,19 +182,29 @@ def test_finished_training_is_reused_on_an_exact_match(new_user):
 
 # -- one writer per folder -------------------------------------------------------------------------
 
+
 def hold_lock(folder) -> subprocess.Popen:
     """Another process holding the lock of ``folder`` (as a command writing there does), until it is killed."""
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom experiments.run_folder import FolderLock\n"
-                               "lock = FolderLock(sys.argv[1]); print('held', flush=True); time.sleep(300)",
-                               str(folder)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom experiments.run_folder import FolderLock\n"
+            "lock = FolderLock(sys.argv[1]); print('held', flush=True); time.sleep(300)",
+            str(folder),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
     assert holder.stdout.readline() == "held\n"
     return holder
 
 
 @pytest.mark.parametrize("command", [["frey"], ["frey", "--seeds", "0,1"], ["report"]])
 def test_a_folder_in_use_is_refused_at_once_naming_the_process_and_a_dead_ones_lock_never_blocks(
-        new_user, tmp_path, capsys, command):
+    new_user, tmp_path, capsys, command
+):
     out = tmp_path / "mine"
     if command == ["report"]:
         assert run("frey", "--set", "vae_epochs=1", "--out", str(out)) == 0
@@ -193,8 +215,11 @@ def test_a_folder_in_use_is_refused_at_once_naming_the_process_and_a_dead_ones_l
         started = time.monotonic()
         assert run(*command, "--set", "vae_epochs=1", "--out", str(out)) == 2
         assert time.monotonic() - started < 30
-        one_line_error(capsys, f"{out} is in use by process {holder.pid} (command python -c {out})",
-                       "Wait for it to end, or choose another --out")
+        one_line_error(
+            capsys,
+            f"{out} is in use by process {holder.pid} (command python -c {out})",
+            "Wait for it to end, or choose another --out",
+        )
         assert sorted(path.name for path in out.iterdir()) == before  # nothing written
     finally:
         holder.kill()
@@ -215,20 +240,26 @@ def test_the_report_describes_the_settings_its_folder_holds_not_a_command_line(n
     (out / "metrics.json").write_text(json.dumps(stored))
     assert run("report", "--out", str(out)) == 0
     report = (out / "report.md").read_text()
-    assert "WARNING: results made with other settings than the folder's: frey/bernoulli (vae_learning_rate: " \
-           "0.01 -> 0.001), frey/gaussian (vae_learning_rate: 0.01 -> 0.001)" in report
+    assert (
+        "WARNING: results made with other settings than the folder's: frey/bernoulli (vae_learning_rate: "
+        "0.01 -> 0.001), frey/gaussian (vae_learning_rate: 0.01 -> 0.001)" in report
+    )
 
 
 # -- settings on the command line ----------------------------------------------------------------
 
-@pytest.mark.parametrize("setting, message", [
-    ("bogus=1", "Unknown setting 'bogus'; valid settings are: seed, n_train"),
-    ("epochs=0", "Expected epochs to be a positive integer. Received: epochs=0"),
-    ("epochs=two", "--set epochs=two: expected an integer."),
-    ("rho=1.5", "Expected rho to be a probability in (0, 1)"),
-    ("name=other", "choose it with --preset"),
-    ("epochs", "expected key=value"),
-])
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("bogus=1", "Unknown setting 'bogus'; valid settings are: seed, n_train"),
+        ("epochs=0", "Expected epochs to be a positive integer. Received: epochs=0"),
+        ("epochs=two", "--set epochs=two: expected an integer."),
+        ("rho=1.5", "Expected rho to be a probability in (0, 1)"),
+        ("name=other", "choose it with --preset"),
+        ("epochs", "expected key=value"),
+    ],
+)
 def test_a_bad_setting_is_a_clear_error_before_anything_runs(new_user, capsys, setting, message):
     assert run("run", "--set", setting) == 2
     one_line_error(capsys, message)
@@ -236,6 +267,7 @@ def test_a_bad_setting_is_a_clear_error_before_anything_runs(new_user, capsys, s
 
 
 # -- data the user pointed at ----------------------------------------------------------------------
+
 
 def test_a_damaged_file_in_the_named_folder_is_an_error_not_the_stand_in(new_user, tmp_path, capsys):
     folder = tmp_path / "data" / "mnist"
@@ -248,8 +280,9 @@ def test_a_damaged_file_in_the_named_folder_is_an_error_not_the_stand_in(new_use
 
 
 @pytest.mark.parametrize("how", ["--data-dir", "MINIDL_DATA"])
-def test_a_named_folder_that_does_not_exist_or_lacks_the_files_is_an_error(new_user, tmp_path, monkeypatch,
-                                                                          capsys, how):
+def test_a_named_folder_that_does_not_exist_or_lacks_the_files_is_an_error(
+    new_user, tmp_path, monkeypatch, capsys, how
+):
     missing = tmp_path / "no-such-folder"
     args = ["--data-dir", str(missing)] if how == "--data-dir" else []
     if how == "MINIDL_DATA":
@@ -258,12 +291,14 @@ def test_a_named_folder_that_does_not_exist_or_lacks_the_files_is_an_error(new_u
     one_line_error(capsys, f"{missing} (given as {how}) is not an existing folder")
     missing.mkdir()  # exists now, but holds nothing: the stand-in is not for a user who named a folder
     assert run("frey", *args) == 1
-    one_line_error(capsys, "frey/frey_rawface.mat was not found",
-                   "stand-in replaces Frey Face only when no data folder")
+    one_line_error(
+        capsys, "frey/frey_rawface.mat was not found", "stand-in replaces Frey Face only when no data folder"
+    )
     assert not Path("runs").exists()
 
 
 # -- bad output folders and files ------------------------------------------------------------------
+
 
 def test_out_that_is_a_file_is_a_one_line_error(new_user, tmp_path, capsys):
     path = tmp_path / "a-file"
@@ -305,15 +340,19 @@ def test_a_corrupt_checkpoint_or_metrics_in_out_is_a_one_line_error(new_user, tm
         one_line_error(capsys, f"{out / 'metrics.json'}: cannot be read")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--out", ""], "--out '': expected a folder name"),
-    (["--out", "  ", "--move-aside"], "--out '  ': expected a folder name"),
-    (["--out", ".", "--move-aside"], "holds the current folder and cannot be moved aside"),
-    (["--out", "..", "--move-aside"], "holds the current folder and cannot be moved aside"),
-    (["--out", "", "--seeds", "0,1"], "--out '': expected a folder name"),
-])
-def test_an_out_without_a_name_or_holding_the_current_folder_is_a_one_line_error(new_user, tmp_path, capsys, args,
-                                                                                 message):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--out", ""], "--out '': expected a folder name"),
+        (["--out", "  ", "--move-aside"], "--out '  ': expected a folder name"),
+        (["--out", ".", "--move-aside"], "holds the current folder and cannot be moved aside"),
+        (["--out", "..", "--move-aside"], "holds the current folder and cannot be moved aside"),
+        (["--out", "", "--seeds", "0,1"], "--out '': expected a folder name"),
+    ],
+)
+def test_an_out_without_a_name_or_holding_the_current_folder_is_a_one_line_error(
+    new_user, tmp_path, capsys, args, message
+):
     (tmp_path / "keep.txt").write_text("mine")
     for command in ("run", "report"):
         assert pipeline.main([command, *args, *FAST]) == 2

@@ -21,8 +21,9 @@ def dense_encoder(rng, latent=Sigmoid):
 
 
 def conv_encoder(rng, latent=Sigmoid):
-    return Sequential(Conv2D(1, 2, rng=rng), ReLU(), MaxPool2D(), Flatten(), Dense(18, 4, rng=rng),
-                      latent()).astype(np.float64)
+    return Sequential(Conv2D(1, 2, rng=rng), ReLU(), MaxPool2D(), Flatten(), Dense(18, 4, rng=rng), latent()).astype(
+        np.float64
+    )
 
 
 def randomise_biases(model, rng):
@@ -61,7 +62,7 @@ def test_exact_mode_equals_the_finite_difference_jacobian(build, shape):
     jacobian = finite_difference_jacobian(model, x)
     model.forward(x)
     value, _ = contractive_penalty(model, x, "exact", chunk_size=7)  # chunks that do not divide evenly
-    assert value == pytest.approx(np.sum(jacobian ** 2) / x.shape[0], rel=1e-8)
+    assert value == pytest.approx(np.sum(jacobian**2) / x.shape[0], rel=1e-8)
 
 
 def test_closed_form_equals_exact_for_a_single_sigmoid_layer():
@@ -107,8 +108,7 @@ def test_hutchinson_mean_converges_to_exact():
     estimates = []
     for seed in range(400):
         model.forward(x)
-        estimates.append(contractive_penalty(model, x, "hutchinson", n_probes=4,
-                                             rng=np.random.default_rng(seed))[0])
+        estimates.append(contractive_penalty(model, x, "hutchinson", n_probes=4, rng=np.random.default_rng(seed))[0])
     mean, standard_error = np.mean(estimates), np.std(estimates) / np.sqrt(len(estimates))
     # the estimator is unbiased: its mean lies within 4 standard errors (and 3% here) of the truth
     assert abs(mean - exact) < 4 * standard_error
@@ -121,8 +121,9 @@ def penalty_gradient_errors(model, x, mode, weight, seed):
 
     def run():
         z = model.forward(x)
-        value, dx = contractive_penalty(model, x, mode, dz=dz, weight=weight, n_probes=2,
-                                        rng=np.random.default_rng(seed))
+        value, dx = contractive_penalty(
+            model, x, mode, dz=dz, weight=weight, n_probes=2, rng=np.random.default_rng(seed)
+        )
         return weight * value + float(np.sum(dz * z)), dx
 
     model.zero_grad()

@@ -20,8 +20,9 @@ from experiments import datasets
 from experiments.datasets import DataDamaged, DatasetError, DataUnavailable
 
 REAL = os.environ.get("MINIDL_DATA")
-real_data = pytest.mark.skipif(not (REAL and Path(REAL, "mnist").is_dir()),
-                               reason="set MINIDL_DATA to a folder with the real datasets")
+real_data = pytest.mark.skipif(
+    not (REAL and Path(REAL, "mnist").is_dir()), reason="set MINIDL_DATA to a folder with the real datasets"
+)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -88,7 +89,7 @@ def flip_bytes_keeping_mtime(path: Path, start: int, count: int = 64) -> None:
     """Damage ``path`` in place and set its modification time back: only its content tells."""
     status = path.stat()
     data = bytearray(path.read_bytes())
-    data[start:start + count] = bytes(byte ^ 0xFF for byte in data[start:start + count])
+    data[start : start + count] = bytes(byte ^ 0xFF for byte in data[start : start + count])
     path.write_bytes(bytes(data))
     os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
     assert path.stat().st_size == status.st_size and path.stat().st_mtime_ns == status.st_mtime_ns
@@ -115,8 +116,9 @@ def cli_rows(capsys) -> dict[str, str]:
 def test_a_damaged_frey_file_with_its_old_mtime_fails_verify_and_loading(tmp_path, monkeypatch, capsys):
     digests = {**write_mnist(tmp_path), "frey": write_frey(tmp_path)}
     digest = digests["frey"]
-    monkeypatch.setattr(datasets, "FILES", {name: replace(file, sha256=digests[name])
-                                            for name, file in datasets.FILES.items()})
+    monkeypatch.setattr(
+        datasets, "FILES", {name: replace(file, sha256=digests[name]) for name, file in datasets.FILES.items()}
+    )
     datasets.load_frey_faces(tmp_path, fetch=False)
     assert datasets.main(["verify", "--data-dir", str(tmp_path)]) == 0
     assert cli_rows(capsys)["frey/frey_rawface.mat"].endswith("  ok")
@@ -133,21 +135,32 @@ def test_each_file_is_read_once_per_load(tmp_path, monkeypatch):
     checksums = write_mnist(tmp_path)
     digest = write_frey(tmp_path)
     reads = []
-    monkeypatch.setattr(Path, "read_bytes", lambda self, original=Path.read_bytes: reads.append(self.name)
-                        or original(self))
+    monkeypatch.setattr(
+        Path, "read_bytes", lambda self, original=Path.read_bytes: reads.append(self.name) or original(self)
+    )
     datasets.load_mnist(tmp_path, fetch=False, checksums=checksums)
     datasets.load_frey_faces(tmp_path, fetch=False, checksum=digest)
-    assert sorted(reads) == sorted(["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                                    "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "frey_rawface.mat"])
+    assert sorted(reads) == sorted(
+        [
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+            "frey_rawface.mat",
+        ]
+    )
     assert not datasets.cache_dir().exists()  # nothing is remembered between uses
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda data: gzip.compress(data)[:-20], "damaged or truncated"),
-    (lambda data: gzip.compress(b"\x01\x02" + data[2:]), "bad magic"),
-    (lambda data: gzip.compress(data[:2] + b"\x0d" + data[3:]), "type code 0x0d"),
-    (lambda data: gzip.compress(data[:-1]), "need 3 bytes of data, the file has 2"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda data: gzip.compress(data)[:-20], "damaged or truncated"),
+        (lambda data: gzip.compress(b"\x01\x02" + data[2:]), "bad magic"),
+        (lambda data: gzip.compress(data[:2] + b"\x0d" + data[3:]), "type code 0x0d"),
+        (lambda data: gzip.compress(data[:-1]), "need 3 bytes of data, the file has 2"),
+    ],
+)
 def test_bad_idx_files_get_clear_errors(tmp_path, damage, message):
     checksums = write_mnist(tmp_path)
     path = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
@@ -215,6 +228,7 @@ def test_a_gzipped_frey_file_is_read_and_verified(tmp_path):
 
 # -- damaged is not unavailable ---------------------------------------------------------------------
 
+
 def test_a_truncated_file_is_damaged_and_a_verified_copy_elsewhere_is_named(tmp_path, monkeypatch):
     good, damaged = tmp_path / "good", tmp_path / "damaged"
     checksums = write_mnist(good)
@@ -247,6 +261,7 @@ def test_a_named_data_folder_that_does_not_exist_is_an_error(tmp_path, monkeypat
 
 
 # -- downloads against a local server -------------------------------------------------------------
+
 
 class Handler(http.server.BaseHTTPRequestHandler):
     routes: dict = {}
@@ -295,8 +310,9 @@ def test_download_tries_mirrors_until_a_verified_copy(server):
     routes["/good.gz"] = (packed, len(packed))
     mirrors = [f"{base}/missing.gz", f"{base}/corrupt.gz", f"{base}/cut.gz", f"{base}/good.gz"]
     lines = []
-    path, labels = datasets.locate("test-labels", None, mirrors=mirrors, expected=sha(good), progress=False,
-                                   log=lines.append)
+    path, labels = datasets.locate(
+        "test-labels", None, mirrors=mirrors, expected=sha(good), progress=False, log=lines.append
+    )
     assert path == datasets.cache_dir() / "mnist" / "t10k-labels-idx1-ubyte.gz"
     assert gzip.decompress(path.read_bytes()) == good and labels.tolist() == [0, 1, 2, 3, 4, 5]
     assert cache_files() == ["mnist/t10k-labels-idx1-ubyte.gz"]
@@ -305,7 +321,8 @@ def test_download_tries_mirrors_until_a_verified_copy(server):
         f"download {base}/corrupt.gz: failed, checksum mismatch for mnist/t10k-labels-idx1-ubyte: expected sha256 "
         f"{sha(good)}, found {sha(idx_bytes(np.zeros(6, np.uint8)))}",
         f"download {base}/cut.gz: failed, connection closed after {len(packed) // 2} of {len(packed)} bytes",
-        f"download {base}/good.gz: ok, {len(packed)} bytes"]
+        f"download {base}/good.gz: ok, {len(packed)} bytes",
+    ]
 
 
 def test_a_gz_decoded_in_transit_is_stored_plain(server):
@@ -315,8 +332,9 @@ def test_a_gz_decoded_in_transit_is_stored_plain(server):
     good = idx_bytes(np.arange(6, dtype=np.uint8))
     packed = gzip.compress(good)
     routes["/t10k-labels-idx1-ubyte.gz"] = (packed, len(packed), ("Content-Encoding", "gzip"))
-    path, labels = datasets.locate("test-labels", None, mirrors=[f"{base}/t10k-labels-idx1-ubyte.gz"],
-                                   expected=sha(good), progress=False)
+    path, labels = datasets.locate(
+        "test-labels", None, mirrors=[f"{base}/t10k-labels-idx1-ubyte.gz"], expected=sha(good), progress=False
+    )
     assert path == datasets.cache_dir() / "mnist" / "t10k-labels-idx1-ubyte"
     assert path.read_bytes() == good and labels.tolist() == [0, 1, 2, 3, 4, 5]
     assert cache_files() == ["mnist/t10k-labels-idx1-ubyte"]
@@ -327,10 +345,12 @@ def test_failed_downloads_leave_nothing_behind(server):
     packed = gzip.compress(idx_bytes(np.arange(6, dtype=np.uint8)))
     routes["/cut.gz"] = (packed[:10], len(packed))
     routes["/corrupt.gz"] = (packed, len(packed))
-    with pytest.raises(DatasetError,
-                       match=r"cut.gz: connection closed after 10 of .*corrupt.gz: checksum mismatch.*MINIDL_DATA"):
-        datasets.locate("test-labels", None, mirrors=[f"{base}/cut.gz", f"{base}/corrupt.gz"],
-                        expected="0" * 64, progress=False)
+    with pytest.raises(
+        DatasetError, match=r"cut.gz: connection closed after 10 of .*corrupt.gz: checksum mismatch.*MINIDL_DATA"
+    ):
+        datasets.locate(
+            "test-labels", None, mirrors=[f"{base}/cut.gz", f"{base}/corrupt.gz"], expected="0" * 64, progress=False
+        )
     assert cache_files() == []
 
 
@@ -372,16 +392,24 @@ def test_a_server_that_never_answers_costs_one_short_timeout_and_is_skipped_afte
     lines, unreachable = [], set()
     started = time.perf_counter()
     for name in ("test-labels", "train-labels"):
-        path = datasets.download(datasets.FILES[name], datasets.cache_dir(),
-                                 [f"{silent.url}/{name}.gz", f"{base}/good.gz"], expected=sha(good),
-                                 read_timeout=0.3, progress=False, log=lines.append, unreachable=unreachable)
+        path = datasets.download(
+            datasets.FILES[name],
+            datasets.cache_dir(),
+            [f"{silent.url}/{name}.gz", f"{base}/good.gz"],
+            expected=sha(good),
+            read_timeout=0.3,
+            progress=False,
+            log=lines.append,
+            unreachable=unreachable,
+        )
         assert gzip.decompress(path.read_bytes()) == good
     assert time.perf_counter() - started < 5
     assert len(silent.accepted) == 1  # the second file did not wait for the silent host again
     assert lines[0].startswith(f"download {silent.url}/test-labels.gz: failed, connected, then no data for 0.3 s (")
     assert lines[1].startswith(f"download {base}/good.gz: ok, ")
-    assert lines[2] == (f"download {silent.url}/train-labels.gz: skipped ({silent.url[7:]} could not be reached "
-                        "for an earlier file)")
+    assert lines[2] == (
+        f"download {silent.url}/train-labels.gz: skipped ({silent.url[7:]} could not be reached for an earlier file)"
+    )
     assert not [f for f in cache_files() if ".part" in f]
 
 
@@ -396,8 +424,14 @@ def test_stale_part_files_are_removed_and_live_ones_kept(server):
     live.write_bytes(b"")
     os.utime(stale, (1, 1))
     lines = []
-    datasets.download(datasets.FILES["test-labels"], datasets.cache_dir(), [f"{base}/good.gz"],
-                      expected=sha(good), progress=False, log=lines.append)
+    datasets.download(
+        datasets.FILES["test-labels"],
+        datasets.cache_dir(),
+        [f"{base}/good.gz"],
+        expected=sha(good),
+        progress=False,
+        log=lines.append,
+    )
     assert not stale.exists() and live.exists()
     assert lines[0] == f"removed {stale}, left by an interrupted download"
 
@@ -409,8 +443,11 @@ def test_minidl_offline_forbids_downloads_and_says_so(monkeypatch, tmp_path):
     monkeypatch.setattr(datasets, "download", no_download)
     monkeypatch.setenv("MINIDL_OFFLINE", "1")
     for fetch in (True, False):
-        with pytest.raises(DataUnavailable, match=r"frey/frey_rawface.mat was not found .*could not be downloaded "
-                                                  r"\(MINIDL_OFFLINE=1 forbids downloading\).*MINIDL_DATA"):
+        with pytest.raises(
+            DataUnavailable,
+            match=r"frey/frey_rawface.mat was not found .*could not be downloaded "
+            r"\(MINIDL_OFFLINE=1 forbids downloading\).*MINIDL_DATA",
+        ):
             datasets.load_frey_faces(None, fetch=fetch)
     assert datasets.main(["fetch", "--data-dir", str(tmp_path)]) == 1
 
@@ -424,8 +461,7 @@ def test_an_interrupted_download_leaves_nothing_behind(monkeypatch):
 
     monkeypatch.setattr(pooch.HTTPDownloader, "__call__", killed_midway)
     with pytest.raises(KeyboardInterrupt):
-        datasets.locate("test-labels", None, mirrors=["http://127.0.0.1:9/t10k-labels-idx1-ubyte.gz"],
-                        progress=False)
+        datasets.locate("test-labels", None, mirrors=["http://127.0.0.1:9/t10k-labels-idx1-ubyte.gz"], progress=False)
     assert cache_files() == []
 
 
@@ -433,12 +469,14 @@ def test_offline_error_explains_where_to_put_files():
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    with pytest.raises(DatasetError,
-                       match=r"frey/frey_rawface.mat was not found.*could not be downloaded.*MINIDL_DATA"):
+    with pytest.raises(
+        DatasetError, match=r"frey/frey_rawface.mat was not found.*could not be downloaded.*MINIDL_DATA"
+    ):
         datasets.locate("frey", None, mirrors=[f"http://127.0.0.1:{port}/frey_rawface.mat"], progress=False)
 
 
 # -- the real files --------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def real_mnist():
@@ -467,8 +505,9 @@ def test_real_frey_gzipped_loads_equal(tmp_path):
     (tmp_path / "frey").mkdir()
     original = Path(REAL, "frey", "frey_rawface.mat").read_bytes()
     (tmp_path / "frey" / "frey_rawface.mat.gz").write_bytes(gzip.compress(original))
-    np.testing.assert_array_equal(datasets.load_frey_faces(tmp_path, fetch=False),
-                                  datasets.load_frey_faces(REAL, fetch=False))
+    np.testing.assert_array_equal(
+        datasets.load_frey_faces(tmp_path, fetch=False), datasets.load_frey_faces(REAL, fetch=False)
+    )
 
 
 @real_data
@@ -516,8 +555,7 @@ def test_a_downloaded_file_gets_the_mode_the_umask_gives_new_files(server, umask
     routes["/good.gz"] = (packed, len(packed))
     before = os.umask(umask)
     try:
-        path, _ = datasets.locate("test-labels", None, mirrors=[f"{base}/good.gz"], expected=sha(good),
-                                  progress=False)
+        path, _ = datasets.locate("test-labels", None, mirrors=[f"{base}/good.gz"], expected=sha(good), progress=False)
     finally:
         os.umask(before)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask

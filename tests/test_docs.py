@@ -72,8 +72,9 @@ def test_relative_links_resolve(document, text, target):
     line_link = LINE_LINK.match(target)
     if line_link is None:
         return
-    assert NAME.match(text), \
+    assert NAME.match(text), (
         f"{document.name}: a link to lines of code is named for what they hold, e.g. [`Dense.backward`]: [{text}]"
+    )
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=[d.name for d in DOCUMENTS])
@@ -120,8 +121,9 @@ def test_the_max_pooling_tie_table_was_measured_on_the_current_model_and_setting
     settings = ties.arguments([])
     measured_on = ties.MEASURED_ON.search(_generated_table(ties))
     assert measured_on, f"{ties.PAGE.name}: the generated table names no model; run benchmarks/maxpool_ties.py --update"
-    assert measured_on.group(1) == ties.fingerprint(Autoencoder(rng=settings.seed), settings), \
+    assert measured_on.group(1) == ties.fingerprint(Autoencoder(rng=settings.seed), settings), (
         f"{ties.PAGE.name}: the tie table was measured on another model: run python benchmarks/maxpool_ties.py --update"
+    )
 
 
 MNIST = Path(os.environ.get("MINIDL_DATA") or "/nonexistent") / "mnist"
@@ -136,8 +138,9 @@ def test_the_max_pooling_tie_table_at_initialisation_matches_a_fresh_measurement
     model, pools, batches, _, _ = ties.setup(settings, load_mnist(MNIST.parent, fetch=False)[0])
     fresh = ties.tie_fractions(model, pools, batches)
     rows = [line.split("|")[2].strip() for line in _generated_table(ties).splitlines() if line.startswith("| windows")]
-    assert rows == [ties.percent_list(fresh["ties"]), ties.percent_list(fresh["positive"])], \
+    assert rows == [ties.percent_list(fresh["ties"]), ties.percent_list(fresh["positive"])], (
         f"{ties.PAGE.name}: the tie table is stale: run python benchmarks/maxpool_ties.py --update"
+    )
 
 
 def _hooks():
@@ -151,15 +154,18 @@ def _hooks():
 MATH = '<math xmlns="http://www.w3.org/1998/Math/MathML"><mi>A</mi></math>'
 
 
-@pytest.mark.parametrize("page, shown", [
-    ("<p>the backward pass of $\\bar y = $ <code>arange(16)</code></p>", True),       # closing $ after a space
-    (f"<p>On the mean activity,\n${MATH}$</p>", True),                                # $$ inside a paragraph
-    ('<a class="md-nav__link"><span>the transposed layer is $A^\\top$</span></a>', True),  # a heading in the toc
-    ("<span>Heading with \\(A^\\top\\) math</span>", True),                          # arithmatex's delimiters
-    ("<p>&lt;math&gt;&lt;mi&gt;A&lt;/mi&gt;&lt;/math&gt;</p>", True),                # MathML escaped into text
-    (f"<p>the layer is {MATH}; <code>cost = $5</code></p><pre>print(\"$x$\\n\")</pre>", False),
-    ('<div class="clipboard-copy-txt">print(f"${x}$ \\n")</div><p>plain text</p>', False),
-])
+@pytest.mark.parametrize(
+    "page, shown",
+    [
+        ("<p>the backward pass of $\\bar y = $ <code>arange(16)</code></p>", True),  # closing $ after a space
+        (f"<p>On the mean activity,\n${MATH}$</p>", True),  # $$ inside a paragraph
+        ('<a class="md-nav__link"><span>the transposed layer is $A^\\top$</span></a>', True),  # a heading in the toc
+        ("<span>Heading with \\(A^\\top\\) math</span>", True),  # arithmatex's delimiters
+        ("<p>&lt;math&gt;&lt;mi&gt;A&lt;/mi&gt;&lt;/math&gt;</p>", True),  # MathML escaped into text
+        (f'<p>the layer is {MATH}; <code>cost = $5</code></p><pre>print("$x$\\n")</pre>', False),
+        ('<div class="clipboard-copy-txt">print(f"${x}$ \\n")</div><p>plain text</p>', False),
+    ],
+)
 def test_unconverted_math_finds_tex_a_reader_would_see(page, shown):
     assert bool(_hooks().unconverted_math(page)) == shown
 
@@ -167,8 +173,15 @@ def test_unconverted_math_finds_tex_a_reader_would_see(page, shown):
 def test_the_site_is_strict_about_links():
     config = pytest.importorskip("mkdocs.config").load_config(str(ROOT / "mkdocs.yml"))
     links = config["validation"]["links"]
-    assert config["strict"] and all(links[kind] >= 30 for kind in  # logging.WARNING: fatal under strict
-                                     ("not_found", "unrecognized_links", "anchors", "absolute_links"))
+    assert config["strict"] and all(
+        links[kind] >= 30
+        for kind in (  # logging.WARNING: fatal under strict
+            "not_found",
+            "unrecognized_links",
+            "anchors",
+            "absolute_links",
+        )
+    )
 
 
 def test_the_built_site_shows_every_formula_as_mathml(tmp_path):
@@ -176,15 +189,29 @@ def test_the_built_site_shows_every_formula_as_mathml(tmp_path):
     reader would see; the build's own hook fails on the same, so a failed build names the pages."""
     pytest.importorskip("mkdocs")
     _hooks()
-    environment = {**os.environ, "MINIDL_DOCS_EXECUTE": "false", "NO_MKDOCS_2_WARNING": "1",
-                   "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    environment = {
+        **os.environ,
+        "MINIDL_DOCS_EXECUTE": "false",
+        "NO_MKDOCS_2_WARNING": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     site = tmp_path / "site"
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)], cwd=ROOT,
-                            env=environment, capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     hooks = _hooks()
     pages = sorted(site.rglob("*.html"))
     assert len(pages) > 20
-    found = [f"{page.relative_to(site)}: {text}" for page in pages
-             for text in hooks.unconverted_math(page.read_text(encoding="utf-8"))]
+    found = [
+        f"{page.relative_to(site)}: {text}"
+        for page in pages
+        for text in hooks.unconverted_math(page.read_text(encoding="utf-8"))
+    ]
     assert not found, "\n".join(found)

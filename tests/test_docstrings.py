@@ -9,11 +9,28 @@ import pytest
 import autoencoders
 import minidl.testing
 
-MODULES = ["autoencoders.models", "autoencoders.trainer", "autoencoders.architectures", "minidl.testing.gradients",
-           "minidl.testing.adjoint", "minidl.testing.kinks", "minidl.gradcheck", "minidl.process",
-           "minidl.backend", "minidl.layers.dense", "minidl.layers.conv", "minidl.layers.pool", "minidl.layers.shape",
-           "minidl.layers.activations", "minidl.layers.sequential", "minidl.losses", "minidl.contractive",
-           "minidl.optim", "minidl.serialization", "minidl.flow"]
+MODULES = [
+    "autoencoders.models",
+    "autoencoders.trainer",
+    "autoencoders.architectures",
+    "minidl.testing.gradients",
+    "minidl.testing.adjoint",
+    "minidl.testing.kinks",
+    "minidl.gradcheck",
+    "minidl.process",
+    "minidl.backend",
+    "minidl.layers.dense",
+    "minidl.layers.conv",
+    "minidl.layers.pool",
+    "minidl.layers.shape",
+    "minidl.layers.activations",
+    "minidl.layers.sequential",
+    "minidl.losses",
+    "minidl.contractive",
+    "minidl.optim",
+    "minidl.serialization",
+    "minidl.flow",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -23,8 +40,14 @@ def test_docstring_examples_run(name):
     assert result.failed == 0, f"{result.failed} of {result.attempted} docstring examples failed in {name}"
 
 
-@pytest.mark.parametrize("name", [name for name in autoencoders.__all__ if inspect.isclass(getattr(autoencoders, name))
-                                  and not issubclass(getattr(autoencoders, name), Exception)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        name
+        for name in autoencoders.__all__
+        if inspect.isclass(getattr(autoencoders, name)) and not issubclass(getattr(autoencoders, name), Exception)
+    ],
+)
 def test_every_public_class_has_an_example(name):
     assert ">>>" in (getattr(autoencoders, name).__doc__ or ""), f"autoencoders.{name} has no docstring example"
 
@@ -35,10 +58,32 @@ def test_the_kit_entry_points_have_examples():
 
 
 PUBLIC_MATH = {
-    "minidl.layers": ["Dense", "Conv2D", "Conv2DTranspose", "MaxPool2D", "ZeroPad2D", "Flatten", "Reshape", "ReLU",
-                      "Sigmoid", "Tanh", "Identity", "Sequential", "sigmoid"],
-    "minidl.losses": ["mse", "bce", "bce_with_logits", "kl_sparsity", "reparameterize", "reparameterize_backward",
-                      "gaussian_kl", "gaussian_nll", "elbo"],
+    "minidl.layers": [
+        "Dense",
+        "Conv2D",
+        "Conv2DTranspose",
+        "MaxPool2D",
+        "ZeroPad2D",
+        "Flatten",
+        "Reshape",
+        "ReLU",
+        "Sigmoid",
+        "Tanh",
+        "Identity",
+        "Sequential",
+        "sigmoid",
+    ],
+    "minidl.losses": [
+        "mse",
+        "bce",
+        "bce_with_logits",
+        "kl_sparsity",
+        "reparameterize",
+        "reparameterize_backward",
+        "gaussian_kl",
+        "gaussian_nll",
+        "elbo",
+    ],
     "minidl.contractive": ["contractive_penalty"],
     "minidl.optim": ["SGD", "Adam"],
 }

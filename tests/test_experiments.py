@@ -49,13 +49,13 @@ def test_mosaic_puts_each_image_in_its_cell_with_white_between_and_after_a_short
     tiled = plots.mosaic([first, second], gap=2)
     assert tiled.shape == (2 * 4 + 2, 3 * 5 + 2 * 2)
     for c in range(3):
-        np.testing.assert_array_equal(tiled[:4, c * 7:c * 7 + 5], first[c, 0])
+        np.testing.assert_array_equal(tiled[:4, c * 7 : c * 7 + 5], first[c, 0])
     for c in range(2):
-        np.testing.assert_array_equal(tiled[6:, c * 7:c * 7 + 5], second[c])
+        np.testing.assert_array_equal(tiled[6:, c * 7 : c * 7 + 5], second[c])
     cells = np.zeros(tiled.shape, bool)
     for r, count in ((0, 3), (1, 2)):
         for c in range(count):
-            cells[r * 6:r * 6 + 4, c * 7:c * 7 + 5] = True
+            cells[r * 6 : r * 6 + 4, c * 7 : c * 7 + 5] = True
     assert np.all(tiled[~cells] == 1.0)  # the gaps and the missing third cell of the second row
 
 
@@ -120,14 +120,17 @@ def test_collapsed_codes_get_no_tsne_instead_of_a_crash():
 
 # -- the definition that reproduces the study's interpolation tables ---------------------------------
 
+
 class Squares:
     """A nonlinear encoder (pixel squares) and a linear decoder: the blend of codes is not the code of the blend."""
+
     encode = staticmethod(lambda x: (x * x).reshape(len(x), -1))
     decode = staticmethod(lambda z: z.reshape(len(z), 1, 2, 2))
 
 
 class Constant(Squares):
     """A decoder that ignores its code, as a collapsed model's does."""
+
     decode = staticmethod(lambda z: np.full((len(z), 1, 2, 2), 0.5))
 
 

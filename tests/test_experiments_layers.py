@@ -27,7 +27,7 @@ def test_no_module_of_experiments_imports_itself_back_through_others():
     def loop_from(module, trail):
         for target in sorted(graph[module]):
             if target in trail:
-                return trail[trail.index(target):] + [target]
+                return trail[trail.index(target) :] + [target]
             found = loop_from(target, trail + [target])
             if found:
                 return found

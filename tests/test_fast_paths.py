@@ -1,7 +1,6 @@
 """The layers' fast paths give the plain paths' results: any memory layout in, the same numbers out;
 no input gradient where none is needed; the same errors."""
 
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,8 +11,12 @@ from minidl.layers.memory import IMAGES_LAST, Workspace, empty, flat, memory_axe
 from minidl.losses import bce_with_logits
 
 seeds = st.integers(0, 2**32 - 1)
-LAYOUTS = {"C order": (0, 1, 2, 3), "images last": IMAGES_LAST, "channel-major": (1, 0, 2, 3),
-           "channels last": (0, 2, 3, 1)}
+LAYOUTS = {
+    "C order": (0, 1, 2, 3),
+    "images last": IMAGES_LAST,
+    "channel-major": (1, 0, 2, 3),
+    "channels last": (0, 2, 3, 1),
+}
 
 
 def in_layout(x, axes):

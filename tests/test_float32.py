@@ -76,7 +76,7 @@ from minidl.losses import (
 from minidl.optim import SGD, Adam
 from minidl.testing import conv_geometries, pool_geometries, seeds
 
-U32, U64 = 2.0 ** -24, 2.0 ** -53
+U32, U64 = 2.0**-24, 2.0**-53
 FUNCTION = 8 * U32  # 4 ulp of NumPy's float32 exp / log / log1p / tanh, relative
 TINY = float(np.finfo(np.float32).tiny)
 SECOND_ORDER = 1 + 1e-4  # products of two errors (each below 1e-5 relative) that the first-order bounds omit
@@ -102,9 +102,11 @@ def assert_within(name: str, r32, r64, bound, dtype=np.float32) -> None:
     excess = np.abs(r32 - r64) - SECOND_ORDER * bound
     if np.any(excess > 0) or not np.all(np.isfinite(r32)):
         i = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(excess), excess, np.inf))), r64.shape)
-        raise AssertionError(f"{name}: float32 {r32[i]!r} and float64 {r64[i]!r} at {i} differ by "
-                             f"{abs(r32[i] - r64[i]):.3g}, above the bound {bound[i]:.3g} "
-                             f"({np.sum(excess > 0)} of {excess.size} entries exceed it)")
+        raise AssertionError(
+            f"{name}: float32 {r32[i]!r} and float64 {r64[i]!r} at {i} differ by "
+            f"{abs(r32[i] - r64[i]):.3g}, above the bound {bound[i]:.3g} "
+            f"({np.sum(excess > 0)} of {excess.size} entries exceed it)"
+        )
 
 
 def pair(rng, shape, scale=1.0, low=None, high=None):
@@ -127,6 +129,7 @@ def twins(layer32):
 
 # -- layers ---------------------------------------------------------------------------------------
 
+
 def hold_linear_layer(layer32, x32, depth: dict, rng) -> None:
     """Forward, backward, jvp and jvp_backward of a linear layer in float32 against float64.
 
@@ -145,8 +148,12 @@ def hold_linear_layer(layer32, x32, depth: dict, rng) -> None:
     dx32, dx64, dx_abs = layer32.backward(dy32), layer64.backward(dy64), magnitude.backward(np.abs(dy64))
     assert_within(f"{layer32!r} backward dx", dx32, dx64, rounding(depth["dx"], dx_abs))
     for name in layer32.params:
-        assert_within(f"{layer32!r} backward d{name}", layer32.grads[name], layer64.grads[name],
-                      rounding(depth[name], magnitude.grads[name]))
+        assert_within(
+            f"{layer32!r} backward d{name}",
+            layer32.grads[name],
+            layer64.grads[name],
+            rounding(depth[name], magnitude.grads[name]),
+        )
 
     t32, t64 = pair(rng, (2,) + x32.shape)
     out32, out64, out_abs = layer32.jvp(t32), layer64.jvp(t64), magnitude.jvp(np.abs(t64))
@@ -154,13 +161,20 @@ def hold_linear_layer(layer32, x32, depth: dict, rng) -> None:
     q32, q64 = pair(rng, out32.shape)
     for layer in (layer32, layer64, magnitude):
         layer.zero_grad()
-    (dt32, extra32), (dt64, _), (dt_abs, _) = (layer32.jvp_backward(q32), layer64.jvp_backward(q64),
-                                               magnitude.jvp_backward(np.abs(q64)))
+    (dt32, extra32), (dt64, _), (dt_abs, _) = (
+        layer32.jvp_backward(q32),
+        layer64.jvp_backward(q64),
+        magnitude.jvp_backward(np.abs(q64)),
+    )
     assert extra32 is None
     assert_within(f"{layer32!r} jvp_backward dt", dt32, dt64, rounding(depth["dt"], dt_abs))
     for name in layer32.params:
-        assert_within(f"{layer32!r} jvp_backward d{name}", layer32.grads[name], layer64.grads[name],
-                      rounding(depth["t." + name], magnitude.grads[name]))
+        assert_within(
+            f"{layer32!r} jvp_backward d{name}",
+            layer32.grads[name],
+            layer64.grads[name],
+            rounding(depth["t." + name], magnitude.grads[name]),
+        )
 
 
 @settings(max_examples=30, deadline=None)
@@ -168,8 +182,12 @@ def hold_linear_layer(layer32, x32, depth: dict, rng) -> None:
 def test_dense_float32(n, fan_in, fan_out, seed):
     rng = np.random.default_rng(seed)
     x32, _ = pair(rng, (n, fan_in))
-    hold_linear_layer(Dense(fan_in, fan_out, rng=rng), x32, rng=rng, depth={
-        "y": fan_in + 1, "dx": fan_out, "W": n, "b": n, "t": fan_in, "dt": fan_out, "t.W": 2 * n, "t.b": 0})
+    hold_linear_layer(
+        Dense(fan_in, fan_out, rng=rng),
+        x32,
+        rng=rng,
+        depth={"y": fan_in + 1, "dx": fan_out, "W": n, "b": n, "t": fan_in, "dt": fan_out, "t.W": 2 * n, "t.b": 0},
+    )
 
 
 def overlaps(kernel: int, stride: int) -> int:
@@ -185,9 +203,21 @@ def test_conv2d_float32(geometry, seed):
     x32, _ = pair(rng, geometry.input_shape)
     c, f, k = geometry.in_channels, geometry.out_channels, geometry.kernel_size
     positions = geometry.batch * int(np.prod(layer.output_shape(geometry.input_shape[1:])[1:]))
-    hold_linear_layer(layer, x32, rng=rng, depth={
-        "y": c * k * k + 1, "dx": f * overlaps(k, geometry.stride), "W": positions, "b": positions,
-        "t": c * k * k, "dt": f * overlaps(k, geometry.stride), "t.W": 2 * positions, "t.b": 0})
+    hold_linear_layer(
+        layer,
+        x32,
+        rng=rng,
+        depth={
+            "y": c * k * k + 1,
+            "dx": f * overlaps(k, geometry.stride),
+            "W": positions,
+            "b": positions,
+            "t": c * k * k,
+            "dt": f * overlaps(k, geometry.stride),
+            "t.W": 2 * positions,
+            "t.b": 0,
+        },
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -199,9 +229,21 @@ def test_conv2d_transpose_float32(geometry, seed):
     c, f, k = geometry.in_channels, geometry.out_channels, geometry.kernel_size
     pixels = geometry.batch * geometry.height * geometry.width
     outputs = geometry.batch * int(np.prod(layer.output_shape(geometry.input_shape[1:])[1:]))
-    hold_linear_layer(layer, x32, rng=rng, depth={
-        "y": c * overlaps(k, geometry.stride) + 1, "dx": f * k * k, "W": pixels, "b": outputs,
-        "t": c * overlaps(k, geometry.stride), "dt": f * k * k, "t.W": 2 * pixels, "t.b": 0})
+    hold_linear_layer(
+        layer,
+        x32,
+        rng=rng,
+        depth={
+            "y": c * overlaps(k, geometry.stride) + 1,
+            "dx": f * k * k,
+            "W": pixels,
+            "b": outputs,
+            "t": c * overlaps(k, geometry.stride),
+            "dt": f * k * k,
+            "t.W": 2 * pixels,
+            "t.b": 0,
+        },
+    )
 
 
 def hold_exactly(layer, x32, rng) -> None:
@@ -226,13 +268,18 @@ def test_moving_layers_are_exact_in_float32(geometry, seed):
     shape = geometry.input_shape
     # half the entries from {-1, 0, 1}: exact zeros (ReLU's kink) and ties in the pooling windows
     x32 = np.where(rng.random(shape) < 0.5, rng.integers(-1, 2, shape), rng.standard_normal(shape)).astype(np.float32)
-    for layer in (MaxPool2D(geometry.pool_size), ReLU(), Identity(), ZeroPad2D(((1, 0), (2, 1))), Flatten(),
-                  Reshape((geometry.channels * geometry.height, geometry.width))):
+    for layer in (
+        MaxPool2D(geometry.pool_size),
+        ReLU(),
+        Identity(),
+        ZeroPad2D(((1, 0), (2, 1))),
+        Flatten(),
+        Reshape((geometry.channels * geometry.height, geometry.width)),
+    ):
         hold_exactly(layer, x32, rng)
 
 
-def hold_activation(layer, x32, rng, forward_error, abs_slope, slope_derivative, extra_abs,
-                    extra_derivative):
+def hold_activation(layer, x32, rng, forward_error, abs_slope, slope_derivative, extra_abs, extra_derivative):
     """An element-wise activation: y has a relative error ``forward_error``; every backward product is a
     polynomial in y of 3 roundings (2 + K for dx_extra's sum over K directions), plus the effect of y's own
     error through the polynomial's derivative."""
@@ -250,8 +297,12 @@ def hold_activation(layer, x32, rng, forward_error, abs_slope, slope_derivative,
     (dt32, extra32), (dt64, extra64) = layer.jvp_backward(q32), layer64.jvp_backward(q64)
     assert_within(f"{layer!r} jvp_backward dt", dt32, dt64, product(3, q64))
     pairs = np.sum(np.abs(q64 * t64), axis=0)
-    assert_within(f"{layer!r} jvp_backward dx_extra", extra32, extra64,
-                  rounding(3 + 2, pairs * extra_abs(y64)) + pairs * extra_derivative * delta_y)
+    assert_within(
+        f"{layer!r} jvp_backward dx_extra",
+        extra32,
+        extra64,
+        rounding(3 + 2, pairs * extra_abs(y64)) + pairs * extra_derivative * delta_y,
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -261,8 +312,16 @@ def test_sigmoid_float32(shape, seed):
     x32, _ = pair(rng, tuple(shape), scale=4.0, low=-20.0, high=20.0)
     # slope y (1 - y): abs-twin y (1 + y), derivative 1 - 2 y (|.| <= 1); second order y (1 - y)(1 - 2 y):
     # abs-twin y (1 + y)(1 + 2 y), derivative 1 - 6 y + 6 y^2 (|.| <= 1 on [0, 1])
-    hold_activation(Sigmoid(), x32, rng, SIGMOID, lambda y: y * (1 + y), lambda y: np.abs(1 - 2 * y),
-                    lambda y: y * (1 + y) * (1 + 2 * y), 1.0)
+    hold_activation(
+        Sigmoid(),
+        x32,
+        rng,
+        SIGMOID,
+        lambda y: y * (1 + y),
+        lambda y: np.abs(1 - 2 * y),
+        lambda y: y * (1 + y) * (1 + 2 * y),
+        1.0,
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -272,8 +331,16 @@ def test_tanh_float32(shape, seed):
     x32, _ = pair(rng, tuple(shape), scale=2.0)
     # slope 1 - y^2: abs-twin 1 + y^2, derivative -2 y; second order -2 y (1 - y^2): abs-twin 2 |y| (1 + y^2),
     # derivative 6 y^2 - 2 (|.| <= 4 on [-1, 1])
-    hold_activation(Tanh(), x32, rng, FUNCTION, lambda y: 1 + y * y, lambda y: 2 * np.abs(y),
-                    lambda y: 2 * np.abs(y) * (1 + y * y), 4.0)
+    hold_activation(
+        Tanh(),
+        x32,
+        rng,
+        FUNCTION,
+        lambda y: 1 + y * y,
+        lambda y: 2 * np.abs(y),
+        lambda y: 2 * np.abs(y) * (1 + y * y),
+        4.0,
+    )
 
 
 # -- losses ---------------------------------------------------------------------------------------
@@ -315,8 +382,9 @@ def test_bce_float32(reduction, shape, seed):
     # per pixel t log p + (1 - t) log1p(-p): two functions (FUNCTION each) and 4 roundings
     terms = np.abs(t64 * np.log(p64)) + (1 + t64) * np.abs(np.log1p(-p64))
     per_pixel = (FUNCTION + gamma(4)) * terms
-    assert_within("bce value", v32, v64, scale * np.sum(per_pixel) + float64_sum(scale * np.sum(terms), p64.size),
-                  dtype=None)
+    assert_within(
+        "bce value", v32, v64, scale * np.sum(per_pixel) + float64_sum(scale * np.sum(terms), p64.size), dtype=None
+    )
     # s (p - t) / (p (1 - p)): a product and quotient of once-rounded differences of exact inputs: 6 roundings
     assert_within("bce gradient", g32, g64, rounding(6, np.abs(g64)))
 
@@ -335,12 +403,16 @@ def test_bce_with_logits_float32(reduction, shape, seed):
     softplus = np.log1p(np.exp(-np.abs(x64)))
     terms = np.maximum(x64, 0) + np.abs(x64 * t64) + softplus
     per_pixel = gamma(3) * terms + 2 * FUNCTION * softplus
-    assert_within("bce_with_logits value", v32, v64,
-                  scale * np.sum(per_pixel) + float64_sum(scale * np.sum(terms), x64.size), dtype=None)
+    assert_within(
+        "bce_with_logits value",
+        v32,
+        v64,
+        scale * np.sum(per_pixel) + float64_sum(scale * np.sum(terms), x64.size),
+        dtype=None,
+    )
     sigma = 1 / (1 + np.exp(-x64))
     # s (sigmoid(x) - t): sigmoid's error, the difference, the scale's rounding and the product
-    assert_within("bce_with_logits gradient", g32, g64,
-                  rounding(3, scale * (sigma + t64)) + scale * SIGMOID * sigma)
+    assert_within("bce_with_logits gradient", g32, g64, rounding(3, scale * (sigma + t64)) + scale * SIGMOID * sigma)
 
 
 @settings(max_examples=30, deadline=None)
@@ -356,11 +428,20 @@ def test_kl_sparsity_float32(n, k, rho, seed):
     slope = rho / rho_hat + (1 - rho) / (1 - rho_hat)
     mean_error = gamma(n + 1, U64) * rho_hat  # the float64 means may be summed in different orders
     terms = rho * np.abs(np.log(rho / rho_hat)) + (1 - rho) * np.abs(np.log((1 - rho) / (1 - rho_hat)))
-    assert_within("kl_sparsity value", v32, v64, np.sum(slope * mean_error) + gamma(k + 8, U64) * np.sum(terms + slope),
-                  dtype=None)
-    curvature = rho / rho_hat ** 2 + (1 - rho) / (1 - rho_hat) ** 2
-    assert_within("kl_sparsity gradient", g32, g64,
-                  U32 * np.abs(g64) + (curvature * mean_error + gamma(8, U64) * slope) / n + TINY)
+    assert_within(
+        "kl_sparsity value",
+        v32,
+        v64,
+        np.sum(slope * mean_error) + gamma(k + 8, U64) * np.sum(terms + slope),
+        dtype=None,
+    )
+    curvature = rho / rho_hat**2 + (1 - rho) / (1 - rho_hat) ** 2
+    assert_within(
+        "kl_sparsity gradient",
+        g32,
+        g64,
+        U32 * np.abs(g64) + (curvature * mean_error + gamma(8, U64) * slope) / n + TINY,
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -370,24 +451,34 @@ def test_reparameterization_and_gaussian_kl_float32(n, k, seed):
     (mu32, mu64), (lv32, lv64), (eps32, eps64), (dz32, dz64) = (pair(rng, (n, k)) for _ in range(4))
     sigma = np.exp(0.5 * lv64)
     # mu + eps sqrt(exp(logvar)): exp, then sqrt (half exp's error, plus a rounding), the product and the sum
-    assert_within("reparameterize", reparameterize(mu32, lv32, eps32), reparameterize(mu64, lv64, eps64),
-                  rounding(3, np.abs(mu64) + np.abs(eps64) * sigma) + FUNCTION / 2 * np.abs(eps64) * sigma)
+    assert_within(
+        "reparameterize",
+        reparameterize(mu32, lv32, eps32),
+        reparameterize(mu64, lv64, eps64),
+        rounding(3, np.abs(mu64) + np.abs(eps64) * sigma) + FUNCTION / 2 * np.abs(eps64) * sigma,
+    )
     dmu32, dlv32 = reparameterize_backward(dz32, lv32, eps32)
     dmu64, dlv64 = reparameterize_backward(dz64, lv64, eps64)
     assert_within("reparameterize_backward dmu", dmu32, dmu64, 0.0)
-    assert_within("reparameterize_backward dlogvar", dlv32, dlv64,
-                  rounding(4, np.abs(dlv64)) + FUNCTION / 2 * np.abs(dlv64))
+    assert_within(
+        "reparameterize_backward dlogvar", dlv32, dlv64, rounding(4, np.abs(dlv64)) + FUNCTION / 2 * np.abs(dlv64)
+    )
 
     (kl32, dm32, dv32), (kl64, dm64, dv64) = gaussian_kl(mu32, lv32), gaussian_kl(mu64, lv64)
     variance = np.exp(lv64)
-    terms = 1 + np.abs(lv64) + mu64 ** 2 + variance
+    terms = 1 + np.abs(lv64) + mu64**2 + variance
     # per latent unit 1 + logvar - mu^2 - exp(logvar) in float32 (4 roundings and exp), summed in float64
-    assert_within("gaussian_kl value", kl32, kl64,
-                  0.5 * np.sum(gamma(4) * terms + FUNCTION * variance + gamma(k + 2, U64) * terms, axis=1),
-                  dtype=np.float64)
+    assert_within(
+        "gaussian_kl value",
+        kl32,
+        kl64,
+        0.5 * np.sum(gamma(4) * terms + FUNCTION * variance + gamma(k + 2, U64) * terms, axis=1),
+        dtype=np.float64,
+    )
     assert_within("gaussian_kl dmu", dm32, dm64, rounding(1, np.abs(dm64)))
-    assert_within("gaussian_kl dlogvar", dv32, dv64,
-                  rounding(2, (variance + 1) / (2 * n)) + FUNCTION * variance / (2 * n))
+    assert_within(
+        "gaussian_kl dlogvar", dv32, dv64, rounding(2, (variance + 1) / (2 * n)) + FUNCTION * variance / (2 * n)
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -402,11 +493,17 @@ def test_gaussian_nll_float32(n, d, seed):
     x64, mean64, lv64 = (a.astype(np.float64) for a in (x32, mean32, lv32))
     (nll32, dm32, dv32), (nll64, dm64, dv64) = gaussian_nll(x32, mean32, lv32), gaussian_nll(x64, mean64, lv64)
     scaled = (x64 - mean64) ** 2 * np.exp(-lv64)
-    assert_within("gaussian_nll value", nll32, nll64,
-                  gamma(d + 8, U64) * np.sum(np.log(2 * np.pi) + np.abs(lv64) + scaled, axis=1), dtype=np.float64)
+    assert_within(
+        "gaussian_nll value",
+        nll32,
+        nll64,
+        gamma(d + 8, U64) * np.sum(np.log(2 * np.pi) + np.abs(lv64) + scaled, axis=1),
+        dtype=np.float64,
+    )
     assert_within("gaussian_nll dmean", dm32, dm64, U32 * np.abs(dm64) + gamma(6, U64) * np.abs(dm64) + TINY)
-    assert_within("gaussian_nll dlogvar", dv32, dv64,
-                  U32 * np.abs(dv64) + gamma(6, U64) * (1 + scaled) / (2 * n) + TINY)
+    assert_within(
+        "gaussian_nll dlogvar", dv32, dv64, U32 * np.abs(dv64) + gamma(6, U64) * (1 + scaled) / (2 * n) + TINY
+    )
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
@@ -420,12 +517,16 @@ def test_elbo_float32(likelihood, n, d, k, seed):
     (mu32, mu64), (lv32, lv64) = pair(rng, (n, k)), pair(rng, (n, k))
     e32, e64 = elbo(x32, out32, mu32, lv32, likelihood), elbo(x64, out64, mu64, lv64, likelihood)
     variance = np.exp(lv64)
-    kl_terms = 1 + np.abs(lv64) + mu64 ** 2 + variance
+    kl_terms = 1 + np.abs(lv64) + mu64**2 + variance
     kl_bound = 0.5 * np.sum(gamma(4) * kl_terms + FUNCTION * variance + gamma(k + 2, U64) * kl_terms, axis=1)
     assert_within("elbo kl", e32.kl, e64.kl, kl_bound, dtype=np.float64)
     assert_within("elbo d_mu", e32.d_mu, e64.d_mu, rounding(1, np.abs(e64.d_mu)))
-    assert_within("elbo d_logvar", e32.d_logvar, e64.d_logvar,
-                  rounding(2, (variance + 1) / (2 * n)) + FUNCTION * variance / (2 * n))
+    assert_within(
+        "elbo d_logvar",
+        e32.d_logvar,
+        e64.d_logvar,
+        rounding(2, (variance + 1) / (2 * n)) + FUNCTION * variance / (2 * n),
+    )
     if likelihood == "bernoulli":
         softplus = np.log1p(np.exp(-np.abs(out64)))
         terms = np.maximum(out64, 0) + np.abs(out64 * x64) + softplus
@@ -437,25 +538,32 @@ def test_elbo_float32(likelihood, n, d, k, seed):
         precision = np.exp(-out64[:, d:])
         delta_mean = 2 * SIGMOID * mean  # the float32 sigmoid's error, in either run
         gap = np.abs(mean - x64)
-        scaled = gap ** 2 * precision
+        scaled = gap**2 * precision
         # the likelihood is computed in float64 from the float32 mean: its error enters through
         # d nll / d mean = (mean - x) precision (and half the second derivative, precision)
-        recon_bound = np.sum(gap * precision * delta_mean + precision * delta_mean ** 2
-                             + gamma(d + 8, U64) * (np.log(2 * np.pi) + np.abs(out64[:, d:]) + scaled), axis=1)
+        recon_bound = np.sum(
+            gap * precision * delta_mean
+            + precision * delta_mean**2
+            + gamma(d + 8, U64) * (np.log(2 * np.pi) + np.abs(out64[:, d:]) + scaled),
+            axis=1,
+        )
         d_mean = np.abs(gap * precision / n)
         d_mean_error = U32 * d_mean + precision / n * delta_mean + TINY
         slope = mean * (1 - mean)
-        decoder_mean = (rounding(3, d_mean * mean * (1 + mean)) + d_mean_error * slope
-                        + d_mean * np.abs(1 - 2 * mean) * delta_mean)
+        decoder_mean = (
+            rounding(3, d_mean * mean * (1 + mean)) + d_mean_error * slope + d_mean * np.abs(1 - 2 * mean) * delta_mean
+        )
         decoder_logvar = U32 * (1 + scaled) / (2 * n) + gap * precision / n * delta_mean + TINY
         decoder_bound = np.concatenate([decoder_mean, decoder_logvar], axis=1)
     assert_within("elbo reconstruction", e32.reconstruction, e64.reconstruction, recon_bound, dtype=np.float64)
-    assert_within("elbo total", e32.total, e64.total, recon_bound + kl_bound + gamma(1, U64) * np.abs(e64.total),
-                  dtype=np.float64)
+    assert_within(
+        "elbo total", e32.total, e64.total, recon_bound + kl_bound + gamma(1, U64) * np.abs(e64.total), dtype=np.float64
+    )
     assert_within("elbo d_decoder", e32.d_decoder, e64.d_decoder, decoder_bound)
 
 
 # -- the contractive penalty ----------------------------------------------------------------------
+
 
 def widened(model: Sequential) -> Sequential:
     """A float64 copy of a float32 model *with its caches*, so both precisions start from the same
@@ -464,8 +572,10 @@ def widened(model: Sequential) -> Sequential:
     for layer in wide.layers:
         cache = layer._cache
         layer.astype(np.float64)
-        layer._cache = {key: value.astype(np.float64) if isinstance(value, np.ndarray) and value.dtype == np.float32
-                        else value for key, value in cache.items()}
+        layer._cache = {
+            key: value.astype(np.float64) if isinstance(value, np.ndarray) and value.dtype == np.float32 else value
+            for key, value in cache.items()
+        }
     wide._link_params()
     return wide
 
@@ -487,8 +597,9 @@ def test_contractive_penalty_float32(mode, n, fan_in, latent, seed):
     results = []
     for model, x, dz in ((model32, x32, dz32), (model64, x64, dz64)):
         model.zero_grad()
-        value, dx = contractive_penalty(model, x, mode, dz=dz, weight=weight, n_probes=probes, chunk_size=chunk,
-                                        rng=np.random.default_rng(seed))
+        value, dx = contractive_penalty(
+            model, x, mode, dz=dz, weight=weight, n_probes=probes, chunk_size=chunk, rng=np.random.default_rng(seed)
+        )
         results.append((value, dx, {key: grad.copy() for key, grad in model.grads.items()}))
     (value32, dx32, grads32), (value64, dx64, grads64) = results
 
@@ -500,9 +611,11 @@ def test_contractive_penalty_float32(mode, n, fan_in, latent, seed):
         norms = np.sum(W * W, axis=0)
         c = weight * 2.0 / n
         # the slope (2 roundings) and the column norms (fan_in) are float32; the rest is float64
-        value_bound = np.sum((np.abs(s) + gamma(2) * s_abs) ** 2 * (1 + gamma(fan_in)) * norms - s ** 2 * norms) / n \
-            + gamma(n * latent + 4, U64) * np.sum(s_abs ** 2 * norms) / n
-        direct = c * W * np.sum(s_abs ** 2, axis=0)
+        value_bound = (
+            np.sum((np.abs(s) + gamma(2) * s_abs) ** 2 * (1 + gamma(fan_in)) * norms - s**2 * norms) / n
+            + gamma(n * latent + 4, U64) * np.sum(s_abs**2 * norms) / n
+        )
+        direct = c * W * np.sum(s_abs**2, axis=0)
         g = (adz + c * s_abs * (1 + 2 * y) * norms) * s_abs
         depth = fan_in + n + latent + 12
     else:
@@ -516,19 +629,22 @@ def test_contractive_penalty_float32(mode, n, fan_in, latent, seed):
         t1 = t @ W
         t2 = t1 * s_abs
         delta_t2 = gamma(fan_in + 4) * t2  # the product, the slope's two roundings, the probe's own rounding
-        value_bound = (scale * np.sum(2 * np.abs(t2) * delta_t2 + delta_t2 ** 2)
-                       + gamma(t.size + 4, U64) * scale * np.sum(t2 ** 2))
+        value_bound = scale * np.sum(2 * np.abs(t2) * delta_t2 + delta_t2**2) + gamma(t.size + 4, U64) * scale * np.sum(
+            t2**2
+        )
         direct = np.einsum("knd,knj->dj", t, c * t2 * s_abs)
         g = adz * s_abs + np.sum(c * t2 * t1, axis=0) * s_abs * (1 + 2 * y)
         depth = fan_in + t.shape[0] * n + n + t.shape[0] + latent + 16
     assert_within(f"contractive {mode} value", value32, value64, value_bound, dtype=None)
-    assert_within(f"contractive {mode} dW", grads32["dense_1.W"], grads64["dense_1.W"],
-                  rounding(depth, direct + ax.T @ g))
+    assert_within(
+        f"contractive {mode} dW", grads32["dense_1.W"], grads64["dense_1.W"], rounding(depth, direct + ax.T @ g)
+    )
     assert_within(f"contractive {mode} db", grads32["dense_1.b"], grads64["dense_1.b"], rounding(depth, g.sum(axis=0)))
     assert_within(f"contractive {mode} dx", dx32, dx64, rounding(depth, g @ W.T))
 
 
 # -- optimizers -----------------------------------------------------------------------------------
+
 
 @settings(max_examples=30, deadline=None)
 @given(st.integers(1, 200), st.integers(1, 30), st.floats(0.0, 0.99), st.floats(0.9, 0.9999), seeds)
@@ -549,8 +665,11 @@ def test_adam_float32_is_float64_rounded_once(size, steps, beta1, beta2, seed):
         adam64.step()
         # element-wise arithmetic in the same order on the same float64 values: the float32 state is the
         # float64 state rounded once, exactly (round to nearest)
-        for name, stored, reference in (("m", adam32.state["m/p"], adam64.state["m/p"]),
-                                        ("v", adam32.state["v/p"], adam64.state["v/p"]), ("parameter", p32, p64)):
+        for name, stored, reference in (
+            ("m", adam32.state["m/p"], adam64.state["m/p"]),
+            ("v", adam32.state["v/p"], adam64.state["v/p"]),
+            ("parameter", p32, p64),
+        ):
             assert stored.dtype == np.float32
             np.testing.assert_array_equal(stored, reference.astype(np.float32), err_msg=f"adam {name}")
 

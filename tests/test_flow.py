@@ -46,6 +46,7 @@ def one_step(network, x, rng):
 
 # -- parameters ----------------------------------------------------------------------------------------------
 
+
 def test_grad_norms_and_update_ratios_equal_a_direct_computation_after_adam_steps():
     rng = np.random.default_rng(0)
     network = small_network(rng)
@@ -90,11 +91,12 @@ def test_an_update_ratio_no_step_defines_is_none_not_nan():
 
 # -- activations ---------------------------------------------------------------------------------------------
 
+
 def test_dead_and_zero_fractions_of_a_relu_with_known_inputs():
     # units 0 and 1 never have a positive input (0 itself gives a zero output), units 2-4 do at least once
-    x = np.array([[-1.0, 0.0, 2.0, -3.0, 1.0],
-                  [-2.0, 0.0, -1.0, -1.0, 1.0],
-                  [-0.5, 0.0, -1.0, 4.0, 1.0]], dtype=np.float32)
+    x = np.array(
+        [[-1.0, 0.0, 2.0, -3.0, 1.0], [-2.0, 0.0, -1.0, -1.0, 1.0], [-0.5, 0.0, -1.0, 4.0, 1.0]], dtype=np.float32
+    )
     relu = ReLU()
     relu.forward(x)
     statistics = activation_statistics(relu)
@@ -153,11 +155,15 @@ def test_activation_statistics_need_a_training_forward_pass_and_an_activation():
 def test_activation_layers_are_named_as_the_parameters():
     inner = Sequential(Dense(2, 2), ReLU())
     networks = {"encoder": Sequential(inner, Sigmoid()), "head": Tanh(), "other": Dense(2, 2)}
-    assert [name for name, _ in activation_layers(networks)] == \
-        ["encoder.sequential_1.re_lu_1", "encoder.sigmoid_1", "head"]
+    assert [name for name, _ in activation_layers(networks)] == [
+        "encoder.sequential_1.re_lu_1",
+        "encoder.sigmoid_1",
+        "head",
+    ]
 
 
 # -- the Trainer ---------------------------------------------------------------------------------------------
+
 
 def tiny_model(seed=0):
     rng = np.random.default_rng(seed)
@@ -173,8 +179,9 @@ def images():
 
 def test_history_records_the_gradient_flow_of_every_parameter_and_activation(tmp_path, images):
     model = tiny_model()
-    history = Trainer(model, TrainingConfig(epochs=2, batch_size=16), tmp_path / "c.npz",
-                      progress=False).fit(images, images[:8])
+    history = Trainer(model, TrainingConfig(epochs=2, batch_size=16), tmp_path / "c.npz", progress=False).fit(
+        images, images[:8]
+    )
     names = [name for name, _, _ in model.parameters()]
     activations = [name for name, _ in activation_layers(model.networks)]
     assert "encoder.sigmoid_1" in activations and "decoder.re_lu_1" in activations
@@ -220,8 +227,9 @@ def test_the_first_epoch_trace_splits_its_steps_into_consecutive_parts():
 def test_a_resumed_run_reproduces_the_gradient_flow(tmp_path, images):
     config = TrainingConfig(epochs=3, batch_size=16, seed=5)
     straight = Trainer(tiny_model(), config, tmp_path / "a.npz", progress=False).fit(images, images[:8])
-    Trainer(tiny_model(), TrainingConfig(epochs=1, batch_size=16, seed=5), tmp_path / "b.npz",
-            progress=False).fit(images, images[:8])
+    Trainer(tiny_model(), TrainingConfig(epochs=1, batch_size=16, seed=5), tmp_path / "b.npz", progress=False).fit(
+        images, images[:8]
+    )
     resumed = Trainer(tiny_model(seed=99), config, tmp_path / "b.npz", progress=False)
     history = resumed.fit(images, images[:8], resume=True)
     assert [record["gradient_flow"] for record in history] == [record["gradient_flow"] for record in straight]
@@ -229,6 +237,7 @@ def test_a_resumed_run_reproduces_the_gradient_flow(tmp_path, images):
 
 
 # -- the picture of one batch -------------------------------------------------------------------------------
+
 
 def test_trace_equals_a_direct_forward_and_backward():
     rng = np.random.default_rng(3)
@@ -273,6 +282,7 @@ def test_draw_names_every_layer_with_its_shapes():
         shape = output
     assert "saturated" in texts and "dead" in texts and "‖dx‖" in texts
     import matplotlib.pyplot as plt
+
     plt.close(figure)
     rows = table(trace(network, x, rng=rng)).splitlines()
     assert len(rows) == 1 + len(network.layers)
@@ -286,11 +296,14 @@ def test_trace_rejects_what_is_not_an_array():
 
 # -- the report ----------------------------------------------------------------------------------------------
 
+
 def test_the_report_draws_the_gradient_flow_and_says_how_the_code_saturated(tmp_path, images):
     from experiments import report
 
-    histories = {kind: Trainer(tiny_model(), TrainingConfig(epochs=2, batch_size=8), progress=False).fit(images)
-                 for kind in ("sparse", "contractive")}
+    histories = {
+        kind: Trainer(tiny_model(), TrainingConfig(epochs=2, batch_size=8), progress=False).fit(images)
+        for kind in ("sparse", "contractive")
+    }
     # the contractive model's code as a collapsed run leaves it: saturated in the last part of epoch 1
     code = histories["contractive"][0]["gradient_flow"]["activations"]["encoder.sigmoid_1"]
     code["saturated_fraction_trace"][-1] = 1.0
@@ -302,6 +315,8 @@ def test_the_report_draws_the_gradient_flow_and_says_how_the_code_saturated(tmp_
     text = " ".join(lines)
     assert "to 100% in its last" in text and "(encoder.dense_1) from" in text
     assert "to exactly 0 from part 5 on (after step 4 of 5): no gradient reaches the encoder" in text
-    old = {kind: [{k: v for k, v in record.items() if k != "gradient_flow"} for record in history]
-           for kind, history in histories.items()}
+    old = {
+        kind: [{k: v for k, v in record.items() if k != "gradient_flow"} for record in history]
+        for kind, history in histories.items()
+    }
     assert report._gradient_flow_section(old, {"history": old["contractive"]}, tmp_path / "none.png") == []

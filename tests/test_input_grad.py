@@ -10,11 +10,15 @@ from minidl.contractive import contractive_penalty
 from minidl.layers import Conv2D, Conv2DTranspose, Dense, Flatten, ReLU, Sequential
 
 
-@pytest.mark.parametrize("make", [
-    lambda rng: Conv2D(2, 3, 3, rng=rng, dtype=np.float64),
-    lambda rng: Conv2DTranspose(2, 3, 3, rng=rng, dtype=np.float64),
-    lambda rng: Dense(5, 4, rng=rng, dtype=np.float64),
-], ids=["conv", "conv transpose", "dense"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: Conv2D(2, 3, 3, rng=rng, dtype=np.float64),
+        lambda rng: Conv2DTranspose(2, 3, 3, rng=rng, dtype=np.float64),
+        lambda rng: Dense(5, 4, rng=rng, dtype=np.float64),
+    ],
+    ids=["conv", "conv transpose", "dense"],
+)
 def test_no_input_gradient_when_not_needed_and_the_same_parameter_gradients(make):
     rng = np.random.default_rng(1)
     layer = make(rng)

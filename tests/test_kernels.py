@@ -78,8 +78,7 @@ def test_col2im_is_the_adjoint_of_im2col(geometry, seed):
 @st.composite
 def pool_cases(draw):
     pool = draw(st.integers(1, 3))
-    shape = (draw(st.integers(1, 3)), draw(st.integers(pool, 9)), draw(st.integers(pool, 9)),
-             draw(st.integers(1, 3)))
+    shape = (draw(st.integers(1, 3)), draw(st.integers(pool, 9)), draw(st.integers(pool, 9)), draw(st.integers(1, 3)))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     values = draw(st.sampled_from(["distinct", "ties", "nan"]))
     return pool, shape, dtype, values
@@ -113,9 +112,9 @@ def test_maxpool_matches_reference(case, seed):
 
 @pytest.mark.parametrize("implementation", [kernels, reference], ids=["numba", "numpy"])
 def test_maxpool_routes_ties_to_first_maximum_in_row_major_order(implementation):
-    x = np.array([[1.0, 3.0, 0.0, 0.0, 9.0],
-                  [3.0, 3.0, 0.0, 0.0, 9.0],
-                  [5.0, 2.0, 7.0, 7.0, 9.0]]).reshape(1, 3, 5, 1)  # one channel, one image
+    x = np.array([[1.0, 3.0, 0.0, 0.0, 9.0], [3.0, 3.0, 0.0, 0.0, 9.0], [5.0, 2.0, 7.0, 7.0, 9.0]]).reshape(
+        1, 3, 5, 1
+    )  # one channel, one image
     y = np.empty((1, 1, 2, 1))
     argmax = np.empty((1, 1, 2, 1), np.int64)
     implementation.maxpool_forward(x, 2, y, argmax)
@@ -130,14 +129,20 @@ def test_maxpool_routes_ties_to_first_maximum_in_row_major_order(implementation)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 300), st.sampled_from([np.float32, np.float64]), st.integers(1, 50),
-       st.floats(0.0, 0.99), st.floats(0.9, 0.9999), st.integers(0, 2**32 - 1))
+@given(
+    st.integers(1, 300),
+    st.sampled_from([np.float32, np.float64]),
+    st.integers(1, 50),
+    st.floats(0.0, 0.99),
+    st.floats(0.9, 0.9999),
+    st.integers(0, 2**32 - 1),
+)
 def test_adam_update_matches_reference(size, dtype, t, beta1, beta2, seed):
     rng = np.random.default_rng(seed)
     param, grad = (rng.standard_normal(size).astype(dtype) for _ in range(2))
     m = rng.standard_normal(size).astype(dtype)
     v = rng.random(size).astype(dtype)
-    scalars = (beta1, beta2, 1e-3 / (1 - beta1 ** t), 1 - beta2 ** t, 1e-8)
+    scalars = (beta1, beta2, 1e-3 / (1 - beta1**t), 1 - beta2**t, 1e-8)
     fast = [a.copy() for a in (param, m, v)]
     slow = [a.copy() for a in (param, m, v)]
     kernels.adam_update(fast[0], grad, fast[1], fast[2], *scalars)
@@ -166,9 +171,12 @@ def test_maxpool_gather_matches_reference_and_is_the_adjoint_of_the_backward_pas
     dy = rng.standard_normal(out_shape).astype(dtype)
     dx = np.empty(shape, dtype)
     kernels.maxpool_backward(dy, argmax, pool, dx)
-    assert np.isclose(np.sum(fast * dy, dtype=np.float64), np.sum(t * dx, dtype=np.float64),
-                      rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
-
+    assert np.isclose(
+        np.sum(fast * dy, dtype=np.float64),
+        np.sum(t * dx, dtype=np.float64),
+        rtol=TOLERANCE[dtype],
+        atol=TOLERANCE[dtype],
+    )
 
 
 def special_values(rng, size, dtype):
@@ -270,8 +278,9 @@ def test_winograd_output_kernels_match_reference_and_are_adjoint(case, seed):
     scale = np.sum(np.abs(linear) * np.abs(dy), dtype=np.float64) + np.sum(np.abs(M) * np.abs(dM_fast))
     mismatch = abs(np.sum(linear * dy, dtype=np.float64) - np.sum(M * dM_fast, dtype=np.float64))
     assert mismatch <= TOLERANCE[dtype] * scale
-    np.testing.assert_allclose(db_fast, dy.sum(axis=(1, 2, 3), dtype=np.float64), rtol=TOLERANCE[dtype],
-                               atol=TOLERANCE[dtype])
+    np.testing.assert_allclose(
+        db_fast, dy.sum(axis=(1, 2, 3), dtype=np.float64), rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype]
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -325,7 +334,7 @@ def test_elementwise_kernels_agree_on_both_sides_of_their_parallel_threshold(siz
     # Adam goes parallel from 262,144 elements: 2,000 and 400,000 fall on either side
     param, grad, m, v = rng.standard_normal((4, 2 * size)).astype(np.float32)
     fast, slow = [(param.copy(), m.copy(), np.abs(v)) for _ in range(2)]
-    scalars = (0.9, 0.999, 1e-3 / (1 - 0.9 ** 3), 1 - 0.999 ** 3, 1e-8)
+    scalars = (0.9, 0.999, 1e-3 / (1 - 0.9**3), 1 - 0.999**3, 1e-8)
     kernels.adam_update(fast[0], grad, fast[1], fast[2], *scalars)
     reference.adam_update(slow[0], grad, slow[1], slow[2], *scalars)
     for a, b in zip(fast, slow):  # the same float64 arithmetic, rounded once to float32

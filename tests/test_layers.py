@@ -78,8 +78,9 @@ def test_conv2d_transpose_is_the_adjoint_of_conv2d(geometry, seed):
     small = geometry.input_shape
     big = (small[0],) + transpose.output_shape(small[1:])
     padding = (geometry.kernel_size - 1) // 2 if geometry.padding == "same" else geometry.padding
-    conv = Conv2D(geometry.out_channels, geometry.in_channels, geometry.kernel_size, geometry.stride, padding,
-                  dtype=np.float64)
+    conv = Conv2D(
+        geometry.out_channels, geometry.in_channels, geometry.kernel_size, geometry.stride, padding, dtype=np.float64
+    )
     conv.params["W"] = transpose.params["W"]  # (out, in, k, k) of the convolution = (in, out, k, k) here
     try:
         maps_back = conv.output_shape(big[1:]) == small[1:]
@@ -87,8 +88,9 @@ def test_conv2d_transpose_is_the_adjoint_of_conv2d(geometry, seed):
         maps_back = False
     assume(maps_back)
     # both biases are zero, so each forward pass is the linear map
-    assert_adjoint(lambda x: conv.forward(x, training=False), lambda y: transpose.forward(y, training=False),
-                   big, small, rng=seed)
+    assert_adjoint(
+        lambda x: conv.forward(x, training=False), lambda y: transpose.forward(y, training=False), big, small, rng=seed
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -143,8 +145,16 @@ def test_shape_layer_gradients(top, bottom, left, right, seed):
 
 def small_stack(rng):
     """conv -> relu -> pool -> dense -> reshape -> conv_transpose -> sigmoid, in float64."""
-    return Sequential(Conv2D(2, 3, rng=rng), ReLU(), MaxPool2D(), Flatten(), Dense(27, 12, rng=rng),
-                      Reshape((3, 2, 2)), Conv2DTranspose(3, 2, rng=rng), Sigmoid()).astype(np.float64)
+    return Sequential(
+        Conv2D(2, 3, rng=rng),
+        ReLU(),
+        MaxPool2D(),
+        Flatten(),
+        Dense(27, 12, rng=rng),
+        Reshape((3, 2, 2)),
+        Conv2DTranspose(3, 2, rng=rng),
+        Sigmoid(),
+    ).astype(np.float64)
 
 
 @settings(max_examples=10, deadline=None)
@@ -157,15 +167,34 @@ def test_small_stack_gradients(data, seed):
 
 def test_study_encoder_and_decoder_parameter_counts():
     rng = np.random.default_rng(0)
-    encoder = Sequential(Conv2D(1, 64, rng=rng), ReLU(), MaxPool2D(), Conv2D(64, 128, rng=rng), ReLU(),
-                         MaxPool2D(), Conv2D(128, 256, rng=rng), ReLU(), MaxPool2D(), Flatten(),
-                         Dense(2304, 128, rng=rng))
+    encoder = Sequential(
+        Conv2D(1, 64, rng=rng),
+        ReLU(),
+        MaxPool2D(),
+        Conv2D(64, 128, rng=rng),
+        ReLU(),
+        MaxPool2D(),
+        Conv2D(128, 256, rng=rng),
+        ReLU(),
+        MaxPool2D(),
+        Flatten(),
+        Dense(2304, 128, rng=rng),
+    )
     text = encoder.summary((1, 28, 28), print_fn=None)
     assert encoder.n_params == 664_704
     assert "Total params: 664,704" in text and "(None, 256, 3, 3)" in text
-    decoder = Sequential(Dense(128, 2304, rng=rng), ReLU(), Reshape((256, 3, 3)),
-                         Conv2DTranspose(256, 128, rng=rng), ReLU(), Conv2DTranspose(128, 64, rng=rng),
-                         ReLU(), Conv2DTranspose(64, 1, rng=rng), Sigmoid(), ZeroPad2D(2))
+    decoder = Sequential(
+        Dense(128, 2304, rng=rng),
+        ReLU(),
+        Reshape((256, 3, 3)),
+        Conv2DTranspose(256, 128, rng=rng),
+        ReLU(),
+        Conv2DTranspose(128, 64, rng=rng),
+        ReLU(),
+        Conv2DTranspose(64, 1, rng=rng),
+        Sigmoid(),
+        ZeroPad2D(2),
+    )
     assert decoder.n_params == 666_625
     assert decoder.output_shape((128,)) == (1, 28, 28)
 
@@ -173,8 +202,14 @@ def test_study_encoder_and_decoder_parameter_counts():
 def test_sequential_parameters_share_the_layer_arrays():
     model = small_stack(np.random.default_rng(0))
     names = [name for name, _, _ in model.parameters()]
-    assert names == ["conv2d_1.W", "conv2d_1.b", "dense_1.W", "dense_1.b",
-                     "conv2d_transpose_1.W", "conv2d_transpose_1.b"]
+    assert names == [
+        "conv2d_1.W",
+        "conv2d_1.b",
+        "dense_1.W",
+        "dense_1.b",
+        "conv2d_transpose_1.W",
+        "conv2d_transpose_1.b",
+    ]
     for name, param, grad in model.parameters():
         layer_name, key = name.split(".")
         layer = model.layers[model.names.index(layer_name)]
@@ -208,9 +243,23 @@ def test_backward_adds_into_gradients_and_zero_grad_clears_in_place():
     assert layer.grads["W"] is grad and not grad.any()
 
 
-@pytest.mark.parametrize("layer", [Dense(2, 2), Conv2D(1, 1), Conv2DTranspose(1, 1), MaxPool2D(),
-                                   ReLU(), Sigmoid(), Tanh(), Identity(), ZeroPad2D(1), Flatten(),
-                                   Reshape((4,))], ids=repr)
+@pytest.mark.parametrize(
+    "layer",
+    [
+        Dense(2, 2),
+        Conv2D(1, 1),
+        Conv2DTranspose(1, 1),
+        MaxPool2D(),
+        ReLU(),
+        Sigmoid(),
+        Tanh(),
+        Identity(),
+        ZeroPad2D(1),
+        Flatten(),
+        Reshape((4,)),
+    ],
+    ids=repr,
+)
 def test_backward_without_forward_is_an_error(layer):
     with pytest.raises(RuntimeError, match="without a cached forward"):
         layer.backward(np.ones((1, 1)))
@@ -223,27 +272,33 @@ def test_forward_in_inference_mode_keeps_no_cache():
         layer.backward(np.ones((1, 2, 4, 4), np.float32))
 
 
-@pytest.mark.parametrize("layer, x, message", [
-    (Dense(2304, 128), np.ones((4, 2300), np.float32), r"Dense\(2304->128\).*\(N, 2304\).*\(4, 2300\)"),
-    (Conv2D(1, 64), np.ones((4, 3, 28, 28), np.float32), r"Conv2D\(1->64.*\(N, 1, H, W\).*\(4, 3, 28, 28\)"),
-    (Conv2D(1, 64), np.ones((28, 28), np.float32), r"Conv2D.*\(28, 28\)"),
-    (Conv2DTranspose(256, 128), np.ones((4, 128, 3, 3), np.float32), r"Conv2DTranspose\(256->128"),
-    (MaxPool2D(), np.ones((4, 8, 8), np.float32), r"MaxPool2D.*\(4, 8, 8\)"),
-    (Reshape((256, 3, 3)), np.ones((4, 2300), np.float32), r"Reshape.*2304.*\(4, 2300\)"),
-])
+@pytest.mark.parametrize(
+    "layer, x, message",
+    [
+        (Dense(2304, 128), np.ones((4, 2300), np.float32), r"Dense\(2304->128\).*\(N, 2304\).*\(4, 2300\)"),
+        (Conv2D(1, 64), np.ones((4, 3, 28, 28), np.float32), r"Conv2D\(1->64.*\(N, 1, H, W\).*\(4, 3, 28, 28\)"),
+        (Conv2D(1, 64), np.ones((28, 28), np.float32), r"Conv2D.*\(28, 28\)"),
+        (Conv2DTranspose(256, 128), np.ones((4, 128, 3, 3), np.float32), r"Conv2DTranspose\(256->128"),
+        (MaxPool2D(), np.ones((4, 8, 8), np.float32), r"MaxPool2D.*\(4, 8, 8\)"),
+        (Reshape((256, 3, 3)), np.ones((4, 2300), np.float32), r"Reshape.*2304.*\(4, 2300\)"),
+    ],
+)
 def test_wrong_input_shape_names_layer_and_shapes(layer, x, message):
     with pytest.raises(ValueError, match=message):
         layer.forward(x)
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda: Conv2D(1, 64, kernel_size=0), "kernel_size=0"),
-    (lambda: Conv2D(1, 64, padding="full"), "padding='full'"),
-    (lambda: Dense(0, 3), "in_features=0"),
-    (lambda: MaxPool2D(0), "pool_size=0"),
-    (lambda: Conv2DTranspose(2, 2, stride=-1), "stride=-1"),
-    (lambda: Sequential(Dense(2, 2), "relu"), "Layer instances"),
-])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: Conv2D(1, 64, kernel_size=0), "kernel_size=0"),
+        (lambda: Conv2D(1, 64, padding="full"), "padding='full'"),
+        (lambda: Dense(0, 3), "in_features=0"),
+        (lambda: MaxPool2D(0), "pool_size=0"),
+        (lambda: Conv2DTranspose(2, 2, stride=-1), "stride=-1"),
+        (lambda: Sequential(Dense(2, 2), "relu"), "Layer instances"),
+    ],
+)
 def test_constructors_validate_their_arguments(build, message):
     with pytest.raises((ValueError, TypeError), match=message):
         build()

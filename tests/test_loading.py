@@ -61,7 +61,7 @@ def test_a_bit_flip_inside_any_member_is_a_checksum_error(saved):
 @pytest.mark.parametrize("fraction", [0.001, 0.1, 0.5, 0.9, 0.99, 0.999])
 def test_a_truncated_file_is_refused(saved, fraction):
     path, data = saved
-    path.write_bytes(data[:int(len(data) * fraction)])
+    path.write_bytes(data[: int(len(data) * fraction)])
     assert_refused_untouched(path, "(the file is truncated or damaged|not an .npz file)")
 
 
@@ -105,13 +105,16 @@ def test_errors_are_value_errors_and_good_files_still_load(saved):
     assert load_arrays(path)["meta"] == text
 
 
-@pytest.mark.parametrize("bad, found", [
-    (np.array(["a", "b"]), "<U1"),
-    (np.arange(16).reshape(4, 4), "int64"),
-    (np.ones((4, 4), bool), "bool"),
-    (np.ones((4, 4), np.complex128), "complex128"),
-    ([[1.0] * 4] * 4, "list"),
-])
+@pytest.mark.parametrize(
+    "bad, found",
+    [
+        (np.array(["a", "b"]), "<U1"),
+        (np.arange(16).reshape(4, 4), "int64"),
+        (np.ones((4, 4), bool), "bool"),
+        (np.ones((4, 4), np.complex128), "complex128"),
+        ([[1.0] * 4] * 4, "list"),
+    ],
+)
 def test_a_wrong_dtype_anywhere_changes_nothing(tmp_path, bad, found):
     """The 7th of 12 parameters is wrong: the first 6 must not have been overwritten."""
     arrays = dict(model(0).params)
@@ -119,8 +122,11 @@ def test_a_wrong_dtype_anywhere_changes_nothing(tmp_path, bad, found):
     arrays[key] = bad
     target = model(1)
     before = {k: v.copy() for k, v in target.params.items()}
-    with pytest.raises(ValueError, match=rf"^here: parameter dtypes do not match the model .*{key}: model float32, "
-                                         rf"file {found}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^here: parameter dtypes do not match the model .*{key}: model float32, "
+        rf"file {found}",
+    ):
         assign_params(target.params, arrays, source="here")
     for k, v in before.items():
         np.testing.assert_array_equal(target.params[k], v, err_msg=k)
@@ -145,8 +151,15 @@ def test_other_floating_dtypes_are_cast_in_place(tmp_path):
     np.testing.assert_array_equal(held, source.params["dense_1.W"].astype(np.float32))
 
 
-@pytest.mark.parametrize("key, bad", [("v/dense_2.W", np.full((4, 4), "x")), ("m/dense_6.b", np.zeros(4, np.int64)),
-                                      ("step", np.array(3.5)), ("v/dense_1.b", [0.0] * 4)])
+@pytest.mark.parametrize(
+    "key, bad",
+    [
+        ("v/dense_2.W", np.full((4, 4), "x")),
+        ("m/dense_6.b", np.zeros(4, np.int64)),
+        ("step", np.array(3.5)),
+        ("v/dense_1.b", [0.0] * 4),
+    ],
+)
 def test_a_wrong_optimizer_state_dtype_changes_nothing(key, bad):
     network = model(0)
     optimizer = Adam(network.parameters())
@@ -163,6 +176,7 @@ def test_a_wrong_optimizer_state_dtype_changes_nothing(key, bad):
 
 
 # -- temporaries of interrupted saves -------------------------------------------------------------
+
 
 def test_a_stale_temporary_is_removed_by_the_next_save(tmp_path):
     path = tmp_path / "weights.npz"

@@ -23,7 +23,7 @@ def session_processes(session: int) -> list[int]:
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
                 stat = (entry / "stat").read_text()
-                fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, pgrp, session
+                fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state, ppid, pgrp, session
                 if int(fields[3]) == session and fields[0] != "Z":
                     found.append(int(entry.name))
     return found
@@ -40,12 +40,39 @@ def wait_for_none(session: int, seconds: float) -> list[int]:
 
 def test_a_sigkilled_sweep_leaves_no_worker_behind(offline):
     out = offline / "sweep"
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-                   "OPENBLAS_NUM_THREADS": "1"}
-    command = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--preset", "smoke", "--models", "plain",
-                                "--grid", "learning_rate=1e-4,1e-2", "--workers", "2", "--threads", "1",
-                                "--no-progress", "--out", str(out)], cwd=offline, env=environment,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "NUMBA_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+    }
+    command = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "experiments",
+            "sweep",
+            "--preset",
+            "smoke",
+            "--models",
+            "plain",
+            "--grid",
+            "learning_rate=1e-4,1e-2",
+            "--workers",
+            "2",
+            "--threads",
+            "1",
+            "--no-progress",
+            "--out",
+            str(out),
+        ],
+        cwd=offline,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     left = []
     try:
         deadline = time.monotonic() + 180

@@ -146,10 +146,11 @@ def test_reparameterization_and_gaussian_kl_gradients(n, k, seed):
     kl, dmu, dlogvar = gaussian_kl(mu, logvar)
     sigma = np.exp(0.5 * logvar)
     # KL of independent normals, from the general formula log(s2/s1) + (s1^2 + m1^2) / (2 s2^2) - 1/2
-    expected = np.sum(-np.log(sigma) + (sigma ** 2 + mu ** 2) / 2 - 0.5, axis=1)
+    expected = np.sum(-np.log(sigma) + (sigma**2 + mu**2) / 2 - 0.5, axis=1)
     np.testing.assert_allclose(kl, expected, rtol=1e-10)
-    assert_gradient(lambda: float(np.mean(gaussian_kl(mu, logvar)[0])), {"mu": dmu, "logvar": dlogvar},
-                    {"mu": mu, "logvar": logvar})
+    assert_gradient(
+        lambda: float(np.mean(gaussian_kl(mu, logvar)[0])), {"mu": dmu, "logvar": dlogvar}, {"mu": mu, "logvar": logvar}
+    )
 
 
 @settings(max_examples=25, deadline=None)
@@ -161,8 +162,11 @@ def test_gaussian_nll_gradient_and_value(n, d, seed):
     nll, dmean, dlogvar = gaussian_nll(x, mean, logvar)
     expected = -stats.norm.logpdf(x, mean, np.exp(0.5 * logvar)).sum(axis=1)
     np.testing.assert_allclose(nll, expected, rtol=1e-10)
-    assert_gradient(lambda: float(np.mean(gaussian_nll(x, mean, logvar)[0])),
-                    {"mean": dmean, "logvar": dlogvar}, {"mean": mean, "logvar": logvar})
+    assert_gradient(
+        lambda: float(np.mean(gaussian_nll(x, mean, logvar)[0])),
+        {"mean": dmean, "logvar": dlogvar},
+        {"mean": mean, "logvar": logvar},
+    )
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
@@ -180,16 +184,20 @@ def test_elbo_gradients_and_terms(likelihood, n, d, k, seed):
         decoder = mean - x
     else:  # the gradients in the mean logits and in the pixel log-variances
         precision = np.exp(-output[:, d:])
-        decoder = np.concatenate([(mean - x) * mean * (1 - mean) * precision,
-                                  (1 - (x - mean) ** 2 * precision) / 2], axis=1)
+        decoder = np.concatenate(
+            [(mean - x) * mean * (1 - mean) * precision, (1 - (x - mean) ** 2 * precision) / 2], axis=1
+        )
     assume(resolvable(decoder, mu, np.expm1(logvar) / 2))
     terms = elbo(x, output, mu, logvar, likelihood)
     np.testing.assert_allclose(terms.total, terms.reconstruction + terms.kl)
     if likelihood == "bernoulli":
         np.testing.assert_allclose(terms.reconstruction.mean(), bce_with_logits(output, x, "sum")[0], rtol=1e-10)
     f = lambda: float(np.mean(elbo(x, output, mu, logvar, likelihood).total))  # noqa: E731
-    assert_gradient(f, {"out": terms.d_decoder, "mu": terms.d_mu, "logvar": terms.d_logvar},
-                    {"out": output, "mu": mu, "logvar": logvar})
+    assert_gradient(
+        f,
+        {"out": terms.d_decoder, "mu": terms.d_mu, "logvar": terms.d_logvar},
+        {"out": output, "mu": mu, "logvar": logvar},
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -200,11 +208,17 @@ def test_no_warning_nan_or_inf_at_extremes(dtype):
     logvar = np.array([[-50.0, 50.0, 0.0, -50.0, 50.0]], dtype=dtype)
     mu = np.array([[0.0, 1.0, -1.0, 3.0, 0.5]], dtype=dtype)
     with np.errstate(all="raise"):
-        results = [mse(logits, target), bce(p, target), bce(p, target, "sum"),
-                   bce_with_logits(logits, target), bce_with_logits(logits, target, "sum"),
-                   kl_sparsity(sigmoid(logits)), gaussian_kl(mu, logvar),
-                   gaussian_nll(target, sigmoid(logits), logvar),
-                   (reparameterize(mu, logvar, mu), *reparameterize_backward(mu, logvar, mu))]
+        results = [
+            mse(logits, target),
+            bce(p, target),
+            bce(p, target, "sum"),
+            bce_with_logits(logits, target),
+            bce_with_logits(logits, target, "sum"),
+            kl_sparsity(sigmoid(logits)),
+            gaussian_kl(mu, logvar),
+            gaussian_nll(target, sigmoid(logits), logvar),
+            (reparameterize(mu, logvar, mu), *reparameterize_backward(mu, logvar, mu)),
+        ]
         terms = elbo(target, logits, mu, logvar)
         terms_gauss = elbo(target, np.concatenate([logits, logvar], axis=1), mu, logvar, "gaussian")
     for result in results:
@@ -225,17 +239,26 @@ def test_extreme_logits_give_the_exact_limits():
     np.testing.assert_array_equal(grad, [[1.0, -1.0]])
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: mse(np.zeros((2, 3)), np.zeros((2, 4))),
-     r"mse: prediction and target shapes differ: \(2, 3\) and \(2, 4\)"),
-    (lambda: bce(np.zeros((2, 3)), np.zeros((2, 3)), "max"), "Unknown reduction 'max'"),
-    (lambda: kl_sparsity(np.zeros((2, 3, 1))), r"\(N, K\)"),
-    (lambda: kl_sparsity(np.zeros((2, 3)), rho=1.5), "rho=1.5"),
-    (lambda: elbo(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 1)), np.zeros((2, 1)), "gaussian"),
-     "Gaussian decoder must output"),
-    (lambda: elbo(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 1)), np.zeros((2, 1)), "poisson"),
-     "Unknown likelihood"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda: mse(np.zeros((2, 3)), np.zeros((2, 4))),
+            r"mse: prediction and target shapes differ: \(2, 3\) and \(2, 4\)",
+        ),
+        (lambda: bce(np.zeros((2, 3)), np.zeros((2, 3)), "max"), "Unknown reduction 'max'"),
+        (lambda: kl_sparsity(np.zeros((2, 3, 1))), r"\(N, K\)"),
+        (lambda: kl_sparsity(np.zeros((2, 3)), rho=1.5), "rho=1.5"),
+        (
+            lambda: elbo(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 1)), np.zeros((2, 1)), "gaussian"),
+            "Gaussian decoder must output",
+        ),
+        (
+            lambda: elbo(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 1)), np.zeros((2, 1)), "poisson"),
+            "Unknown likelihood",
+        ),
+    ],
+)
 def test_bad_arguments_are_rejected(call, message):
     with pytest.raises(ValueError, match=message):
         call()

@@ -25,28 +25,34 @@ def small(cls, seed, latent, **kwargs):
 
 def model_gradient_errors(model, x, seed):
     """Analytic gradients of loss_and_grads against central differences of its "loss" (same noise)."""
+
     def loss():
         return model.evaluate(x, np.random.default_rng(seed))["loss"]
 
     model.zero_grad()
     model.loss_and_grads(x, np.random.default_rng(seed))
     analytic = {name: grad.copy() for name, _, grad in model.parameters()}
-    return {name: relative_error(analytic[name], numerical_gradient(loss, param))
-            for name, param, _ in model.parameters()}
+    return {
+        name: relative_error(analytic[name], numerical_gradient(loss, param)) for name, param, _ in model.parameters()
+    }
 
 
 CASES = {
     "plain": lambda seed: small(Autoencoder, seed, "linear"),
     "sparse": lambda seed: small(SparseAutoencoder, seed, "sigmoid", sparsity_weight=0.5),
     "contractive_closed_form": lambda seed: small(ContractiveAutoencoder, seed, "sigmoid", contractive_weight=0.3),
-    "contractive_hutchinson": lambda seed: small(ContractiveAutoencoder, seed, "linear", contractive_weight=0.3,
-                                                 mode="hutchinson", n_probes=2),
-    "contractive_exact": lambda seed: small(ContractiveAutoencoder, seed, "sigmoid", contractive_weight=0.3,
-                                            mode="exact"),
-    "vae_bernoulli": lambda seed: VariationalAutoencoder((1, 4, 3), hidden=5, latent_dim=2,
-                                                         rng=seed).astype(np.float64),
-    "vae_gaussian": lambda seed: VariationalAutoencoder((1, 4, 3), hidden=5, latent_dim=2, likelihood="gaussian",
-                                                        rng=seed).astype(np.float64),
+    "contractive_hutchinson": lambda seed: small(
+        ContractiveAutoencoder, seed, "linear", contractive_weight=0.3, mode="hutchinson", n_probes=2
+    ),
+    "contractive_exact": lambda seed: small(
+        ContractiveAutoencoder, seed, "sigmoid", contractive_weight=0.3, mode="exact"
+    ),
+    "vae_bernoulli": lambda seed: VariationalAutoencoder((1, 4, 3), hidden=5, latent_dim=2, rng=seed).astype(
+        np.float64
+    ),
+    "vae_gaussian": lambda seed: VariationalAutoencoder(
+        (1, 4, 3), hidden=5, latent_dim=2, likelihood="gaussian", rng=seed
+    ).astype(np.float64),
 }
 
 

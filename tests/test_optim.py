@@ -35,8 +35,8 @@ def test_adam_first_steps_match_the_bias_corrected_formula():
     assert param[0] == pytest.approx(1.0 - 0.01 * 0.5 / (0.5 + 1e-8))
     grad[0] = -1.0
     optimizer.step()
-    m = (0.9 * 0.05 + 0.1 * -1.0) / (1 - 0.9 ** 2)
-    v = (0.999 * 0.001 * 0.25 + 0.001 * 1.0) / (1 - 0.999 ** 2)
+    m = (0.9 * 0.05 + 0.1 * -1.0) / (1 - 0.9**2)
+    v = (0.999 * 0.001 * 0.25 + 0.001 * 1.0) / (1 - 0.999**2)
     assert param[0] == pytest.approx(1.0 - 0.01 * 0.5 / (0.5 + 1e-8) - 0.01 * m / (np.sqrt(v) + 1e-8))
 
 
@@ -91,12 +91,15 @@ def test_optimizer_state_mismatch_is_rejected():
     single.load_state_dict(single.state_dict())  # float32 state is floating state too
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda p: SGD(p, lr=0.0), "lr=0.0"),
-    (lambda p: SGD(p, momentum=1.0), "momentum=1.0"),
-    (lambda p: Adam(p, beta1=1.0), "beta1=1.0"),
-    (lambda p: Adam([], lr=1e-3), "no parameters"),
-])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda p: SGD(p, lr=0.0), "lr=0.0"),
+        (lambda p: SGD(p, momentum=1.0), "momentum=1.0"),
+        (lambda p: Adam(p, beta1=1.0), "beta1=1.0"),
+        (lambda p: Adam([], lr=1e-3), "no parameters"),
+    ],
+)
 def test_optimizer_arguments_are_validated(build, message):
     with pytest.raises(ValueError, match=message):
         build(one_param()[2])
@@ -114,9 +117,18 @@ def test_initializers_have_the_keras_scales():
     assert not zeros((3,)).any()
 
 
-@pytest.mark.parametrize("lr, error", [("0.1", TypeError), (True, TypeError), (None, TypeError),
-                                       (float("inf"), ValueError), (float("nan"), ValueError), (0.0, ValueError),
-                                       (-1e-3, ValueError)])
+@pytest.mark.parametrize(
+    "lr, error",
+    [
+        ("0.1", TypeError),
+        (True, TypeError),
+        (None, TypeError),
+        (float("inf"), ValueError),
+        (float("nan"), ValueError),
+        (0.0, ValueError),
+        (-1e-3, ValueError),
+    ],
+)
 def test_a_learning_rate_that_is_not_a_finite_positive_number_is_refused_in_one_line(lr, error):
     _, _, parameters = one_param()
     for optimizer in (SGD, Adam):

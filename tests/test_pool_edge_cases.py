@@ -14,8 +14,9 @@ NAN = np.nan
 def test_a_nan_anywhere_in_a_window_is_its_maximum(implementation, dtype):
     """Four windows: NaN first, NaN after the maximum, two NaNs, no NaN. The maximum of a window that
     holds a NaN is NaN (as in PyTorch), and its index is the first NaN's (our rule for ties)."""
-    x = np.array([[NAN, 9.0, 1.0, 9.0, NAN, 2.0, 1.0, 2.0],
-                  [1.0, 1.0, 2.0, NAN, 3.0, NAN, 5.0, 3.0]], dtype=dtype).reshape(1, 2, 8, 1)  # (C, H, W, N)
+    x = np.array(
+        [[NAN, 9.0, 1.0, 9.0, NAN, 2.0, 1.0, 2.0], [1.0, 1.0, 2.0, NAN, 3.0, NAN, 5.0, 3.0]], dtype=dtype
+    ).reshape(1, 2, 8, 1)  # (C, H, W, N)
     y = np.empty((1, 1, 4, 1), dtype)
     argmax = np.empty((1, 1, 4, 1), np.int64)
     implementation.maxpool_forward(x, 2, y, argmax)
@@ -53,6 +54,9 @@ def test_float16_is_pooled_exactly_and_kept():
 def test_other_dtypes_are_a_clear_type_error(dtype):
     if np.dtype(dtype) == np.float64:  # platforms whose long double is a double
         pytest.skip("long double is float64 here")
-    with pytest.raises(TypeError, match=r"MaxPool2D\(pool_size=2\): expected x of dtype float16, float32 "
-                                        rf"or float64, received {np.dtype(dtype)}"):
+    with pytest.raises(
+        TypeError,
+        match=r"MaxPool2D\(pool_size=2\): expected x of dtype float16, float32 "
+        rf"or float64, received {np.dtype(dtype)}",
+    ):
         MaxPool2D().forward(np.zeros((1, 1, 2, 2), dtype))

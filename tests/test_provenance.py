@@ -25,21 +25,33 @@ def test_every_setting_shapes_some_model():
     assert set(provenance.KIND_SETTINGS) == set(MODEL_KINDS)
 
 
-@pytest.mark.parametrize("kind, setting, shapes", [
-    ("sparse", "rho=0.1", True), ("sparse", "contractive_weight=1", False), ("plain", "epochs=3", True),
-    ("contractive_remedy", "remedy_probes=2", True), ("plain", "vae_epochs=3", False), ("vae", "vae_epochs=3", True),
-    ("vae", "epochs=3", False), ("plain", "tsne_points=50", True), ("vae", "seed=1", True),
-])
+@pytest.mark.parametrize(
+    "kind, setting, shapes",
+    [
+        ("sparse", "rho=0.1", True),
+        ("sparse", "contractive_weight=1", False),
+        ("plain", "epochs=3", True),
+        ("contractive_remedy", "remedy_probes=2", True),
+        ("plain", "vae_epochs=3", False),
+        ("vae", "vae_epochs=3", True),
+        ("vae", "epochs=3", False),
+        ("plain", "tsne_points=50", True),
+        ("vae", "seed=1", True),
+    ],
+)
 def test_a_fingerprint_changes_with_exactly_the_settings_that_shape_the_model(kind, setting, shapes):
     def made(preset):
         from experiments.frey import build_model as vae
+
         model = vae(preset) if kind == "vae" else build_model(kind, preset)
         return provenance.fingerprint(kind, model, preset, identity())
+
     old, new = made(SMOKE), made(resolve_preset("smoke", [setting]))
     assert (old["digest"] != new["digest"]) == shapes
     name, value = setting.split("=")
-    assert provenance.compare(old, new) == ([f"settings.{name}: {old['settings'][name]} -> {new['settings'][name]}"]
-                                             if shapes else [])
+    assert provenance.compare(old, new) == (
+        [f"settings.{name}: {old['settings'][name]} -> {new['settings'][name]}"] if shapes else []
+    )
 
 
 def test_a_fingerprint_names_data_kind_and_architecture():
@@ -48,8 +60,10 @@ def test_a_fingerprint_names_data_kind_and_architecture():
     assert sparse["architecture"]["parameters"]["encoder.conv2d_1.W"] == [[64, 1, 3, 3], "float32"]
     assert "Sigmoid" in sparse["architecture"]["networks"]["encoder"]
     found = provenance.compare(sparse, contractive)
-    assert "kind: sparse -> contractive" in found and "architecture.class: SparseAutoencoder -> " \
-           "ContractiveAutoencoder" in found
+    assert (
+        "kind: sparse -> contractive" in found
+        and "architecture.class: SparseAutoencoder -> ContractiveAutoencoder" in found
+    )
     other = provenance.fingerprint("sparse", build_model("sparse", SMOKE), SMOKE, identity(seed=1))
     assert [d.split(":")[0] for d in provenance.compare(sparse, other)] == ["data.x_train.sha256", "data.x_test.sha256"]
     assert provenance.compare(None, sparse) == ["no fingerprint recorded (made by an older version)"]
@@ -58,6 +72,7 @@ def test_a_fingerprint_names_data_kind_and_architecture():
 
 
 # -- the folder check ------------------------------------------------------------------------------
+
 
 def expected(source="MNIST"):
     made = provenance.fingerprint("plain", build_model("plain", SMOKE), SMOKE, identity(source=source))

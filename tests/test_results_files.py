@@ -43,8 +43,10 @@ SCHEMA = Path(run_folder.__file__).parent / "schemas" / "metrics.schema.json"
 
 def strict(text: str):
     """RFC 8259 JSON only: the NaN and Infinity literals Python accepts by default are refused."""
+
     def refuse(literal):
         raise ValueError(f"{literal} is not JSON")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -66,19 +68,54 @@ def test_non_finite_numbers_are_written_as_strings_and_read_back_as_floats(tmp_p
 
 def test_the_schema_refuses_another_spelling_of_infinity():
     check = validator()
-    spread = {"mean": "Infinity", "std": None, "n": 2, "min": "Infinity", "max": "Infinity",
-              "values": ["Infinity", "Infinity"]}
-    document = {"format": 1, "collection": {"kind": "seeds", "preset": "smoke", "overrides": {}, "settings": {},
-                                            "grid": {}, "seeds": [0, 1], "parts": ["mnist"], "models": None},
-                "runs": {}, "aggregate": {"all": {"point": {}, "seeds": [0, 1], "runs": [], "stats": {"x": spread}}}}
+    spread = {
+        "mean": "Infinity",
+        "std": None,
+        "n": 2,
+        "min": "Infinity",
+        "max": "Infinity",
+        "values": ["Infinity", "Infinity"],
+    }
+    document = {
+        "format": 1,
+        "collection": {
+            "kind": "seeds",
+            "preset": "smoke",
+            "overrides": {},
+            "settings": {},
+            "grid": {},
+            "seeds": [0, 1],
+            "parts": ["mnist"],
+            "models": None,
+        },
+        "runs": {},
+        "aggregate": {"all": {"point": {}, "seeds": [0, 1], "runs": [], "stats": {"x": spread}}},
+    }
     check.validate(document)
     spread["values"][0] = "inf"
     assert not check.is_valid(document)
 
 
 def test_every_metrics_json_of_a_collection_is_strict_json_that_the_schema_describes(offline):
-    assert pipeline.main(["run", "--preset", "smoke", "--models", "plain", "--set", "vae_epochs=1", "--seeds", "0,1",
-                          "--workers", "1", "--no-progress"]) == 0
+    assert (
+        pipeline.main(
+            [
+                "run",
+                "--preset",
+                "smoke",
+                "--models",
+                "plain",
+                "--set",
+                "vae_epochs=1",
+                "--seeds",
+                "0,1",
+                "--workers",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     folder = Path("runs/smoke-vae_epochs=1-seeds=0,1-stand-in")
     files = sorted(folder.rglob("metrics.json"))
     assert len(files) == 3  # the collection's and one per seed
@@ -87,8 +124,10 @@ def test_every_metrics_json_of_a_collection_is_strict_json_that_the_schema_descr
         check.validate(strict(path.read_text()))
     run = strict((folder / "seed=0" / "metrics.json").read_text())
     assert run["mnist"]["plain"]["interpolation"]["blend_consistency"]["psnr"][0] == "Infinity"
-    assert run_folder.read_metrics(folder / "seed=0")["mnist"]["plain"]["interpolation"]["blend_consistency"][
-        "psnr"][0] == math.inf
+    assert (
+        run_folder.read_metrics(folder / "seed=0")["mnist"]["plain"]["interpolation"]["blend_consistency"]["psnr"][0]
+        == math.inf
+    )
     aggregate = strict((folder / "metrics.json").read_text())["aggregate"]["all"]["stats"]
     assert aggregate["mnist.plain.blend_psnr@0"]["mean"] == "Infinity"
     assert "∞" in (folder / "report.md").read_text()

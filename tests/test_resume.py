@@ -18,8 +18,7 @@ from experiments.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--preset", "smoke", "--models", "plain", "--set", "vae_epochs=1", "--no-progress"]
-COMMANDS = {"seeds": ["run", "--seeds", "0,1", *FAST],
-            "sweep": ["sweep", "--grid", "learning_rate=1e-3,1e-2", *FAST]}
+COMMANDS = {"seeds": ["run", "--seeds", "0,1", *FAST], "sweep": ["sweep", "--grid", "learning_rate=1e-3,1e-2", *FAST]}
 TIMING = ("seconds", "where", "versions")  # how long and where a run took: the only things allowed to differ
 THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -33,9 +32,16 @@ def environment(home: Path) -> dict:
 
 def start(args: list[str], folder: Path) -> subprocess.Popen:
     """The command in a process group of its own (as a terminal runs it: Ctrl-C reaches its workers too)."""
-    return subprocess.Popen([sys.executable, "-m", "experiments", *args, "--out", str(folder)], cwd=folder.parent,
-                            env=environment(folder.parent), start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=answer_ctrl_c)
+    return subprocess.Popen(
+        [sys.executable, "-m", "experiments", *args, "--out", str(folder)],
+        cwd=folder.parent,
+        env=environment(folder.parent),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=answer_ctrl_c,
+    )
 
 
 def answer_ctrl_c() -> None:
@@ -92,13 +98,21 @@ def a_run_recorded(folder: Path) -> bool:
         return False
 
 
-@pytest.mark.parametrize("command, sent, moment", [
-    ("seeds", signal.SIGINT, a_checkpoint),
-    ("seeds", signal.SIGKILL, a_run_recorded),
-    ("sweep", signal.SIGKILL, a_checkpoint),
-    ("sweep", signal.SIGINT, a_run_recorded),
-], ids=["seeds-SIGINT-at-a-checkpoint", "seeds-SIGKILL-after-a-run", "sweep-SIGKILL-at-a-checkpoint",
-        "sweep-SIGINT-after-a-run"])
+@pytest.mark.parametrize(
+    "command, sent, moment",
+    [
+        ("seeds", signal.SIGINT, a_checkpoint),
+        ("seeds", signal.SIGKILL, a_run_recorded),
+        ("sweep", signal.SIGKILL, a_checkpoint),
+        ("sweep", signal.SIGINT, a_run_recorded),
+    ],
+    ids=[
+        "seeds-SIGINT-at-a-checkpoint",
+        "seeds-SIGKILL-after-a-run",
+        "sweep-SIGKILL-at-a-checkpoint",
+        "sweep-SIGINT-after-a-run",
+    ],
+)
 def test_an_interrupted_collection_continues_with_the_same_command(tmp_path, uninterrupted, command, sent, moment):
     folder = tmp_path / "out"
     process = start(COMMANDS[command], folder)
@@ -130,8 +144,8 @@ def test_a_folder_left_without_metrics_json_by_an_earlier_version_is_continued_o
     assert collection.conflicts(tmp_path, described, specs) == []
     (tmp_path / "notes.txt").write_text("mine")
     assert collection.conflicts(tmp_path, described, specs) == [
-        "files ['notes.txt'] but no metrics.json: not a results folder"]
-
+        "files ['notes.txt'] but no metrics.json: not a results folder"
+    ]
 
 
 def test_ctrl_c_while_the_workers_start_is_never_lost(tmp_path):

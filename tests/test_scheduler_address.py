@@ -85,12 +85,15 @@ def sweep(capsys, address: str) -> tuple[int, str, float]:
     return code, err, seconds
 
 
-@pytest.mark.parametrize("address, message", [
-    ("not-an-address", "--scheduler not-an-address: not an address; expected tcp://HOST:PORT"),
-    ("tcp://127.0.0.1", "not an address"),
-    ("tcp://127.0.0.1:70000", "the port 70000 is not in 1-65535"),
-    ("tls://127.0.0.1:8786", "the scheme tls:// is not supported"),
-])
+@pytest.mark.parametrize(
+    "address, message",
+    [
+        ("not-an-address", "--scheduler not-an-address: not an address; expected tcp://HOST:PORT"),
+        ("tcp://127.0.0.1", "not an address"),
+        ("tcp://127.0.0.1:70000", "the port 70000 is not in 1-65535"),
+        ("tls://127.0.0.1:8786", "the scheme tls:// is not supported"),
+    ],
+)
 def test_a_malformed_address_is_a_usage_error_at_once(offline, capsys, address, message):
     code, err, seconds = sweep(capsys, address)
     assert code == 2 and message in err and seconds < 1
@@ -131,9 +134,11 @@ def test_an_http_answer_is_shown(offline, capsys):
 
 def test_a_peer_that_hangs_up_is_not_a_scheduler(offline, capsys):
     with socket.create_server(("127.0.0.1", 0)) as server:
+
         def hang_up():
             connection, _ = server.accept()
             connection.close()
+
         threading.Thread(target=hang_up, daemon=True).start()
         address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
         code, err, _ = sweep(capsys, address)
@@ -142,8 +147,9 @@ def test_a_peer_that_hangs_up_is_not_a_scheduler(offline, capsys):
 
 def test_a_real_scheduler_answers_the_probe():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1",
-                                  dashboard_address=None) as local:
+    with distributed.LocalCluster(
+        n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1", dashboard_address=None
+    ) as local:
         host, port = cluster.parse_address(local.scheduler_address)
         handshake = cluster.probe(host, port, local.scheduler_address)
         assert list(handshake["python"]) == list(sys.version_info[:3])
@@ -157,9 +163,25 @@ def test_a_real_scheduler_answers_the_probe():
 def test_ctrl_c_ends_the_wait_for_a_silent_listener_at_once(offline):
     with listening(None) as silent:
         environment = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_NUM_THREADS": "1"}
-        process = subprocess.Popen([sys.executable, "-m", "experiments", "sweep", "--preset", "smoke", "--grid",
-                                    "epochs=1,2", "--scheduler", silent.address], cwd=offline, env=environment,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "experiments",
+                "sweep",
+                "--preset",
+                "smoke",
+                "--grid",
+                "epochs=1,2",
+                "--scheduler",
+                silent.address,
+            ],
+            cwd=offline,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 60
         while not silent.held and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)  # until the command has connected and waits for an answer

@@ -34,8 +34,13 @@ def test_every_model_is_trained_once_per_seed_and_reported_as_mean_and_std(offli
     assert stats["mnist.sparse.test_mse"]["values"] == values and values[0] != values[1]
     assert stats["mnist.sparse.test_mse"]["mean"] == pytest.approx(np.mean(values))
     assert stats["mnist.sparse.test_mse"]["std"] == pytest.approx(np.std(values, ddof=1))
-    for name in ("frey.gaussian.test_elbo", "frey.bernoulli.test_kl", "mnist.sparse.psnr@0.4",
-                 "mnist.sparse.blend_latent_l2@0.2", "mnist.sparse.probe_accuracy"):
+    for name in (
+        "frey.gaussian.test_elbo",
+        "frey.bernoulli.test_kl",
+        "mnist.sparse.psnr@0.4",
+        "mnist.sparse.blend_latent_l2@0.2",
+        "mnist.sparse.probe_accuracy",
+    ):
         assert stats[name]["n"] == 2, name
     report = (folder / "report.md").read_text()
     assert "(ddof = 1, n = 2)" in report and "[seed=1](seed=1/report.md)" in report
@@ -60,14 +65,17 @@ def test_every_model_is_trained_once_per_seed_and_reported_as_mean_and_std(offli
     assert read(folder)["aggregate"]["all"]["stats"]["mnist.sparse.test_mse"]["values"] == values
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--seeds", "0,0"], "distinct non-negative integers"),
-    (["--seeds", "a,b"], "expected comma-separated integers"),
-    (["--seeds", "0,1", "--set", "seed=3"], "give the seeds with --seeds only"),
-    (["--seeds", "0,1", "--set", "epochs=0"], "Expected epochs to be a positive integer"),
-    (["--seeds", "0,1", "--workers", "0"], "--workers 0: expected a positive integer"),
-    (["--seeds", "0,1", "--checkpoint-dir", "x"], "--checkpoint-dir goes with --scheduler"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seeds", "0,0"], "distinct non-negative integers"),
+        (["--seeds", "a,b"], "expected comma-separated integers"),
+        (["--seeds", "0,1", "--set", "seed=3"], "give the seeds with --seeds only"),
+        (["--seeds", "0,1", "--set", "epochs=0"], "Expected epochs to be a positive integer"),
+        (["--seeds", "0,1", "--workers", "0"], "--workers 0: expected a positive integer"),
+        (["--seeds", "0,1", "--checkpoint-dir", "x"], "--checkpoint-dir goes with --scheduler"),
+    ],
+)
 def test_bad_seeds_are_a_clear_error_before_anything_runs(offline, capsys, args, message):
     assert pipeline.main(["run", "--preset", "smoke", *args]) == 2
     err = capsys.readouterr().err
@@ -91,13 +99,19 @@ def test_a_folder_of_another_collection_or_a_single_run_is_refused(offline, caps
 
 # -- the spread and the rule -----------------------------------------------------------------------
 
+
 def test_the_spread_is_the_sample_standard_deviation():
     summary = headline.spread([1.0, 2.0, 4.0])
     assert summary["mean"] == pytest.approx(7 / 3) and summary["std"] == pytest.approx(np.std([1, 2, 4], ddof=1))
     assert (summary["n"], summary["min"], summary["max"]) == (3, 1.0, 4.0)
     assert headline.spread([5.0])["std"] is None
-    assert headline.spread([math.inf, math.inf]) == {"mean": math.inf, "std": None, "n": 2, "min": math.inf,
-                                                     "max": math.inf}
+    assert headline.spread([math.inf, math.inf]) == {
+        "mean": math.inf,
+        "std": None,
+        "n": 2,
+        "min": math.inf,
+        "max": math.inf,
+    }
 
 
 def test_the_rule_flags_differences_beyond_two_standard_deviations_and_the_prediction_interval():

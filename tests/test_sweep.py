@@ -29,6 +29,7 @@ def read(folder) -> dict:
 
 # -- the grid --------------------------------------------------------------------------------------
 
+
 def test_the_grid_is_the_product_of_its_values_times_the_seeds():
     grid = collection.parse_grid(["sparsity_weight=1e-4,1e-2", "epochs=1,2,3", "alphas=0,1;0,0.5,1"])
     assert grid == {"sparsity_weight": [1e-4, 1e-2], "epochs": [1, 2, 3], "alphas": [(0.0, 1.0), (0.0, 0.5, 1.0)]}
@@ -39,14 +40,17 @@ def test_the_grid_is_the_product_of_its_values_times_the_seeds():
     assert len({spec.digest for spec in specs}) == len(specs)
 
 
-@pytest.mark.parametrize("grid, message", [
-    (["bogus=1,2"], "unknown setting 'bogus'; valid settings are: seed, n_train"),
-    (["sparsity_weight="], "expected at least one value"),
-    (["sparsity_weight"], "expected key=v1,v2"),
-    (["seed=0,1"], "seeds are given with --seeds"),
-    (["epochs=1", "epochs=2"], "is given twice"),
-    (["epochs=one"], "--set epochs=one: expected an integer"),
-])
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        (["bogus=1,2"], "unknown setting 'bogus'; valid settings are: seed, n_train"),
+        (["sparsity_weight="], "expected at least one value"),
+        (["sparsity_weight"], "expected key=v1,v2"),
+        (["seed=0,1"], "seeds are given with --seeds"),
+        (["epochs=1", "epochs=2"], "is given twice"),
+        (["epochs=one"], "--set epochs=one: expected an integer"),
+    ],
+)
 def test_a_bad_grid_is_a_clear_error(grid, message):
     with pytest.raises(ValueError, match=message):
         collection.parse_grid(grid)
@@ -61,14 +65,17 @@ def test_a_grid_value_is_validated_as_a_whole_setting():
         collection.plan(SMOKE, {"epochs": [1, 1]}, [0], ["mnist"])
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "sweep needs at least one --grid"),
-    (["--grid", "rho=2"], "Expected rho to be a probability in (0, 1)"),
-    (["--grid", "epochs="], "expected at least one value"),
-    (["--grid", "epochs=1,2", "--checkpoint-dir", "somewhere"], "--checkpoint-dir goes with --scheduler"),
-    (["--grid", "epochs=1,2", "--set", "epochs=3"], "--grid epochs=... and --set epochs=...: give epochs one way"),
-    (["--grid", "epochs=1,2", "--set", "epochs=1"], "--grid epochs=... and --set epochs=...: give epochs one way"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "sweep needs at least one --grid"),
+        (["--grid", "rho=2"], "Expected rho to be a probability in (0, 1)"),
+        (["--grid", "epochs="], "expected at least one value"),
+        (["--grid", "epochs=1,2", "--checkpoint-dir", "somewhere"], "--checkpoint-dir goes with --scheduler"),
+        (["--grid", "epochs=1,2", "--set", "epochs=3"], "--grid epochs=... and --set epochs=...: give epochs one way"),
+        (["--grid", "epochs=1,2", "--set", "epochs=1"], "--grid epochs=... and --set epochs=...: give epochs one way"),
+    ],
+)
 def test_a_bad_sweep_command_writes_nothing(offline, capsys, args, message):
     code, err = error_of(capsys, *args)
     assert code == 2 and message in err and not Path("runs").exists()
@@ -103,16 +110,29 @@ def test_a_log_axis_when_the_values_span_decades():
 
 # -- end to end --------------------------------------------------------------------------------------
 
+
 def test_a_local_sweep_in_worker_processes_plots_and_tabulates_every_headline_number(offline, capsys):
-    args = ["sweep", "--preset", "smoke", "--models", "plain", "--grid", "learning_rate=1e-4,1e-2", "--workers", "2",
-            "--no-progress"]
+    args = [
+        "sweep",
+        "--preset",
+        "smoke",
+        "--models",
+        "plain",
+        "--grid",
+        "learning_rate=1e-4,1e-2",
+        "--workers",
+        "2",
+        "--no-progress",
+    ]
     assert pipeline.main(args) == 0
     assert "2 run(s) in 2 local worker(s) of 1 thread(s) each" in capsys.readouterr().out
     folder = Path("runs/sweep-smoke-learning_rate=0.0001_0.01-seeds=0-stand-in")
     metrics = read(folder)
     assert sorted(metrics["runs"]) == ["learning_rate=0.0001,seed=0", "learning_rate=0.01,seed=0"]
     assert {key: entry["seeds"] for key, entry in metrics["aggregate"].items()} == {
-        "learning_rate=0.0001": [0], "learning_rate=0.01": [0]}
+        "learning_rate=0.0001": [0],
+        "learning_rate=0.01": [0],
+    }
     assert all(entry["where"]["pid"] != os.getpid() for entry in metrics["runs"].values())  # in worker processes
     stats = metrics["aggregate"]["learning_rate=0.01"]["stats"]["mnist.plain.test_mse"]
     assert stats["n"] == 1 and stats["std"] is None
@@ -125,8 +145,9 @@ def test_a_local_sweep_in_worker_processes_plots_and_tabulates_every_headline_nu
 
 def test_a_sweep_on_a_loopback_dask_cluster_survives_a_worker_killed_mid_run(offline, capsys):
     distributed = pytest.importorskip("distributed", reason="the cluster extra: pip install -e '.[cluster]'")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None)
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
     checkpoints, killed = offline / "checkpoints", {}
 
     def kill_a_worker_with_a_running_task():
@@ -136,8 +157,9 @@ def test_a_sweep_on_a_loopback_dask_cluster_survives_a_worker_killed_mid_run(off
             while not killed and time.monotonic() < deadline:
                 started = {path.parent.name for path in checkpoints.glob("*/metrics.json")}
                 for worker, keys in client.processing().items():
-                    running = [key for key in keys if any(key.startswith(f"minidl-run-{name[:-13]}-")
-                                                          for name in started)]
+                    running = [
+                        key for key in keys if any(key.startswith(f"minidl-run-{name[:-13]}-") for name in started)
+                    ]
                     if running:
                         killed.update(key=running[0], pid=client.run(os.getpid, workers=[worker])[worker])
                         os.kill(killed["pid"], 9)
@@ -148,9 +170,25 @@ def test_a_sweep_on_a_loopback_dask_cluster_survives_a_worker_killed_mid_run(off
         killer = threading.Thread(target=kill_a_worker_with_a_running_task, daemon=True)
         killer.start()
         out = offline / "sweep"
-        assert pipeline.main(["frey", "--preset", "smoke", "--grid", "vae_epochs=1,2", "--scheduler",
-                              cluster.scheduler_address, "--checkpoint-dir", str(checkpoints), "--out", str(out),
-                              "--no-progress"]) == 0
+        assert (
+            pipeline.main(
+                [
+                    "frey",
+                    "--preset",
+                    "smoke",
+                    "--grid",
+                    "vae_epochs=1,2",
+                    "--scheduler",
+                    cluster.scheduler_address,
+                    "--checkpoint-dir",
+                    str(checkpoints),
+                    "--out",
+                    str(out),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         killer.join(timeout=5)
     finally:
         cluster.close()
@@ -172,10 +210,15 @@ def test_a_duplicate_result_is_recorded_once_and_must_agree(offline):
     spec = collection.plan(SMOKE, {}, [0], ["frey"])[0]
     folder = offline / "c"
     records = collection.Collection(folder, {"kind": "seeds"}, [spec], log=lambda message: None)
-    frey_result = {"test": {"elbo": -1.0, "reconstruction": 1.0, "kl": 0.0}, "active_dimensions": [],
-                   "provenance": {"digest": "a", "data": {"source": "Frey Face", "stand_in": False}}}
-    metrics = {"run": {"settings": json.loads(json.dumps(spec.preset.__dict__))},
-               "frey": {"bernoulli": frey_result, "gaussian": frey_result}}
+    frey_result = {
+        "test": {"elbo": -1.0, "reconstruction": 1.0, "kl": 0.0},
+        "active_dimensions": [],
+        "provenance": {"digest": "a", "data": {"source": "Frey Face", "stand_in": False}},
+    }
+    metrics = {
+        "run": {"settings": json.loads(json.dumps(spec.preset.__dict__))},
+        "frey": {"bernoulli": frey_result, "gaussian": frey_result},
+    }
     assert records.record(spec, metrics) is True
     before = (folder / "metrics.json").read_bytes()
     assert records.record(spec, metrics) is False and (folder / "metrics.json").read_bytes() == before

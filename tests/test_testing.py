@@ -63,6 +63,7 @@ def failing(error: GradientMismatch) -> set[tuple[str, str]]:
 
 # -- planted bugs ---------------------------------------------------------------------------------
 
+
 class ScaledInputGradient(Dense):
     def backward(self, dy):
         return 1.01 * super().backward(dy)
@@ -107,13 +108,16 @@ class StrideTwoFlipped(Conv2D):
         return dx[:, :, ::-1, :].copy() if self.stride == 2 else dx
 
 
-@pytest.mark.parametrize("build, expected", [
-    (ScaledInputGradient, {("backward", "x")}),
-    (MissingBiasGradient, {("backward", "b")}),
-    (LastSampleWrong, {("backward", "x")}),
-    (WrongTangent, {("jvp", "t_out"), ("jvp_backward", "dt"), ("jvp_backward", "W")}),
-    (TangentForgetsWeights, {("jvp_backward", "W")}),
-])
+@pytest.mark.parametrize(
+    "build, expected",
+    [
+        (ScaledInputGradient, {("backward", "x")}),
+        (MissingBiasGradient, {("backward", "b")}),
+        (LastSampleWrong, {("backward", "x")}),
+        (WrongTangent, {("jvp", "t_out"), ("jvp_backward", "dt"), ("jvp_backward", "W")}),
+        (TangentForgetsWeights, {("jvp_backward", "W")}),
+    ],
+)
 def test_planted_dense_bugs_fail_where_they_are(build, expected):
     rng = np.random.default_rng(0)
     layer = build(3, 2, rng=rng, dtype=np.float64)
@@ -189,6 +193,7 @@ def test_fast_mode_passes_correct_layers_and_localises_failures(seed):
 
 # -- the planted-bug set: full and fast must fail every bug, for any seed --------------------------
 
+
 def caught(build, seed: int, fast: bool, cotangents: int = 3) -> set[str]:
     layer, x = build(np.random.default_rng(seed))
     try:
@@ -222,11 +227,15 @@ def library_layer(kind: str, rng: np.random.Generator):
     if kind == "Dense":
         return biased(Dense(4, 3, rng=rng, dtype=np.float64)), rng.standard_normal((3, 4))
     if kind == "Conv2D":
-        return (biased(Conv2D(2, 3, 3, 2, padding="same", rng=rng, dtype=np.float64)),
-                rng.standard_normal((2, 2, 5, 5)))
+        return (
+            biased(Conv2D(2, 3, 3, 2, padding="same", rng=rng, dtype=np.float64)),
+            rng.standard_normal((2, 2, 5, 5)),
+        )
     if kind == "Conv2DTranspose":
-        return (biased(Conv2DTranspose(2, 2, 3, 2, padding="same", rng=rng, dtype=np.float64)),
-                rng.standard_normal((2, 2, 3, 3)))
+        return (
+            biased(Conv2DTranspose(2, 2, 3, 2, padding="same", rng=rng, dtype=np.float64)),
+            rng.standard_normal((2, 2, 3, 3)),
+        )
     if kind == "MaxPool2D":
         return MaxPool2D(2), rng.permutation(2 * 2 * 5 * 5).reshape(2, 2, 5, 5) * 0.1 + 0.01  # distinct values
     x = rng.standard_normal((3, 5))
@@ -268,6 +277,7 @@ def test_a_wrong_entry_among_far_larger_ones_fails_element_wise_and_is_named():
 def test_one_cotangent_can_miss_what_three_catch():
     """With one sample, the error of dW[0, 0] is 0.52 x[0, 0] r[0, 0]: a cotangent whose r[0, 0] happens to
     be near 0 hides it. Such seeds exist (8 of 300); the same first cotangent and two more catch the bug there."""
+
     def build(rng):
         x = rng.standard_normal((1, 3)) * 1e3
         x[0, 0] = 1e-4
@@ -349,18 +359,24 @@ def test_central_differences_for_several_cotangents_at_once():
     forward = lambda: layer.forward(x, training=False)  # noqa: E731
     together = numerical_vjp(forward, x, cotangents)
     for k, r in enumerate(cotangents):
-        np.testing.assert_allclose(together[k], numerical_gradient(lambda: float(np.sum(forward() * r)), x),
-                                   rtol=1e-8, atol=1e-9)
-    np.testing.assert_allclose(numerical_vjp(forward, x, cotangents, entries=[5, 0]),
-                               together.reshape(3, -1)[:, [5, 0]])
+        np.testing.assert_allclose(
+            together[k], numerical_gradient(lambda: float(np.sum(forward() * r)), x), rtol=1e-8, atol=1e-9
+        )
+    np.testing.assert_allclose(
+        numerical_vjp(forward, x, cotangents, entries=[5, 0]), together.reshape(3, -1)[:, [5, 0]]
+    )
     directions = rng.standard_normal((2, 4, 3))
-    np.testing.assert_allclose(numerical_projections(forward, x, directions, cotangents),
-                               together.reshape(3, -1) @ directions.reshape(2, -1).T, rtol=1e-7)
+    np.testing.assert_allclose(
+        numerical_projections(forward, x, directions, cotangents),
+        together.reshape(3, -1) @ directions.reshape(2, -1).T,
+        rtol=1e-7,
+    )
     view = numerical_vjp(lambda: x[:, ::-1], x, cotangents[:, :, :2].repeat(2, axis=2)[:, :, :3])  # f returns a view
     np.testing.assert_allclose(view, cotangents[:, :, :2].repeat(2, axis=2)[:, :, :3][:, :, ::-1], rtol=1e-9)
 
 
 # -- kinks ----------------------------------------------------------------------------------------
+
 
 def test_a_failure_at_a_kink_says_so():
     error = mismatch(ReLU(), np.array([[3e-7, 1.0, -2.0]]))
@@ -369,8 +385,7 @@ def test_a_failure_at_a_kink_says_so():
 
 
 def test_maxpool_kink_distance_worked_example():
-    x = np.array([[[[1.0, 4.0, 0.0, 0.0, 9.0],
-                    [3.0, 3.5, 0.0, 0.0, 9.0]]]])
+    x = np.array([[[[1.0, 4.0, 0.0, 0.0, 9.0], [3.0, 3.5, 0.0, 0.0, 9.0]]]])
     distances = kink_distance(MaxPool2D(2), x)
     # window 1: max 4 (second 3.5) -> 0.5; others 4 - x. window 2: four tied zeros -> 0. Column 4: no window.
     np.testing.assert_allclose(distances[0, 0], [[3.0, 0.5, 0.0, 0.0, np.inf], [1.0, 0.5, 0.0, 0.0, np.inf]])
@@ -419,6 +434,7 @@ def test_strategies_draw_only_valid_geometries(conv, transpose, pool):
 
 # -- bad input ------------------------------------------------------------------------------------
 
+
 def test_float32_is_checked_on_a_float64_copy_with_a_warning_that_says_why():
     layer = Dense(3, 2, rng=0)
     with pytest.warns(PrecisionWarning, match="central differences in float32 are meaningless") as record:
@@ -427,13 +443,16 @@ def test_float32_is_checked_on_a_float64_copy_with_a_warning_that_says_why():
     assert layer.params["W"].dtype == np.float32  # the caller's layer is untouched
 
 
-@pytest.mark.parametrize("layer, x, error, message", [
-    (Dense(3, 2, dtype=np.float64), np.ones((2, 3), np.int64), TypeError, "dtype int64.*h = 1e-06"),
-    (Dense(3, 2, dtype=np.float64), [[1.0, 2.0, 3.0]], TypeError, "numpy array, received list"),
-    (Dense(3, 2, dtype=np.float64), np.full((2, 3), np.nan), ValueError, "NaN"),
-    (Dense(3, 2, dtype=np.float64), np.ones((2, 4)), ValueError, r"Dense\(3->2\).*\(N, 3\).*\(2, 4\)"),
-    ("relu", np.ones((2, 3)), TypeError, "expected a Layer"),
-])
+@pytest.mark.parametrize(
+    "layer, x, error, message",
+    [
+        (Dense(3, 2, dtype=np.float64), np.ones((2, 3), np.int64), TypeError, "dtype int64.*h = 1e-06"),
+        (Dense(3, 2, dtype=np.float64), [[1.0, 2.0, 3.0]], TypeError, "numpy array, received list"),
+        (Dense(3, 2, dtype=np.float64), np.full((2, 3), np.nan), ValueError, "NaN"),
+        (Dense(3, 2, dtype=np.float64), np.ones((2, 4)), ValueError, r"Dense\(3->2\).*\(N, 3\).*\(2, 4\)"),
+        ("relu", np.ones((2, 3)), TypeError, "expected a Layer"),
+    ],
+)
 def test_bad_input_is_a_clear_error(layer, x, error, message):
     with pytest.raises(error, match=message):
         assert_layer_gradients(layer, x)
@@ -465,6 +484,7 @@ def test_wrong_shapes_and_dtypes_from_the_layer_are_named():
 
 # -- adjoint --------------------------------------------------------------------------------------
 
+
 def test_adjoint_passes_a_true_transpose_and_names_the_wrong_entry():
     M = np.random.default_rng(0).standard_normal((3, 4))
     assert assert_adjoint(lambda x: M @ x, lambda y: M.T @ y, (4,), (3,)) < 1e-14
@@ -494,8 +514,13 @@ def test_same_padding_at_stride_two_is_not_the_adjoint_on_an_even_input():
         conv.params["W"] = transpose.params["W"]
 
         def check():
-            assert_adjoint(lambda x: conv.forward(x, training=False),
-                           lambda y: transpose.forward(y, training=False), (1, 1, 6, 6), (1, 2, 3, 3))
+            assert_adjoint(
+                lambda x: conv.forward(x, training=False),
+                lambda y: transpose.forward(y, training=False),
+                (1, 1, 6, 6),
+                (1, 2, 3, 3),
+            )
+
         if adjoint:
             check()
         else:

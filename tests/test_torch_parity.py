@@ -40,13 +40,25 @@ same = lambda a: a  # noqa: E731
 def test_dense(fan_in, fan_out, seed):
     rng = np.random.default_rng(seed)
     layer = Dense(fan_in, fan_out, rng=rng)
-    compare(layer, lambda x, p: F.linear(x, p["W"].T, p["b"]), rng.standard_normal((3, fan_in)), seed,
-            [("W", same), ("b", same)])
+    compare(
+        layer,
+        lambda x, p: F.linear(x, p["W"].T, p["b"]),
+        rng.standard_normal((3, fan_in)),
+        seed,
+        [("W", same), ("b", same)],
+    )
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 3),
-       st.sampled_from(["same", "valid", 0, 1, 2]), st.integers(4, 9), seeds)
+@given(
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.sampled_from(["same", "valid", 0, 1, 2]),
+    st.integers(4, 9),
+    seeds,
+)
 def test_conv2d(c_in, c_out, kernel, stride, padding, size, seed):
     rng = np.random.default_rng(seed)
     layer = Conv2D(c_in, c_out, kernel, stride, padding, rng=rng)
@@ -58,13 +70,25 @@ def test_conv2d(c_in, c_out, kernel, stride, padding, size, seed):
     else:
         torch_padding = 0 if padding == "valid" else padding
     assume(size + 2 * torch_padding >= kernel)
-    compare(layer, lambda x, p: F.conv2d(x, p["W"], p["b"], stride=stride, padding=torch_padding),
-            rng.standard_normal((2, c_in, size, size + 1)), seed, [("W", same), ("b", same)])
+    compare(
+        layer,
+        lambda x, p: F.conv2d(x, p["W"], p["b"], stride=stride, padding=torch_padding),
+        rng.standard_normal((2, c_in, size, size + 1)),
+        seed,
+        [("W", same), ("b", same)],
+    )
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 3), st.sampled_from([1, 3, 5]), st.integers(1, 3),
-       st.sampled_from(["same", 0, 1]), st.integers(1, 5), seeds)
+@given(
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.sampled_from([1, 3, 5]),
+    st.integers(1, 3),
+    st.sampled_from(["same", 0, 1]),
+    st.integers(1, 5),
+    seeds,
+)
 def test_conv2d_transpose(c_in, c_out, kernel, stride, padding, size, seed):
     rng = np.random.default_rng(seed)
     layer = Conv2DTranspose(c_in, c_out, kernel, stride, padding, rng=rng)
@@ -74,9 +98,15 @@ def test_conv2d_transpose(c_in, c_out, kernel, stride, padding, size, seed):
     else:
         torch_padding, output_padding = padding, 0
     assume((size - 1) * stride + kernel - 2 * torch_padding + output_padding > 0)
-    compare(layer, lambda x, p: F.conv_transpose2d(x, p["W"], p["b"], stride=stride, padding=torch_padding,
-                                                   output_padding=output_padding),
-            rng.standard_normal((2, c_in, size, size + 1)), seed, [("W", same), ("b", same)])
+    compare(
+        layer,
+        lambda x, p: F.conv_transpose2d(
+            x, p["W"], p["b"], stride=stride, padding=torch_padding, output_padding=output_padding
+        ),
+        rng.standard_normal((2, c_in, size, size + 1)),
+        seed,
+        [("W", same), ("b", same)],
+    )
 
 
 @settings(max_examples=15, deadline=None)
@@ -95,8 +125,11 @@ def test_maxpool_tie_routing_matches_torch():
     compare(MaxPool2D(2), lambda t, p: F.max_pool2d(t, 2), x, 0)
 
 
-@pytest.mark.parametrize("layer, function", [(ReLU(), F.relu), (Sigmoid(), torch.sigmoid), (Tanh(), torch.tanh)],
-                         ids=["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize(
+    "layer, function",
+    [(ReLU(), F.relu), (Sigmoid(), torch.sigmoid), (Tanh(), torch.tanh)],
+    ids=["relu", "sigmoid", "tanh"],
+)
 def test_activations(layer, function):
     x = np.random.default_rng(0).standard_normal((3, 4)) * 3
     compare(layer, lambda t, p: function(t), x, 0)

@@ -52,8 +52,11 @@ def _small_exact_model():
     """The exact-Jacobian penalty takes one tangent pass per pixel: a small network on 8x8 images
     (MNIST's, subsampled)."""
     rng = np.random.default_rng(0)
-    return ContractiveAutoencoder(encoder=conv_encoder(16, (1, 8, 8), filters=(8, 16, 32), latent="linear", rng=rng),
-                                  decoder=conv_decoder(16, (1, 8, 8), filters=(32, 16, 8), rng=rng), mode="exact")
+    return ContractiveAutoencoder(
+        encoder=conv_encoder(16, (1, 8, 8), filters=(8, 16, 32), latent="linear", rng=rng),
+        decoder=conv_decoder(16, (1, 8, 8), filters=(32, 16, 8), rng=rng),
+        mode="exact",
+    )
 
 
 MODELS = {
@@ -69,7 +72,7 @@ MODELS = {
 def _batches(kind: str, steps: int = STEPS) -> list[np.ndarray]:
     n = steps * BATCH
     images = {"mnist": _mnist, "frey": _frey}[kind](n)
-    return [images[start:start + BATCH] for start in range(0, n, BATCH)]
+    return [images[start : start + BATCH] for start in range(0, n, BATCH)]
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -83,10 +86,12 @@ def test_a_float64_model_follows_its_pytorch_twin_for_25_adam_steps(name):
         worst_term = max(record["terms"], key=record["terms"].get)
         assert record["terms"][worst_term] <= TOLERANCE, (
             f"step {step}: {worst_term} = {record['minidl'][worst_term]!r} here, "
-            f"{record['torch'][worst_term]!r} in PyTorch")
+            f"{record['torch'][worst_term]!r} in PyTorch"
+        )
         worst = max(record["params"], key=record["params"].get)
         assert record["params"][worst] <= TOLERANCE, (
-            f"step {step}: parameter {worst} differs from PyTorch's by {record['params'][worst]:.2e} of its scale")
+            f"step {step}: parameter {worst} differs from PyTorch's by {record['params'][worst]:.2e} of its scale"
+        )
 
 
 def test_the_exact_jacobian_penalty_and_its_step_match_pytorch():
@@ -98,6 +103,6 @@ def test_the_exact_jacobian_penalty_and_its_step_match_pytorch():
     """
     model = _small_exact_model().astype(np.float64)
     images = _mnist(5 * BATCH)[:, :, 2:26:3, 2:26:3]  # every third pixel: 8x8 images, blank borders kept
-    records = follow(model, [images[start:start + BATCH] for start in range(0, len(images), BATCH)], seed=3)
+    records = follow(model, [images[start : start + BATCH] for start in range(0, len(images), BATCH)], seed=3)
     assert max(max(record["terms"].values()) for record in records) <= TOLERANCE
     assert max(record["worst_parameter"] for record in records) <= TOLERANCE

@@ -34,8 +34,9 @@ def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path, images):
     Trainer(straight, config, tmp_path / "a.npz", progress=False).fit(images, images[:8])
 
     interrupted = tiny_model()
-    Trainer(interrupted, TrainingConfig(epochs=1, batch_size=16, seed=5), tmp_path / "b.npz",
-            progress=False).fit(images, images[:8])
+    Trainer(interrupted, TrainingConfig(epochs=1, batch_size=16, seed=5), tmp_path / "b.npz", progress=False).fit(
+        images, images[:8]
+    )
     resumed = tiny_model(seed=99)  # different initial weights: everything must come from the checkpoint
     trainer = Trainer(resumed, config, tmp_path / "b.npz", progress=False)
     history = trainer.fit(images, images[:8], resume=True)
@@ -46,11 +47,21 @@ def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path, images):
 
 
 def test_history_records_every_term_and_latent_health(tmp_path, images):
-    history = Trainer(tiny_model(), TrainingConfig(epochs=2, batch_size=16), tmp_path / "c.npz",
-                      progress=False).fit(images, images[:8])
+    history = Trainer(tiny_model(), TrainingConfig(epochs=2, batch_size=16), tmp_path / "c.npz", progress=False).fit(
+        images, images[:8]
+    )
     record = history[-1]
-    for key in ("train_loss", "train_mse", "train_kl_sparsity", "test_loss", "test_mse",
-                "test_kl_sparsity", "latent_mean", "latent_saturated", "seconds"):
+    for key in (
+        "train_loss",
+        "train_mse",
+        "train_kl_sparsity",
+        "test_loss",
+        "test_mse",
+        "test_kl_sparsity",
+        "latent_mean",
+        "latent_saturated",
+        "seconds",
+    ):
         assert key in record and np.isfinite(record[key]), key
     assert record["train_loss"] == pytest.approx(record["train_mse"] + 1e-3 * record["train_kl_sparsity"], rel=1e-6)
 
@@ -83,8 +94,12 @@ class FailsAt(SparseAutoencoder):
 
 def failing_model(at, how):
     rng = np.random.default_rng(0)
-    return FailsAt(conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
-                   conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng), at, how)
+    return FailsAt(
+        conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
+        conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng),
+        at,
+        how,
+    )
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, images):
@@ -93,16 +108,23 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, imag
     trainer = Trainer(model, TrainingConfig(epochs=3, batch_size=16), path, progress=False)
     with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 2.*checkpoint of epoch 1"):
         trainer.fit(images)
-    assert Trainer(tiny_model(), TrainingConfig(epochs=3, batch_size=16), path, progress=False).fit(
-        images, resume=True)[0]["epoch"] == 1
+    assert (
+        Trainer(tiny_model(), TrainingConfig(epochs=3, batch_size=16), path, progress=False).fit(images, resume=True)[
+            0
+        ]["epoch"]
+        == 1
+    )
     # the batch with NaN was never applied; earlier batches of epoch 2 were
     assert all(np.isfinite(param).all() for _, param, _ in model.parameters())
 
 
-@pytest.mark.parametrize("how, message", [
-    ("gradient", r"Non-finite values after the updates of epoch 2 in param/decoder.*checkpoint of epoch 1 is kept"),
-    ("evaluation", r"Non-finite evaluation of x_test after epoch 2.*checkpoint of epoch 1 is kept"),
-])
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("gradient", r"Non-finite values after the updates of epoch 2 in param/decoder.*checkpoint of epoch 1 is kept"),
+        ("evaluation", r"Non-finite evaluation of x_test after epoch 2.*checkpoint of epoch 1 is kept"),
+    ],
+)
 def test_non_finite_state_or_evaluation_is_never_checkpointed(tmp_path, images, how, message):
     path = tmp_path / "f.npz"
     trainer = Trainer(failing_model(at=2, how=how), TrainingConfig(epochs=4, batch_size=64), path, progress=False)
@@ -115,8 +137,7 @@ def test_non_finite_state_or_evaluation_is_never_checkpointed(tmp_path, images, 
 
 def test_huge_learning_rate_writes_no_checkpoint(tmp_path, images):
     path = tmp_path / "g.npz"
-    trainer = Trainer(tiny_model(), TrainingConfig(epochs=3, batch_size=64, learning_rate=1e39), path,
-                      progress=False)
+    trainer = Trainer(tiny_model(), TrainingConfig(epochs=3, batch_size=64, learning_rate=1e39), path, progress=False)
     with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match="epoch 1 in .*no checkpoint was written"):
         trainer.fit(images)
     assert not path.exists()
@@ -127,8 +148,10 @@ def test_checkpoint_loads_without_pickle_and_rejects_other_models(tmp_path, imag
     Trainer(tiny_model(), TrainingConfig(epochs=1, batch_size=16), path, progress=False).fit(images)
     with np.load(path, allow_pickle=False) as data:
         assert "meta" in data.files and any(key.startswith("optim/m/") for key in data.files)
-    other = SparseAutoencoder(conv_encoder(latent_dim=5, image_shape=IMAGE, filters=(3, 4), rng=0),
-                              conv_decoder(latent_dim=5, image_shape=IMAGE, filters=(4, 3), rng=0))
+    other = SparseAutoencoder(
+        conv_encoder(latent_dim=5, image_shape=IMAGE, filters=(3, 4), rng=0),
+        conv_decoder(latent_dim=5, image_shape=IMAGE, filters=(4, 3), rng=0),
+    )
     trainer = Trainer(other, TrainingConfig(epochs=1, batch_size=16), path, progress=False)
     before = {name: param.copy() for name, param, _ in other.parameters()}
     with pytest.raises(ValueError, match="do not match"):
@@ -160,24 +183,27 @@ def test_latent_health_counts_saturated_units():
     assert "latent_saturated" not in latent_health(np.array([[-1.0, 2.0]]))
 
 
-@pytest.mark.parametrize("field, value, error, allowed", [
-    ("batch_size", 0, ValueError, "a positive integer"),
-    ("epochs", True, TypeError, "a positive integer"),
-    ("epochs", 2.0, TypeError, "a positive integer"),
-    ("eval_batch_size", "500", TypeError, "a positive integer"),
-    ("eval_batch_size", -3, ValueError, "a positive integer"),
-    ("seed", -1, ValueError, "a non-negative integer"),
-    ("seed", False, TypeError, "a non-negative integer"),
-    ("seed", None, TypeError, "a non-negative integer"),
-    ("learning_rate", "0.1", TypeError, "a finite positive number"),
-    ("learning_rate", True, TypeError, "a finite positive number"),
-    ("learning_rate", None, TypeError, "a finite positive number"),
-    ("learning_rate", float("inf"), ValueError, "a finite positive number"),
-    ("learning_rate", float("nan"), ValueError, "a finite positive number"),
-    ("learning_rate", 10 ** 400, ValueError, "a finite positive number"),
-    ("learning_rate", 0.0, ValueError, "a finite positive number"),
-    ("learning_rate", -1e-3, ValueError, "a finite positive number"),
-])
+@pytest.mark.parametrize(
+    "field, value, error, allowed",
+    [
+        ("batch_size", 0, ValueError, "a positive integer"),
+        ("epochs", True, TypeError, "a positive integer"),
+        ("epochs", 2.0, TypeError, "a positive integer"),
+        ("eval_batch_size", "500", TypeError, "a positive integer"),
+        ("eval_batch_size", -3, ValueError, "a positive integer"),
+        ("seed", -1, ValueError, "a non-negative integer"),
+        ("seed", False, TypeError, "a non-negative integer"),
+        ("seed", None, TypeError, "a non-negative integer"),
+        ("learning_rate", "0.1", TypeError, "a finite positive number"),
+        ("learning_rate", True, TypeError, "a finite positive number"),
+        ("learning_rate", None, TypeError, "a finite positive number"),
+        ("learning_rate", float("inf"), ValueError, "a finite positive number"),
+        ("learning_rate", float("nan"), ValueError, "a finite positive number"),
+        ("learning_rate", 10**400, ValueError, "a finite positive number"),
+        ("learning_rate", 0.0, ValueError, "a finite positive number"),
+        ("learning_rate", -1e-3, ValueError, "a finite positive number"),
+    ],
+)
 def test_config_validation_names_the_field_the_value_and_what_is_allowed(field, value, error, allowed):
     with pytest.raises(error) as caught:
         TrainingConfig(**{field: value})
@@ -186,8 +212,9 @@ def test_config_validation_names_the_field_the_value_and_what_is_allowed(field, 
 
 
 def test_config_accepts_numpy_numbers_as_plain_python_numbers():
-    config = TrainingConfig(epochs=np.int64(3), batch_size=np.int32(8), learning_rate=np.float32(0.5), seed=np.uint8(2),
-                            eval_batch_size=7)
+    config = TrainingConfig(
+        epochs=np.int64(3), batch_size=np.int32(8), learning_rate=np.float32(0.5), seed=np.uint8(2), eval_batch_size=7
+    )
     assert config == TrainingConfig(epochs=3, batch_size=8, learning_rate=0.5, seed=2, eval_batch_size=7)
     assert [type(value) for value in vars(config).values()] == [int, int, float, int, int]
     assert TrainingConfig(learning_rate=1).learning_rate == 1.0
@@ -208,26 +235,38 @@ def test_test_codes_are_the_final_models_codes_and_none_when_fit_trains_nothing(
 
 # -- resuming only what was made from the same data and settings -----------------------------------
 
+
 def trained_checkpoint(tmp_path, images, **config):
     path = tmp_path / "r.npz"
     settings = {"epochs": 2, "batch_size": 16, **config}
     Trainer(tiny_model(), TrainingConfig(**settings), path, progress=False, fingerprint={"kind": "sparse"}).fit(
-        images, images[:8])
+        images, images[:8]
+    )
     return path
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda x: dict(x_train=x[::-1].copy()), r"data\.x_train\.sha256: \w+… -> \w+…"),
-    (lambda x: dict(x_test=x[8:16]), r"data\.x_test\.sha256"),
-    (lambda x: dict(config=TrainingConfig(epochs=2, batch_size=16, learning_rate=1e-2)),
-     r"config\.learning_rate: 0\.001 -> 0\.01"),
-    (lambda x: dict(config=TrainingConfig(epochs=1, batch_size=16)), r"config\.epochs: trained 2 -> 1"),
-    (lambda x: dict(fingerprint={"kind": "plain"}), r"fingerprint\.kind: sparse -> plain"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda x: dict(x_train=x[::-1].copy()), r"data\.x_train\.sha256: \w+… -> \w+…"),
+        (lambda x: dict(x_test=x[8:16]), r"data\.x_test\.sha256"),
+        (
+            lambda x: dict(config=TrainingConfig(epochs=2, batch_size=16, learning_rate=1e-2)),
+            r"config\.learning_rate: 0\.001 -> 0\.01",
+        ),
+        (lambda x: dict(config=TrainingConfig(epochs=1, batch_size=16)), r"config\.epochs: trained 2 -> 1"),
+        (lambda x: dict(fingerprint={"kind": "plain"}), r"fingerprint\.kind: sparse -> plain"),
+    ],
+)
 def test_resume_refuses_a_checkpoint_made_from_other_data_or_settings(tmp_path, images, change, message):
     path = trained_checkpoint(tmp_path, images)
-    setup = {"x_train": images, "x_test": images[:8], "config": TrainingConfig(epochs=2, batch_size=16),
-             "fingerprint": {"kind": "sparse"}, **change(images)}
+    setup = {
+        "x_train": images,
+        "x_test": images[:8],
+        "config": TrainingConfig(epochs=2, batch_size=16),
+        "fingerprint": {"kind": "sparse"},
+        **change(images),
+    }
     model = tiny_model(seed=3)
     before = {name: param.copy() for name, param, _ in model.parameters()}
     trainer = Trainer(model, setup["config"], path, progress=False, fingerprint=setup["fingerprint"])
@@ -241,29 +280,51 @@ def test_resume_refuses_a_checkpoint_made_from_other_data_or_settings(tmp_path, 
 
 def test_resume_with_the_same_data_and_settings_continues(tmp_path, images):
     path = trained_checkpoint(tmp_path, images, epochs=1)
-    trainer = Trainer(tiny_model(seed=3), TrainingConfig(epochs=2, batch_size=16), path, progress=False,
-                      fingerprint={"kind": "sparse"})
+    trainer = Trainer(
+        tiny_model(seed=3),
+        TrainingConfig(epochs=2, batch_size=16),
+        path,
+        progress=False,
+        fingerprint={"kind": "sparse"},
+    )
     assert [record["epoch"] for record in trainer.fit(images, images[:8], resume=True)] == [1, 2]
 
 
 # -- the data entering fit ------------------------------------------------------------------------
 
+
 class Unbounded(SparseAutoencoder):
     input_range = None
 
 
-@pytest.mark.parametrize("x_train, x_test, error, message", [
-    ((np.ones((4,) + IMAGE) * 255).astype(np.uint8), None, ValueError, r"dtype uint8.*divide uint8 pixels by 255"),
-    (np.ones((4,) + IMAGE, np.float32) * 255, None, ValueError,
-     r"expects x_train in \[0\.0, 1\.0\]\. Received values in \[255, 255\].*divide uint8 pixels by 255"),
-    (np.ones((4,) + IMAGE, np.float32) * -1, None, ValueError, r"Received values in \[-1, -1\]"),
-    (np.zeros((0,) + IMAGE, np.float32), None, ValueError, r"x_train to hold at least one sample.*\(0, 1, 12, 12\)"),
-    (np.ones((4,) + IMAGE, np.float32), np.zeros((0,) + IMAGE, np.float32), ValueError, "x_test to hold at least"),
-    (np.ones((4,) + IMAGE, np.float32), np.full((2,) + IMAGE, np.nan, np.float32), ValueError,
-     r"x_test holds 288 NaN or infinite"),
-    (np.ones((4,) + IMAGE, np.float32), np.ones((2, 1, 12, 10), np.float32), ValueError, r"differ in shape"),
-    ([[0.5]], None, TypeError, "numpy array"),
-])
+@pytest.mark.parametrize(
+    "x_train, x_test, error, message",
+    [
+        ((np.ones((4,) + IMAGE) * 255).astype(np.uint8), None, ValueError, r"dtype uint8.*divide uint8 pixels by 255"),
+        (
+            np.ones((4,) + IMAGE, np.float32) * 255,
+            None,
+            ValueError,
+            r"expects x_train in \[0\.0, 1\.0\]\. Received values in \[255, 255\].*divide uint8 pixels by 255",
+        ),
+        (np.ones((4,) + IMAGE, np.float32) * -1, None, ValueError, r"Received values in \[-1, -1\]"),
+        (
+            np.zeros((0,) + IMAGE, np.float32),
+            None,
+            ValueError,
+            r"x_train to hold at least one sample.*\(0, 1, 12, 12\)",
+        ),
+        (np.ones((4,) + IMAGE, np.float32), np.zeros((0,) + IMAGE, np.float32), ValueError, "x_test to hold at least"),
+        (
+            np.ones((4,) + IMAGE, np.float32),
+            np.full((2,) + IMAGE, np.nan, np.float32),
+            ValueError,
+            r"x_test holds 288 NaN or infinite",
+        ),
+        (np.ones((4,) + IMAGE, np.float32), np.ones((2, 1, 12, 10), np.float32), ValueError, r"differ in shape"),
+        ([[0.5]], None, TypeError, "numpy array"),
+    ],
+)
 def test_fit_rejects_data_it_cannot_train_on(x_train, x_test, error, message):
     trainer = Trainer(tiny_model(), TrainingConfig(epochs=1, batch_size=16), progress=False)
     with pytest.raises(error, match=message):
@@ -273,21 +334,25 @@ def test_fit_rejects_data_it_cannot_train_on(x_train, x_test, error, message):
 
 def test_a_model_without_input_range_is_not_range_checked():
     rng = np.random.default_rng(0)
-    model = Unbounded(conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
-                      conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng))
+    model = Unbounded(
+        conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
+        conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng),
+    )
     x = rng.uniform(-2.0, 3.0, (8,) + IMAGE).astype(np.float32)
     assert len(Trainer(model, TrainingConfig(epochs=1, batch_size=8), progress=False).fit(x)) == 1
 
 
 # -- the model kind a checkpoint records ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("cls", [ContractiveAutoencoder, Autoencoder])
 def test_a_checkpoint_of_another_model_kind_is_refused(tmp_path, images, cls):
     path = trained_checkpoint(tmp_path, images, epochs=1)
     model = tiny_model(seed=3, cls=cls)  # the same networks, so every array fits: only the kind differs
     before = {name: param.copy() for name, param, _ in model.parameters()}
-    trainer = Trainer(model, TrainingConfig(epochs=2, batch_size=16), path, progress=False,
-                      fingerprint={"kind": "sparse"})
+    trainer = Trainer(
+        model, TrainingConfig(epochs=2, batch_size=16), path, progress=False, fingerprint={"kind": "sparse"}
+    )
     message = f"^{path}: .*model.kind: SparseAutoencoder -> {cls.__name__}"
     with pytest.raises(CheckpointMismatch, match=message):
         trainer.fit(images, images[:8], resume=True)
@@ -301,17 +366,21 @@ def test_a_checkpoint_of_another_model_kind_is_refused(tmp_path, images, cls):
 def test_a_checkpoint_of_the_same_kind_with_other_model_settings_is_refused(tmp_path, images):
     path = trained_checkpoint(tmp_path, images, epochs=1)
     rng = np.random.default_rng(3)
-    model = SparseAutoencoder(conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
-                              conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng),
-                              sparsity_weight=1e-2)
-    trainer = Trainer(model, TrainingConfig(epochs=2, batch_size=16), path, progress=False,
-                      fingerprint={"kind": "sparse"})
+    model = SparseAutoencoder(
+        conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
+        conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng),
+        sparsity_weight=1e-2,
+    )
+    trainer = Trainer(
+        model, TrainingConfig(epochs=2, batch_size=16), path, progress=False, fingerprint={"kind": "sparse"}
+    )
     with pytest.raises(CheckpointMismatch, match=r"model\.sparsity_weight: 0\.001 -> 0\.01"):
         trainer.fit(images, images[:8], resume=True)
     assert trainer.epoch == 0
 
 
 # -- the checkpoint path, checked before training -------------------------------------------------
+
 
 class Counting(SparseAutoencoder):
     """Counts its training calls, and notes which temporaries of ``watched`` exist at the first."""
@@ -332,14 +401,20 @@ class Counting(SparseAutoencoder):
 
 def counting_model(watched=None):
     rng = np.random.default_rng(0)
-    return Counting(conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
-                    conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng), watched)
+    return Counting(
+        conv_encoder(latent_dim=6, image_shape=IMAGE, filters=(3, 4), rng=rng),
+        conv_decoder(latent_dim=6, image_shape=IMAGE, filters=(4, 3), rng=rng),
+        watched,
+    )
 
 
-@pytest.mark.parametrize("where, message", [
-    (lambda tmp: tmp, "is a folder, not a file"),
-    (lambda tmp: tmp / "a-file" / "model.npz", r"its folder .*a-file cannot be written"),
-])
+@pytest.mark.parametrize(
+    "where, message",
+    [
+        (lambda tmp: tmp, "is a folder, not a file"),
+        (lambda tmp: tmp / "a-file" / "model.npz", r"its folder .*a-file cannot be written"),
+    ],
+)
 def test_a_checkpoint_path_that_cannot_be_written_is_refused_before_training(tmp_path, images, where, message):
     (tmp_path / "a-file").write_text("not a folder")
     path = where(tmp_path)

@@ -68,8 +68,9 @@ def test_integer_padding_transpose_is_always_the_adjoint(k, s, padding):
 
 def torch_same(x, weight, k, s, output_padding, crop_last=False):
     torch = pytest.importorskip("torch")
-    result = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(weight), stride=s,
-                                                  padding=(k - 1) // 2, output_padding=output_padding).numpy()
+    result = torch.nn.functional.conv_transpose2d(
+        torch.from_numpy(x), torch.from_numpy(weight), stride=s, padding=(k - 1) // 2, output_padding=output_padding
+    ).numpy()
     return result[:, :, :-1, :-1] if crop_last else result
 
 

@@ -46,11 +46,19 @@ def test_rms_distances_are_those_of_the_definition():
 
 def result(**changes):
     """A decoder's result with numbers that make every claim hold; ``changes`` breaks one."""
-    base = {"reconstruction_rms": 0.04, "mean_face_rms": 0.1, "reconstruction_psnr": 28.0,
-            "generated": {"pairwise_rms": 0.15, "held_out_pairwise_rms": 0.16, "nearest_training_rms": 0.05,
-                          "held_out_nearest_training_rms": 0.045},
-            "traversal": {"range": [-2.0, 2.0], "dims": [4, 7], "rms_change": [0.1, 0.12]},
-            "kl_per_dimension": [1.0] * 20}
+    base = {
+        "reconstruction_rms": 0.04,
+        "mean_face_rms": 0.1,
+        "reconstruction_psnr": 28.0,
+        "generated": {
+            "pairwise_rms": 0.15,
+            "held_out_pairwise_rms": 0.16,
+            "nearest_training_rms": 0.05,
+            "held_out_nearest_training_rms": 0.045,
+        },
+        "traversal": {"range": [-2.0, 2.0], "dims": [4, 7], "rms_change": [0.1, 0.12]},
+        "kl_per_dimension": [1.0] * 20,
+    }
     made = copy.deepcopy(base)
     for path, value in changes.items():
         *parents, leaf = path.split(".")
@@ -61,13 +69,16 @@ def result(**changes):
     return made
 
 
-@pytest.mark.parametrize("changes, claim", [
-    ({"reconstruction_rms": 0.06}, "reconstruction"),             # 0.6 of the mean face's error
-    ({"generated.pairwise_rms": 0.05}, "generation"),              # all alike
-    ({"generated.nearest_training_rms": 0.1}, "generation"),       # far from any training face
-    ({"traversal.rms_change": [0.02, 0.12]}, "traversal"),         # hardly changes the face
-    ({"kl_per_dimension": [1.0] * 4 + [0.05] + [1.0] * 15}, "traversal"),  # the dimension is inactive
-])
+@pytest.mark.parametrize(
+    "changes, claim",
+    [
+        ({"reconstruction_rms": 0.06}, "reconstruction"),  # 0.6 of the mean face's error
+        ({"generated.pairwise_rms": 0.05}, "generation"),  # all alike
+        ({"generated.nearest_training_rms": 0.1}, "generation"),  # far from any training face
+        ({"traversal.rms_change": [0.02, 0.12]}, "traversal"),  # hardly changes the face
+        ({"kl_per_dimension": [1.0] * 4 + [0.05] + [1.0] * 15}, "traversal"),  # the dimension is inactive
+    ],
+)
 def test_each_claim_fails_exactly_when_its_numbers_miss_the_threshold(changes, claim):
     assert all(verdict["holds"] for verdict in frey.claims(result()).values())
     verdicts = frey.claims(result(**changes))
@@ -78,13 +89,31 @@ def test_each_claim_fails_exactly_when_its_numbers_miss_the_threshold(changes, c
 def test_the_report_states_the_verdicts_and_the_variance_from_the_numbers():
     good, poor = result(), result(reconstruction_rms=0.09)
     for item, likelihood in ((good, "gaussian"), (poor, "bernoulli")):
-        item.update({"n_train": 100, "n_test": 10, "test_fraction": 0.1, "epochs": 2, "seconds_per_epoch": 0.1,
-                     "train": {"elbo": 1.0, "reconstruction": -2.0, "kl": 1.0}, "test": {"elbo": 1.0,
-                     "reconstruction": -2.0, "kl": 1.0}, "active_dimensions": list(range(20)), "grid_dims": [0, 1],
-                     "likelihood": likelihood})
-    good["pixel_logvar"] = {"min": -13.0, "median": -7.5, "max": -0.6, "sigma_min": float(np.exp(-6.5)),
-                            "sigma_median": 0.023, "below_grey_level": 0.01, "quietest_pixels_median": -9.3,
-                            "quietest_pixels_data_std": 0.034, "correlation_with_log_data_std": 0.79}
+        item.update(
+            {
+                "n_train": 100,
+                "n_test": 10,
+                "test_fraction": 0.1,
+                "epochs": 2,
+                "seconds_per_epoch": 0.1,
+                "train": {"elbo": 1.0, "reconstruction": -2.0, "kl": 1.0},
+                "test": {"elbo": 1.0, "reconstruction": -2.0, "kl": 1.0},
+                "active_dimensions": list(range(20)),
+                "grid_dims": [0, 1],
+                "likelihood": likelihood,
+            }
+        )
+    good["pixel_logvar"] = {
+        "min": -13.0,
+        "median": -7.5,
+        "max": -0.6,
+        "sigma_min": float(np.exp(-6.5)),
+        "sigma_median": 0.023,
+        "below_grey_level": 0.01,
+        "quietest_pixels_median": -9.3,
+        "quietest_pixels_data_std": 0.034,
+        "correlation_with_log_data_std": 0.79,
+    }
     text = "\n".join(report._frey_section({"bernoulli": poor, "gaussian": good}, Path("figures")))
     assert "**does not hold**: held-out faces are reconstructed with an RMS error of 0.0900" in text
     assert "**holds**: held-out faces are reconstructed with an RMS error of 0.0400" in text
@@ -96,8 +125,10 @@ def test_the_report_states_the_verdicts_and_the_variance_from_the_numbers():
 
 def test_each_decoder_has_its_own_checkpoint_and_fingerprint():
     x = faces(30)
-    prepared = {"data": {"x_train": x[:20], "x_test": x[20:]},
-                "identity": provenance.data_identity("test", False, x_train=x[:20], x_test=x[20:])}
+    prepared = {
+        "data": {"x_train": x[:20], "x_test": x[20:]},
+        "identity": provenance.data_identity("test", False, x_train=x[:20], x_test=x[20:]),
+    }
     found = job.expectations("frey", SMOKE, prepared)
     assert [item.checkpoint for item in found] == ["checkpoints/vae_bernoulli.npz", "checkpoints/vae_gaussian.npz"]
     assert [item.entry for item in found] == [("frey", "bernoulli"), ("frey", "gaussian")]

@@ -18,7 +18,7 @@ def pixel_entropy(x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
 def test_the_bernoulli_likelihood_of_a_gray_pixel_does_not_integrate_to_one(p):
-    mass, _ = integrate.quad(lambda x: p ** x * (1 - p) ** (1 - x), 0, 1)
+    mass, _ = integrate.quad(lambda x: p**x * (1 - p) ** (1 - x), 0, 1)
     expected = 0.5 if p == 0.5 else (2 * p - 1) / (np.log(p) - np.log(1 - p))
     assert mass == pytest.approx(expected, rel=1e-9)
     assert mass < 1

@@ -19,6 +19,7 @@ TRANSFORMS = {"F(2x2,3x3)": F2X2_3X3, "F(4x4,3x3)": F4X4_3X3}
 
 # -- the worked example of docs/winograd.md: F(2, 3) in one dimension, by hand ----------------------
 
+
 def test_worked_example_forward_and_both_adjoints():
     T = F2X2_3X3
     d, g = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 2.0, -1.0])
@@ -46,7 +47,7 @@ def test_worked_example_in_two_dimensions_nests_the_one_dimensional_one():
     d = np.arange(16.0).reshape(4, 4) % 5 - 2
     g = np.array([[1.0, 2.0, -1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 1.0]])
     Y = T.AT @ ((T.G @ g @ T.G.T) * (T.BT @ d @ T.BT.T)) @ T.AT.T
-    direct = np.array([[np.sum(d[r:r + 3, s:s + 3] * g) for s in range(2)] for r in range(2)])
+    direct = np.array([[np.sum(d[r : r + 3, s : s + 3] * g) for s in range(2)] for r in range(2)])
     np.testing.assert_array_equal(Y, direct)
     np.testing.assert_array_equal(direct, [[-9, -6], [3, -9]])
 
@@ -58,11 +59,12 @@ def test_transforms_compute_the_correlation_in_1d_and_2d(name, seed):
     T = TRANSFORMS[name]
     rng = np.random.default_rng(seed)
     d, g = rng.standard_normal(T.tile), rng.standard_normal(3)
-    np.testing.assert_allclose(T.AT @ ((T.G @ g) * (T.BT @ d)), [d[k:k + 3] @ g for k in range(T.m)],
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        T.AT @ ((T.G @ g) * (T.BT @ d)), [d[k : k + 3] @ g for k in range(T.m)], rtol=1e-12, atol=1e-12
+    )
     d, g = rng.standard_normal((T.tile, T.tile)), rng.standard_normal((3, 3))
     Y = T.AT @ ((T.G @ g @ T.G.T) * (T.BT @ d @ T.BT.T)) @ T.AT.T
-    direct = [[np.sum(d[r:r + 3, s:s + 3] * g) for s in range(T.m)] for r in range(T.m)]
+    direct = [[np.sum(d[r : r + 3, s : s + 3] * g) for s in range(T.m)] for r in range(T.m)]
     np.testing.assert_allclose(Y, direct, rtol=1e-12, atol=1e-12)
 
 
@@ -90,6 +92,7 @@ def test_weight_transform_and_its_adjoint(filters, channels, seed):
 
 
 # -- the layer: both paths compute the same map ------------------------------------------------------
+
 
 @st.composite
 def conv_cases(draw):
@@ -125,18 +128,21 @@ def test_winograd_path_equals_im2col_path_in_float64(case, seed):
     dx_slow, dx_fast = slow.backward(dy), fast.backward(dy)
     np.testing.assert_allclose(dx_fast, dx_slow, rtol=0, atol=1e-10 * (np.abs(dx_slow).max() + 1))
     for name in slow.grads:
-        np.testing.assert_allclose(fast.grads[name], slow.grads[name], rtol=0,
-                                   atol=1e-10 * (np.abs(slow.grads[name]).max() + 1))
+        np.testing.assert_allclose(
+            fast.grads[name], slow.grads[name], rtol=0, atol=1e-10 * (np.abs(slow.grads[name]).max() + 1)
+        )
     # the tangent pass and its backward
     t = rng.standard_normal((2,) + x.shape)
     np.testing.assert_allclose(fast.jvp(t), slow.jvp(t), rtol=0, atol=1e-10 * scale)
     dt = rng.standard_normal((2,) + y_slow.shape)
     slow.zero_grad()
     fast.zero_grad()
-    np.testing.assert_allclose(fast.jvp_backward(dt)[0], slow.jvp_backward(dt)[0], rtol=0,
-                               atol=1e-10 * (np.abs(dx_slow).max() + 1))
-    np.testing.assert_allclose(fast.grads["W"], slow.grads["W"], rtol=0,
-                               atol=1e-10 * (np.abs(slow.grads["W"]).max() + 1))
+    np.testing.assert_allclose(
+        fast.jvp_backward(dt)[0], slow.jvp_backward(dt)[0], rtol=0, atol=1e-10 * (np.abs(dx_slow).max() + 1)
+    )
+    np.testing.assert_allclose(
+        fast.grads["W"], slow.grads["W"], rtol=0, atol=1e-10 * (np.abs(slow.grads["W"]).max() + 1)
+    )
 
 
 @settings(max_examples=15, deadline=None)
@@ -151,7 +157,7 @@ def test_winograd_path_passes_the_gradient_check(case, seed):
 
 # -- float32: within the rounding bound of each path ------------------------------------------------
 
-U32 = 2.0 ** -24  # unit roundoff of float32
+U32 = 2.0**-24  # unit roundoff of float32
 
 
 def gamma(n):
@@ -167,12 +173,12 @@ def winograd_magnitudes(x, W, b, pad, dy):
     out_h, out_w = height + 2 * pad - 2, width + 2 * pad - 2
     tiles_h, tiles_w = tile_grid(out_h, out_w, T.m)
     BT, AT = np.abs(T.BT), np.abs(T.AT)
-    V = np.empty((T.tile ** 2, x.shape[1], tiles_h * tiles_w * n))
+    V = np.empty((T.tile**2, x.shape[1], tiles_h * tiles_w * n))
     reference.winograd_input_tiles(images_last(np.abs(x), np.float64), BT, pad, pad, tiles_h, tiles_w, V)
     U = transform_weights(np.abs(W).astype(np.float64), np.abs(T.G))
     y = np.empty((W.shape[0], out_h, out_w, n))
     reference.winograd_output_tiles(U @ V, AT, np.abs(b).astype(np.float64), y)
-    dM, db = np.empty((T.tile ** 2, W.shape[0], V.shape[2])), np.empty(W.shape[0])
+    dM, db = np.empty((T.tile**2, W.shape[0], V.shape[2])), np.empty(W.shape[0])
     reference.winograd_output_tiles_adjoint(images_last(np.abs(dy), np.float64), AT, dM, db)
     dx = np.empty((x.shape[1], height, width, n))
     reference.winograd_input_tiles_adjoint(U.transpose(0, 2, 1) @ dM, BT, pad, pad, tiles_h, tiles_w, dx)
@@ -222,6 +228,7 @@ def test_float32_paths_agree_within_their_rounding_bounds(n, c_in, c_out, pad, s
 
 
 # -- the choice of path, dtypes and errors ----------------------------------------------------------
+
 
 def test_the_layer_chooses_winograd_for_3x3_stride_1_from_16_input_channels():
     assert Conv2D(16, 8, 3)._choose_path() == "winograd"
@@ -274,8 +281,13 @@ def test_a_float32_layer_keeps_every_pass_and_buffer_in_float32(algorithm):
     x = rng.standard_normal((2, 16, 6, 6)).astype(np.float32)
     y = layer.forward(x)
     t = layer.jvp(rng.standard_normal((3,) + x.shape).astype(np.float32))
-    arrays = {"y": y, "dx": layer.backward(np.ones_like(y)), "t": t,
-              "dt": layer.jvp_backward(np.ones_like(t))[0], **layer.grads}
+    arrays = {
+        "y": y,
+        "dx": layer.backward(np.ones_like(y)),
+        "t": t,
+        "dt": layer.jvp_backward(np.ones_like(t))[0],
+        **layer.grads,
+    }
     arrays.update(layer._workspace._arrays)  # the scratch buffers: a float64 one would double their memory
     assert {name: a.dtype for name, a in arrays.items() if a.dtype != np.float32} == {}
 
@@ -301,8 +313,9 @@ def test_a_float64_network_through_the_winograd_path_passes_the_gradient_check()
     from minidl.layers import Dense, Flatten, MaxPool2D, ReLU, Sequential
 
     rng = np.random.default_rng(4)
-    network = Sequential(Conv2D(16, 3, 3, rng=rng, algorithm="winograd"), MaxPool2D(2), ReLU(), Flatten(),
-                         Dense(12, 2, rng=rng))
+    network = Sequential(
+        Conv2D(16, 3, 3, rng=rng, algorithm="winograd"), MaxPool2D(2), ReLU(), Flatten(), Dense(12, 2, rng=rng)
+    )
     network.astype(np.float64)
     assert network.layers[0]._choose_path() == "winograd"
     for layer in network.layers:

@@ -83,8 +83,7 @@ def test_conv2d_transpose_stride_two():
     layer.params["W"][...] = W2
     x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
     # each input pixel paints x_ij * W into its own 2x2 block
-    np.testing.assert_array_equal(layer.forward(x)[0, 0], [[1, 2, 2, 4], [3, 4, 6, 8],
-                                                           [3, 6, 4, 8], [9, 12, 12, 16]])
+    np.testing.assert_array_equal(layer.forward(x)[0, 0], [[1, 2, 2, 4], [3, 4, 6, 8], [3, 6, 4, 8], [9, 12, 12, 16]])
     # backward is the strided convolution of dy with W: the numbers of test_conv2d_stride_two
     np.testing.assert_array_equal(layer.backward(X16)[0, 0], [[34, 54], [114, 134]])
     # dW = sum_ij x_ij * (block ij of dy) = 1 [[0,1],[4,5]] + 2 [[2,3],[6,7]] + 3 [[8,9],[12,13]] + 4 [[10,11],[14,15]]

@@ -32,24 +32,39 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROMISED = 5.0          # seconds the README promises for an answer from the scheduler's address
-START_UP = 8.0          # the command's start-up (Python, NumPy, Numba): 1.5-6.5 s measured on 2 shared cores
-SLACK = 1.0             # for the command to print its error and exit (0.2-0.5 s) once the 5 s are over
-KILL_AFTER = 30.0       # a case still running then has hung: it is killed and fails
-ORPHAN_GRACE = 5.0      # seconds for the workers to end after their parent was killed
+PROMISED = 5.0  # seconds the README promises for an answer from the scheduler's address
+START_UP = 8.0  # the command's start-up (Python, NumPy, Numba): 1.5-6.5 s measured on 2 shared cores
+SLACK = 1.0  # for the command to print its error and exit (0.2-0.5 s) once the 5 s are over
+KILL_AFTER = 30.0  # a case still running then has hung: it is killed and fails
+ORPHAN_GRACE = 5.0  # seconds for the workers to end after their parent was killed
 
 
 def command_env(scratch: Path) -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "MINIDL_OFFLINE": "1", "XDG_CACHE_HOME": str(scratch / "cache"),
-            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "MINIDL_OFFLINE": "1",
+        "XDG_CACHE_HOME": str(scratch / "cache"),
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "NUMBA_NUM_THREADS": "1",
+    }
 
 
 def experiments(scratch: Path, *args: str, **popen) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "experiments", *args], cwd=scratch, env=command_env(scratch),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "experiments", *args],
+        cwd=scratch,
+        env=command_env(scratch),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
 
 
 # -- things on the loopback that are not Dask schedulers --------------------------------------------------
+
 
 class Listener:
     """A TCP listener on 127.0.0.1 whose connections get ``answer`` (bytes, or None for silence) and are held open."""
@@ -109,6 +124,7 @@ def closed_port() -> str:
 
 # -- the cases ---------------------------------------------------------------------------------------------
 
+
 def sweep_args(scratch: Path, address: str) -> list[str]:
     return ["sweep", "--preset", "smoke", "--grid", "epochs=1,2", "--scheduler", address, "--out", str(scratch / "out")]
 
@@ -125,8 +141,9 @@ def finish(process: subprocess.Popen, limit: float) -> tuple[int | None, str, fl
         return None, err, time.monotonic()
 
 
-def judge(name: str, code: int | None, err: str, seconds: float, expected_code: int, limit: float,
-          waited: float | None = None) -> bool:
+def judge(
+    name: str, code: int | None, err: str, seconds: float, expected_code: int, limit: float, waited: float | None = None
+) -> bool:
     """PASS when the command ended with ``expected_code`` within ``limit`` seconds (and within the promised
     5 s of connecting, when ``waited`` says how long after its connection it ended), with one line on stderr."""
     lines = [line for line in err.splitlines() if line.strip()]
@@ -145,8 +162,11 @@ def judge(name: str, code: int | None, err: str, seconds: float, expected_code: 
         problems.append("a traceback")
     shown = lines[-1] if lines else "(no output)"
     after = f" ({waited:5.2f} s after connecting)" if waited is not None else " " * 27
-    print(f"{'FAIL' if problems else 'PASS'} {name:<19} {seconds:6.2f} s{after}  exit {code}  "
-          f"{'; '.join(problems) + ' | ' if problems else ''}{shown[:140]}", flush=True)
+    print(
+        f"{'FAIL' if problems else 'PASS'} {name:<19} {seconds:6.2f} s{after}  exit {code}  "
+        f"{'; '.join(problems) + ' | ' if problems else ''}{shown[:140]}",
+        flush=True,
+    )
     return not problems
 
 
@@ -155,8 +175,9 @@ def scheduler_case(scratch: Path, name: str, address: str, expected_code: int, l
     connections = len(server.connected) if server is not None else 0
     started = time.monotonic()
     code, err, ended = finish(experiments(scratch, *sweep_args(scratch, address)), KILL_AFTER)
-    waited = ended - server.connected[connections] if server is not None and len(server.connected) > connections \
-        else None
+    waited = (
+        ended - server.connected[connections] if server is not None and len(server.connected) > connections else None
+    )
     return judge(name, code, err, ended - started, expected_code, limit, waited)
 
 
@@ -182,7 +203,7 @@ def session_processes(session: int) -> list[int]:
             continue
         with contextlib.suppress(OSError):
             stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+            fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
             if int(fields[3]) == session and fields[0] != "Z":
                 found.append(int(entry.name))
     return found
@@ -191,15 +212,32 @@ def session_processes(session: int) -> list[int]:
 def orphan_case(scratch: Path) -> bool:
     """SIGKILL a local sweep with two worker processes once both run; its session must empty within seconds."""
     out = scratch / "orphans"
-    process = experiments(scratch, "sweep", "--preset", "smoke", "--models", "plain", "--grid",
-                          "learning_rate=1e-4,1e-2", "--workers", "2", "--threads", "1", "--no-progress",
-                          "--out", str(out), start_new_session=True)
+    process = experiments(
+        scratch,
+        "sweep",
+        "--preset",
+        "smoke",
+        "--models",
+        "plain",
+        "--grid",
+        "learning_rate=1e-4,1e-2",
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None and len(list(out.glob("*/metrics.json"))) < 2:
         time.sleep(0.2)  # each worker writes its run's metrics.json when the run starts
     if process.poll() is not None:
-        print(f"FAIL {'orphans (SIGKILL)':<19}   0.00 s  the sweep ended (exit {process.returncode}) before its "
-              f"workers were seen running: {process.stderr.read().strip()[-150:]}")
+        print(
+            f"FAIL {'orphans (SIGKILL)':<19}   0.00 s  the sweep ended (exit {process.returncode}) before its "
+            f"workers were seen running: {process.stderr.read().strip()[-150:]}"
+        )
         return False
     before = [pid for pid in session_processes(process.pid) if pid != process.pid]
     process.kill()
@@ -215,9 +253,12 @@ def orphan_case(scratch: Path) -> bool:
         with contextlib.suppress(OSError):
             names.append(Path(f"/proc/{pid}/cmdline").read_bytes()[:70].replace(b"\0", b" ").decode())
             os.kill(pid, signal.SIGKILL)
-    print(f"{'FAIL' if left else 'PASS'} {'orphans (SIGKILL)':<19} {seconds:6.2f} s{' ' * 27}  {len(before)} "
-          f"process(es) beside the command; {len(left)} left {ORPHAN_GRACE:g} s after it was killed"
-          + (f": {names}" if names else ""), flush=True)
+    print(
+        f"{'FAIL' if left else 'PASS'} {'orphans (SIGKILL)':<19} {seconds:6.2f} s{' ' * 27}  {len(before)} "
+        f"process(es) beside the command; {len(left)} left {ORPHAN_GRACE:g} s after it was killed"
+        + (f": {names}" if names else ""),
+        flush=True,
+    )
     return not left
 
 
@@ -234,8 +275,7 @@ def main(argv=None) -> int:
             ("closed port", lambda: scheduler_case(scratch, "closed port", closed_port(), 1, limit)),
             ("silent listener", lambda: scheduler_case(scratch, "silent listener", silent.address, 2, limit, silent)),
             ("http.server", lambda: scheduler_case(scratch, "http.server", web.address, 2, limit, web)),
-            ("huge length prefix",
-             lambda: scheduler_case(scratch, "huge length prefix", huge.address, 2, limit, huge)),
+            ("huge length prefix", lambda: scheduler_case(scratch, "huge length prefix", huge.address, 2, limit, huge)),
             ("SIGINT (silent)", lambda: sigint_case(scratch, silent)),
             ("orphans (SIGKILL)", lambda: orphan_case(scratch)),
         ]

@@ -34,11 +34,15 @@ OVERRIDES = ["--set", "sparsity_weight=0.5", "--set", "vae_learning_rate=0.01"]
 
 def commands(models: str | None) -> dict[str, list[str]]:
     common = ["--preset", "smoke", "--no-progress"] + (["--models", models] if models else [])
-    return {"run": ["run", *common], "seeds": ["run", "--seeds", "0,1", *common],
-            "sweep": ["sweep", "--grid", "sparsity_weight=1e-4,1e-3", *common]}
+    return {
+        "run": ["run", *common],
+        "seeds": ["run", "--seeds", "0,1", *common],
+        "sweep": ["sweep", "--grid", "sparsity_weight=1e-4,1e-3", *common],
+    }
 
 
 # -- moments: events in the folder ---------------------------------------------------------------------
+
 
 def claimed(folder: Path) -> bool:
     return (folder / "metrics.json").exists()
@@ -47,6 +51,7 @@ def claimed(folder: Path) -> bool:
 def checkpoint(name: str):
     def seen(folder: Path) -> bool:
         return (folder / "checkpoints" / name).exists() or any(folder.glob(f"*/checkpoints/{name}"))
+
     seen.__name__ = f"checkpoint {name} written"
     return seen
 
@@ -62,19 +67,26 @@ def run_recorded(folder: Path) -> bool:
         return False
 
 
-claimed.__name__, any_checkpoint.__name__, run_recorded.__name__ = ("folder claimed", "a run's first checkpoint",
-                                                                   "a run recorded")
+claimed.__name__, any_checkpoint.__name__, run_recorded.__name__ = (
+    "folder claimed",
+    "a run's first checkpoint",
+    "a run recorded",
+)
 CASES = [  # command, signal, to the whole group (a terminal's Ctrl-C) or the parent process alone, moment
     ("run", signal.SIGINT, True, checkpoint("sparse.npz")),
     ("run", signal.SIGKILL, True, checkpoint("vae_bernoulli.npz")),
-    ("seeds", signal.SIGINT, True, claimed), ("seeds", signal.SIGKILL, True, any_checkpoint),
-    ("seeds", signal.SIGINT, False, any_checkpoint), ("seeds", signal.SIGKILL, True, run_recorded),
-    ("sweep", signal.SIGKILL, True, claimed), ("sweep", signal.SIGINT, True, any_checkpoint),
+    ("seeds", signal.SIGINT, True, claimed),
+    ("seeds", signal.SIGKILL, True, any_checkpoint),
+    ("seeds", signal.SIGINT, False, any_checkpoint),
+    ("seeds", signal.SIGKILL, True, run_recorded),
+    ("sweep", signal.SIGKILL, True, claimed),
+    ("sweep", signal.SIGINT, True, any_checkpoint),
     ("sweep", signal.SIGINT, True, run_recorded),
 ]
 
 
 # -- running a command ---------------------------------------------------------------------------------
+
 
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # as in a terminal, even when this probe runs in the background
@@ -82,9 +94,16 @@ def _default_sigint() -> None:
 
 def start(args: list[str], folder: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.Popen([sys.executable, "-m", "experiments", *args, "--out", str(folder)], cwd=folder.parent,
-                            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=_default_sigint)
+    return subprocess.Popen(
+        [sys.executable, "-m", "experiments", *args, "--out", str(folder)],
+        cwd=folder.parent,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
+    )
 
 
 def finish(process: subprocess.Popen) -> tuple[int, str]:
@@ -129,8 +148,10 @@ def compare(found: dict, expected: dict) -> str | None:
 
 # -- the cases -----------------------------------------------------------------------------------------
 
-def interrupted(work: Path, name: str, args: list[str], sent: signal.Signals, group: bool, moment, reference: dict
-                ) -> tuple[bool, str]:
+
+def interrupted(
+    work: Path, name: str, args: list[str], sent: signal.Signals, group: bool, moment, reference: dict
+) -> tuple[bool, str]:
     folder = work / f"{name}-{sent.name}-{'group' if group else 'parent'}-{moment.__name__.replace(' ', '_')}" / "out"
     folder.parent.mkdir(parents=True)
     started = time.monotonic()
@@ -143,21 +164,25 @@ def interrupted(work: Path, name: str, args: list[str], sent: signal.Signals, gr
     (os.killpg if group else os.kill)(process.pid, sent)
     code, err = finish(process)
     expected_code = 130 if sent == signal.SIGINT else -signal.SIGKILL
-    if code != expected_code or (sent == signal.SIGINT and err != "interrupted; run the same command again to "
-                                                                  "continue\n"):
+    if code != expected_code or (
+        sent == signal.SIGINT and err != "interrupted; run the same command again to continue\n"
+    ):
         return False, f"stopped at {at:.1f} s: exit {code} (expected {expected_code}), stderr {err[-300:]!r}"
     again = time.monotonic()
     code, err = finish(start(args, folder))
     took = time.monotonic() - again
     if code != 0:
-        return False, (f"stopped at {at:.1f} s (exit {expected_code}); the same command again: exit {code}: "
-                       f"{err[-400:]!r}")
+        return False, (
+            f"stopped at {at:.1f} s (exit {expected_code}); the same command again: exit {code}: {err[-400:]!r}"
+        )
     found = numbers(folder)
     difference = compare(found, reference)
     if difference:
         return False, f"stopped at {at:.1f} s, continued (exit 0, {took:.1f} s), but {difference}"
-    return True, (f"stopped at {at:.1f} s (exit {expected_code}), the same command again: exit 0 in {took:.1f} s; "
-                  f"{len(found)} values equal to the uninterrupted run's")
+    return True, (
+        f"stopped at {at:.1f} s (exit {expected_code}), the same command again: exit 0 in {took:.1f} s; "
+        f"{len(found)} values equal to the uninterrupted run's"
+    )
 
 
 def two_writers_together(work: Path, args: list[str], reference: dict) -> tuple[bool, str]:
@@ -183,8 +208,12 @@ def two_writers_together(work: Path, args: list[str], reference: dict) -> tuple[
         return False, f"the refused command did not name process {pid} in one line: {err!r}"
     metrics = json.loads((folder / "metrics.json").read_text())
     settings = metrics["run"]["settings"]
-    disagree = [f"{part}/{kind}" for part in ("mnist", "frey") for kind, result in metrics.get(part, {}).items()
-                if any(settings.get(key) != value for key, value in result["provenance"]["settings"].items())]
+    disagree = [
+        f"{part}/{kind}"
+        for part in ("mnist", "frey")
+        for kind, result in metrics.get(part, {}).items()
+        if any(settings.get(key) != value for key, value in result["provenance"]["settings"].items())
+    ]
     report = (folder / "report.md").read_text()
     said = "`sparsity_weight=0.5`, `vae_learning_rate=0.01`" if winner == "overrides" else "none"
     if disagree or f"Overrides of the preset: {said}." not in report:
@@ -192,8 +221,10 @@ def two_writers_together(work: Path, args: list[str], reference: dict) -> tuple[
     difference = compare(numbers(folder), reference) if winner == "plain" else None
     if difference:
         return False, f"the plain command won, but {difference}"
-    return True, (f"the {winner} command ran (exit 0), the other was refused with exit 2 after {seconds:.1f} s "
-                  f"naming process {pid}; every model's fingerprint agrees with the report's overrides ({said})")
+    return True, (
+        f"the {winner} command ran (exit 0), the other was refused with exit 2 after {seconds:.1f} s "
+        f"naming process {pid}; every model's fingerprint agrees with the report's overrides ({said})"
+    )
 
 
 def second_writer_on_a_collection(work: Path, args: list[str], reference: dict) -> tuple[bool, str]:
@@ -208,13 +239,16 @@ def second_writer_on_a_collection(work: Path, args: list[str], reference: dict) 
     still = first.poll() is None
     first_code, first_err = finish(first)
     if code != 2 or f"is in use by process {first.pid} " not in err or not still:
-        return False, (f"second command: exit {code} after {seconds:.1f} s ({err[-200:]!r}); first still running: "
-                       f"{still}")
+        return False, (
+            f"second command: exit {code} after {seconds:.1f} s ({err[-200:]!r}); first still running: {still}"
+        )
     difference = compare(numbers(folder), reference) if first_code == 0 else f"first command exit {first_code}"
     if difference:
         return False, f"the second was refused, but {difference}"
-    return True, (f"the same command again while the first ran: exit 2 after {seconds:.1f} s naming process "
-                  f"{first.pid}; the first: exit 0, its {len(numbers(folder))} values equal to an undisturbed run's")
+    return True, (
+        f"the same command again while the first ran: exit 2 after {seconds:.1f} s naming process "
+        f"{first.pid}; the first: exit 0, its {len(numbers(folder))} values equal to an undisturbed run's"
+    )
 
 
 def main(argv=None) -> int:
@@ -241,12 +275,16 @@ def main(argv=None) -> int:
                 report(False, f"{name} uninterrupted", f"exit {code}: {err[-400:]!r}")
                 return failures
             references[name] = numbers(folder)
-            print(f"      {name} uninterrupted: {time.monotonic() - started:.1f} s, {len(references[name])} values "
-                  f"(python -m experiments {' '.join(args)})", flush=True)
+            print(
+                f"      {name} uninterrupted: {time.monotonic() - started:.1f} s, {len(references[name])} values "
+                f"(python -m experiments {' '.join(args)})",
+                flush=True,
+            )
         for name, sent, group, moment in CASES:
             case = f"{name} {sent.name} to the {'process group' if group else 'parent alone'} at {moment.__name__}"
-            passed, detail = interrupted(work, name, commands(options.models)[name], sent, group, moment,
-                                         references[name])
+            passed, detail = interrupted(
+                work, name, commands(options.models)[name], sent, group, moment, references[name]
+            )
             report(passed, case, detail)
         passed, detail = two_writers_together(work, commands(options.models)["run"], references["run"])
         report(passed, "run: two writers on one folder started together", detail)

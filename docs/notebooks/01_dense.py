@@ -23,7 +23,7 @@ import numpy as np
 from minidl.gradcheck import check_layer
 from minidl.layers import Dense
 
-x = np.array([[1.0, 2.0], [0.0, 1.0]])           # N = 2 samples, D = 2 features
+x = np.array([[1.0, 2.0], [0.0, 1.0]])  # N = 2 samples, D = 2 features
 W = np.array([[1.0, 0.0, -1.0], [2.0, 1.0, 0.0]])  # D = 2 -> M = 3
 b = np.array([0.0, 1.0, 2.0])
 dy = np.array([[1.0, -1.0, 2.0], [0.0, 1.0, 0.0]])  # dL/dy, as a loss upstream would send it
@@ -83,8 +83,8 @@ assert max(errors.values()) < 1e-8
 
 # %%
 layer.forward(x)
-tangents = np.eye(D)[:, None, :].repeat(N, axis=1)          # (K = D, N, D): e_i for every sample
-columns = layer.jvp(tangents)[:, 0, :]                        # (D, M): row i is J e_i
+tangents = np.eye(D)[:, None, :].repeat(N, axis=1)  # (K = D, N, D): e_i for every sample
+columns = layer.jvp(tangents)[:, 0, :]  # (D, M): row i is J e_i
 J = columns.T
 np.testing.assert_allclose(J, W.T)
 fig, axes = plt.subplots(1, 2, figsize=(6, 2.6))

@@ -39,7 +39,7 @@ def copies(shape, k, stride, pad, out_h, out_w):
                     for oy in range(out_h):
                         for ox in range(out_w):
                             iy, ix = oy * stride + i - pad, ox * stride + j - pad
-                            if 0 <= iy < height and 0 <= ix < width:   # outside the image: a zero
+                            if 0 <= iy < height and 0 <= ix < width:  # outside the image: a zero
                                 yield (c * k + i) * k + j, (oy * out_w + ox) * n_images + n, (n, c, iy, ix)
 
 
@@ -67,9 +67,9 @@ W = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
 dy = np.array([[[[1.0, 2.0], [0.0, -1.0]]]])
 cols = im2col_loops(x, 2, 2, 0, 2, 2)
 W2 = W.reshape(1, -1)
-Y = W2 @ cols                                   # (F, L N): one product for the whole batch
-dY = dy.transpose(1, 2, 3, 0).reshape(1, -1)    # (F, OH, OW, N), as Y
-dW = (dY @ cols.T).reshape(W.shape)             # as a dense layer whose input is cols
+Y = W2 @ cols  # (F, L N): one product for the whole batch
+dY = dy.transpose(1, 2, 3, 0).reshape(1, -1)  # (F, OH, OW, N), as Y
+dW = (dY @ cols.T).reshape(W.shape)  # as a dense layer whose input is cols
 dx = col2im_loops(W2.T @ dY, x.shape, 2, 2, 0, 2, 2)
 print("cols =\n", cols)
 print("y =", Y.reshape(2, 2).tolist(), " dW =", dW[0, 0].tolist(), " db =", dY.sum())
@@ -86,7 +86,7 @@ for k, stride, pad, size in [(3, 1, 1, 5), (3, 2, 1, 6), (2, 2, 0, 4), (3, 3, 0,
     images = rng.standard_normal((2, 3, size, size + 1))
     out_h, out_w = (size + 2 * pad - k) // stride + 1, (size + 1 + 2 * pad - k) // stride + 1
     fast = np.empty((3 * k * k, 2 * out_h * out_w))
-    stored = images_last(images)                # the kernels take (C, H, W, N)
+    stored = images_last(images)  # the kernels take (C, H, W, N)
     im2col(stored, k, k, stride, pad, pad, out_h, out_w, fast)
     np.testing.assert_array_equal(fast, im2col_loops(images, k, stride, pad, out_h, out_w))
     c = rng.standard_normal(fast.shape)

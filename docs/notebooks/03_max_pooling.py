@@ -25,10 +25,7 @@ from sklearn.datasets import load_digits
 from minidl.gradcheck import check_layer, numerical_gradient
 from minidl.layers import Conv2D, MaxPool2D, ReLU
 
-x = np.array([[[[1, 3, 2, 2],
-                [4, 0, 2, 1],
-                [0, 5, 7, 7],
-                [6, 1, 7, 0]]]], dtype=np.float64)
+x = np.array([[[[1, 3, 2, 2], [4, 0, 2, 1], [0, 5, 7, 7], [6, 1, 7, 0]]]], dtype=np.float64)
 dy = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
 
 # %% [markdown]
@@ -38,8 +35,8 @@ dy = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
 dx_hand = np.zeros_like(x)
 for oy in range(2):
     for ox in range(2):
-        window = x[0, 0, 2 * oy:2 * oy + 2, 2 * ox:2 * ox + 2]
-        i, j = divmod(int(np.argmax(window)), 2)        # np.argmax: the first maximum, row-major
+        window = x[0, 0, 2 * oy : 2 * oy + 2, 2 * ox : 2 * ox + 2]
+        i, j = divmod(int(np.argmax(window)), 2)  # np.argmax: the first maximum, row-major
         dx_hand[0, 0, 2 * oy + i, 2 * ox + j] += dy[0, 0, oy, ox]
 print(dx_hand[0, 0])
 
@@ -54,9 +51,11 @@ np.testing.assert_array_equal(first, dx_hand)
 windows = x[0, 0].reshape(2, 2, 2, 2).transpose(0, 2, 1, 3)
 tied = windows == windows.max(axis=(2, 3), keepdims=True)
 shares = tied / tied.sum(axis=(2, 3), keepdims=True)  # 1 / (number of tied maxima) at each of them
-rules = {"first": first[0, 0],
-         "split": (shares * dy[0, 0][:, :, None, None]).transpose(0, 2, 1, 3).reshape(4, 4),
-         "copy": (tied * dy[0, 0][:, :, None, None]).transpose(0, 2, 1, 3).reshape(4, 4)}
+rules = {
+    "first": first[0, 0],
+    "split": (shares * dy[0, 0][:, :, None, None]).transpose(0, 2, 1, 3).reshape(4, 4),
+    "copy": (tied * dy[0, 0][:, :, None, None]).transpose(0, 2, 1, 3).reshape(4, 4),
+}
 
 # %% [markdown]
 # ## What a tie's derivatives are
@@ -66,7 +65,7 @@ rules = {"first": first[0, 0],
 
 # %%
 delta = 1e-3
-top_right = [(0, 2), (0, 3), (1, 2)]                   # the three 2s of the top-right window
+top_right = [(0, 2), (0, 3), (1, 2)]  # the three 2s of the top-right window
 
 
 def output_change(moved):
@@ -86,7 +85,7 @@ for name, routed in rules.items():
 # half the gradient whatever the number of tied inputs. Gradient checks therefore use distinct values.
 
 # %%
-probe = x.copy()                                       # perturbed in place by numerical_gradient
+probe = x.copy()  # perturbed in place by numerical_gradient
 numerical = numerical_gradient(lambda: float(np.sum(layer.forward(probe, training=False) * dy)), probe)
 print("central difference:\n", numerical[0, 0].round(6))
 distinct = np.random.default_rng(0).permutation(36).reshape(1, 1, 6, 6).astype(np.float64)
@@ -107,7 +106,7 @@ features = ReLU().forward(conv.forward(digits))
 
 def tied_windows(a):
     w = a.reshape(a.shape[0], a.shape[1], a.shape[2] // 2, 2, a.shape[3] // 2, 2)
-    return ((w == w.max(axis=(3, 5), keepdims=True)).sum(axis=(3, 5)) > 1)
+    return (w == w.max(axis=(3, 5), keepdims=True)).sum(axis=(3, 5)) > 1
 
 
 print(f"tied windows: digits {tied_windows(digits).mean():.0%}, after conv + ReLU {tied_windows(features).mean():.0%}")

@@ -48,7 +48,7 @@ def convolution_matrix(weight, size, stride, pad_front, out):
     return A
 
 
-A = convolution_matrix([[1, 2], [3, 4]], size=4, stride=2, pad_front=0, out=2)   # (4, 16)
+A = convolution_matrix([[1, 2], [3, 4]], size=4, stride=2, pad_front=0, out=2)  # (4, 16)
 x = np.array([[1.0, 2.0], [0.0, -1.0]])
 print("A =\n", A.astype(int))
 print("A^T x, each input pixel stamping a scaled copy of W onto its own block:\n", (A.T @ x.ravel()).reshape(4, 4))
@@ -76,7 +76,7 @@ print("Conv2DTranspose(x) == A^T x:", y[0, 0].tolist(), "\nits backward == A yba
 
 # %%
 weight = np.arange(1.0, 10.0).reshape(3, 3)
-A = convolution_matrix(weight, size=6, stride=2, pad_front=1, out=3)              # (9, 36): small = A @ big
+A = convolution_matrix(weight, size=6, stride=2, pad_front=1, out=3)  # (9, 36): small = A @ big
 transpose = Conv2DTranspose(1, 1, kernel_size=3, stride=2, padding="same", dtype=np.float64)
 transpose.params["W"][...] = weight
 small = rng.standard_normal((1, 1, 3, 3))

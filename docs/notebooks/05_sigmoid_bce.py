@@ -81,14 +81,19 @@ for dtype in (np.float32, np.float64):
         paths[f"{path}, {dtype.__name__}"] = (np.array(values), np.array(grads))
 for name, (values, grads) in paths.items():
     dead = xs[grads == 0]
-    print(f"{name:24}: gradient 0 from x = {dead[0]:.2f}" if dead.size else f"{name:24}: gradient never 0",
-          f"| worst value error {np.max(np.abs(values - reference_value) / reference_value):.1e}")
-print(f"probability path's value at x = 30: float64 {paths['probabilities, float64'][0][-1]:.4f} "
-      f"(-log 1e-7 = {-np.log(1e-7):.4f}), float32 {paths['probabilities, float32'][0][-1]:.4f} "
-      f"(23 ln 2 = {23 * np.log(2):.4f})")
+    print(
+        f"{name:24}: gradient 0 from x = {dead[0]:.2f}" if dead.size else f"{name:24}: gradient never 0",
+        f"| worst value error {np.max(np.abs(values - reference_value) / reference_value):.1e}",
+    )
+print(
+    f"probability path's value at x = 30: float64 {paths['probabilities, float64'][0][-1]:.4f} "
+    f"(-log 1e-7 = {-np.log(1e-7):.4f}), float32 {paths['probabilities, float32'][0][-1]:.4f} "
+    f"(23 ln 2 = {23 * np.log(2):.4f})"
+)
 sigmoid_one = np.arange(16, 17, 1e-4, dtype=np.float32)
-print("float32 sigmoid is 1.0 from x =", sigmoid_one[np.argmax(sigmoid(sigmoid_one) == 1)],
-      "; 24 ln 2 =", 24 * np.log(2))
+print(
+    "float32 sigmoid is 1.0 from x =", sigmoid_one[np.argmax(sigmoid(sigmoid_one) == 1)], "; 24 ln 2 =", 24 * np.log(2)
+)
 
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
 for name, (values, grads) in paths.items():

@@ -70,10 +70,12 @@ for dtype in (np.float64, np.float32):
     du = layer.backward(dh)[0].astype(float)
     inside = np.abs(grid) < np.log(1e6 - 1)
     expected = (h[0].astype(float) - rho) / n
-    print(f"{dtype.__name__}: largest |dP/du| = {np.abs(du).max():.4f} (limit (1 - rho)/N = {(1 - rho) / n}), "
-          f"worst relative gap to (rho_hat - rho)/N inside the clip = "
-          f"{np.max(np.abs(du[inside] - expected[inside]) / np.abs(expected[inside])):.1e}, "
-          f"outside: all zero = {bool(np.all(du[~inside] == 0))}")
+    print(
+        f"{dtype.__name__}: largest |dP/du| = {np.abs(du).max():.4f} (limit (1 - rho)/N = {(1 - rho) / n}), "
+        f"worst relative gap to (rho_hat - rho)/N inside the clip = "
+        f"{np.max(np.abs(du[inside] - expected[inside]) / np.abs(expected[inside])):.1e}, "
+        f"outside: all zero = {bool(np.all(du[~inside] == 0))}"
+    )
     if dtype is np.float64:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
         axes[0].semilogy(grid, np.abs(dh[0]) + 1e-12)

@@ -36,10 +36,10 @@ from minidl.layers import Dense, Sequential, Sigmoid
 
 # %%
 W, b = np.array([3.0, 4.0]), np.log(3.0)
-h = 1 / (1 + np.exp(-b))                              # x = 0, so u = b
-s, c = h * (1 - h), np.sum(W ** 2)
+h = 1 / (1 + np.exp(-b))  # x = 0, so u = b
+s, c = h * (1 - h), np.sum(W**2)
 dh = 2 * s * (1 - 2 * h) * c
-by_hand = {"P": s ** 2 * c, "dW": 2 * s ** 2 * W, "db": dh * s, "dx": dh * s * W}
+by_hand = {"P": s**2 * c, "dW": 2 * s**2 * W, "db": dh * s, "dx": dh * s * W}
 print("by hand:", {name: np.round(value, 8).tolist() for name, value in by_hand.items()}, "| dP/dh =", dh)
 
 encoder = Sequential(Dense(2, 1), Sigmoid()).astype(np.float64)
@@ -70,10 +70,14 @@ closed = contractive_penalty(encoder, x, "closed_form", backward=False)[0]
 encoder.forward(x)
 exact = contractive_penalty(encoder, x, "exact", backward=False)[0]
 h = 1e-6
-jacobians = np.stack([(encoder.forward(x + h * e, training=False)
-                       - encoder.forward(x - h * e, training=False)) / (2 * h)
-                      for e in np.eye(6)], axis=-1)           # (N, K, D)
-finite_difference = float(np.mean(np.sum(jacobians ** 2, axis=(1, 2))))
+jacobians = np.stack(
+    [
+        (encoder.forward(x + h * e, training=False) - encoder.forward(x - h * e, training=False)) / (2 * h)
+        for e in np.eye(6)
+    ],
+    axis=-1,
+)  # (N, K, D)
+finite_difference = float(np.mean(np.sum(jacobians**2, axis=(1, 2))))
 print(f"closed form {closed:.6f} | exact {exact:.6f} | central differences {finite_difference:.6f}")
 assert abs(exact - finite_difference) < 1e-8
 
@@ -95,9 +99,11 @@ for n_probes in probes:
         estimates.append(contractive_penalty(encoder, x, "hutchinson", n_probes=n_probes, rng=rng, backward=False)[0])
     means.append(np.mean(estimates))
     variances.append(np.var(estimates, ddof=1))
-    print(f"{n_probes:2d} probes: mean - exact = {means[-1] - exact:+.2e} (standard error "
-          f"{np.sqrt(variances[-1] / 400):.2e}), variance {variances[-1]:.2e} "
-          f"vs formula {theory_per_probe / n_probes:.2e}")
+    print(
+        f"{n_probes:2d} probes: mean - exact = {means[-1] - exact:+.2e} (standard error "
+        f"{np.sqrt(variances[-1] / 400):.2e}), variance {variances[-1]:.2e} "
+        f"vs formula {theory_per_probe / n_probes:.2e}"
+    )
     assert abs(means[-1] - exact) < 5 * np.sqrt(variances[-1] / 400)
 fig, ax = plt.subplots(figsize=(4.5, 3.2))
 ax.loglog(probes, variances, "o", label="measured (400 estimates)")

@@ -37,12 +37,19 @@ logits = np.array([[0.0, 0.0], [0.0, np.log(3.0)]])
 mu, logvar = np.array([[0.0], [1.0]]), np.zeros((2, 1))
 p = 1 / (1 + np.exp(-logits))
 reconstruction = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=1)
-kl = -0.5 * (1 + logvar - mu ** 2 - np.exp(logvar)).sum(axis=1)
+kl = -0.5 * (1 + logvar - mu**2 - np.exp(logvar)).sum(axis=1)
 terms = elbo(x, logits, mu, logvar)
-print("by hand: R =", reconstruction.round(6).tolist(), " KL =", (kl + 0.0).tolist(),
-      " dL/da =", ((p - x) / 2).tolist())
-print("minidl:  R =", terms.reconstruction.round(6).tolist(), " KL =", (terms.kl + 0.0).tolist(),
-      " dL/da =", terms.d_decoder.tolist())
+print(
+    "by hand: R =", reconstruction.round(6).tolist(), " KL =", (kl + 0.0).tolist(), " dL/da =", ((p - x) / 2).tolist()
+)
+print(
+    "minidl:  R =",
+    terms.reconstruction.round(6).tolist(),
+    " KL =",
+    (terms.kl + 0.0).tolist(),
+    " dL/da =",
+    terms.d_decoder.tolist(),
+)
 np.testing.assert_allclose(terms.d_decoder, (p - x) / 2)
 
 # %% [markdown]
@@ -66,8 +73,9 @@ def loss_and_gradients(mu, logvar, eps):
 
 decoder.zero_grad()
 _, dmu, dlogvar = loss_and_gradients(mu, logvar, eps)
-errors = check_function(lambda: loss_and_gradients(mu, logvar, eps)[0], {"mu": dmu, "logvar": dlogvar},
-                        {"mu": mu, "logvar": logvar})
+errors = check_function(
+    lambda: loss_and_gradients(mu, logvar, eps)[0], {"mu": dmu, "logvar": dlogvar}, {"mu": mu, "logvar": logvar}
+)
 print(errors)
 assert max(errors.values()) < 1e-7
 
@@ -85,8 +93,12 @@ mu0, logvar0 = mu[:1], logvar[:1]
 
 def reparameterised(samples):
     eps = rng.standard_normal((samples, 2))
-    terms = elbo(np.repeat(image, samples, 0), decoder.forward(reparameterize(np.repeat(mu0, samples, 0),
-                 np.repeat(logvar0, samples, 0), eps)), np.repeat(mu0, samples, 0), np.repeat(logvar0, samples, 0))
+    terms = elbo(
+        np.repeat(image, samples, 0),
+        decoder.forward(reparameterize(np.repeat(mu0, samples, 0), np.repeat(logvar0, samples, 0), eps)),
+        np.repeat(mu0, samples, 0),
+        np.repeat(logvar0, samples, 0),
+    )
     dmu, _ = reparameterize_backward(decoder.backward(terms.d_decoder), np.repeat(logvar0, samples, 0), eps)
     return (dmu + terms.d_mu).sum(axis=0)[0]
 
@@ -94,8 +106,12 @@ def reparameterised(samples):
 def score_function(samples):
     sigma = np.exp(0.5 * logvar0)
     z = mu0 + rng.standard_normal((samples, 2)) * sigma
-    terms = elbo(np.repeat(image, samples, 0), decoder.forward(z, training=False), np.repeat(mu0, samples, 0),
-                 np.repeat(logvar0, samples, 0))
+    terms = elbo(
+        np.repeat(image, samples, 0),
+        decoder.forward(z, training=False),
+        np.repeat(mu0, samples, 0),
+        np.repeat(logvar0, samples, 0),
+    )
     return float(np.mean(terms.reconstruction * (z - mu0)[:, 0] / sigma[0, 0] ** 2)) + mu0[0, 0]
 
 
@@ -107,8 +123,10 @@ for samples in sample_counts:
         estimates = np.array([estimator(samples) for _ in range(300)])
         variances[name].append(estimates.var(ddof=1))
         assert abs(estimates.mean() - reference) < 5 * estimates.std(ddof=1) / np.sqrt(300) + 1e-3
-    print(f"S = {samples:2d}: variance of dL/dmu_1, reparameterisation {variances['reparameterisation'][-1]:.2e}, "
-          f"score function {variances['score function'][-1]:.2e}")
+    print(
+        f"S = {samples:2d}: variance of dL/dmu_1, reparameterisation {variances['reparameterisation'][-1]:.2e}, "
+        f"score function {variances['score function'][-1]:.2e}"
+    )
 fig, ax = plt.subplots(figsize=(4.5, 3.2))
 for name, values in variances.items():
     ax.loglog(sample_counts, values, "o-", label=name)

@@ -41,8 +41,7 @@ from minidl.testing import GradientMismatch, assert_adjoint, assert_layer_gradie
 
 # %%
 x = np.arange(16.0).reshape(1, 1, 4, 4)
-by_hand_y = np.array([[(0 + 1 + 4 + 5) / 4, (2 + 3 + 6 + 7) / 4],
-                      [(8 + 9 + 12 + 13) / 4, (10 + 11 + 14 + 15) / 4]])
+by_hand_y = np.array([[(0 + 1 + 4 + 5) / 4, (2 + 3 + 6 + 7) / 4], [(8 + 9 + 12 + 13) / 4, (10 + 11 + 14 + 15) / 4]])
 by_hand_dx = np.full((4, 4), 1 / 4)
 print(by_hand_y)
 
@@ -72,7 +71,7 @@ class AvgPool2D(Layer):
         """(..., H, W) -> (..., OH, p, OW, p), the border that floor mode drops cut off."""
         p = self.pool_size
         out_h, out_w = x.shape[-2] // p, x.shape[-1] // p
-        cropped = x[..., :out_h * p, :out_w * p]
+        cropped = x[..., : out_h * p, : out_w * p]
         return cropped.reshape(x.shape[:-2] + (out_h, p, out_w, p))
 
     def forward(self, x, training=True):
@@ -85,7 +84,7 @@ class AvgPool2D(Layer):
         p = self.pool_size
         dx = np.zeros(input_shape, dtype=dy.dtype)
         spread = np.repeat(np.repeat(dy, p, axis=-2), p, axis=-1) / (p * p)
-        dx[..., :spread.shape[-2], :spread.shape[-1]] = spread
+        dx[..., : spread.shape[-2], : spread.shape[-1]] = spread
         return dx
 
     def backward(self, dy):
@@ -129,7 +128,7 @@ print(assert_layer_gradients(AvgPool2D(2), x))
 # %%
 class ForgetsTheMean(AvgPool2D):
     def _spread(self, dy, input_shape):
-        return super()._spread(dy, input_shape) * self.pool_size ** 2
+        return super()._spread(dy, input_shape) * self.pool_size**2
 
 
 try:

@@ -35,8 +35,8 @@ except Exception:  # no data on this machine: the offline stand-in, digits on a 
     images = datasets.load_digits_28()[0]
     source = "the offline stand-in (scikit-learn's digits at 28x28)"
 BATCH, STEPS = 32, 25
-images = images[:BATCH * STEPS].astype(np.float64)
-batches = [images[start:start + BATCH] for start in range(0, len(images), BATCH)]
+images = images[: BATCH * STEPS].astype(np.float64)
+batches = [images[start : start + BATCH] for start in range(0, len(images), BATCH)]
 print(f"{STEPS} batches of {BATCH} images from {source}; PyTorch available: {torch_available()}")
 
 
@@ -67,9 +67,11 @@ for algorithm in ("im2col", "winograd"):
     for layer in encoder.layers[:4]:  # conv 1, pool, ReLU, conv 2 (64 -> 128 channels)
         h = layer.forward(h, training=False)
     residues = h[(h != 0) & (np.abs(h) < 1e-12)]
-    print(f"{algorithm:8s} second convolution: {np.mean(h == 0):6.1%} of its outputs exactly 0, "
-          f"{residues.size / h.size:6.1%} within 1e-12 of 0 but not 0 "
-          f"({np.count_nonzero(residues > 0):,} of these {residues.size:,} positive)")
+    print(
+        f"{algorithm:8s} second convolution: {np.mean(h == 0):6.1%} of its outputs exactly 0, "
+        f"{residues.size / h.size:6.1%} within 1e-12 of 0 but not 0 "
+        f"({np.count_nonzero(residues > 0):,} of these {residues.size:,} positive)"
+    )
 print("a float64 Conv2D computes on", sparse_model().encoder.layers[3]._choose_path(), "by default")
 
 # %% [markdown]
@@ -84,9 +86,11 @@ if torch_available():
     runs = {algorithm: follow(sparse_model(algorithm), batches, seed=0) for algorithm in ("auto", "winograd")}
     for algorithm, records in runs.items():
         worst = max(records[-1]["params"], key=records[-1]["params"].get)
-        print(f"{algorithm:8s}: loss differs by at most {max(r['terms']['loss'] for r in records):.1e}; after step 1 "
-              f"the worst parameter is off by {records[0]['worst_parameter']:.1e}, after step {STEPS} "
-              f"{records[-1]['worst_parameter']:.1e} ({worst})")
+        print(
+            f"{algorithm:8s}: loss differs by at most {max(r['terms']['loss'] for r in records):.1e}; after step 1 "
+            f"the worst parameter is off by {records[0]['worst_parameter']:.1e}, after step {STEPS} "
+            f"{records[-1]['worst_parameter']:.1e} ({worst})"
+        )
 else:
     print("PyTorch is not installed: minidl's run alone (pip install torch to see both).")
     from minidl.optim import Adam
@@ -115,10 +119,12 @@ if "torch" in default[0]:
     left.plot(steps, [r["torch"]["loss"] for r in default], "o", mfc="none", label="PyTorch")
     for algorithm, style in (("auto", "-"), ("winograd", "--")):
         name = "default (im2col)" if algorithm == "auto" else "Winograd in float64"
-        right.semilogy(steps, [max(r["worst_parameter"], 1e-17) for r in runs[algorithm]], style,
-                       label=f"{name}: worst parameter")
-        right.semilogy(steps, [max(r["terms"]["loss"], 1e-17) for r in runs[algorithm]], style, alpha=0.5,
-                       label=f"{name}: loss")
+        right.semilogy(
+            steps, [max(r["worst_parameter"], 1e-17) for r in runs[algorithm]], style, label=f"{name}: worst parameter"
+        )
+        right.semilogy(
+            steps, [max(r["terms"]["loss"], 1e-17) for r in runs[algorithm]], style, alpha=0.5, label=f"{name}: loss"
+        )
     right.set_ylabel("relative difference from PyTorch")
     right.legend(fontsize=8)
 else:
@@ -136,12 +142,19 @@ plt.show()
 
 # %%
 both = "torch" in default[0]
-print("step   mse (minidl)         " + ("mse (PyTorch)        " if both else "") + "KL (minidl)        "
-      + ("KL (PyTorch)" if both else ""))
+print(
+    "step   mse (minidl)         "
+    + ("mse (PyTorch)        " if both else "")
+    + "KL (minidl)        "
+    + ("KL (PyTorch)" if both else "")
+)
 for step, record in zip(steps, default):
     ours, theirs = record["minidl"], record.get("torch")
-    row = [ours["mse"], theirs["mse"], ours["kl_sparsity"], theirs["kl_sparsity"]] if both else \
-        [ours["mse"], ours["kl_sparsity"]]
+    row = (
+        [ours["mse"], theirs["mse"], ours["kl_sparsity"], theirs["kl_sparsity"]]
+        if both
+        else [ours["mse"], ours["kl_sparsity"]]
+    )
     print(f"{step:4d}  " + "  ".join(f"{value:.17g}".ljust(19) for value in row))
 if both:
     assert max(r["worst_parameter"] for r in default) < 1e-9

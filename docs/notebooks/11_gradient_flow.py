@@ -83,22 +83,29 @@ for kind in ("sparse", "contractive"):
 
 first = histories["contractive"][0]["gradient_flow"]
 print("steps per part of epoch 1:", first["trace_steps"])
-print("the code's parameters and activation in one record:",
-      {name: sorted(first["parameters" if name.endswith("W") else "activations"][name])
-       for name in ("encoder.dense_1.W", "encoder.sigmoid_1")})
+print(
+    "the code's parameters and activation in one record:",
+    {
+        name: sorted(first["parameters" if name.endswith("W") else "activations"][name])
+        for name in ("encoder.dense_1.W", "encoder.sigmoid_1")
+    },
+)
 
 for kind, history in histories.items():
     print(f"\n{kind}: epoch, saturated fraction of the code, ||dL/dW|| of the encoder's dense layer and first conv")
     for record in history:
         flow = record["gradient_flow"]
-        print(f"  {record['epoch']}  {flow['activations']['encoder.sigmoid_1']['saturated_fraction']:6.1%}  "
-              f"{flow['parameters']['encoder.dense_1.W']['grad_norm']:.2e}  "
-              f"{flow['parameters']['encoder.conv2d_1.W']['grad_norm']:.2e}")
+        print(
+            f"  {record['epoch']}  {flow['activations']['encoder.sigmoid_1']['saturated_fraction']:6.1%}  "
+            f"{flow['parameters']['encoder.dense_1.W']['grad_norm']:.2e}  "
+            f"{flow['parameters']['encoder.conv2d_1.W']['grad_norm']:.2e}"
+        )
 
 
 # %% [markdown]
 # Plotted per layer: the first epoch from its trace, then one point per epoch. The symmetric log axis is linear
 # near 0, so a gradient that is exactly 0 is drawn at 0.
+
 
 # %%
 def positions_and_values(history, group, name, key):
@@ -119,14 +126,18 @@ fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True)
 for column, (kind, history) in enumerate(histories.items()):
     weights = [name for name in history[0]["gradient_flow"]["parameters"] if name.endswith(".W")]
     for colour, name in zip(plt.cm.viridis(np.linspace(0, 0.9, len(weights))), weights):
-        axes[0, column].plot(*positions_and_values(history, "parameters", name, "grad_norm"), ".-", color=colour,
-                             label=name[:-2])
+        axes[0, column].plot(
+            *positions_and_values(history, "parameters", name, "grad_norm"), ".-", color=colour, label=name[:-2]
+        )
     axes[0, column].set_yscale("symlog", linthresh=1e-7)
     axes[0, column].set_title(kind)
     for name, statistics in history[0]["gradient_flow"]["activations"].items():
         key = "dead_fraction" if "dead_fraction" in statistics else "saturated_fraction"
-        axes[1, column].plot(*positions_and_values(history, "activations", name, key),
-                             ".-" if key == "dead_fraction" else ".--", label=f"{name} ({key.split('_')[0]})")
+        axes[1, column].plot(
+            *positions_and_values(history, "activations", name, key),
+            ".-" if key == "dead_fraction" else ".--",
+            label=f"{name} ({key.split('_')[0]})",
+        )
     axes[1, column].set_xlabel("epoch")
 axes[0, 0].set_ylabel("||dL/dW|| per batch")
 axes[1, 0].set_ylabel("fraction of units")
@@ -146,8 +157,9 @@ for kind in ("contractive", "sparse"):
     flows = trace(whole(models[kind]), batch, loss=lambda y: mse(y, batch))
     code = next(flow for flow in flows if flow.kind == "Sigmoid")
     below = [flow for flow in flows[: flows.index(code)] if flow.grad_norms]
-    print(f"{kind}: saturated fraction of the code {code.forward['saturated_fraction']:.1%} "
-          f"(threshold {SATURATION}); ||dL/dx|| below it {code.dx_norm:.2e}; "
-          f"largest encoder weight gradient {max(flow.grad_norms['W'] for flow in below):.2e}")
-figure = draw(whole(models["contractive"]), batch, loss=lambda y: mse(y, batch),
-              title="contractive AE after 48 steps")
+    print(
+        f"{kind}: saturated fraction of the code {code.forward['saturated_fraction']:.1%} "
+        f"(threshold {SATURATION}); ||dL/dx|| below it {code.dx_norm:.2e}; "
+        f"largest encoder weight gradient {max(flow.grad_norms['W'] for flow in below):.2e}"
+    )
+figure = draw(whole(models["contractive"]), batch, loss=lambda y: mse(y, batch), title="contractive AE after 48 steps")

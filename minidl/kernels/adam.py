@@ -14,8 +14,18 @@ from minidl.kernels.threads import ADAM_SERIAL_BELOW
 
 
 @njit(inline="always")
-def _adam_at(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, beta1: float, beta2: float,
-             step_size: float, inverse_root: float, eps: float, i: int) -> None:
+def _adam_at(
+    param: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    beta1: float,
+    beta2: float,
+    step_size: float,
+    inverse_root: float,
+    eps: float,
+    i: int,
+) -> None:
     # float(): float64 arithmetic also as plain Python (NUMBA_DISABLE_JIT), where a float32 element
     # times a Python float stays float32
     g = float(grad[i])
@@ -27,8 +37,17 @@ def _adam_at(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, 
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def adam_update(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, beta1: float, beta2: float,
-                step_size: float, correction2: float, eps: float) -> None:
+def adam_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    beta1: float,
+    beta2: float,
+    step_size: float,
+    correction2: float,
+    eps: float,
+) -> None:
     """In-place Adam step on flat (1-D, contiguous) arrays of one parameter.
 
     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;

@@ -19,17 +19,29 @@ from numba import njit, prange
 
 
 @njit(cache=True)
-def _check_cols_shape(cols_shape: tuple[int, ...], channels: int, kernel_h: int, kernel_w: int, out_h: int,
-                      out_w: int, n_images: int) -> None:
+def _check_cols_shape(
+    cols_shape: tuple[int, ...], channels: int, kernel_h: int, kernel_w: int, out_h: int, out_w: int, n_images: int
+) -> None:
     """Numba does not check bounds: a ``cols`` of another shape would be read or written outside it."""
     if cols_shape[0] != channels * kernel_h * kernel_w or cols_shape[1] != out_h * out_w * n_images:
-        raise ValueError("im2col/col2im: expected cols of shape (C * kernel_h * kernel_w, out_h * out_w * N) "
-                         "for images of shape (C, H, W, N)")
+        raise ValueError(
+            "im2col/col2im: expected cols of shape (C * kernel_h * kernel_w, out_h * out_w * N) "
+            "for images of shape (C, H, W, N)"
+        )
 
 
 @njit(cache=True, parallel=True)
-def im2col(x: np.ndarray, kernel_h: int, kernel_w: int, stride: int, pad_top: int, pad_left: int, out_h: int,
-           out_w: int, cols: np.ndarray) -> None:
+def im2col(
+    x: np.ndarray,
+    kernel_h: int,
+    kernel_w: int,
+    stride: int,
+    pad_top: int,
+    pad_left: int,
+    out_h: int,
+    out_w: int,
+    cols: np.ndarray,
+) -> None:
     """Unfold image patches into columns.
 
     Parameters
@@ -60,8 +72,17 @@ def im2col(x: np.ndarray, kernel_h: int, kernel_w: int, stride: int, pad_top: in
 
 
 @njit(cache=True, parallel=True)
-def col2im(cols: np.ndarray, kernel_h: int, kernel_w: int, stride: int, pad_top: int, pad_left: int, out_h: int,
-           out_w: int, x: np.ndarray) -> None:
+def col2im(
+    cols: np.ndarray,
+    kernel_h: int,
+    kernel_w: int,
+    stride: int,
+    pad_top: int,
+    pad_left: int,
+    out_h: int,
+    out_w: int,
+    x: np.ndarray,
+) -> None:
     """Fold columns back into images, summing overlaps (the adjoint of :func:`im2col`).
 
     Parameters

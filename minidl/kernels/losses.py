@@ -26,8 +26,17 @@ def _sum_float64(values: np.ndarray) -> float:
 
 
 @njit(inline="always")
-def _bce_row(x: np.ndarray, t: np.ndarray, e: np.ndarray, log1p_e: np.ndarray, scale: float, losses: np.ndarray,
-             dx: np.ndarray, terms: np.ndarray, n: int) -> None:
+def _bce_row(
+    x: np.ndarray,
+    t: np.ndarray,
+    e: np.ndarray,
+    log1p_e: np.ndarray,
+    scale: float,
+    losses: np.ndarray,
+    dx: np.ndarray,
+    terms: np.ndarray,
+    n: int,
+) -> None:
     real = dx.dtype.type
     one, zero, s = real(1.0), real(0.0), real(scale)
     for d in range(x.shape[1]):
@@ -39,8 +48,16 @@ def _bce_row(x: np.ndarray, t: np.ndarray, e: np.ndarray, log1p_e: np.ndarray, s
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def bce_logits_rows(x: np.ndarray, t: np.ndarray, e: np.ndarray, log1p_e: np.ndarray, scale: float,
-                    losses: np.ndarray, dx: np.ndarray, terms: np.ndarray) -> None:
+def bce_logits_rows(
+    x: np.ndarray,
+    t: np.ndarray,
+    e: np.ndarray,
+    log1p_e: np.ndarray,
+    scale: float,
+    losses: np.ndarray,
+    dx: np.ndarray,
+    terms: np.ndarray,
+) -> None:
     """Per sample n: the summed loss and the gradient, given e = exp(-|x|) and log1p(e).
 
     terms[n, d] = max(x, 0) - x t + log1p(e)    (in x's dtype)
@@ -59,10 +76,17 @@ def bce_logits_rows(x: np.ndarray, t: np.ndarray, e: np.ndarray, log1p_e: np.nda
         Output, overwritten. An array of its own: over an input the results are the same, but the
         compiler's overlap check then sends the pass down its scalar loop (four times slower).
     """
-    if not (t.shape == x.shape and e.shape == x.shape and log1p_e.shape == x.shape and dx.shape == x.shape
-            and terms.shape == x.shape and losses.shape[0] == x.shape[0]):
-        raise ValueError("bce_logits_rows: expected t, e, log1p_e, dx and terms of the shape of x, (N, D), "
-                         "and losses of shape (N,)")
+    if not (
+        t.shape == x.shape
+        and e.shape == x.shape
+        and log1p_e.shape == x.shape
+        and dx.shape == x.shape
+        and terms.shape == x.shape
+        and losses.shape[0] == x.shape[0]
+    ):
+        raise ValueError(
+            "bce_logits_rows: expected t, e, log1p_e, dx and terms of the shape of x, (N, D), and losses of shape (N,)"
+        )
     if x.size < SERIAL_BELOW:
         for n in range(x.shape[0]):
             _bce_row(x, t, e, log1p_e, scale, losses, dx, terms, n)

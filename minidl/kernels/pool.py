@@ -25,8 +25,14 @@ from numba import njit, prange
 @njit(cache=True)
 def _shapes_fit(x_shape: tuple[int, ...], y_shape: tuple[int, ...], argmax_shape: tuple[int, ...], pool: int) -> bool:
     """Whether y and argmax are (C, H // pool, W // pool, N) for x of shape (C, H, W, N)."""
-    return (pool >= 1 and x_shape[0] == y_shape[0] and x_shape[3] == y_shape[3]
-            and y_shape[1] == x_shape[1] // pool and y_shape[2] == x_shape[2] // pool and argmax_shape == y_shape)
+    return (
+        pool >= 1
+        and x_shape[0] == y_shape[0]
+        and x_shape[3] == y_shape[3]
+        and y_shape[1] == x_shape[1] // pool
+        and y_shape[2] == x_shape[2] // pool
+        and argmax_shape == y_shape
+    )
 
 
 @njit(cache=True, parallel=True)
@@ -68,9 +74,11 @@ def maxpool_forward(x: np.ndarray, pool: int, y: np.ndarray, argmax: np.ndarray)
         Output, overwritten: flat index into the image ``x[c, :, :, n]`` of the first maximum.
     """
     if not _shapes_fit(x.shape, y.shape, argmax.shape, pool):
-        raise ValueError("maxpool_forward: expected a positive pool, and y and argmax of shape "
-                         "(C, H // pool, W // pool, N) "
-                         "for x of shape (C, H, W, N)")
+        raise ValueError(
+            "maxpool_forward: expected a positive pool, and y and argmax of shape "
+            "(C, H // pool, W // pool, N) "
+            "for x of shape (C, H, W, N)"
+        )
     channels, out_h, out_w, n_images = y.shape
     width = x.shape[2]
     for c in prange(channels):
@@ -107,9 +115,11 @@ def maxpool_backward(dy: np.ndarray, argmax: np.ndarray, pool: int, dx: np.ndarr
         Output, overwritten.
     """
     if not _shapes_fit(dx.shape, dy.shape, argmax.shape, pool):
-        raise ValueError("maxpool_backward: expected a positive pool, and dy and argmax of shape "
-                         "(C, H // pool, W // pool, N) "
-                         "for dx of shape (C, H, W, N)")
+        raise ValueError(
+            "maxpool_backward: expected a positive pool, and dy and argmax of shape "
+            "(C, H // pool, W // pool, N) "
+            "for dx of shape (C, H, W, N)"
+        )
     if not _indices_inside_windows(argmax, pool, dx.shape[2]):
         raise ValueError("maxpool_backward: argmax holds an index outside its window")
     channels, out_h, out_w, n_images = dy.shape
@@ -147,9 +157,11 @@ def maxpool_gather(x: np.ndarray, argmax: np.ndarray, pool: int, y: np.ndarray) 
         Output, overwritten.
     """
     if not _shapes_fit(x.shape, y.shape, argmax.shape, pool):
-        raise ValueError("maxpool_gather: expected a positive pool, and y and argmax of shape "
-                         "(C, H // pool, W // pool, N) "
-                         "for x of shape (C, H, W, N)")
+        raise ValueError(
+            "maxpool_gather: expected a positive pool, and y and argmax of shape "
+            "(C, H // pool, W // pool, N) "
+            "for x of shape (C, H, W, N)"
+        )
     if not _indices_inside_windows(argmax, pool, x.shape[2]):
         raise ValueError("maxpool_gather: argmax holds an index outside its window")
     channels, out_h, out_w, n_images = y.shape

@@ -19,8 +19,9 @@ from numba import njit, prange
 
 
 @njit(cache=True, parallel=True)
-def winograd_input_tiles(x: np.ndarray, BT: np.ndarray, pad_top: int, pad_left: int, tiles_h: int, tiles_w: int,
-                         V: np.ndarray) -> None:
+def winograd_input_tiles(
+    x: np.ndarray, BT: np.ndarray, pad_top: int, pad_left: int, tiles_h: int, tiles_w: int, V: np.ndarray
+) -> None:
     """Transform every input tile: V_t = B^T d_t B.
 
     Parameters
@@ -65,7 +66,7 @@ def winograd_input_tiles(x: np.ndarray, BT: np.ndarray, pad_top: int, pad_left: 
                 base = (ty * tiles_w + tx) * n_images
                 for p in range(a):
                     for q in range(a):
-                        out = V[p * a + q, c, base:base + n_images]
+                        out = V[p * a + q, c, base : base + n_images]
                         out[:] = 0.0
                         for j in range(a):
                             coefficient = BT[q, j]
@@ -75,8 +76,9 @@ def winograd_input_tiles(x: np.ndarray, BT: np.ndarray, pad_top: int, pad_left: 
 
 
 @njit(cache=True, parallel=True)
-def winograd_input_tiles_adjoint(dV: np.ndarray, BT: np.ndarray, pad_top: int, pad_left: int, tiles_h: int,
-                                 tiles_w: int, dx: np.ndarray) -> None:
+def winograd_input_tiles_adjoint(
+    dV: np.ndarray, BT: np.ndarray, pad_top: int, pad_left: int, tiles_h: int, tiles_w: int, dx: np.ndarray
+) -> None:
     """The adjoint of :func:`winograd_input_tiles`: dx = the sum over tiles of B dV_t B^T, each added
     where its input tile lies (overlapping tiles add up; what falls in the padding is dropped).
 
@@ -107,7 +109,7 @@ def winograd_input_tiles_adjoint(dV: np.ndarray, BT: np.ndarray, pad_top: int, p
                         coefficient = BT[p, i]
                         if coefficient != 0.0:
                             for q in range(a):
-                                tile = dV[p * a + q, c, base:base + n_images]
+                                tile = dV[p * a + q, c, base : base + n_images]
                                 for n in range(n_images):
                                     rows[i, q, n] += coefficient * tile[n]
                 # row i of B dV B^T, added where it lies in the image
@@ -162,7 +164,7 @@ def winograd_output_tiles(M: np.ndarray, AT: np.ndarray, bias: np.ndarray, y: np
                         coefficient = AT[p, i]
                         if coefficient != 0.0:
                             for j in range(a):
-                                tile = M[i * a + j, f, base:base + n_images]
+                                tile = M[i * a + j, f, base : base + n_images]
                                 for n in range(n_images):
                                     rows[p, j, n] += coefficient * tile[n]
                 # y = rows A + b, where the tile lies inside the output
@@ -219,7 +221,7 @@ def winograd_output_tiles_adjoint(dy: np.ndarray, AT: np.ndarray, dM: np.ndarray
                 # dM = rows A^T
                 for i in range(a):
                     for j in range(a):
-                        out = dM[i * a + j, f, base:base + n_images]
+                        out = dM[i * a + j, f, base : base + n_images]
                         out[:] = 0.0
                         for q in range(m):
                             coefficient = AT[q, j]

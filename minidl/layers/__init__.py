@@ -8,5 +8,19 @@ from minidl.layers.pool import MaxPool2D
 from minidl.layers.sequential import Sequential
 from minidl.layers.shape import Flatten, Reshape, ZeroPad2D
 
-__all__ = ["Layer", "Dense", "Conv2D", "Conv2DTranspose", "MaxPool2D", "ZeroPad2D", "Flatten",
-           "Reshape", "ReLU", "Sigmoid", "Tanh", "Identity", "Sequential", "sigmoid"]
+__all__ = [
+    "Layer",
+    "Dense",
+    "Conv2D",
+    "Conv2DTranspose",
+    "MaxPool2D",
+    "ZeroPad2D",
+    "Flatten",
+    "Reshape",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "Identity",
+    "Sequential",
+    "sigmoid",
+]

@@ -113,7 +113,8 @@ class Layer:
         if self._cache is None:
             raise RuntimeError(
                 f"{self!r}: backward or jvp called without a cached forward pass: call "
-                "forward(x, training=True) first (each forward caches for one backward).")
+                "forward(x, training=True) first (each forward caches for one backward)."
+            )
         if dy is not None:
             self._check_upstream("backward", "dy", dy, self._cache["output_shape"])
         return self._cache
@@ -144,16 +145,16 @@ class Layer:
         dt : (K, N, *output_shape), the shape of the last ``jvp``'s result
         """
         if self._tangent_cache is None:
-            raise RuntimeError(f"{self!r}.jvp_backward called without a preceding jvp "
-                               "(after the last forward pass).")
+            raise RuntimeError(f"{self!r}.jvp_backward called without a preceding jvp (after the last forward pass).")
         self._check_upstream("jvp_backward", "dt", dt, self._tangent_cache["tangent_output_shape"])
         return self._tangent_cache
 
     def _check_upstream(self, method: str, name: str, array: object, expected: tuple[int | None, ...]) -> None:
         """Raise unless ``array`` is a floating-point NumPy array of shape ``expected`` (None: any size)."""
         if not isinstance(array, np.ndarray):
-            raise TypeError(f"{self!r}.{method}: expected {name} to be a numpy array of floats, "
-                            f"received {type(array).__name__}.")
+            raise TypeError(
+                f"{self!r}.{method}: expected {name} to be a numpy array of floats, received {type(array).__name__}."
+            )
         if not np.issubdtype(array.dtype, np.floating):
             raise TypeError(f"{self!r}.{method}: expected {name} of a floating dtype, received {array.dtype}.")
         if not _shape_matches(array.shape, expected):

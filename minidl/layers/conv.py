@@ -34,8 +34,7 @@ def _check_padding(padding: object) -> str | int:
         return padding
     if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool) and padding >= 0:
         return int(padding)
-    raise ValueError("Expected padding to be 'same', 'valid' or a non-negative integer. "
-                     f"Received: padding={padding!r}")
+    raise ValueError(f"Expected padding to be 'same', 'valid' or a non-negative integer. Received: padding={padding!r}")
 
 
 def conv_geometry(size: int, kernel: int, stride: int, padding: str | int) -> tuple[int, int]:
@@ -77,9 +76,18 @@ class _Convolution(Layer):
     the tangent pass (``slot="tangent"``), which runs between a forward pass and its backward pass.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: str | int,
-                 rng: np.random.Generator | int | None, kernel_initializer: str | Initializer,
-                 dtype: DTypeLike, weight_shape: str) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int,
+        padding: str | int,
+        rng: np.random.Generator | int | None,
+        kernel_initializer: str | Initializer,
+        dtype: DTypeLike,
+        weight_shape: str,
+    ) -> None:
         super().__init__()
         self.in_channels = positive_int("in_channels", in_channels)
         self.out_channels = positive_int("out_channels", out_channels)
@@ -114,8 +122,9 @@ class _Convolution(Layer):
         """The layer's linear map of ``x`` (+ ``bias``), and what its backward pass needs."""
         raise NotImplementedError
 
-    def _linear_backward(self, cache: dict[str, Any], dy: np.ndarray,
-                         bias_grad: np.ndarray | None) -> np.ndarray | None:
+    def _linear_backward(
+        self, cache: dict[str, Any], dy: np.ndarray, bias_grad: np.ndarray | None
+    ) -> np.ndarray | None:
         """Add dL/dW (and dL/db into ``bias_grad`` when given) into the gradients; return dL/dx, or None
         when the layer needs no input gradient."""
         raise NotImplementedError
@@ -144,8 +153,10 @@ class _Convolution(Layer):
         return (self.out_channels, out_h, out_w)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.in_channels}->{self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding!r})")
+        return (
+            f"{type(self).__name__}({self.in_channels}->{self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding!r})"
+        )
 
 
 class Conv2D(_Convolution):
@@ -197,17 +208,36 @@ class Conv2D(_Convolution):
     ((2, 1, 5, 5), (4, 1, 3, 3), array([50., 50., 50., 50.], dtype=float32))
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 padding: str | int = "same", rng: np.random.Generator | int | None = None,
-                 kernel_initializer: str | Initializer = "glorot_uniform",
-                 dtype: DTypeLike = np.float32, algorithm: str = "auto") -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, rng, kernel_initializer,
-                         dtype, weight_shape="out_in")
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: str | int = "same",
+        rng: np.random.Generator | int | None = None,
+        kernel_initializer: str | Initializer = "glorot_uniform",
+        dtype: DTypeLike = np.float32,
+        algorithm: str = "auto",
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            rng,
+            kernel_initializer,
+            dtype,
+            weight_shape="out_in",
+        )
         if algorithm not in ALGORITHMS:
             raise ValueError(f"Expected algorithm to be one of {ALGORITHMS}. Received: algorithm={algorithm!r}")
         if algorithm == "winograd" and (self.kernel_size != 3 or self.stride != 1):
-            raise ValueError("Expected algorithm='winograd' only for 3x3 kernels at stride 1. Received: "
-                             f"kernel_size={self.kernel_size}, stride={self.stride}")
+            raise ValueError(
+                "Expected algorithm='winograd' only for 3x3 kernels at stride 1. Received: "
+                f"kernel_size={self.kernel_size}, stride={self.stride}"
+            )
         self.algorithm = algorithm
 
     def _choose_path(self, dtype: DTypeLike | None = None) -> str:
@@ -235,8 +265,10 @@ class Conv2D(_Convolution):
         out_h, pad_top = conv_geometry(height, self.kernel_size, self.stride, self.padding)
         out_w, pad_left = conv_geometry(width, self.kernel_size, self.stride, self.padding)
         if out_h <= 0 or out_w <= 0:
-            raise ValueError(f"{self!r}: input of {height}x{width} is smaller than the kernel "
-                             f"({self.kernel_size}x{self.kernel_size}) allows.")
+            raise ValueError(
+                f"{self!r}: input of {height}x{width} is smaller than the kernel "
+                f"({self.kernel_size}x{self.kernel_size}) allows."
+            )
         return out_h, out_w, pad_top, pad_left
 
     def _linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict[str, Any]]:
@@ -263,8 +295,9 @@ class Conv2D(_Convolution):
         cache = dict(path="im2col", cols=cols, input_shape=x.shape, geometry=(out_h, out_w, pad_top, pad_left))
         return y, cache
 
-    def _linear_backward(self, cache: dict[str, Any], dy: np.ndarray,
-                         bias_grad: np.ndarray | None) -> np.ndarray | None:
+    def _linear_backward(
+        self, cache: dict[str, Any], dy: np.ndarray, bias_grad: np.ndarray | None
+    ) -> np.ndarray | None:
         """Add dL/dW (and dL/db into ``bias_grad`` when given) into the gradients; return dL/dx, or None
         when the layer needs no input gradient."""
         if cache["path"] == "winograd":
@@ -300,20 +333,23 @@ class Conv2D(_Convolution):
         a = WINOGRAD.tile
         dtype = np.result_type(x, self.params["W"])
         V = self._scratch(slot, "V", (a * a, self.in_channels, tiles_h * tiles_w * n), dtype)
-        kernels.winograd_input_tiles(images_last(x, dtype), WINOGRAD.BT.astype(dtype), pad_top, pad_left,
-                                     tiles_h, tiles_w, V)
+        kernels.winograd_input_tiles(
+            images_last(x, dtype), WINOGRAD.BT.astype(dtype), pad_top, pad_left, tiles_h, tiles_w, V
+        )
         U = transform_weights(self.params["W"].astype(dtype, copy=False), WINOGRAD.G)
         M = self._scratch(slot, "M", (a * a, self.out_channels, V.shape[2]), dtype)
         np.matmul(U, V, out=M)
         y = np.empty((self.out_channels, out_h, out_w, n), dtype=dtype)
         bias = np.zeros(self.out_channels, dtype) if bias is None else bias.astype(dtype, copy=False)
         kernels.winograd_output_tiles(M, WINOGRAD.AT.astype(dtype), bias, y)
-        cache = dict(path="winograd", slot=slot, V=V, U=U, input_shape=x.shape,
-                     geometry=(pad_top, pad_left, tiles_h, tiles_w))
+        cache = dict(
+            path="winograd", slot=slot, V=V, U=U, input_shape=x.shape, geometry=(pad_top, pad_left, tiles_h, tiles_w)
+        )
         return as_images(y), cache
 
-    def _winograd_linear_backward(self, cache: dict[str, Any], dy: np.ndarray,
-                                  bias_grad: np.ndarray | None) -> np.ndarray | None:
+    def _winograd_linear_backward(
+        self, cache: dict[str, Any], dy: np.ndarray, bias_grad: np.ndarray | None
+    ) -> np.ndarray | None:
         """The adjoint of :meth:`_winograd_linear`, its steps in reverse (docs/winograd.md)."""
         V, U = cache["V"], cache["U"]
         pad_top, pad_left, tiles_h, tiles_w = cache["geometry"]
@@ -369,12 +405,28 @@ class Conv2DTranspose(_Convolution):
     (2, 4, 3, 3)
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 2,
-                 padding: str | int = "same", rng: np.random.Generator | int | None = None,
-                 kernel_initializer: str | Initializer = "glorot_uniform",
-                 dtype: DTypeLike = np.float32) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, rng, kernel_initializer,
-                         dtype, weight_shape="in_out")
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 2,
+        padding: str | int = "same",
+        rng: np.random.Generator | int | None = None,
+        kernel_initializer: str | Initializer = "glorot_uniform",
+        dtype: DTypeLike = np.float32,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            rng,
+            kernel_initializer,
+            dtype,
+            weight_shape="in_out",
+        )
 
     def _geometry(self, height: int, width: int) -> tuple[int, int, int, int]:
         out_h, crop_top = conv_transpose_geometry(height, self.kernel_size, self.stride, self.padding)
@@ -398,8 +450,9 @@ class Conv2DTranspose(_Convolution):
             y += bias.astype(dtype, copy=False)[:, None, None, None]
         return as_images(y), dict(X=X, input_shape=x.shape, geometry=(out_h, out_w, crop_top, crop_left))
 
-    def _linear_backward(self, cache: dict[str, Any], dy: np.ndarray,
-                         bias_grad: np.ndarray | None) -> np.ndarray | None:
+    def _linear_backward(
+        self, cache: dict[str, Any], dy: np.ndarray, bias_grad: np.ndarray | None
+    ) -> np.ndarray | None:
         """Add dL/dW (and dL/db into ``bias_grad`` when given) into the gradients; return dL/dx, or None
         when the layer needs no input gradient."""
         X = cache["X"]

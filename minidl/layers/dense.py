@@ -44,15 +44,22 @@ class Dense(Layer):
     ((4, 3), array([4., 4.]))
     """
 
-    def __init__(self, in_features: int, out_features: int, rng: np.random.Generator | int | None = None,
-                 kernel_initializer: str | Initializer = "glorot_uniform", dtype: DTypeLike = np.float32) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        rng: np.random.Generator | int | None = None,
+        kernel_initializer: str | Initializer = "glorot_uniform",
+        dtype: DTypeLike = np.float32,
+    ) -> None:
         super().__init__()
         self.in_features = positive_int("in_features", in_features)
         self.out_features = positive_int("out_features", out_features)
         rng = np.random.default_rng(rng)
         init = get_initializer(kernel_initializer)
-        self._add_param("W", init((self.in_features, self.out_features), self.in_features,
-                                  self.out_features, rng, dtype=dtype))
+        self._add_param(
+            "W", init((self.in_features, self.out_features), self.in_features, self.out_features, rng, dtype=dtype)
+        )
         self._add_param("b", np.zeros(self.out_features, dtype=dtype))
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:

@@ -44,8 +44,9 @@ class ZeroPad2D(Layer):
             (top, bottom), (left, right) = pad
             values = [int(v) for v in (top, bottom, left, right)]
         except (TypeError, ValueError):
-            raise ValueError("Expected pad to be an int or ((top, bottom), (left, right)). "
-                             f"Received: pad={pad!r}") from None
+            raise ValueError(
+                f"Expected pad to be an int or ((top, bottom), (left, right)). Received: pad={pad!r}"
+            ) from None
         if min(values) < 0:
             raise ValueError(f"Expected non-negative padding. Received: pad={pad!r}")
         self.top, self.bottom, self.left, self.right = values
@@ -58,7 +59,7 @@ class ZeroPad2D(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         _, _, height, width = self._cached(dy)["input_shape"]
-        return dy[:, :, self.top:self.top + height, self.left:self.left + width]
+        return dy[:, :, self.top : self.top + height, self.left : self.left + width]
 
     def jvp(self, t: np.ndarray) -> np.ndarray:
         self._start_tangent(t)
@@ -67,7 +68,7 @@ class ZeroPad2D(Layer):
     def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         self._tangent_cached(dt)
         _, _, height, width = self._cached()["input_shape"]
-        return dt[..., self.top:self.top + height, self.left:self.left + width], None
+        return dt[..., self.top : self.top + height, self.left : self.left + width], None
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         c, height, width = input_shape

@@ -22,7 +22,21 @@ from minidl.reference.winograd import (
     winograd_output_tiles_adjoint,
 )
 
-__all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward", "maxpool_gather", "adam_update", "relu_forward",
-           "relu_backward", "sigmoid_from_exponential", "winograd_input_tiles", "winograd_input_tiles_adjoint",
-           "winograd_output_tiles", "winograd_output_tiles_adjoint", "bce_logits_rows",
-           "negative_capped_abs", "any_per_row"]
+__all__ = [
+    "im2col",
+    "col2im",
+    "maxpool_forward",
+    "maxpool_backward",
+    "maxpool_gather",
+    "adam_update",
+    "relu_forward",
+    "relu_backward",
+    "sigmoid_from_exponential",
+    "winograd_input_tiles",
+    "winograd_input_tiles_adjoint",
+    "winograd_output_tiles",
+    "winograd_output_tiles_adjoint",
+    "bce_logits_rows",
+    "negative_capped_abs",
+    "any_per_row",
+]

@@ -3,8 +3,17 @@
 import numpy as np
 
 
-def adam_update(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, beta1: float, beta2: float,
-                step_size: float, correction2: float, eps: float) -> None:
+def adam_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    beta1: float,
+    beta2: float,
+    step_size: float,
+    correction2: float,
+    eps: float,
+) -> None:
     """Same contract as :func:`minidl.kernels.adam.adam_update` (float64 arithmetic, stored in place)."""
     g = grad.astype(np.float64)
     m_new = beta1 * m.astype(np.float64) + (1.0 - beta1) * g

@@ -4,20 +4,26 @@ maximum (and the first NaN, which ``np.argmax`` takes for the maximum)."""
 import numpy as np
 
 
-def _check_shapes(name: str, x: np.ndarray, y: np.ndarray, argmax: np.ndarray, pool: int, x_name: str = "x",
-                  y_name: str = "y") -> None:
+def _check_shapes(
+    name: str, x: np.ndarray, y: np.ndarray, argmax: np.ndarray, pool: int, x_name: str = "x", y_name: str = "y"
+) -> None:
     """x (C, H, W, N) against y and argmax (C, H // pool, W // pool, N), as the kernels check them."""
     channels, height, width, n_images = x.shape
     if pool < 1 or y.shape != (channels, height // pool, width // pool, n_images) or argmax.shape != y.shape:
-        raise ValueError(f"{name}: expected a positive pool, and {y_name} and argmax of shape "
-                         f"(C, H // pool, W // pool, N) for {x_name} of shape (C, H, W, N)")
+        raise ValueError(
+            f"{name}: expected a positive pool, and {y_name} and argmax of shape "
+            f"(C, H // pool, W // pool, N) for {x_name} of shape (C, H, W, N)"
+        )
 
 
 def _check_indices(name: str, argmax: np.ndarray, pool: int, width: int) -> None:
     rows, columns = argmax // width, argmax % width
     out_h, out_w = argmax.shape[1:3]
-    if argmax.size and ((argmax < 0).any() or (rows // pool != np.arange(out_h)[:, None, None]).any()
-                        or (columns // pool != np.arange(out_w)[None, :, None]).any()):
+    if argmax.size and (
+        (argmax < 0).any()
+        or (rows // pool != np.arange(out_h)[:, None, None]).any()
+        or (columns // pool != np.arange(out_w)[None, :, None]).any()
+    ):
         raise ValueError(f"{name}: argmax holds an index outside its window")
 
 
@@ -26,7 +32,7 @@ def maxpool_forward(x: np.ndarray, pool: int, y: np.ndarray, argmax: np.ndarray)
     _check_shapes("maxpool_forward", x, y, argmax, pool)
     channels, out_h, out_w, n_images = y.shape
     width = x.shape[2]
-    cropped = x[:, :out_h * pool, :out_w * pool]
+    cropped = x[:, : out_h * pool, : out_w * pool]
     windows = cropped.reshape(channels, out_h, pool, out_w, pool, n_images).transpose(0, 1, 3, 5, 2, 4)
     windows = windows.reshape(channels, out_h, out_w, n_images, pool * pool)
     first = windows.argmax(axis=-1)  # np.argmax returns the first occurrence of the maximum, or the first NaN
@@ -51,5 +57,6 @@ def maxpool_gather(x: np.ndarray, argmax: np.ndarray, pool: int, y: np.ndarray) 
     _check_shapes("maxpool_gather", x, y, argmax, pool)
     _check_indices("maxpool_gather", argmax, pool, x.shape[2])
     channels, height, width, n_images = x.shape
-    y[...] = np.take_along_axis(x.reshape(channels, height * width, n_images),
-                                argmax.reshape(channels, -1, n_images), axis=1).reshape(y.shape)
+    y[...] = np.take_along_axis(
+        x.reshape(channels, height * width, n_images), argmax.reshape(channels, -1, n_images), axis=1
+    ).reshape(y.shape)

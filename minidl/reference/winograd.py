@@ -9,8 +9,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import DTypeLike
 
 
-def _canvas(shape: tuple[int, ...], m: int, pad_top: int, pad_left: int, tiles_h: int, tiles_w: int,
-            dtype: DTypeLike) -> np.ndarray:
+def _canvas(
+    shape: tuple[int, ...], m: int, pad_top: int, pad_left: int, tiles_h: int, tiles_w: int, dtype: DTypeLike
+) -> np.ndarray:
     """Zeros large enough for the image at (pad_top, pad_left) and for every (m + 2)-tile of the grid."""
     channels, height, width, n_images = shape
     rows = max(tiles_h * m + 2, pad_top + height)
@@ -18,21 +19,23 @@ def _canvas(shape: tuple[int, ...], m: int, pad_top: int, pad_left: int, tiles_h
     return np.zeros((channels, rows, columns, n_images), dtype=dtype)
 
 
-def winograd_input_tiles(x: np.ndarray, BT: np.ndarray, pad_top: int, pad_left: int, tiles_h: int, tiles_w: int,
-                         V: np.ndarray) -> None:
+def winograd_input_tiles(
+    x: np.ndarray, BT: np.ndarray, pad_top: int, pad_left: int, tiles_h: int, tiles_w: int, V: np.ndarray
+) -> None:
     """Same contract as :func:`minidl.kernels.winograd.winograd_input_tiles`."""
     channels, height, width, n_images = x.shape
     a = BT.shape[0]
     m = a - 2
     canvas = _canvas(x.shape, m, pad_top, pad_left, tiles_h, tiles_w, V.dtype)
-    canvas[:, pad_top:pad_top + height, pad_left:pad_left + width] = x
+    canvas[:, pad_top : pad_top + height, pad_left : pad_left + width] = x
     # tiles[c, u, v, n] is the a x a window whose corner is at (u m, v m) of the canvas
-    tiles = sliding_window_view(canvas, (a, a), axis=(1, 2))[:, :tiles_h * m:m, :tiles_w * m:m]
+    tiles = sliding_window_view(canvas, (a, a), axis=(1, 2))[:, : tiles_h * m : m, : tiles_w * m : m]
     V[...] = np.einsum("pi,cuvnij,qj->pqcuvn", BT, tiles, BT, optimize=True).reshape(a * a, channels, -1)
 
 
-def winograd_input_tiles_adjoint(dV: np.ndarray, BT: np.ndarray, pad_top: int, pad_left: int, tiles_h: int,
-                                 tiles_w: int, dx: np.ndarray) -> None:
+def winograd_input_tiles_adjoint(
+    dV: np.ndarray, BT: np.ndarray, pad_top: int, pad_left: int, tiles_h: int, tiles_w: int, dx: np.ndarray
+) -> None:
     """Same contract as :func:`minidl.kernels.winograd.winograd_input_tiles_adjoint`."""
     channels, height, width, n_images = dx.shape
     a = BT.shape[0]
@@ -42,8 +45,8 @@ def winograd_input_tiles_adjoint(dV: np.ndarray, BT: np.ndarray, pad_top: int, p
     canvas = _canvas(dx.shape, m, pad_top, pad_left, tiles_h, tiles_w, dx.dtype)
     for i in range(a):
         for j in range(a):
-            canvas[:, i:i + tiles_h * m:m, j:j + tiles_w * m:m] += e[i, j]
-    dx[...] = canvas[:, pad_top:pad_top + height, pad_left:pad_left + width]
+            canvas[:, i : i + tiles_h * m : m, j : j + tiles_w * m : m] += e[i, j]
+    dx[...] = canvas[:, pad_top : pad_top + height, pad_left : pad_left + width]
 
 
 def winograd_output_tiles(M: np.ndarray, AT: np.ndarray, bias: np.ndarray, y: np.ndarray) -> None:

@@ -32,16 +32,35 @@ from minidl.testing.gradients import (
 )
 from minidl.testing.kinks import NearestKink, kink_distance, smallest_kink_distance
 
-STRATEGIES = ("conv_geometries", "pool_geometries", "kink_free_inputs", "away_from_zero", "distinct_values",
-              "seeds", "ConvGeometry", "PoolGeometry")
+STRATEGIES = (
+    "conv_geometries",
+    "pool_geometries",
+    "kink_free_inputs",
+    "away_from_zero",
+    "distinct_values",
+    "seeds",
+    "ConvGeometry",
+    "PoolGeometry",
+)
 
-__all__ = ["assert_layer_gradients", "assert_adjoint", "GradientReport", "GradientMismatch", "Comparison",
-           "PrecisionWarning", "kink_distance", "smallest_kink_distance", "NearestKink", *STRATEGIES]
+__all__ = [
+    "assert_layer_gradients",
+    "assert_adjoint",
+    "GradientReport",
+    "GradientMismatch",
+    "Comparison",
+    "PrecisionWarning",
+    "kink_distance",
+    "smallest_kink_distance",
+    "NearestKink",
+    *STRATEGIES,
+]
 
 
 def __getattr__(name: str) -> Any:
     # the strategies need hypothesis, which only the test extra installs: import them when asked for
     if name in STRATEGIES:
         from minidl.testing import strategies
+
         return getattr(strategies, name)
     raise AttributeError(f"module 'minidl.testing' has no attribute {name!r}")

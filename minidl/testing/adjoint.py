@@ -14,8 +14,9 @@ import numpy as np
 MAX_ENTRIES_TO_LOCATE = 200_000  # build both matrices on failure only up to this many entries
 
 
-def _apply(function: Callable[[np.ndarray], np.ndarray], argument: np.ndarray, expected: tuple[int, ...],
-           name: str) -> np.ndarray:
+def _apply(
+    function: Callable[[np.ndarray], np.ndarray], argument: np.ndarray, expected: tuple[int, ...], name: str
+) -> np.ndarray:
     result = function(argument)
     if not isinstance(result, np.ndarray):
         raise TypeError(f"assert_adjoint: {name} returned {type(result).__name__}, expected a numpy array.")
@@ -24,9 +25,16 @@ def _apply(function: Callable[[np.ndarray], np.ndarray], argument: np.ndarray, e
     return result.astype(np.float64, copy=False)
 
 
-def assert_adjoint(forward: Callable[[np.ndarray], np.ndarray], transpose: Callable[[np.ndarray], np.ndarray],
-                   x_shape: tuple[int, ...], y_shape: tuple[int, ...], *, rng: np.random.Generator | int = 0,
-                   trials: int = 3, tolerance: float = 1e-10) -> float:
+def assert_adjoint(
+    forward: Callable[[np.ndarray], np.ndarray],
+    transpose: Callable[[np.ndarray], np.ndarray],
+    x_shape: tuple[int, ...],
+    y_shape: tuple[int, ...],
+    *,
+    rng: np.random.Generator | int = 0,
+    trials: int = 3,
+    tolerance: float = 1e-10,
+) -> float:
     """Check that ``transpose`` is the adjoint of the linear map ``forward``.
 
     Parameters
@@ -65,10 +73,16 @@ def assert_adjoint(forward: Callable[[np.ndarray], np.ndarray], transpose: Calla
     scale = float(2.0 * np.linalg.norm(a1) + 3.0 * np.linalg.norm(a2))
     if np.linalg.norm(combined - (2.0 * a1 - 3.0 * a2)) > tolerance * max(scale, 1e-300):
         at_zero = _apply(forward, np.zeros(x_shape), y_shape, "forward")
-        hint = (f" forward(0) is not 0 (max |forward(0)| = {np.max(np.abs(at_zero)):.3g}): a bias? Check the map "
-                "without it." if np.any(at_zero) else "")
-        raise AssertionError(f"assert_adjoint: forward is not linear: A(2 x1 - 3 x2) differs from 2 A x1 - 3 A x2 "
-                             f"by {np.linalg.norm(combined - (2 * a1 - 3 * a2)):.3g} (norm).{hint}")
+        hint = (
+            f" forward(0) is not 0 (max |forward(0)| = {np.max(np.abs(at_zero)):.3g}): a bias? Check the map "
+            "without it."
+            if np.any(at_zero)
+            else ""
+        )
+        raise AssertionError(
+            f"assert_adjoint: forward is not linear: A(2 x1 - 3 x2) differs from 2 A x1 - 3 A x2 "
+            f"by {np.linalg.norm(combined - (2 * a1 - 3 * a2)):.3g} (norm).{hint}"
+        )
     worst = 0.0
     for _ in range(trials):
         x, y = rng.standard_normal(x_shape), rng.standard_normal(y_shape)
@@ -79,13 +93,19 @@ def assert_adjoint(forward: Callable[[np.ndarray], np.ndarray], transpose: Calla
         worst = max(worst, mismatch)
         if mismatch > tolerance:
             where = _locate(forward, transpose, x_shape, y_shape)
-            raise AssertionError(f"assert_adjoint: <A x, y> = {lhs:.12g} but <x, A^T y> = {rhs:.12g}: relative "
-                                 f"mismatch {mismatch:.2g} > {tolerance:g}.{where}")
+            raise AssertionError(
+                f"assert_adjoint: <A x, y> = {lhs:.12g} but <x, A^T y> = {rhs:.12g}: relative "
+                f"mismatch {mismatch:.2g} > {tolerance:g}.{where}"
+            )
     return worst
 
 
-def _locate(forward: Callable[[np.ndarray], np.ndarray], transpose: Callable[[np.ndarray], np.ndarray],
-            x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> str:
+def _locate(
+    forward: Callable[[np.ndarray], np.ndarray],
+    transpose: Callable[[np.ndarray], np.ndarray],
+    x_shape: tuple[int, ...],
+    y_shape: tuple[int, ...],
+) -> str:
     """Name the entry where the matrix of ``transpose`` differs most from the transposed matrix of ``forward``."""
     n_in, n_out = int(np.prod(x_shape)), int(np.prod(y_shape))
     if n_in * n_out > MAX_ENTRIES_TO_LOCATE:
@@ -105,6 +125,8 @@ def _locate(forward: Callable[[np.ndarray], np.ndarray], transpose: Callable[[np
     x_index = tuple(int(v) for v in np.unravel_index(i, x_shape))
     y_index = tuple(int(v) for v in np.unravel_index(j, y_shape))
     wrong = int(np.sum(difference > 1e-12 * max(np.max(np.abs(matrix)), 1e-300)))
-    return (f" Worst entry: x{list(x_index)} <- y{list(y_index)}: the transpose gives {claimed[i, j]:.6g}, "
-            f"A's entry y{list(y_index)} <- x{list(x_index)} is {matrix[j, i]:.6g} "
-            f"({wrong} of {n_in * n_out} entries differ).")
+    return (
+        f" Worst entry: x{list(x_index)} <- y{list(y_index)}: the transpose gives {claimed[i, j]:.6g}, "
+        f"A's entry y{list(y_index)} <- x{list(x_index)} is {matrix[j, i]:.6g} "
+        f"({wrong} of {n_in * n_out} entries differ)."
+    )

@@ -97,8 +97,13 @@ def norm_floor(atol: float, size: int, tolerance: float) -> float:
     return atol * np.sqrt(size) / tolerance
 
 
-def judge(analytic: np.ndarray, numeric: np.ndarray, atol: np.ndarray, tolerance: float,
-          redifference: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def judge(
+    analytic: np.ndarray,
+    numeric: np.ndarray,
+    atol: np.ndarray,
+    tolerance: float,
+    redifference: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every entry's estimate, tolerance and excess, after re-differencing the entries that fail.
 
     ``redifference(flat_indices)`` returns the central differences of those entries with step 2h for

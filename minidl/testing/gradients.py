@@ -121,16 +121,20 @@ class GradientReport:
 
     def __str__(self) -> str:
         verdict = "agree with" if self.passed else "DISAGREE with"
-        lines = [f"{self.layer}: gradients {verdict} central differences (float64, h = {self.h:g}, "
-                 f"{self.cotangents} random cotangents; per array: norm-wise relative error <= {self.tolerance:g}, "
-                 f"every entry |a - n| <= atol + {self.tolerance:g} |n|, atol the rounding floor of its difference)",
-                 f"  {'check':<13}{'array':<14}{'norm error':<12}{'worst entry':<22}{'analytic':>14}"
-                 f"{'numeric':>14}{'|a-n| / tol':>13}  {'kink distance':<13}"]
+        lines = [
+            f"{self.layer}: gradients {verdict} central differences (float64, h = {self.h:g}, "
+            f"{self.cotangents} random cotangents; per array: norm-wise relative error <= {self.tolerance:g}, "
+            f"every entry |a - n| <= atol + {self.tolerance:g} |n|, atol the rounding floor of its difference)",
+            f"  {'check':<13}{'array':<14}{'norm error':<12}{'worst entry':<22}{'analytic':>14}"
+            f"{'numeric':>14}{'|a-n| / tol':>13}  {'kink distance':<13}",
+        ]
         for c in self.comparisons:
             flag = "" if c.passed else "  <-- FAILS"
             kink = "-" if c.kink is None else f"{c.kink:.1e}"
-            lines.append(f"  {c.check:<13}{c.array:<14}{c.error:<12.1e}{c.where():<22}{c.analytic:>14.6e}"
-                         f"{c.numeric:>14.6e}{c.excess:>13.2g}  {kink:<13}{flag}")
+            lines.append(
+                f"  {c.check:<13}{c.array:<14}{c.error:<12.1e}{c.where():<22}{c.analytic:>14.6e}"
+                f"{c.numeric:>14.6e}{c.excess:>13.2g}  {kink:<13}{flag}"
+            )
         if self.nearest_kink is not None:
             lines.append(f"  nearest kink in the layer's inputs: {self.nearest_kink}")
         for c in self.failures:
@@ -139,21 +143,27 @@ class GradientReport:
 
     def _explain(self, c: Comparison) -> str:
         which = f" (cotangent {c.cotangent + 1} of {c.cotangents})" if c.cotangents > 1 else ""
-        text = (f"Worst entry of {c.check} {c.array}: {c.where()} analytic {c.analytic:.9g}, numeric {c.numeric:.9g}"
-                f"{which}: |difference| {abs(c.analytic - c.numeric):.3g} against a tolerance of {c.tolerance:.3g}; "
-                f"{c.failing} of {c.size} entries exceed theirs.")
+        text = (
+            f"Worst entry of {c.check} {c.array}: {c.where()} analytic {c.analytic:.9g}, numeric {c.numeric:.9g}"
+            f"{which}: |difference| {abs(c.analytic - c.numeric):.3g} against a tolerance of {c.tolerance:.3g}; "
+            f"{c.failing} of {c.size} entries exceed theirs."
+        )
         if c.extrapolated is not None and c.failing:
             text += f" Differenced again with 2h: h^2-free estimate {c.extrapolated:.9g}, so not curvature."
         if c.failing and c.error <= c.bound:
-            text += (f" The norm-wise relative error of the array, {c.error:.2g}, is within {c.bound:g}: the entry "
-                     "is small beside the others, and only the element-wise criterion sees it.")
+            text += (
+                f" The norm-wise relative error of the array, {c.error:.2g}, is within {c.bound:g}: the entry "
+                "is small beside the others, and only the element-wise criterion sees it."
+            )
         elif c.error > c.bound and not c.failing:
             text += f" Every entry is within its tolerance, but the norm-wise relative error is {c.error:.2g}."
         near = c.kink if c.kink is not None else (self.nearest_kink.distance if self.nearest_kink else None)
         if near is not None and near < 10 * self.h:
-            text += (f" A kink lies {near:.1e} away, within 10 h: the central difference may straddle it and "
-                     "measure a mix of the one-sided slopes. Draw inputs away from kinks "
-                     "(minidl.testing.kink_free_inputs) before suspecting the backward pass.")
+            text += (
+                f" A kink lies {near:.1e} away, within 10 h: the central difference may straddle it and "
+                "measure a mix of the one-sided slopes. Draw inputs away from kinks "
+                "(minidl.testing.kink_free_inputs) before suspecting the backward pass."
+            )
         elif c.analytic != 0 and c.numeric != 0:
             text += f" Ratio analytic / numeric = {c.analytic / c.numeric:.6g}."
         elif c.analytic == 0 and c.numeric != 0:
@@ -171,9 +181,16 @@ class GradientMismatch(AssertionError):
         self.report = report
 
 
-def compare(check: str, array: str, analytic: np.ndarray, numeric: np.ndarray, atol: float | np.ndarray,
-            tolerance: float, kinks: np.ndarray | None = None,
-            redifference: Callable[[np.ndarray], np.ndarray] | None = None) -> Comparison:
+def compare(
+    check: str,
+    array: str,
+    analytic: np.ndarray,
+    numeric: np.ndarray,
+    atol: float | np.ndarray,
+    tolerance: float,
+    kinks: np.ndarray | None = None,
+    redifference: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Comparison:
     """Both criteria of :mod:`minidl.testing.criteria` for one array and K cotangents.
 
     ``redifference(flat_indices)`` returns the central differences of those entries with step 2h,
@@ -193,25 +210,48 @@ def compare(check: str, array: str, analytic: np.ndarray, numeric: np.ndarray, a
     flat_analytic, flat_numeric = analytic.reshape(k, size), numeric.reshape(k, size)
     estimate, tolerances, ratio = criteria.judge(flat_analytic, flat_numeric, atol, tolerance, redifference)
     if np.all(np.isfinite(analytic)):  # on the estimates: a re-differenced entry counts by its Richardson value
-        error = max(relative_error(a, n, tiny=max(criteria.norm_floor(floor, size, tolerance), 1e-30))
-                    for a, n, floor in zip(flat_analytic, estimate, atol))
+        error = max(
+            relative_error(a, n, tiny=max(criteria.norm_floor(floor, size, tolerance), 1e-30))
+            for a, n, floor in zip(flat_analytic, estimate, atol)
+        )
     else:
         error = float("inf")
     ordered = np.where(np.isnan(ratio), np.inf, ratio)
     cotangent, flat = np.unravel_index(int(np.argmax(ordered)), ordered.shape)
     failing = int(np.sum(np.any(~(ratio <= 1.0), axis=0)))
-    extrapolated = (float(estimate[cotangent, flat]) if estimate[cotangent, flat] != flat_numeric[cotangent, flat]
-                    else None)
-    return Comparison(check, array, error, tuple(int(i) for i in np.unravel_index(flat, shape)),
-                      float(flat_analytic[cotangent, flat]), float(flat_numeric[cotangent, flat]),
-                      float(tolerances[cotangent, flat]), float(ordered[cotangent, flat]), failing, size,
-                      int(cotangent), tolerance, None if kinks is None else float(kinks.reshape(-1)[flat]),
-                      extrapolated, k)
+    extrapolated = (
+        float(estimate[cotangent, flat]) if estimate[cotangent, flat] != flat_numeric[cotangent, flat] else None
+    )
+    return Comparison(
+        check,
+        array,
+        error,
+        tuple(int(i) for i in np.unravel_index(flat, shape)),
+        float(flat_analytic[cotangent, flat]),
+        float(flat_numeric[cotangent, flat]),
+        float(tolerances[cotangent, flat]),
+        float(ordered[cotangent, flat]),
+        failing,
+        size,
+        int(cotangent),
+        tolerance,
+        None if kinks is None else float(kinks.reshape(-1)[flat]),
+        extrapolated,
+        k,
+    )
 
 
-def assert_layer_gradients(layer: Layer, x: np.ndarray, *, rng: np.random.Generator | int = 0, h: float = STEP,
-                           tolerance: float = TOLERANCE, cotangents: int = COTANGENTS, tangents: int = 2,
-                           fast: bool = False) -> GradientReport:
+def assert_layer_gradients(
+    layer: Layer,
+    x: np.ndarray,
+    *,
+    rng: np.random.Generator | int = 0,
+    h: float = STEP,
+    tolerance: float = TOLERANCE,
+    cotangents: int = COTANGENTS,
+    tangents: int = 2,
+    fast: bool = False,
+) -> GradientReport:
     """Check every gradient ``layer`` computes at ``x`` against central differences, in float64.
 
     Parameters
@@ -269,11 +309,13 @@ def assert_layer_gradients(layer: Layer, x: np.ndarray, *, rng: np.random.Genera
     """
     layer, x = prepare(layer, x, "assert_layer_gradients")
     if not isinstance(cotangents, (int, np.integer)) or cotangents < 1:
-        raise ValueError(f"assert_layer_gradients: expected cotangents to be a positive integer. Received: "
-                         f"cotangents={cotangents!r}")
+        raise ValueError(
+            f"assert_layer_gradients: expected cotangents to be a positive integer. Received: cotangents={cotangents!r}"
+        )
     rng = np.random.default_rng(rng)
-    report = GradientReport(repr(layer), h, tolerance, nearest_kink=smallest_kink_distance(layer, x),
-                            cotangents=int(cotangents))
+    report = GradientReport(
+        repr(layer), h, tolerance, nearest_kink=smallest_kink_distance(layer, x), cotangents=int(cotangents)
+    )
     report.comparisons += _check_backward(layer, x, rng, h, tolerance, int(cotangents), fast)
     if tangents and has_tangent_pass(layer):
         report.comparisons += _check_tangent_pass(layer, x, rng, h, int(tangents), int(cotangents), tolerance)
@@ -284,35 +326,46 @@ def assert_layer_gradients(layer: Layer, x: np.ndarray, *, rng: np.random.Genera
 
 # -- validation ------------------------------------------------------------------------------------
 
+
 def prepare(layer: Layer, x: np.ndarray, caller: str) -> tuple[Layer, np.ndarray]:
     """Validate the layer and input; return float64 versions (copies where a conversion was needed)."""
     missing = [name for name in ("forward", "backward", "params", "grads", "zero_grad") if not hasattr(layer, name)]
     if missing:
-        raise TypeError(f"{caller}: expected a Layer (forward, backward, params, grads, zero_grad), received "
-                        f"{type(layer).__name__} without {', '.join(missing)}.")
+        raise TypeError(
+            f"{caller}: expected a Layer (forward, backward, params, grads, zero_grad), received "
+            f"{type(layer).__name__} without {', '.join(missing)}."
+        )
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{caller}: expected x as a numpy array, received {type(x).__name__}.")
     if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"{caller}: x has dtype {x.dtype}; a gradient check moves each entry by h = {STEP:g}, which "
-                        f"a {x.dtype} array cannot hold. Pass floating-point values, e.g. x.astype(np.float64).")
+        raise TypeError(
+            f"{caller}: x has dtype {x.dtype}; a gradient check moves each entry by h = {STEP:g}, which "
+            f"a {x.dtype} array cannot hold. Pass floating-point values, e.g. x.astype(np.float64)."
+        )
     if x.ndim == 0:
         raise ValueError(f"{caller}: x must have a batch axis, received a 0-d array.")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{caller}: x holds NaN or infinite values; central differences need finite inputs.")
     if set(layer.params) != set(layer.grads):
-        raise ValueError(f"{caller}: {layer!r} has params {sorted(layer.params)} but grads {sorted(layer.grads)}; "
-                         "every parameter needs a gradient array of the same name.")
+        raise ValueError(
+            f"{caller}: {layer!r} has params {sorted(layer.params)} but grads {sorted(layer.grads)}; "
+            "every parameter needs a gradient array of the same name."
+        )
     for name, param in layer.params.items():
         if not np.issubdtype(param.dtype, np.floating):
-            raise TypeError(f"{caller}: {layer!r}.params[{name!r}] has dtype {param.dtype}; parameters must be "
-                            "floating point.")
+            raise TypeError(
+                f"{caller}: {layer!r}.params[{name!r}] has dtype {param.dtype}; parameters must be floating point."
+            )
         if layer.grads[name].shape != param.shape:
-            raise ValueError(f"{caller}: {layer!r}.grads[{name!r}] has shape {layer.grads[name].shape}, "
-                             f"params[{name!r}] has {param.shape}; they must match.")
+            raise ValueError(
+                f"{caller}: {layer!r}.grads[{name!r}] has shape {layer.grads[name].shape}, "
+                f"params[{name!r}] has {param.shape}; they must match."
+            )
     low = sorted({str(p.dtype) for p in layer.params.values() if p.dtype != np.float64})
     if low:
-        warnings.warn(f"{caller}: {layer!r} has {'/'.join(low)} parameters; {FLOAT32_MEANINGLESS}",
-                      PrecisionWarning, stacklevel=3)
+        warnings.warn(
+            f"{caller}: {layer!r} has {'/'.join(low)} parameters; {FLOAT32_MEANINGLESS}", PrecisionWarning, stacklevel=3
+        )
         layer = copy.deepcopy(layer).astype(np.float64)
     if x.dtype != np.float64:
         warnings.warn(f"{caller}: x is {x.dtype}; {FLOAT32_MEANINGLESS}", PrecisionWarning, stacklevel=3)
@@ -331,27 +384,36 @@ def _call(layer: Layer, method: str, *args: Any, **kwargs: Any) -> Any:
     try:
         return getattr(layer, method)(*args, **kwargs)
     except RuntimeError as error:
-        done = {"backward": "forward(x, training=True)", "jvp": "forward(x, training=True)",
-                "jvp_backward": "forward(x, training=True) and jvp(t)"}.get(method, "nothing")
-        raise RuntimeError(f"{layer!r}.{method} failed right after {done}: {error} A layer must keep, when "
-                           f"training, what {method} needs (Layer._store / _store_tangent).") from error
+        done = {
+            "backward": "forward(x, training=True)",
+            "jvp": "forward(x, training=True)",
+            "jvp_backward": "forward(x, training=True) and jvp(t)",
+        }.get(method, "nothing")
+        raise RuntimeError(
+            f"{layer!r}.{method} failed right after {done}: {error} A layer must keep, when "
+            f"training, what {method} needs (Layer._store / _store_tangent)."
+        ) from error
 
 
 def _expect(layer: Layer, what: str, array: object, shape: tuple[int, ...], dtype: DTypeLike = np.float64) -> None:
     if not isinstance(array, np.ndarray):
         raise AssertionError(
-            f"{layer!r}: {what} returned {type(array).__name__}, expected a numpy array of shape {shape}.")
+            f"{layer!r}: {what} returned {type(array).__name__}, expected a numpy array of shape {shape}."
+        )
     if array.shape != tuple(shape):
         raise AssertionError(f"{layer!r}: {what} has shape {array.shape}, expected {tuple(shape)}.")
     if array.dtype != dtype:
-        raise AssertionError(f"{layer!r}: {what} has dtype {array.dtype} for float64 input; layers keep the "
-                             "input dtype.")
+        raise AssertionError(
+            f"{layer!r}: {what} has dtype {array.dtype} for float64 input; layers keep the input dtype."
+        )
 
 
 # -- backward --------------------------------------------------------------------------------------
 
-def _check_backward(layer: Layer, x: np.ndarray, rng: np.random.Generator, h: float, tolerance: float,
-                    n_cotangents: int, fast: bool) -> list[Comparison]:
+
+def _check_backward(
+    layer: Layer, x: np.ndarray, rng: np.random.Generator, h: float, tolerance: float, n_cotangents: int, fast: bool
+) -> list[Comparison]:
     y = layer.forward(x, training=False)
     _expect(layer, "forward(x)", y, getattr(y, "shape", ()))
     probes = rng.standard_normal((n_cotangents,) + y.shape)
@@ -383,10 +445,18 @@ def _check_backward(layer: Layer, x: np.ndarray, rng: np.random.Generator, h: fl
             if screened.passed:
                 comparisons.append(screened)
                 continue
-        comparisons.append(compare(
-            "backward", name, gradients, numerical_vjp(forward, array, probes, h), atol, tolerance,
-            kinks if name == "x" else None,
-            redifference=partial(numerical_vjp, forward, array, probes, 2 * h)))
+        comparisons.append(
+            compare(
+                "backward",
+                name,
+                gradients,
+                numerical_vjp(forward, array, probes, h),
+                atol,
+                tolerance,
+                kinks if name == "x" else None,
+                redifference=partial(numerical_vjp, forward, array, probes, 2 * h),
+            )
+        )
     return comparisons
 
 
@@ -395,8 +465,10 @@ def _check_accumulation(layer: Layer, x: np.ndarray, probe: np.ndarray, first: d
     layer.forward(x, training=True)
     dx = _call(layer, "backward", probe)
     if not np.allclose(dx, first["x"], rtol=1e-12, atol=0):
-        raise AssertionError(f"{layer!r}: backward is not repeatable: the same forward and dy gave a dx that "
-                             f"differs by {np.max(np.abs(dx - first['x'])):.3g} the second time.")
+        raise AssertionError(
+            f"{layer!r}: backward is not repeatable: the same forward and dy gave a dx that "
+            f"differs by {np.max(np.abs(dx - first['x'])):.3g} the second time."
+        )
     for name, grad in layer.grads.items():
         once = first[name]
         if not np.allclose(grad, 2 * once, rtol=1e-12, atol=1e-300):
@@ -404,11 +476,21 @@ def _check_accumulation(layer: Layer, x: np.ndarray, probe: np.ndarray, first: d
             raise AssertionError(
                 f"{layer!r}: backward must ADD dL/d{name} into grads[{name!r}], but after two backward passes "
                 f"it holds {ratio:.3g} times the gradient of one (expected 2). Write `grads[{name!r}] += ...`, "
-                "not `=`: a penalty adds a second gradient into the same array.")
+                "not `=`: a penalty adds a second gradient into the same array."
+            )
 
 
-def _screen(name: str, forward: Callable[[], np.ndarray], gradients: np.ndarray, array: np.ndarray, probes: np.ndarray,
-            atol: np.ndarray, rng: np.random.Generator, h: float, tolerance: float) -> Comparison:
+def _screen(
+    name: str,
+    forward: Callable[[], np.ndarray],
+    gradients: np.ndarray,
+    array: np.ndarray,
+    probes: np.ndarray,
+    atol: np.ndarray,
+    rng: np.random.Generator,
+    h: float,
+    tolerance: float,
+) -> Comparison:
     """Projections of every cotangent's gradient on FAST_DIRECTIONS random sign vectors.
 
     Passes (``passed``) only when every projection agrees with its central difference within
@@ -421,19 +503,40 @@ def _screen(name: str, forward: Callable[[], np.ndarray], gradients: np.ndarray,
     bound = criteria.screen_bound(atol, flat, array.reshape(-1), h)
     ratio = criteria.excess(analytic, numeric, bound[:, None], 0.0)
     cotangent, direction = np.unravel_index(int(np.argmax(np.where(np.isnan(ratio), np.inf, ratio))), ratio.shape)
-    error = max(relative_error(a, n, tiny=max(criteria.norm_floor(floor, FAST_DIRECTIONS, tolerance), 1e-30))
-                for a, n, floor in zip(analytic, numeric, atol))
+    error = max(
+        relative_error(a, n, tiny=max(criteria.norm_floor(floor, FAST_DIRECTIONS, tolerance), 1e-30))
+        for a, n, floor in zip(analytic, numeric, atol)
+    )
     screened = bool(np.all(ratio <= 1.0))
-    return Comparison("backward", f"{name} (fast)", error, (int(direction),), float(analytic[cotangent, direction]),
-                      float(numeric[cotangent, direction]), float(bound[cotangent]),
-                      float(ratio[cotangent, direction]), 0 if screened else 1, FAST_DIRECTIONS, int(cotangent),
-                      tolerance, cotangents=len(probes))
+    return Comparison(
+        "backward",
+        f"{name} (fast)",
+        error,
+        (int(direction),),
+        float(analytic[cotangent, direction]),
+        float(numeric[cotangent, direction]),
+        float(bound[cotangent]),
+        float(ratio[cotangent, direction]),
+        0 if screened else 1,
+        FAST_DIRECTIONS,
+        int(cotangent),
+        tolerance,
+        cotangents=len(probes),
+    )
 
 
 # -- tangent pass ----------------------------------------------------------------------------------
 
-def _check_tangent_pass(layer: Layer, x: np.ndarray, rng: np.random.Generator, h: float, n_directions: int,
-                        n_cotangents: int, tolerance: float) -> list[Comparison]:
+
+def _check_tangent_pass(
+    layer: Layer,
+    x: np.ndarray,
+    rng: np.random.Generator,
+    h: float,
+    n_directions: int,
+    n_cotangents: int,
+    tolerance: float,
+) -> list[Comparison]:
     layer.zero_grad()
     y = np.array(layer.forward(x, training=True))
     t = rng.standard_normal((n_directions,) + x.shape)
@@ -450,13 +553,17 @@ def _check_tangent_pass(layer: Layer, x: np.ndarray, rng: np.random.Generator, h
         result = _call(layer, "jvp_backward", q[k])
         if not (isinstance(result, tuple) and len(result) == 2):
             raise AssertionError(
-                f"{layer!r}: jvp_backward must return (dt, dx_extra), received {type(result).__name__}.")
+                f"{layer!r}: jvp_backward must return (dt, dx_extra), received {type(result).__name__}."
+            )
         dt, dx_extra = result
         _expect(layer, "jvp_backward(dt)[0]", dt, t.shape)
         if dx_extra is not None:
             _expect(layer, "jvp_backward(dt)[1] (dx_extra)", dx_extra, x.shape)
-        for name, value in (("dt", dt), *layer.grads.items(),
-                            ("x (dx_extra)", np.zeros_like(x) if dx_extra is None else dx_extra)):
+        for name, value in (
+            ("dt", dt),
+            *layer.grads.items(),
+            ("x (dx_extra)", np.zeros_like(x) if dx_extra is None else dx_extra),
+        ):
             analytic.setdefault(name, []).append(np.array(value))
     layer.zero_grad()
 
@@ -476,8 +583,17 @@ def _check_tangent_pass(layer: Layer, x: np.ndarray, rng: np.random.Generator, h
 
     # each output entry of a difference of forward passes carries rounding of about eps |y| / h
     jvp_floor = criteria.ROUNDING_MARGIN * criteria.EPS * float(np.max(np.abs(y), initial=0.0)) / h
-    comparisons = [compare("jvp", "t_out", t_out[None], jvp_at(h).reshape((1,) + t_out.shape), jvp_floor, tolerance,
-                           redifference=lambda entries: jvp_at(2 * h).reshape(1, -1)[:, entries])]
+    comparisons = [
+        compare(
+            "jvp",
+            "t_out",
+            t_out[None],
+            jvp_at(h).reshape((1,) + t_out.shape),
+            jvp_floor,
+            tolerance,
+            redifference=lambda entries: jvp_at(2 * h).reshape(1, -1)[:, entries],
+        )
+    ]
 
     def tangent_output() -> np.ndarray:
         layer.forward(x, training=True)
@@ -485,9 +601,17 @@ def _check_tangent_pass(layer: Layer, x: np.ndarray, rng: np.random.Generator, h
 
     atol = np.array([criteria.rounding_floor(t_out * q_k, h) for q_k in q])
     for name, array in {"dt": t, **layer.params, "x (dx_extra)": x}.items():
-        comparisons.append(compare(
-            "jvp_backward", name, np.stack(analytic[name]), numerical_vjp(tangent_output, array, q, h), atol,
-            tolerance, kink_distance(layer, x) if array is x else None,
-            redifference=partial(numerical_vjp, tangent_output, array, q, 2 * h)))
+        comparisons.append(
+            compare(
+                "jvp_backward",
+                name,
+                np.stack(analytic[name]),
+                numerical_vjp(tangent_output, array, q, h),
+                atol,
+                tolerance,
+                kink_distance(layer, x) if array is x else None,
+                redifference=partial(numerical_vjp, tangent_output, array, q, 2 * h),
+            )
+        )
     layer.zero_grad()
     return comparisons

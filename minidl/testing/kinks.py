@@ -49,7 +49,7 @@ def maxpool_kink_distance(x: np.ndarray, pool_size: int, zero_windows_are_flat: 
     distances = np.full(x.shape, np.inf)
     if p == 1 or out_h == 0 or out_w == 0:
         return distances
-    windows = x[:, :, :out_h * p, :out_w * p].reshape(n, c, out_h, p, out_w, p).transpose(0, 1, 2, 4, 3, 5)
+    windows = x[:, :, : out_h * p, : out_w * p].reshape(n, c, out_h, p, out_w, p).transpose(0, 1, 2, 4, 3, 5)
     windows = windows.reshape(n, c, out_h, out_w, p * p)
     ordered = np.sort(windows, axis=-1)
     top, second = ordered[..., -1], ordered[..., -2]
@@ -59,7 +59,7 @@ def maxpool_kink_distance(x: np.ndarray, pool_size: int, zero_windows_are_flat: 
     if zero_windows_are_flat:
         gaps[top == 0] = np.inf
     gaps = gaps.reshape(n, c, out_h, out_w, p, p).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, out_h * p, out_w * p)
-    distances[:, :, :out_h * p, :out_w * p] = gaps
+    distances[:, :, : out_h * p, : out_w * p] = gaps
     return distances
 
 

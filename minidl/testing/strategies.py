@@ -48,14 +48,26 @@ class ConvGeometry:
     @property
     def settings(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~minidl.layers.Conv2D` / :class:`~minidl.layers.Conv2DTranspose`."""
-        return dict(in_channels=self.in_channels, out_channels=self.out_channels, kernel_size=self.kernel_size,
-                    stride=self.stride, padding=self.padding)
+        return dict(
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+        )
 
 
 @st.composite
-def conv_geometries(draw: st.DrawFn, transpose: bool = False, max_batch: int = 2, max_channels: int = 3,
-                    max_kernel: int = 4, max_stride: int = 3, max_size: int = 8,
-                    paddings: Sequence[str | int] = ("same", "valid", 0, 1, 2)) -> ConvGeometry:
+def conv_geometries(
+    draw: st.DrawFn,
+    transpose: bool = False,
+    max_batch: int = 2,
+    max_channels: int = 3,
+    max_kernel: int = 4,
+    max_stride: int = 3,
+    max_size: int = 8,
+    paddings: Sequence[str | int] = ("same", "valid", 0, 1, 2),
+) -> ConvGeometry:
     """Geometries whose output is non-empty: for :class:`Conv2D`, or :class:`Conv2DTranspose` when
     ``transpose``. Every padding mode, even and odd kernels, strides above the kernel size."""
     kernel = draw(st.integers(1, max_kernel))
@@ -68,8 +80,16 @@ def conv_geometries(draw: st.DrawFn, transpose: bool = False, max_batch: int = 2
     height = draw(st.integers(low, max_size))
     width = draw(st.integers(low, max_size))
     assume(size(height, kernel, stride, padding)[0] > 0 and size(width, kernel, stride, padding)[0] > 0)
-    return ConvGeometry(draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels)),
-                        draw(st.integers(1, max_channels)), kernel, stride, padding, height, width)
+    return ConvGeometry(
+        draw(st.integers(1, max_batch)),
+        draw(st.integers(1, max_channels)),
+        draw(st.integers(1, max_channels)),
+        kernel,
+        stride,
+        padding,
+        height,
+        width,
+    )
 
 
 @dataclass(frozen=True)
@@ -88,12 +108,18 @@ class PoolGeometry:
 
 
 @st.composite
-def pool_geometries(draw: st.DrawFn, max_batch: int = 3, max_channels: int = 3, max_pool: int = 3,
-                    max_size: int = 9) -> PoolGeometry:
+def pool_geometries(
+    draw: st.DrawFn, max_batch: int = 3, max_channels: int = 3, max_pool: int = 3, max_size: int = 9
+) -> PoolGeometry:
     """Pool sizes with inputs at least one window large, including sizes that floor mode crops (7 -> 3)."""
     pool = draw(st.integers(1, max_pool))
-    return PoolGeometry(draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels)), pool,
-                        draw(st.integers(pool, max(pool, max_size))), draw(st.integers(pool, max(pool, max_size))))
+    return PoolGeometry(
+        draw(st.integers(1, max_batch)),
+        draw(st.integers(1, max_channels)),
+        pool,
+        draw(st.integers(pool, max(pool, max_size))),
+        draw(st.integers(pool, max(pool, max_size))),
+    )
 
 
 def _shape(draw: st.DrawFn, shape: Shape) -> tuple[int, ...]:
@@ -118,8 +144,9 @@ def distinct_values(draw: st.DrawFn, shape: Shape, gap: float = 0.01) -> np.ndar
 
 
 @st.composite
-def kink_free_inputs(draw: st.DrawFn, layer: Layer, shape: Shape,
-                     margin: float = 1e-3, scale: float = 1.0) -> np.ndarray:
+def kink_free_inputs(
+    draw: st.DrawFn, layer: Layer, shape: Shape, margin: float = 1e-3, scale: float = 1.0
+) -> np.ndarray:
     """Normal inputs (standard deviation ``scale``) on which every kink of ``layer`` is at least ``margin``
     away, by :func:`minidl.testing.smallest_kink_distance` (the built-in layers, a Sequential of them, or
     your layer's ``kink_distance`` hook). Inputs too near a kink are rejected, not moved.
