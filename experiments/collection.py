@@ -30,7 +30,17 @@ from pathlib import Path
 from autoencoders.checkpoints import differences, plain
 from experiments import cluster, collection_report, frey, headline, job, mnist, run_folder, workers
 from experiments.errors import UsageError
-from experiments.presets import Preset, default_folder, overrides, parse_value, resolve_preset, settable, settings
+from experiments.presets import (
+    Preset,
+    default_folder,
+    overrides,
+    parse_value,
+    resolve_preset,
+    safe_name,
+    settable,
+    settings,
+    slug,
+)
 
 FORMAT = 1
 PARTS = ("mnist", "frey")
@@ -119,32 +129,22 @@ def plan(base: Preset, grid: dict[str, list], seeds: list[int], parts, models=No
     return runs
 
 
-def _slug(items: list[tuple[str, object]]) -> str:
-    return ",".join(
-        f"{name}={'_'.join(map(str, value)) if isinstance(value, tuple) else value}" for name, value in items
-    )
-
-
-def _safe(slug: str, limit: int = 60) -> str:
-    if len(slug) > limit or not all(c.isalnum() or c in "._=,+-" for c in slug):
-        return "set-" + hashlib.sha256(slug.encode()).hexdigest()[:10]
-    return slug
-
-
 def run_key(point, seed: int) -> str:
     """The sub-folder of a run: its grid values and seed, e.g. ``sparsity_weight=0.001,seed=0``."""
-    return _safe(_slug([*point, ("seed", seed)]))
+    return safe_name(slug([*point, ("seed", seed)]))
 
 
 def point_key(point) -> str:
-    return _safe(_slug(list(point))) if point else "all"
+    return safe_name(slug(list(point))) if point else "all"
 
 
 def default_collection_folder(base: Preset, grid: dict, seeds: list[int], stand_in: dict, root=Path("runs")) -> Path:
     """``runs/[sweep-]<preset>[-<overrides>][-<grid>]-seeds=<seeds>[-stand-in]``: one folder per collection."""
     plain_base = default_folder(base, root=root).name
     grid_slug = (
-        _safe(";".join(f"{name}={'_'.join(map(str, values))}" for name, values in grid.items()).replace(";", "+"), 80)
+        safe_name(
+            ";".join(f"{name}={'_'.join(map(str, values))}" for name, values in grid.items()).replace(";", "+"), 80
+        )
         if grid
         else ""
     )

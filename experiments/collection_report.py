@@ -9,6 +9,7 @@ from pathlib import Path
 
 from experiments import frey, headline, plots
 from experiments.mnist import TITLES
+from experiments.report import table
 from experiments.run_folder import read_metrics
 from experiments.study import STUDY
 
@@ -38,11 +39,6 @@ def mean_std(stats: dict | None, digits: int) -> str:
     if stats["std"] is None:
         return _value(stats["mean"], digits)
     return f"{_value(stats['mean'], digits)} ± {_value(stats['std'], digits)}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows] + [""]
 
 
 def _label(point: dict) -> str:
@@ -83,7 +79,7 @@ def _tables(aggregate: dict) -> list[str]:
             for entry in aggregate.values()
             for model in mnist
         ]
-        lines += ["### MNIST", ""] + _table(header, rows)
+        lines += ["### MNIST", ""] + table(header, rows)
         for metric, label in headline.INTERPOLATION.items():
             alphas = _alphas(aggregate, mnist[0])
             rows = [
@@ -98,7 +94,7 @@ def _tables(aggregate: dict) -> list[str]:
                 for entry in aggregate.values()
                 for model in mnist
             ]
-            lines += [f"{label}:", ""] + _table(
+            lines += [f"{label}:", ""] + table(
                 (["setting"] if sweep else []) + ["model", *[f"a={a:.1f}" for a in alphas]], rows
             )
     decoders = _models(aggregate, "frey")
@@ -123,7 +119,7 @@ def _tables(aggregate: dict) -> list[str]:
             "log density and can be positive) and are not comparable with each other.",
             "",
         ]
-        lines += _table(header, rows)
+        lines += table(header, rows)
     return lines
 
 
@@ -182,7 +178,7 @@ def _study_comparison(entry: dict) -> list[str]:
         )
     else:
         lines[-1] += " With one seed there is no spread: run with --seeds to judge."
-    lines += [""] + _table(["quantity", "study", f"ours, mean ± s (n = {n})", "ours, min – max", "verdict"], rows)
+    lines += [""] + table(["quantity", "study", f"ours, mean ± s (n = {n})", "ours, min – max", "verdict"], rows)
     return lines
 
 
@@ -227,7 +223,7 @@ def _vae_claims(folder: Path, aggregate: dict) -> list[str]:
         "",
         "Judged in each run from its own numbers with the thresholds of its report.",
         "",
-    ] + _table(header, rows)
+    ] + table(header, rows)
 
 
 def _figures(aggregate: dict, grid: dict, figures: Path) -> list[str]:
@@ -317,7 +313,7 @@ def write_report(folder: Path, metrics: dict) -> Path:
         for key, entry in runs.items()
         if key in {k for e in aggregate.values() for k in e["runs"]}
     ]
-    lines += _table(["run", "data", "wall time", "host"], rows)
+    lines += table(["run", "data", "wall time", "host"], rows)
     if not sweep:
         lines += _study_comparison(next(iter(aggregate.values())))
     lines += ["## Headline numbers", ""] + _tables(aggregate) + _vae_claims(folder, aggregate)

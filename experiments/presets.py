@@ -243,6 +243,19 @@ def settings(preset: Preset) -> dict:
     return json.loads(json.dumps(asdict(preset)))
 
 
+def slug(items) -> str:
+    """Settings as a folder name's part: ``epochs=3,alphas=0.0_0.5_1.0``."""
+    return ",".join(f"{key}={'_'.join(map(str, value)) if isinstance(value, tuple) else value}" for key, value in items)
+
+
+def safe_name(text: str, limit: int = 60, hashed: str | None = None) -> str:
+    """``text`` when it makes a short, portable folder name, else ``set-`` and 10 hex digits of the sha256 of
+    ``hashed`` (by default of ``text``)."""
+    if len(text) > limit or not all(c.isalnum() or c in "._=,+-" for c in text):
+        return "set-" + hashlib.sha256((text if hashed is None else hashed).encode()).hexdigest()[:10]
+    return text
+
+
 def default_folder(preset: Preset, stand_in: dict[str, bool] | None = None, root: Path = Path("runs")) -> Path:
     """The output folder of a run with ``preset`` whose parts (``"mnist"``, ``"frey"``) use the offline
     stand-in where ``stand_in[part]`` is true.
@@ -255,13 +268,7 @@ def default_folder(preset: Preset, stand_in: dict[str, bool] | None = None, root
     name = preset.name
     changed = overrides(preset)
     if changed:
-        slug = ",".join(
-            f"{key}={'_'.join(map(str, value)) if isinstance(value, tuple) else value}"
-            for key, value in changed.items()
-        )
-        if len(slug) > 60 or not all(c.isalnum() or c in "._=,+-" for c in slug):
-            slug = "set-" + hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:10]
-        name += "-" + slug
+        name += "-" + safe_name(slug(changed.items()), hashed=json.dumps(changed, sort_keys=True))
     on_stand_in = [part for part, used in (stand_in or {}).items() if used]
     if on_stand_in:
         name += "-stand-in" if len(on_stand_in) == len(stand_in) else f"-{'-'.join(on_stand_in)}-stand-in"

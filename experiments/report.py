@@ -23,7 +23,8 @@ def _format(value, digits=6) -> str:
     return str(value)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table and the blank line after it."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines + [""]
@@ -47,7 +48,7 @@ def _mnist_section(mnist: dict, reference: dict, figures: Path) -> list[str]:
         study = [_format(STUDY["mnist"].get(k, {}).get(key), digits) for k in kinds]
         rows.append([f"{label} (study)", *study])
     rows.append(["seconds per epoch", *[f"{mnist[k]['seconds_per_epoch']:.1f}" for k in kinds]])
-    lines += _table(header, rows)
+    lines += table(header, rows)
 
     lines += ["### Training loss per epoch", "", "![training loss](figures/mnist_training_loss.png)", ""]
     epochs = max(len(mnist[k]["history"]) for k in kinds)
@@ -58,7 +59,7 @@ def _mnist_section(mnist: dict, reference: dict, figures: Path) -> list[str]:
         ]
         for e in range(epochs)
     ]
-    lines += _table(["epoch", *[TITLES[k] for k in kinds]], rows)
+    lines += table(["epoch", *[TITLES[k] for k in kinds]], rows)
 
     lines += _contractive_diagnosis(mnist, reference)
     lines += _gradient_flow_section(
@@ -94,7 +95,7 @@ def _mnist_section(mnist: dict, reference: dict, figures: Path) -> list[str]:
     alphas = mnist[kinds[0]]["interpolation"]["alphas"]
     for metric, label in (("psnr", "PSNR (dB)"), ("l2", "L2 distance")):
         rows = [[TITLES[k], *[f"{v:.3f}" for v in mnist[k]["interpolation"][metric]]] for k in kinds]
-        lines += [f"{label}:", ""] + _table(["model", *[f"a={a:.1f}" for a in alphas]], rows)
+        lines += [f"{label}:", ""] + table(["model", *[f"a={a:.1f}" for a in alphas]], rows)
     lines += [f"![{TITLES[k]}](figures/interpolation_{k}.png)" for k in kinds] + [""]
     lines += _study_interpolation(mnist, kinds, alphas)
     return lines
@@ -138,10 +139,10 @@ def _study_interpolation(mnist: dict, kinds: list[str], alphas: list[float]) -> 
         ]
         header = ["model", *[f"a={a:.1f}" for a in alphas]]
         if same_alphas:
-            lines += [f"{label}:", ""] + _table(header, rows + study_rows)
+            lines += [f"{label}:", ""] + table(header, rows + study_rows)
         else:
-            lines += [f"{label}:", ""] + _table(header, rows)
-            lines += [f"{label}, the study's (its a):", ""] + _table(
+            lines += [f"{label}:", ""] + table(header, rows)
+            lines += [f"{label}, the study's (its a):", ""] + table(
                 ["model", *[f"a={a:.1f}" for a in study["alphas"]]], study_rows
             )
     flat = [
@@ -209,7 +210,7 @@ def _contractive_diagnosis(mnist: dict, reference: dict) -> list[str]:
         ]
         for r in history
     ]
-    lines += _table(["epoch", "train MSE", "latent mean", "saturated fraction", "penalty ‖J‖²"], rows)
+    lines += table(["epoch", "train MSE", "latent mean", "saturated fraction", "penalty ‖J‖²"], rows)
     saturated = history[-1].get("latent_saturated", 0.0)
     sparse = mnist.get("sparse", {}).get("history", [{}])[-1].get("latent_saturated")
     if saturated >= SATURATED_COLLAPSE:
@@ -307,7 +308,7 @@ def _frey_section(results: dict, figures: Path) -> list[str]:
         ]
         for split in ("train", "test")
     ]
-    lines += _table(header, rows)
+    lines += table(header, rows)
     lines += [
         "Training: "
         + "; ".join(
@@ -355,7 +356,7 @@ def _frey_section(results: dict, figures: Path) -> list[str]:
         ]
         for claim in ("reconstruction", "generation", "traversal")
     ]
-    lines += _table(["claim", *[TITLES_SHORT[k] for k in likelihoods]], rows)
+    lines += table(["claim", *[TITLES_SHORT[k] for k in likelihoods]], rows)
     if "gaussian" in results and "pixel_logvar" in results["gaussian"]:
         lines += _variance_note(results["gaussian"]["pixel_logvar"])
     for k in likelihoods:
@@ -453,7 +454,7 @@ def _provenance_section(metrics: dict) -> list[str]:
         "them match.",
         "",
     ]
-    return lines + _table(["model", "data", "trained on", "evaluated on", "fingerprint"], rows)
+    return lines + table(["model", "data", "trained on", "evaluated on", "fingerprint"], rows)
 
 
 def _overrides(info: dict) -> dict:
