@@ -69,11 +69,8 @@ def conv_transpose_geometry(size: int, kernel: int, stride: int, padding: str | 
 class _Convolution(Layer):
     """What :class:`Conv2D` and :class:`Conv2DTranspose` share: validated settings, a weight and a bias,
     and each layer's own linear map, ``_linear`` (the forward pass with the bias, and the tangent pass,
-    which is the same map without it) and ``_linear_backward``.
-
-    Scratch arrays, among them those the backward pass reads (im2col's columns), come from a
-    :class:`Workspace` kept across calls: one set for the forward pass (``slot="forward"``) and one for
-    the tangent pass (``slot="tangent"``), which runs between a forward pass and its backward pass.
+    which is the same map without it) and ``_linear_backward``. ``_linear``'s ``slot`` says which pass
+    calls it (``"forward"`` or ``"tangent"``), for a layer that keeps scratch arrays per pass.
     """
 
     def __init__(
@@ -105,7 +102,6 @@ class _Convolution(Layer):
             shape, fan_in, fan_out = (self.in_channels, self.out_channels, k, k), fan_out, fan_in
         self._add_param("W", init(shape, fan_in, fan_out, rng, dtype=dtype))
         self._add_param("b", np.zeros(self.out_channels, dtype=dtype))
-        self._workspace = Workspace()
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._check_input(x, (None, self.in_channels, None, None), f"(N, {self.in_channels}, H, W)")
@@ -142,10 +138,6 @@ class _Convolution(Layer):
     def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray | None, None]:
         dx = self._linear_backward(self._tangent_cached(dt), self._merge(dt), None)
         return (None if dx is None else dx.reshape(dt.shape[:2] + dx.shape[1:])), None
-
-    def _scratch(self, slot: str, name: str, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
-        """An uninitialised array kept in the workspace across calls (its contents are stale)."""
-        return self._workspace.get(f"{slot}/{name}", shape, dtype)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         _, height, width = input_shape
@@ -231,6 +223,10 @@ class Conv2D(_Convolution):
             dtype,
             weight_shape="out_in",
         )
+        # Scratch arrays, among them those the backward pass reads (im2col's columns), kept across calls:
+        # one set for the forward pass (slot "forward") and one for the tangent pass (slot "tangent"), which
+        # runs between a forward pass and its backward pass.
+        self._workspace = Workspace()
         if algorithm not in ALGORITHMS:
             raise ValueError(f"Expected algorithm to be one of {ALGORITHMS}. Received: algorithm={algorithm!r}")
         if algorithm == "winograd" and (self.kernel_size != 3 or self.stride != 1):
@@ -239,6 +235,10 @@ class Conv2D(_Convolution):
                 f"kernel_size={self.kernel_size}, stride={self.stride}"
             )
         self.algorithm = algorithm
+
+    def _scratch(self, slot: str, name: str, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
+        """An uninitialised array kept in the workspace across calls (its contents are stale)."""
+        return self._workspace.get(f"{slot}/{name}", shape, dtype)
 
     def _choose_path(self, dtype: DTypeLike | None = None) -> str:
         """How this layer computes: decided here and nowhere else (docs/kernels.md lists the paths).
