@@ -272,51 +272,68 @@ class Conv2D(_Convolution):
         return out_h, out_w, pad_top, pad_left
 
     def _linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict[str, Any]]:
-        """W * x (+ bias), and what the backward pass of the linear part needs."""
-        W = self.params["W"]
-        dtype = np.result_type(x, W)
+        """y = W * x (+ b): ``cols = im2col(x)``, ``Y = W2 @ cols + b``; or the same map by Winograd's tiles
+        where :meth:`_choose_path` picks them. Returns y and what the backward pass needs."""
+        dtype = np.result_type(x, self.params["W"])
         if self._choose_path(dtype) == "winograd":
             return self._winograd_linear(x, bias, slot)
-        n, _, height, width = x.shape
-        out_h, out_w, pad_top, pad_left = self._geometry(height, width)
-        k = self.kernel_size
-        rows = self.in_channels * k * k
-        # one more row, of ones, carries the bias through the product: [W2 b] @ [cols; 1] = W2 @ cols + b
-        cols = self._scratch(slot, "cols", (rows + 1, out_h * out_w * n), dtype)
-        kernels.im2col(images_last(x, dtype), k, k, self.stride, pad_top, pad_left, out_h, out_w, cols[:rows])
-        W2 = W.reshape(self.out_channels, rows).astype(dtype, copy=False)
-        if bias is None:
-            product = W2 @ cols[:rows]
-        else:
-            cols[rows] = 1.0
-            product = np.concatenate([W2, bias.astype(dtype, copy=False)[:, None]], axis=1) @ cols
-        # (F, OH * OW * N) is the output stored images-last: returned as an (N, F, OH, OW) view, not copied
-        y = as_images(product.reshape(self.out_channels, out_h, out_w, n))
-        cache = dict(path="im2col", cols=cols, input_shape=x.shape, geometry=(out_h, out_w, pad_top, pad_left))
-        return y, cache
+        cols, geometry = self._im2col(x, dtype, slot, ones=bias is not None)  # (C kH kW [+ 1], OH OW N)
+        Y = self._weight_matrix(dtype, bias) @ cols  # W2 @ cols + b, as [W2 b] @ [cols; 1]
+        y = self._as_output(Y, geometry, len(x))  # (F, OH OW N) -> an (N, F, OH, OW) view
+        return y, dict(path="im2col", cols=cols, input_shape=x.shape, geometry=geometry)
 
     def _linear_backward(
         self, cache: dict[str, Any], dy: np.ndarray, bias_grad: np.ndarray | None
     ) -> np.ndarray | None:
-        """Add dL/dW (and dL/db into ``bias_grad`` when given) into the gradients; return dL/dx, or None
-        when the layer needs no input gradient."""
+        """dW2 = dY @ cols.T and db = dY @ ones, added into the gradients; returns dx = col2im(W2.T @ dY), or
+        None when the layer needs no input gradient."""
         if cache["path"] == "winograd":
             return self._winograd_linear_backward(cache, dy, bias_grad)
-        cols = cache["cols"]
-        rows = cols.shape[0] - 1
-        out_h, out_w, pad_top, pad_left = cache["geometry"]
+        cols = cache["cols"]  # [cols; 1] when the forward pass added the bias
         # a wider upstream gradient widens the products, as NumPy promotes
-        dY = images_last(dy, np.result_type(cols, dy)).reshape(self.out_channels, -1)  # (F, OH * OW * N)
-        if bias_grad is None:
-            self.grads["W"] += (dY @ cols[:rows].T).reshape(self.params["W"].shape)
-        else:
-            dW_and_db = dY @ cols.T  # the row of ones gives db = the sum of dY over its columns
-            self.grads["W"] += dW_and_db[:, :rows].reshape(self.params["W"].shape)
-            bias_grad += dW_and_db[:, rows]
+        dY = images_last(dy, np.result_type(cols, dy)).reshape(self.out_channels, -1)  # (F, OH OW N)
+        self._add_weight_grads(dY @ cols.T, bias_grad)  # [dW2 db] = dY @ [cols; 1].T
         if not self.needs_input_grad:
             return None
-        W2 = self.params["W"].reshape(self.out_channels, rows)
-        dcols = W2.T @ dY
+        W2 = self.params["W"].reshape(self.out_channels, -1)
+        return self._col2im(W2.T @ dY, cache)
+
+    # -- the im2col path's layouts: the helpers of _linear and _linear_backward --------------------------
+
+    def _im2col(self, x: np.ndarray, dtype: np.dtype, slot: str, ones: bool) -> tuple[np.ndarray, tuple[int, ...]]:
+        """cols = im2col(x), (C kH kW, OH OW N) in the workspace, and the geometry; with ``ones``, one more row
+        of ones below it, which carries the bias through the product."""
+        n, _, height, width = x.shape
+        out_h, out_w, pad_top, pad_left = geometry = self._geometry(height, width)
+        k = self.kernel_size
+        rows = self.in_channels * k * k
+        cols = self._scratch(slot, "cols", (rows + 1, out_h * out_w * n), dtype)
+        kernels.im2col(images_last(x, dtype), k, k, self.stride, pad_top, pad_left, out_h, out_w, cols[:rows])
+        if not ones:
+            return cols[:rows], geometry
+        cols[rows] = 1.0
+        return cols, geometry
+
+    def _weight_matrix(self, dtype: np.dtype, bias: np.ndarray | None) -> np.ndarray:
+        """W2 = W.reshape(F, C kH kW) in ``dtype``, and [W2 b] when a bias is given."""
+        W2 = self.params["W"].reshape(self.out_channels, -1).astype(dtype, copy=False)
+        return W2 if bias is None else np.concatenate([W2, bias.astype(dtype, copy=False)[:, None]], axis=1)
+
+    def _as_output(self, Y: np.ndarray, geometry: tuple[int, ...], n: int) -> np.ndarray:
+        """(F, OH OW N) is the output stored images-last: returned as an (N, F, OH, OW) view, not copied."""
+        out_h, out_w, _, _ = geometry
+        return as_images(Y.reshape(self.out_channels, out_h, out_w, n))
+
+    def _add_weight_grads(self, dW2: np.ndarray, bias_grad: np.ndarray | None) -> None:
+        """Add dW2, (F, C kH kW), into dL/dW; given ``bias_grad``, dW2 has db as one more column, added there."""
+        rows = self.params["W"][0].size
+        self.grads["W"] += dW2[:, :rows].reshape(self.params["W"].shape)
+        if bias_grad is not None:
+            bias_grad += dW2[:, rows]
+
+    def _col2im(self, dcols: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
+        """dx = col2im(dcols): the columns' gradients summed back into the pixels they were read from."""
+        out_h, out_w, pad_top, pad_left = cache["geometry"]
         n, channels, height, width = cache["input_shape"]
         dx = np.empty((channels, height, width, n), dtype=dcols.dtype)
         k = self.kernel_size
