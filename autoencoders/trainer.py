@@ -29,11 +29,9 @@ from autoencoders.checkpoints import (
     model_differences,
     read_checkpoint,
 )
-from minidl.flow import FlowRecorder
+from minidl.flow import SATURATION, FlowRecorder
 from minidl.optim import Adam
 from minidl.serialization import assign_params, remove_stale_temporaries, save_arrays
-
-SATURATION = 1e-3
 
 
 class TrainingDiverged(RuntimeError):
@@ -100,7 +98,8 @@ class TrainingConfig:
 def latent_health(codes: np.ndarray) -> dict[str, float]:
     """Mean activation of the codes and, for codes in [0, 1], the fraction of saturated units.
 
-    A unit is saturated where h < 1e-3 or h > 1 - 1e-3: a sigmoid there passes almost no gradient.
+    A unit is saturated where h < SATURATION or h > 1 - SATURATION (1e-3, :mod:`minidl.flow`'s threshold):
+    a sigmoid there passes almost no gradient.
 
     Shapes
     ------

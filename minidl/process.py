@@ -48,11 +48,8 @@ def tune_process() -> Tuning:
         False
     """
     in_effect = "numpy" not in sys.modules
-    set_here = tuple(
-        name
-        for name, value in THREAD_SETTINGS.items()
-        if name not in os.environ and os.environ.setdefault(name, value) == value
-    )
+    set_here = tuple(name for name in THREAD_SETTINGS if name not in os.environ)  # the user's own settings win
+    os.environ.update({name: THREAD_SETTINGS[name] for name in set_here})
     return Tuning(threads=set_here, threads_in_effect=in_effect, allocator=_keep_freed_memory())
 
 

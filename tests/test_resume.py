@@ -3,7 +3,7 @@ at several moments, then the same command, give number for number the results of
 
 The commands run as subprocesses, as a user runs them, on the offline stand-in with the smoke preset."""
 
-import json
+import importlib.util
 import os
 import signal
 import subprocess
@@ -19,8 +19,20 @@ from experiments.presets import PRESETS
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--preset", "smoke", "--models", "plain", "--set", "vae_epochs=1", "--no-progress"]
 COMMANDS = {"seeds": ["run", "--seeds", "0,1", *FAST], "sweep": ["sweep", "--grid", "learning_rate=1e-3,1e-2", *FAST]}
-TIMING = ("seconds", "where", "versions")  # how long and where a run took: the only things allowed to differ
 THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _probe_module():
+    """tools/probe_trust.py, whose readers of a results folder these tests share."""
+    spec = importlib.util.spec_from_file_location("probe_trust", ROOT / "tools" / "probe_trust.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PROBE = _probe_module()
+numbers = PROBE.numbers  # every value of every metrics.json of a folder but timings, by path
+a_checkpoint, a_run_recorded = PROBE.any_checkpoint, PROBE.run_recorded
 
 
 def environment(home: Path) -> dict:
@@ -55,26 +67,6 @@ def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
     return process.returncode, err
 
 
-def numbers(folder: Path) -> dict:
-    """Every value of every metrics.json under ``folder`` but how long and where the runs took, by path."""
-    found = {}
-
-    def walk(value, path):
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if not any(word in key for word in TIMING):
-                    walk(item, f"{path}.{key}")
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                walk(item, f"{path}[{index}]")
-        else:
-            found[path] = value
-
-    for path in sorted(folder.rglob("metrics.json")):
-        walk(json.loads(path.read_text()), str(path.relative_to(folder)))
-    return found
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """The numbers of each command run without interruption."""
@@ -85,17 +77,6 @@ def uninterrupted(tmp_path_factory):
         assert code == 0, err
         found[name] = numbers(folder)
     return found
-
-
-def a_checkpoint(folder: Path) -> bool:
-    return any(folder.glob("*/checkpoints/*.npz"))
-
-
-def a_run_recorded(folder: Path) -> bool:
-    try:
-        return bool(json.loads((folder / "metrics.json").read_text())["runs"])
-    except (OSError, ValueError, KeyError):
-        return False
 
 
 @pytest.mark.parametrize(
