@@ -16,12 +16,14 @@ and quick, which mutation testing needs: a mutant counts as killed only when a f
 """
 
 import os
+from pathlib import Path
 
 import minidl
 
 minidl.tune_process()  # as the experiments and benchmarks do, before NumPy is imported where it still can be
 
 import pytest  # noqa: E402
+from file_schemas import available, check_checkpoint, check_json  # noqa: E402
 from hypothesis import Phase, settings  # noqa: E402
 
 from minidl.backend import BACKENDS, use_backend  # noqa: E402
@@ -62,3 +64,26 @@ def offline(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIDL_OFFLINE", "1")
     monkeypatch.delenv("MINIDL_DATA", raising=False)
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def files_follow_their_schemas(monkeypatch):
+    """Every checkpoint and run's metrics.json a test writes through the project's writers (in this process) is
+    checked against its schema as soon as it is written (tests/file_schemas.py)."""
+    if not available():
+        return
+    from autoencoders.trainer import Trainer
+    from experiments import run_folder
+
+    save_checkpoint, write_run = Trainer.save_checkpoint, run_folder._write
+
+    def checked_save(self, path=None):
+        save_checkpoint(self, path)
+        check_checkpoint(path if path is not None else self.checkpoint_path)
+
+    def checked_write(out_dir, metrics):
+        write_run(out_dir, metrics)
+        check_json(Path(out_dir) / "metrics.json", "metrics")
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", checked_save)
+    monkeypatch.setattr(run_folder, "_write", checked_write)

@@ -4,6 +4,7 @@ import json
 import os
 import stat
 
+import file_schemas
 import numpy as np
 import pytest
 
@@ -258,3 +259,99 @@ def test_checkpoints_and_model_files_get_the_mode_the_umask_gives_new_files(tmp_
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == expected, name
     assert (tmp_path / "metrics.json").read_text() == "{}"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
+
+
+# -- the schema of the metadata (autoencoders/schemas/checkpoint.schema.json) ---------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: tiny_model(cls=Autoencoder),
+        lambda: tiny_model(cls=SparseAutoencoder),
+        lambda: tiny_model(cls=ContractiveAutoencoder),
+        lambda: VariationalAutoencoder(image_shape=IMAGE, hidden=8, latent_dim=3, likelihood="gaussian", rng=0),
+    ],
+    ids=["plain", "sparse", "contractive", "vae"],
+)
+def test_every_kind_of_model_writes_the_metadata_the_schema_describes(tmp_path, make):
+    jsonschema = pytest.importorskip("jsonschema")
+    images = np.random.default_rng(7).random((32,) + IMAGE, dtype=np.float32)
+    path = tmp_path / "model.npz"
+    trainer = Trainer(make(), TrainingConfig(epochs=2, batch_size=16), path, progress=False, fingerprint={"a": [1]})
+    trainer.fit(images, images[:8])
+    meta = file_schemas.check_checkpoint(path)
+    assert list(meta) == ["format", "epoch", "history", "config", "model", "rng", "data", "fingerprint"]
+    unsaved = tmp_path / "before_fit.npz"
+    Trainer(make(), CONFIG, progress=False).save_checkpoint(unsaved)
+    assert file_schemas.check_checkpoint(unsaved)["data"] is None
+    with pytest.raises(jsonschema.ValidationError):
+        file_schemas.validator("checkpoint").validate({**meta, "model": {**meta["model"], "extra": 1}})
+
+
+def test_a_format_2_checkpoint_is_rewritten_as_the_schema_describes(tmp_path, good):
+    arrays, meta = good
+    path = tmp_path / "old.npz"
+    np.savez(path, **with_meta(arrays, {**{k: v for k, v in meta.items() if k != "model"}, "format": 2}))
+    images = np.random.default_rng(7).random((32,) + IMAGE, dtype=np.float32)
+    trainer = Trainer(tiny_model(seed=5), TrainingConfig(epochs=2, batch_size=16), path, progress=False)
+    trainer.fit(images, resume=True)
+    assert file_schemas.check_checkpoint(path)["format"] == 3
+
+
+def _without(document: dict, *path: str) -> dict:
+    document = json.loads(json.dumps(document))
+    parent = document
+    for key in path[:-1]:
+        parent = parent[key] if isinstance(parent, dict) else parent[int(key)]
+    del parent[path[-1]]
+    return document
+
+
+def _with(document: dict, value, *path: str) -> dict:
+    document = json.loads(json.dumps(document))
+    parent = document
+    for key in path[:-1]:
+        parent = parent[key] if isinstance(parent, dict) else parent[int(key)]
+    parent[path[-1] if isinstance(parent, dict) else int(path[-1])] = value
+    return document
+
+
+SCHEMA_DAMAGES = {
+    "no format": lambda m: _without(m, "format"),
+    "format 2 (no longer written)": lambda m: _with(m, 2, "format"),
+    "no history": lambda m: _without(m, "history"),
+    "no rng": lambda m: _without(m, "rng"),
+    "no fingerprint": lambda m: _without(m, "fingerprint"),
+    "epoch a string": lambda m: _with(m, "1", "epoch"),
+    "epoch negative": lambda m: _with(m, -1, "epoch"),
+    "an unknown key": lambda m: _with(m, 1, "comment"),
+    "config without seed": lambda m: _without(m, "config", "seed"),
+    "batch_size a string": lambda m: _with(m, "16", "config", "batch_size"),
+    "learning rate zero": lambda m: _with(m, 0, "config", "learning_rate"),
+    "model without kind": lambda m: _without(m, "model", "kind"),
+    "sparse model without rho": lambda m: _without(m, "model", "rho"),
+    "sparse model with a string weight": lambda m: _with(m, "1e-3", "model", "sparsity_weight"),
+    "generator state without inc": lambda m: _without(m, "rng", "state", "inc"),
+    "another bit generator": lambda m: _with(m, "MT19937", "rng", "bit_generator"),
+    "data without x_test": lambda m: _without(m, "data", "x_test"),
+    "data digest not a sha256": lambda m: _with(m, "abc", "data", "x_train", "sha256"),
+    "history record without epoch": lambda m: _without(m, "history", "0", "epoch"),
+    "loss a string": lambda m: _with(m, "0.1", "history", "0", "train_loss"),
+    "unknown record key": lambda m: _with(m, 1.0, "history", "0", "loss"),
+    "flow of an unknown statistic": lambda m: _with(
+        m, {"grad_nrm": 1.0}, "history", "0", "gradient_flow", "parameters", "encoder.conv2d_1.W"
+    ),
+    "flow without steps": lambda m: _without(m, "history", "0", "gradient_flow", "steps"),
+    "fingerprint a string": lambda m: _with(m, "sparse", "fingerprint"),
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEMA_DAMAGES))
+def test_the_schema_refuses_damaged_metadata(good, name):
+    jsonschema = pytest.importorskip("jsonschema")
+    _, meta = good
+    check = file_schemas.validator("checkpoint")
+    check.validate(meta)
+    with pytest.raises(jsonschema.ValidationError):
+        check.validate(SCHEMA_DAMAGES[name](meta))
