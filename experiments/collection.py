@@ -3,13 +3,14 @@ grid and seed (``sweep --grid sparsity_weight=1e-4,1e-3 --seeds 0,1``).
 
 Each run is a resolved :class:`~experiments.presets.Preset` (validated like ``--set``) with its own sub-folder of
 the collection's folder, a complete run folder with its own checkpoints, fingerprints and report. The
-collection's ``metrics.json`` holds what the collection is (preset, overrides, grid, seeds), each finished run's
-headline numbers with the data and the fingerprints that made them, and the aggregate (mean ± std over seeds per
-point); only the client writes it, atomically: what the collection is before any run starts, then again after
-every finished run. So an interrupted collection resumes where it stopped, whenever it was stopped: a finished
-run of the same settings is reused, an unfinished one continues from its checkpoints, each run computed with
-the same number of threads as without the interruption. Runs execute in this process, in local worker
-processes that split the cores, or on a Dask cluster (:mod:`experiments.cluster`).
+collection's ``collection.json`` (:mod:`experiments.collection_file`) holds what the collection is (preset,
+overrides, grid, seeds), each finished run's headline numbers with the data and the fingerprints that made them,
+and the aggregate (mean ± std over seeds per point); only the client writes it, atomically: what the collection
+is before any run starts, then again after every finished run. So an interrupted collection resumes where it
+stopped, whenever it was stopped: a finished run of the same settings is reused, an unfinished one continues
+from its checkpoints, each run computed with the same number of threads as without the interruption. Runs
+execute in this process, in local worker processes that split the cores, or on a Dask cluster
+(:mod:`experiments.cluster`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoencoders.checkpoints import differences, plain
-from experiments import cluster, collection_report, frey, headline, job, mnist, run_folder, workers
+from experiments import cluster, collection_file, collection_report, frey, headline, job, mnist, run_folder, workers
 from experiments.errors import UsageError
 from experiments.presets import (
     Preset,
@@ -42,7 +43,7 @@ from experiments.presets import (
     slug,
 )
 
-FORMAT = 1
+FORMAT = collection_file.FORMAT
 PARTS = ("mnist", "frey")
 HOLD_SIGNALS = hasattr(signal, "pthread_sigmask")  # not on Windows, where Ctrl-C reaches each process anyway
 
@@ -158,7 +159,7 @@ def default_collection_folder(base: Preset, grid: dict, seeds: list[int], stand_
     return root / (name + suffix)
 
 
-# -- the collection's own metrics.json -------------------------------------------------------------
+# -- the collection's own file, collection.json -----------------------------------------------------
 
 
 def description(base: Preset, grid: dict, seeds: list[int], parts, models) -> dict:
@@ -178,25 +179,28 @@ def description(base: Preset, grid: dict, seeds: list[int], parts, models) -> di
     )
 
 
-def conflicts(folder: Path, described: dict, specs: list[RunSpec] = ()) -> list[str]:
+def conflicts(folder: Path, described: dict, specs: list[RunSpec] = (), log=print) -> list[str]:
     """What in ``folder`` belongs to another collection (or is not a collection); empty when it may be written.
 
-    A folder without metrics.json whose only entries are sub-folders of the runs in ``specs`` is this collection,
-    interrupted by a version that recorded what a collection is only after its first finished run; it is
-    continued.
+    A folder without collection.json whose only entries are sub-folders of the runs in ``specs`` is this
+    collection, interrupted by a version that recorded what a collection is only after its first finished run;
+    it is continued. A collection.json of an older version is read as :func:`experiments.collection_file.read`
+    says (call this while holding the folder's lock).
     """
     if not folder.exists():
         return []
     if not folder.is_dir():
         raise run_folder.FolderError(f"{folder}: is a file, not a folder; choose another --out.")
-    stored = run_folder.read_metrics(folder)
+    stored = collection_file.read(folder, log)
+    if not stored and (folder / "metrics.json").exists():
+        return ["the results of a single run, not of seeds or a sweep"]
     if not stored:
         found = run_folder.entries(folder)
         ours = {spec.key for spec in specs}
         strangers = [name for name in found if name not in ours or not (folder / name).is_dir()]
-        return [f"files {strangers[:4]} but no metrics.json: not a results folder"] if strangers else []
-    if stored.get("format") != FORMAT or "collection" not in stored:
-        return ["the results of a single run, not of seeds or a sweep"]
+        return [f"files {strangers[:4]} but no {collection_file.NAME}: not a results folder"] if strangers else []
+    if "collection" not in stored:
+        return [f"a {collection_file.NAME} that does not say what the collection is"]
     return [f"collection: {difference}" for difference in differences(stored["collection"], described)]
 
 
@@ -223,7 +227,7 @@ def entry_of(spec: RunSpec, metrics: dict) -> dict:
         "digest": spec.digest,
         "data": {label: {"source": data[label]["source"], "stand_in": data[label]["stand_in"]} for label in expected},
         "fingerprints": fingerprints,
-        "headline": headline.headline(metrics),
+        "headline": headline.to_records(headline.headline(metrics)),
         "where": metrics.get("where", {}),
     }
 
@@ -234,19 +238,19 @@ class Collection:
     def __init__(self, folder: Path, described: dict, specs: list[RunSpec], log=print) -> None:
         self.folder, self.specs, self.log = Path(folder), {spec.key: spec for spec in specs}, log
         self.folder.mkdir(parents=True, exist_ok=True)
-        stored = run_folder.read_metrics(self.folder)
+        stored = collection_file.read(self.folder, log)
         self.metrics = {"format": FORMAT, "collection": described, "runs": stored.get("runs", {})}
         self.failures: dict[str, str] = {}
         # what the collection is, before any run writes into it: an interruption at any moment leaves a folder
         # that the same command recognises and continues
-        run_folder.write_metrics(self.folder, self.metrics)
+        collection_file.write(self.folder, self.metrics)
 
     def finished(self, spec: RunSpec) -> bool:
         """Whether ``spec`` was already recorded with the same settings, parts and models (then it is reused)."""
         return self.metrics["runs"].get(spec.key, {}).get("digest") == spec.digest
 
     def record(self, spec: RunSpec, metrics: dict) -> bool:
-        """Keep a finished run's entry and rewrite metrics.json; returns False for a duplicate, which is kept
+        """Keep a finished run's entry and rewrite collection.json; returns False for a duplicate, which is kept
         out after checking that the same things made it (CollectionError otherwise, as for a run made from
         other data than the collection's other runs)."""
         entry = entry_of(spec, metrics)
@@ -257,7 +261,7 @@ class Collection:
                     f"run {spec.key}: two results were made from different data or models: "
                     f"{'; '.join(differences(old['fingerprints'], entry['fingerprints'])[:3])}."
                 )
-            if old["headline"] != entry["headline"]:
+            if headline.from_records(old["headline"]) != headline.from_records(entry["headline"]):
                 self.log(f"[{spec.key}] a second result (a retried task) differs in its numbers; the first is kept.")
             return False
         for key, other in self.metrics["runs"].items():
@@ -268,7 +272,7 @@ class Collection:
                     "it was not recorded. Give every worker the same data (--data-dir or MINIDL_DATA)."
                 )
         self.metrics["runs"][spec.key] = entry
-        run_folder.write_metrics(self.folder, self.metrics)
+        collection_file.write(self.folder, self.metrics)
         return True
 
     def fail(self, key: str, reason: str) -> None:
@@ -286,7 +290,7 @@ class Collection:
                 "(finished runs are reused)."
             )
         self.metrics["aggregate"] = aggregate([self.specs[key] for key in self.specs], self.metrics["runs"])
-        run_folder.write_metrics(self.folder, self.metrics)
+        collection_file.write(self.folder, self.metrics)
         return collection_report.write_report(self.folder, self.metrics)
 
 
@@ -299,12 +303,14 @@ def aggregate(specs: list[RunSpec], runs: dict) -> dict:
         entry["seeds"].append(spec.seed)
         entry["runs"].append(spec.key)
     for entry in points.values():
-        numbers = [runs[key]["headline"] for key in entry["runs"]]
+        numbers = [headline.from_records(runs[key]["headline"]) for key in entry["runs"]]
         names = [name for name in numbers[0] if all(name in run for run in numbers)]
-        entry["stats"] = {
-            name: {**headline.spread([run[name] for run in numbers]), "values": [run[name] for run in numbers]}
-            for name in names
-        }
+        entry["stats"] = headline.to_records(
+            {
+                name: {**headline.spread([run[name] for run in numbers]), "values": [run[name] for run in numbers]}
+                for name in names
+            }
+        )
     return points
 
 
@@ -421,7 +427,7 @@ def _prepare_folder(args, base, grid, seeds, parts, models, specs, log) -> tuple
             for part in parts
         }
         folder = default_collection_folder(base, grid, seeds, stand_in)
-    lock = run_folder.take(folder, lambda: conflicts(folder, described, specs), args.move_aside, log)
+    lock = run_folder.take(folder, lambda: conflicts(folder, described, specs, log), args.move_aside, log)
     try:
         return Collection(folder, described, specs, log), lock
     except BaseException:

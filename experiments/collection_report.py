@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from experiments import frey, headline, plots
+from experiments.headline import Headline
 from experiments.mnist import TITLES
 from experiments.report import table
 from experiments.run_folder import read_metrics
@@ -46,19 +47,14 @@ def _label(point: dict) -> str:
 
 
 def _models(aggregate: dict, part: str) -> list[str]:
-    found = {
-        headline.split_name(name)[1]
-        for entry in aggregate.values()
-        for name in entry["stats"]
-        if name.startswith(part + ".")
-    }
+    found = {name.model for entry in aggregate.values() for name in entry["stats"] if name.part == part}
     order = list(TITLES) if part == "mnist" else list(frey.LIKELIHOODS)
     return [model for model in order if model in found]
 
 
 def _alphas(aggregate: dict, model: str) -> list[float]:
     names = next(iter(aggregate.values()))["stats"]
-    return sorted({headline.split_name(name)[3] for name in names if name.startswith(f"mnist.{model}.psnr@")})
+    return sorted({name.alpha for name in names if (name.part, name.model, name.metric) == ("mnist", model, "psnr")})
 
 
 def _tables(aggregate: dict) -> list[str]:
@@ -72,7 +68,7 @@ def _tables(aggregate: dict) -> list[str]:
             + [
                 TITLES[model],
                 *[
-                    mean_std(entry["stats"].get(f"mnist.{model}.{metric}"), DIGITS[metric])
+                    mean_std(entry["stats"].get(Headline("mnist", model, metric)), DIGITS[metric])
                     for metric in headline.MNIST_METRICS
                 ],
             ]
@@ -87,7 +83,7 @@ def _tables(aggregate: dict) -> list[str]:
                 + [
                     TITLES[model],
                     *[
-                        mean_std(entry["stats"].get(f"mnist.{model}.{metric}@{alpha:g}"), DIGITS[metric])
+                        mean_std(entry["stats"].get(Headline("mnist", model, metric, alpha)), DIGITS[metric])
                         for alpha in alphas
                     ],
                 ]
@@ -105,7 +101,7 @@ def _tables(aggregate: dict) -> list[str]:
             + [
                 frey.TITLES[likelihood],
                 *[
-                    mean_std(entry["stats"].get(f"frey.{likelihood}.{metric}"), DIGITS[metric])
+                    mean_std(entry["stats"].get(Headline("frey", likelihood, metric)), DIGITS[metric])
                     for metric in headline.FREY_METRICS
                 ],
             ]
@@ -129,7 +125,7 @@ def _study_comparison(entry: dict) -> list[str]:
     rows = []
     for kind, values in STUDY["mnist"].items():
         for metric, study in values.items():
-            found = stats.get(f"mnist.{kind}.{metric}")
+            found = stats.get(Headline("mnist", kind, metric))
             if found:
                 rows.append(
                     [
@@ -144,7 +140,7 @@ def _study_comparison(entry: dict) -> list[str]:
     for kind in ("sparse", "contractive"):
         for metric, ours in (("psnr", "blend_psnr"), ("l2", "blend_latent_l2")):
             for alpha, study in zip(interpolation["alphas"], interpolation[kind][metric]):
-                found = stats.get(f"mnist.{kind}.{ours}@{alpha:g}")
+                found = stats.get(Headline("mnist", kind, ours, alpha))
                 if found:
                     rows.append(
                         [
@@ -244,7 +240,7 @@ def _figures(aggregate: dict, grid: dict, figures: Path) -> list[str]:
         rest = {k: v for k, v in entry["point"].items() if k != swept}
         groups.setdefault(_label(rest) if rest else "", []).append(entry)
 
-    def series(name: str) -> dict[str, tuple[list, list, list]]:
+    def series(name: Headline) -> dict[str, tuple[list, list, list]]:
         found = {}
         for label, entries in groups.items():
             points = sorted((float(e["point"][swept]), e["stats"].get(name)) for e in entries)
@@ -256,10 +252,10 @@ def _figures(aggregate: dict, grid: dict, figures: Path) -> list[str]:
         return found
 
     for model in _models(aggregate, "mnist"):
-        panels = {label: series(f"mnist.{model}.{metric}") for metric, label in headline.MNIST_METRICS.items()}
+        panels = {label: series(Headline("mnist", model, metric)) for metric, label in headline.MNIST_METRICS.items()}
         for metric, label in headline.INTERPOLATION.items():
             for alpha in _alphas(aggregate, model):
-                for group, line in series(f"mnist.{model}.{metric}@{alpha:g}").items():
+                for group, line in series(Headline("mnist", model, metric, alpha)).items():
                     panels.setdefault(label, {})[f"{group} a={alpha:.1f}".strip()] = line
         name = f"sweep_mnist_{model}.png"
         plots.sweep_panels(panels, swept, logarithmic, figures / name, f"{TITLES[model]} against {swept}")
@@ -267,7 +263,7 @@ def _figures(aggregate: dict, grid: dict, figures: Path) -> list[str]:
     decoders = _models(aggregate, "frey")
     if decoders:
         panels = {
-            f"{frey.TITLES[likelihood]}: {label}": series(f"frey.{likelihood}.{metric}")
+            f"{frey.TITLES[likelihood]}: {label}": series(Headline("frey", likelihood, metric))
             for likelihood in decoders
             for metric, label in headline.FREY_METRICS.items()
         }
@@ -277,8 +273,12 @@ def _figures(aggregate: dict, grid: dict, figures: Path) -> list[str]:
 
 
 def write_report(folder: Path, metrics: dict) -> Path:
-    """Write ``folder/report.md`` (and its figures) from the collection's metrics."""
-    described, runs, aggregate = metrics["collection"], metrics["runs"], metrics["aggregate"]
+    """Write ``folder/report.md`` (and its figures) from the collection's file (format 2, see
+    :mod:`experiments.collection_file`)."""
+    described, runs = metrics["collection"], metrics["runs"]
+    aggregate = {  # each point's spreads by headline
+        key: {**entry, "stats": headline.from_records(entry["stats"])} for key, entry in metrics["aggregate"].items()
+    }
     seeds = described["seeds"]
     sweep = described["kind"] == "sweep"
     title = (
@@ -299,7 +299,8 @@ def write_report(folder: Path, metrics: dict) -> Path:
         + f"Seeds: {', '.join(map(str, seeds))}. Parts: {', '.join(described['parts'])}.",
         "",
         f"Each number is the mean ± s over the seeds, s the sample standard deviation (ddof = 1, n = {len(seeds)}"
-        "); the per-seed values are in metrics.json (`aggregate.<point>.stats.<name>.values`). Each run has a "
+        "); the per-seed values are in collection.json (`aggregate.<point>.stats`: a record per headline number, "
+        "with its `values`). Each run has a "
         "folder of its own with its report, figures and fingerprints:",
         "",
     ]

@@ -1,13 +1,16 @@
 """The headline numbers of a run, their spread over seeds, and which differ from the study beyond that spread.
 
-A run's headline numbers are named ``<part>.<model>.<metric>`` (``mnist.sparse.test_mse``,
-``mnist.sparse.psnr@0.2``, ``frey.gaussian.test_elbo``); :func:`spread` summarises the values of one name
-over seeds, and :func:`versus_study` applies the stated rule to a difference from the study.
+A headline number is named by a :class:`Headline`: its part, model, metric and, for the interpolation
+metrics, the alpha (``Headline("mnist", "sparse", "psnr", 0.2)``, shown as ``mnist.sparse.psnr@0.2``). Files
+store each as a record with these four fields beside its value (:func:`to_records`), never as a name to parse.
+:func:`spread` summarises the values of one headline over seeds, and :func:`versus_study` applies the stated
+rule to a difference from the study.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -29,14 +32,49 @@ FREY_METRICS = {
     "active_dimensions": "active latent dimensions",
 }
 SPREAD_RULE = 2.0  # a difference from the study beyond this many sample standard deviations is flagged
+FIELDS = ("part", "model", "metric", "alpha")
 
 
-def headline(metrics: dict) -> dict[str, float]:
-    """The headline numbers of one run's ``metrics.json``, by name."""
+@dataclass(frozen=True)
+class Headline:
+    """Which headline number: ``part`` ("mnist" or "frey"), ``model`` (an MNIST model kind or a VAE's
+    likelihood), ``metric`` (a key of :data:`MNIST_METRICS`, :data:`INTERPOLATION` or :data:`FREY_METRICS`)
+    and ``alpha``, the interpolation weight of an :data:`INTERPOLATION` metric (None for the others).
+
+    >>> Headline("mnist", "sparse", "psnr", 0.2).label
+    'mnist.sparse.psnr@0.2'
+    >>> Headline("mnist", "sparse", "psnr", 0.1 + 0.2) == Headline("mnist", "sparse", "psnr", 0.3)
+    True
+    """
+
+    part: str
+    model: str
+    metric: str
+    alpha: float | None = None
+
+    def __post_init__(self) -> None:
+        # alphas come from settings and from the study's tables: 0.1 + 0.2 and 0.3 name the same column
+        if self.alpha is not None:
+            object.__setattr__(self, "alpha", float(f"{float(self.alpha):.12g}"))
+
+    @property
+    def label(self) -> str:
+        """For people: ``part.model.metric``, with ``@alpha`` for an interpolation metric."""
+        shown = f"{self.part}.{self.model}.{self.metric}"
+        return shown if self.alpha is None else f"{shown}@{self.alpha:g}"
+
+    @classmethod
+    def of(cls, record: dict) -> Headline:
+        """The headline a record (:func:`to_records`) is about."""
+        return cls(*(record[field] for field in FIELDS))
+
+
+def headline(metrics: dict) -> dict[Headline, float]:
+    """The headline numbers of one run's ``metrics.json``."""
     found = {}
     for kind, result in metrics.get("mnist", {}).items():
         for key in MNIST_METRICS:
-            found[f"mnist.{kind}.{key}"] = result[key]
+            found[Headline("mnist", kind, key)] = result[key]
         interpolation = result["interpolation"]
         blend = interpolation.get("blend_consistency", {})
         series = {
@@ -47,20 +85,34 @@ def headline(metrics: dict) -> dict[str, float]:
         }
         for key, values in series.items():
             for alpha, value in zip(interpolation["alphas"], values or []):
-                found[f"mnist.{kind}.{key}@{alpha:g}"] = value
+                found[Headline("mnist", kind, key, alpha)] = value
     for likelihood, result in metrics.get("frey", {}).items():
-        found[f"frey.{likelihood}.test_elbo"] = result["test"]["elbo"]
-        found[f"frey.{likelihood}.test_reconstruction"] = result["test"]["reconstruction"]
-        found[f"frey.{likelihood}.test_kl"] = result["test"]["kl"]
-        found[f"frey.{likelihood}.active_dimensions"] = float(len(result["active_dimensions"]))
+        for key in ("elbo", "reconstruction", "kl"):
+            found[Headline("frey", likelihood, f"test_{key}")] = result["test"][key]
+        found[Headline("frey", likelihood, "active_dimensions")] = float(len(result["active_dimensions"]))
     return found
 
 
-def split_name(name: str) -> tuple[str, str, str, float | None]:
-    """``"mnist.sparse.psnr@0.2"`` -> ``("mnist", "sparse", "psnr", 0.2)``; the alpha is None when absent."""
-    part, model, metric = name.split(".", 2)
-    metric, at, alpha = metric.partition("@")
-    return part, model, metric, float(alpha) if at else None
+def to_records(numbers: dict[Headline, float | dict]) -> list[dict]:
+    """As stored in JSON: one record per headline, its four fields and its ``value`` (a number), or the
+    fields of its :func:`spread` (a dict).
+
+    >>> to_records({Headline("frey", "gaussian", "test_kl"): 3.5})
+    [{'part': 'frey', 'model': 'gaussian', 'metric': 'test_kl', 'alpha': None, 'value': 3.5}]
+    """
+    return [
+        {**asdict(name), **(value if isinstance(value, dict) else {"value": value})} for name, value in numbers.items()
+    ]
+
+
+def from_records(records: list[dict]) -> dict[Headline, float | dict]:
+    """The inverse of :func:`to_records`: a record with a ``value`` gives the number, any other the dict of
+    its other fields."""
+    found: dict[Headline, float | dict] = {}
+    for record in records:
+        rest = {key: item for key, item in record.items() if key not in FIELDS}
+        found[Headline.of(record)] = rest["value"] if list(rest) == ["value"] else rest
+    return found
 
 
 def spread(values: list[float]) -> dict:

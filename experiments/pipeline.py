@@ -16,7 +16,17 @@ from pathlib import Path
 
 from autoencoders.checkpoints import CheckpointError
 from autoencoders.trainer import TrainingDiverged
-from experiments import cluster, collection, collection_report, datasets, job, mnist, report, run_folder
+from experiments import (
+    cluster,
+    collection,
+    collection_file,
+    collection_report,
+    datasets,
+    job,
+    mnist,
+    report,
+    run_folder,
+)
 from experiments.errors import UsageError
 from experiments.presets import PRESETS, default_folder, resolve_preset, settable
 
@@ -152,27 +162,27 @@ def _report(out_dir: Path, preset) -> int:
         raise run_folder.FolderError(f"{out_dir}: is a file, not a folder; choose another --out.")
     kinds = [{}, {"mnist": True, "frey": True}, {"mnist": False, "frey": True}, {"mnist": True, "frey": False}]
     candidates = [out_dir] if out_dir is not None else [default_folder(preset, kind) for kind in kinds]
-    found = next((folder for folder in candidates if (folder / "metrics.json").is_file()), None)
+    names = ("metrics.json", collection_file.NAME)
+    found = next((folder for folder in candidates if any((folder / name).is_file() for name in names)), None)
     if found is None:
         raise run_folder.FolderError(
             f"No metrics in {' or '.join(map(str, candidates))} yet: run `python -m experiments run` first."
         )
-    metrics = run_folder.read_metrics(found)
-    if "collection" in metrics:
-        if "aggregate" not in metrics:
-            raise run_folder.FolderError(
-                f"{found}: not every run of these seeds or this sweep has finished; run the "
-                "same command again to finish them (finished runs are reused)."
-            )
-        with run_folder.FolderLock(found):
-            print(f"Report: {collection_report.write_report(found, metrics)}")
-        return 0
-    if metrics.get("format") != run_folder.FORMAT:
-        raise run_folder.FolderError(
-            f"{found / 'metrics.json'}: written by an older version (another layout); "
-            "run the experiments again into a new --out."
-        )
     with run_folder.FolderLock(found):
+        described = collection_file.read(found)  # a collection's file of an older version is renamed first
+        if described:
+            if "aggregate" not in described:
+                raise run_folder.FolderError(
+                    f"{found}: not every run of these seeds or this sweep has finished; run the "
+                    "same command again to finish them (finished runs are reused)."
+                )
+            print(f"Report: {collection_report.write_report(found, described)}")
+            return 0
+        if run_folder.read_metrics(found).get("format") != run_folder.FORMAT:
+            raise run_folder.FolderError(
+                f"{found / 'metrics.json'}: written by an older version (another layout); "
+                "run the experiments again into a new --out."
+            )
         print(f"Report: {report.write_report(found)}")
     return 0
 

@@ -36,6 +36,7 @@ from experiments.provenance import compare
 from minidl.serialization import atomic_write
 
 FORMAT = 3  # 3: a Frey Face result per decoder
+COLLECTION = "collection.json"  # the file of a folder of seeds or a sweep (experiments/collection_file.py)
 LOCK = ".lock"  # the file a command locks while it writes into the folder; it names the command
 NON_FINITE = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}  # RFC 8259 has no literal for them
 
@@ -130,7 +131,11 @@ def take(out_dir: Path, problems_of, move: bool = False, log=print) -> FolderLoc
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise FolderError(f"{out_dir}: is a file, not a folder; choose another --out.")
-    ours = not out_dir.exists() or (out_dir / "metrics.json").exists() or not entries(out_dir)
+    ours = (
+        not out_dir.exists()
+        or any((out_dir / name).exists() for name in ("metrics.json", COLLECTION))
+        or not entries(out_dir)
+    )
     lock = FolderLock(out_dir) if ours else None
     try:
         problems = problems_of()
@@ -165,7 +170,13 @@ class Expected:
 
 def read_metrics(out_dir: Path) -> dict:
     """The folder's ``metrics.json`` ({} when there is none); FolderError naming it when it is unreadable."""
-    path = Path(out_dir) / "metrics.json"
+    return read_document(Path(out_dir) / "metrics.json")
+
+
+def read_document(path: Path) -> dict:
+    """The JSON object in the file ``path`` ({} when there is none), non-finite numbers as floats
+    (:func:`from_json`); FolderError naming it when it is unreadable."""
+    path = Path(path)
     if not path.exists():
         return {}
     try:
@@ -200,11 +211,13 @@ def conflicts(out_dir: Path, settings: dict, expected: list[Expected]) -> list[s
         return []
     if not out_dir.is_dir():
         raise FolderError(f"{out_dir}: is a file, not a folder; choose another --out.")
+    if (out_dir / COLLECTION).exists():
+        return ["the results of seeds or a sweep, not of a single run"]
     metrics = read_metrics(out_dir)
     if not metrics:
         found = entries(out_dir)
         return [f"files {found[:4]} but no metrics.json: not a results folder"] if found else []
-    if "collection" in metrics:
+    if "collection" in metrics:  # a collection's file, by its name before it had its own
         return ["the results of seeds or a sweep, not of a single run"]
     if metrics.get("format") != FORMAT:
         return ["results of an older version (metrics.json of another layout)"]
@@ -231,13 +244,13 @@ def conflicts(out_dir: Path, settings: dict, expected: list[Expected]) -> list[s
 
 
 def entries(folder: Path) -> list[str]:
-    """The names in ``folder``, less its lock file and a metrics.json temporary left by a process killed while
-    writing it."""
+    """The names in ``folder``, less its lock file and a metrics.json or collection.json temporary left by a
+    process killed while writing it."""
     return sorted(path.name for path in Path(folder).iterdir() if path.name != LOCK and not _temporary(path.name))
 
 
 def _temporary(name: str) -> bool:
-    return name.startswith("metrics.json.") and name.endswith(".tmp")
+    return name.startswith(("metrics.json.", COLLECTION + ".")) and name.endswith(".tmp")
 
 
 def move_aside(out_dir: Path) -> Path:
@@ -320,7 +333,12 @@ def from_json(value):
 
 
 def write_metrics(out_dir: Path, metrics: dict) -> None:
-    """Replace ``out_dir/metrics.json`` atomically (never half written, with the mode of any new file: see
+    """Replace ``out_dir/metrics.json`` (see :func:`write_document`)."""
+    write_document(Path(out_dir) / "metrics.json", metrics)
+
+
+def write_document(path: Path, document: dict) -> None:
+    """Replace the file ``path`` atomically (never half written, with the mode of any new file: see
     :func:`minidl.serialization.atomic_write`), as RFC 8259 JSON (:func:`to_json`)."""
-    with atomic_write(Path(out_dir) / "metrics.json", "w") as handle:
-        json.dump(to_json(metrics), handle, indent=1, allow_nan=False)
+    with atomic_write(Path(path), "w") as handle:
+        json.dump(to_json(document), handle, indent=1, allow_nan=False)

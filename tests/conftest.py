@@ -68,14 +68,14 @@ def offline(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def files_follow_their_schemas(monkeypatch):
-    """Every checkpoint and run's metrics.json a test writes through the project's writers (in this process) is
-    checked against its schema as soon as it is written (tests/file_schemas.py)."""
+    """Every checkpoint, run's metrics.json and collection.json a test writes through the project's writers (in
+    this process) is checked against its schema as soon as it is written (tests/file_schemas.py)."""
     if not available():
         return
     from autoencoders.trainer import Trainer
-    from experiments import run_folder
+    from experiments import collection_file, run_folder
 
-    save_checkpoint, write_run = Trainer.save_checkpoint, run_folder._write
+    save_checkpoint, write_run, write_collection = Trainer.save_checkpoint, run_folder._write, collection_file.write
 
     def checked_save(self, path=None):
         save_checkpoint(self, path)
@@ -85,5 +85,10 @@ def files_follow_their_schemas(monkeypatch):
         write_run(out_dir, metrics)
         check_json(Path(out_dir) / "metrics.json", "metrics")
 
+    def checked_collection(folder, document):
+        write_collection(folder, document)
+        check_json(Path(folder) / collection_file.NAME, "collection")
+
     monkeypatch.setattr(Trainer, "save_checkpoint", checked_save)
+    monkeypatch.setattr(collection_file, "write", checked_collection)
     monkeypatch.setattr(run_folder, "_write", checked_write)

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = {
     "checkpoint": ROOT / "autoencoders" / "schemas" / "checkpoint.schema.json",
     "metrics": ROOT / "experiments" / "schemas" / "metrics.schema.json",
+    "collection": ROOT / "experiments" / "schemas" / "collection.schema.json",
 }
 
 

@@ -1,13 +1,14 @@
 """The files of a results folder as other programs meet them: metrics.json readable by the group like report.md,
-and strict RFC 8259 JSON that the schema in experiments/schemas describes."""
+and metrics.json, collection.json and the checkpoints' metadata strict RFC 8259 JSON that the schemas in
+experiments/schemas and autoencoders/schemas describe."""
 
-import json
 import math
 import os
 import stat
 from pathlib import Path
 
 import pytest
+from file_schemas import check_checkpoint, check_json, strict, validator
 
 from experiments import cluster, pipeline, run_folder
 
@@ -38,24 +39,6 @@ def test_a_run_writes_metrics_json_with_the_mode_of_its_report(offline, umask):
 
 # -- strict JSON, as the schema describes it -------------------------------------------------------------
 
-SCHEMA = Path(run_folder.__file__).parent / "schemas" / "metrics.schema.json"
-
-
-def strict(text: str):
-    """RFC 8259 JSON only: the NaN and Infinity literals Python accepts by default are refused."""
-
-    def refuse(literal):
-        raise ValueError(f"{literal} is not JSON")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-def validator():
-    jsonschema = pytest.importorskip("jsonschema")
-    schema = strict(SCHEMA.read_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
-
 
 def test_non_finite_numbers_are_written_as_strings_and_read_back_as_floats(tmp_path):
     metrics = {"format": 1, "runs": {}, "values": [math.inf, -math.inf, 1.5], "mean": math.nan, "name": "x"}
@@ -66,18 +49,10 @@ def test_non_finite_numbers_are_written_as_strings_and_read_back_as_floats(tmp_p
     assert back["values"] == [math.inf, -math.inf, 1.5] and math.isnan(back["mean"]) and back["name"] == "x"
 
 
-def test_the_schema_refuses_another_spelling_of_infinity():
-    check = validator()
-    spread = {
-        "mean": "Infinity",
-        "std": None,
-        "n": 2,
-        "min": "Infinity",
-        "max": "Infinity",
-        "values": ["Infinity", "Infinity"],
-    }
-    document = {
-        "format": 1,
+def a_collection(spread: dict, value) -> dict:
+    psnr = {"part": "mnist", "model": "sparse", "metric": "blend_psnr", "alpha": 0.0}
+    return {
+        "format": 2,
         "collection": {
             "kind": "seeds",
             "preset": "smoke",
@@ -88,15 +63,78 @@ def test_the_schema_refuses_another_spelling_of_infinity():
             "parts": ["mnist"],
             "models": None,
         },
-        "runs": {},
-        "aggregate": {"all": {"point": {}, "seeds": [0, 1], "runs": [], "stats": {"x": spread}}},
+        "runs": {
+            "seed=0": {
+                "point": {},
+                "seed": 0,
+                "digest": "0" * 64,
+                "data": {"mnist/sparse": {"source": "MNIST", "stand_in": False}},
+                "fingerprints": {"mnist/sparse": "1" * 64},
+                "headline": [{**psnr, "value": value}],
+                "where": {},
+            }
+        },
+        "aggregate": {"all": {"point": {}, "seeds": [0], "runs": ["seed=0"], "stats": [{**psnr, **spread}]}},
     }
+
+
+SPREAD = {"mean": "Infinity", "std": None, "n": 1, "min": "Infinity", "max": "Infinity", "values": ["Infinity"]}
+
+
+def test_the_schema_refuses_another_spelling_of_infinity():
+    check = validator("collection")
+    check.validate(a_collection(SPREAD, "Infinity"))
+    assert not check.is_valid(a_collection({**SPREAD, "values": ["inf"]}, "Infinity"))
+    assert not check.is_valid(a_collection(SPREAD, "inf"))
+
+
+def _headline(record: dict, **changes) -> dict:
+    document = a_collection(SPREAD, 1.0)
+    document["runs"]["seed=0"]["headline"][0] = {**record, **changes}
+    return document
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: {k: v for k, v in d.items() if k != "collection"},
+        lambda d: {**d, "format": 1},
+        lambda d: {**d, "metrics": {}},
+        lambda d: {**d, "runs": {"seed=0": {k: v for k, v in d["runs"]["seed=0"].items() if k != "fingerprints"}}},
+        lambda d: {**d, "runs": {"seed=0": {**d["runs"]["seed=0"], "seed": "0"}}},
+        lambda d: {**d, "runs": {"seed=0": {**d["runs"]["seed=0"], "headline": {"mnist.sparse.blend_psnr@0": 1.0}}}},
+        lambda d: _headline(d["runs"]["seed=0"]["headline"][0], alpha=None),  # an interpolation metric needs alpha
+        lambda d: _headline(d["runs"]["seed=0"]["headline"][0], metric="test_mse"),  # has none
+        lambda d: _headline(d["runs"]["seed=0"]["headline"][0], part="frey"),
+        lambda d: _headline(d["runs"]["seed=0"]["headline"][0], value="1.0"),
+        lambda d: _headline({k: v for k, v in d["runs"]["seed=0"]["headline"][0].items() if k != "model"}),
+        lambda d: _headline(d["runs"]["seed=0"]["headline"][0], name="mnist.sparse.blend_psnr@0"),
+        lambda d: {**d, "aggregate": {"all": {**d["aggregate"]["all"], "stats": [{**SPREAD, "n": 1}]}}},
+    ],
+    ids=[
+        "no description",
+        "format 1",
+        "unknown key",
+        "run without fingerprints",
+        "seed a string",
+        "headline by name",
+        "psnr without alpha",
+        "test_mse with alpha",
+        "a Frey metric of MNIST",
+        "value a string",
+        "no model",
+        "an extra field",
+        "spread without its headline",
+    ],
+)
+def test_the_collection_schema_refuses_a_damaged_file(damage):
+    check = validator("collection")
+    document = a_collection(SPREAD, 1.0)
     check.validate(document)
-    spread["values"][0] = "inf"
-    assert not check.is_valid(document)
+    assert not check.is_valid(damage(document))
 
 
-def test_every_metrics_json_of_a_collection_is_strict_json_that_the_schema_describes(offline):
+def test_every_file_of_a_collection_is_strict_json_that_its_schema_describes(offline):
     assert (
         pipeline.main(
             [
@@ -118,18 +156,29 @@ def test_every_metrics_json_of_a_collection_is_strict_json_that_the_schema_descr
     )
     folder = Path("runs/smoke-vae_epochs=1-seeds=0,1-stand-in")
     files = sorted(folder.rglob("metrics.json"))
-    assert len(files) == 3  # the collection's and one per seed
-    check = validator()
+    assert [path.parent.name for path in files] == ["seed=0", "seed=1"]  # the collection's has its own name
     for path in files:
-        check.validate(strict(path.read_text()))
+        check_json(path, "metrics")
+    stored = check_json(folder / "collection.json", "collection")
+    checkpoints = sorted(folder.rglob("*.npz"))
+    assert len(checkpoints) == 6  # plain and both VAEs, per seed
+    for path in checkpoints:
+        assert (
+            check_checkpoint(path)["fingerprint"]["digest"]
+            in stored["runs"][path.parents[1].name]["fingerprints"].values()
+        )
     run = strict((folder / "seed=0" / "metrics.json").read_text())
     assert run["mnist"]["plain"]["interpolation"]["blend_consistency"]["psnr"][0] == "Infinity"
     assert (
         run_folder.read_metrics(folder / "seed=0")["mnist"]["plain"]["interpolation"]["blend_consistency"]["psnr"][0]
         == math.inf
     )
-    aggregate = strict((folder / "metrics.json").read_text())["aggregate"]["all"]["stats"]
-    assert aggregate["mnist.plain.blend_psnr@0"]["mean"] == "Infinity"
+    [blend] = [
+        record
+        for record in stored["aggregate"]["all"]["stats"]
+        if (record["model"], record["metric"], record["alpha"]) == ("plain", "blend_psnr", 0)
+    ]
+    assert blend["mean"] == "Infinity" and blend["values"] == ["Infinity", "Infinity"]
     assert "∞" in (folder / "report.md").read_text()
 
 

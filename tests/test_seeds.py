@@ -9,18 +9,28 @@ import numpy as np
 import pytest
 
 from experiments import collection, headline, pipeline
+from experiments.headline import Headline
 from experiments.presets import PRESETS
 
 
-def read(folder) -> dict:
-    return json.loads((Path(folder) / "metrics.json").read_text())
+def read(folder, name="metrics.json") -> dict:
+    return json.loads((Path(folder) / name).read_text())
+
+
+def numbers(records: list[dict]) -> dict:
+    """A stored list of headline records by :class:`Headline`."""
+    return headline.from_records(records)
+
+
+TEST_MSE = Headline("mnist", "sparse", "test_mse")
 
 
 def test_every_model_is_trained_once_per_seed_and_reported_as_mean_and_std(offline, capsys):
     args = ["run", "--preset", "smoke", "--models", "sparse", "--seeds", "0,1", "--workers", "1", "--no-progress"]
     assert pipeline.main(args) == 0
     folder = Path("runs/smoke-seeds=0,1-stand-in")
-    metrics = read(folder)
+    assert not (folder / "metrics.json").exists()  # a run's file; the collection's has its own name
+    metrics = read(folder, "collection.json")
     assert list(metrics["runs"]) == ["seed=0", "seed=1"]
     for seed in (0, 1):
         run = read(folder / f"seed={seed}")
@@ -29,25 +39,26 @@ def test_every_model_is_trained_once_per_seed_and_reported_as_mean_and_std(offli
         assert run["frey"]["gaussian"]["provenance"]["settings"]["seed"] == seed
         for name in ("sparse", "vae_bernoulli", "vae_gaussian"):
             assert (folder / f"seed={seed}" / "checkpoints" / f"{name}.npz").exists()
-    stats = metrics["aggregate"]["all"]["stats"]
-    values = [metrics["runs"][key]["headline"]["mnist.sparse.test_mse"] for key in ("seed=0", "seed=1")]
-    assert stats["mnist.sparse.test_mse"]["values"] == values and values[0] != values[1]
-    assert stats["mnist.sparse.test_mse"]["mean"] == pytest.approx(np.mean(values))
-    assert stats["mnist.sparse.test_mse"]["std"] == pytest.approx(np.std(values, ddof=1))
+    stats = numbers(metrics["aggregate"]["all"]["stats"])
+    values = [numbers(metrics["runs"][key]["headline"])[TEST_MSE] for key in ("seed=0", "seed=1")]
+    assert stats[TEST_MSE]["values"] == values and values[0] != values[1]
+    assert stats[TEST_MSE]["mean"] == pytest.approx(np.mean(values))
+    assert stats[TEST_MSE]["std"] == pytest.approx(np.std(values, ddof=1))
     for name in (
-        "frey.gaussian.test_elbo",
-        "frey.bernoulli.test_kl",
-        "mnist.sparse.psnr@0.4",
-        "mnist.sparse.blend_latent_l2@0.2",
-        "mnist.sparse.probe_accuracy",
+        Headline("frey", "gaussian", "test_elbo"),
+        Headline("frey", "bernoulli", "test_kl"),
+        Headline("mnist", "sparse", "psnr", 0.4),
+        Headline("mnist", "sparse", "blend_latent_l2", 0.2),
+        Headline("mnist", "sparse", "probe_accuracy"),
     ):
         assert stats[name]["n"] == 2, name
     report = (folder / "report.md").read_text()
     assert "(ddof = 1, n = 2)" in report and "[seed=1](seed=1/report.md)" in report
     assert "in how many runs each holds" in report and "| Gaussian decoder | " in report
     assert "| Sparse AE: test MSE | 0.010388 | " in report  # the study's value in its own column
-    shown = f"{stats['mnist.sparse.test_mse']['mean']:.6f} ± {stats['mnist.sparse.test_mse']['std']:.6f}"
-    assert f"| Sparse AE | {stats['mnist.sparse.final_train_loss']['mean']:.6f} ± " in report and shown in report
+    shown = f"{stats[TEST_MSE]['mean']:.6f} ± {stats[TEST_MSE]['std']:.6f}"
+    final_loss = stats[Headline("mnist", "sparse", "final_train_loss")]["mean"]
+    assert f"| Sparse AE | {final_loss:.6f} ± " in report and shown in report
     assert "WARNING" in report and "OFFLINE STAND-IN" in capsys.readouterr().err
     (folder / "report.md").unlink()
     assert pipeline.main(["report", "--out", str(folder)]) == 0 and (folder / "report.md").read_text() == report
@@ -58,11 +69,50 @@ def test_every_model_is_trained_once_per_seed_and_reported_as_mean_and_std(offli
     checkpoint = folder / "seed=1" / "checkpoints" / "sparse.npz"
     stamp = checkpoint.stat().st_mtime_ns
     del metrics["runs"]["seed=1"]
-    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "collection.json").write_text(json.dumps(metrics))
     assert pipeline.main(args) == 0
     assert "Reusing 1 finished run(s)" in capsys.readouterr().out
-    assert checkpoint.stat().st_mtime_ns == stamp and list(read(folder)["runs"]) == ["seed=0", "seed=1"]
-    assert read(folder)["aggregate"]["all"]["stats"]["mnist.sparse.test_mse"]["values"] == values
+    metrics = read(folder, "collection.json")
+    assert checkpoint.stat().st_mtime_ns == stamp and list(metrics["runs"]) == ["seed=0", "seed=1"]
+    assert numbers(metrics["aggregate"]["all"]["stats"])[TEST_MSE]["values"] == values
+
+    # the file as an earlier version wrote it: metrics.json, each headline number named by a string (format 1)
+    report = (folder / "report.md").read_text()
+    (folder / "collection.json").rename(folder / "metrics.json")
+    (folder / "metrics.json").write_text(json.dumps(as_format_1(metrics)))
+    (folder / "report.md").unlink()
+    assert pipeline.main(["report", "--out", str(folder)]) == 0
+    assert capsys.readouterr().out.startswith(f"{folder / 'metrics.json'}: the file of seeds or a sweep, renamed")
+    assert not (folder / "metrics.json").exists() and (folder / "report.md").read_text() == report
+    assert read(folder, "collection.json") == as_format_1(metrics)  # renamed as it was; converted when written
+    assert pipeline.main(args) == 0
+    assert "Reusing 2 finished run(s)" in capsys.readouterr().out
+    assert read(folder, "collection.json") == metrics and (folder / "report.md").read_text() == report
+
+
+def as_format_1(document: dict) -> dict:
+    """``document`` as format 1 stored it: headline numbers by name, ``<part>.<model>.<metric>[@<alpha>]``."""
+
+    def by_name(records: list[dict], value) -> dict:
+        return {
+            f"{r['part']}.{r['model']}.{r['metric']}" + (f"@{r['alpha']:g}" if r["alpha"] is not None else ""): value(r)
+            for r in records
+        }
+
+    def spread(record: dict) -> dict:
+        return {key: item for key, item in record.items() if key not in ("part", "model", "metric", "alpha")}
+
+    return {
+        **document,
+        "format": 1,
+        "runs": {
+            key: {**entry, "headline": by_name(entry["headline"], lambda r: r["value"])}
+            for key, entry in document["runs"].items()
+        },
+        "aggregate": {
+            key: {**entry, "stats": by_name(entry["stats"], spread)} for key, entry in document["aggregate"].items()
+        },
+    }
 
 
 @pytest.mark.parametrize(
@@ -88,10 +138,11 @@ def test_a_folder_of_another_collection_or_a_single_run_is_refused(offline, caps
     folder.mkdir()
     base = PRESETS["smoke"]
     described = collection.description(base, {}, [0, 1], ["mnist", "frey"], None)
-    (folder / "metrics.json").write_text(json.dumps({"format": collection.FORMAT, "collection": described}))
+    (folder / "collection.json").write_text(json.dumps({"format": collection.FORMAT, "collection": described}))
     assert pipeline.main(["run", "--preset", "smoke", "--seeds", "0,1,2", "--out", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "collection: seeds: [0, 1] -> [0, 1, 2]" in err and "--move-aside" in err
+    (folder / "collection.json").unlink()
     (folder / "metrics.json").write_text(json.dumps({"format": 3, "run": {"settings": {}}}))
     assert pipeline.main(["run", "--preset", "smoke", "--seeds", "0,1", "--out", str(folder)]) == 2
     assert "the results of a single run, not of seeds or a sweep" in capsys.readouterr().err
