@@ -31,7 +31,7 @@ def _probe_module():
 
 
 PROBE = _probe_module()
-numbers = PROBE.numbers  # every value of every metrics.json of a folder but timings, by path
+numbers = PROBE.numbers  # every value of every metrics.json and collection.json of a folder but timings, by path
 a_checkpoint, a_run_recorded = PROBE.any_checkpoint, PROBE.run_recorded
 
 
@@ -117,15 +117,16 @@ def test_an_interrupted_collection_continues_with_the_same_command(tmp_path, uni
     assert any(value == "Infinity" for value in again.values())  # the comparison includes the infinite PSNRs
 
 
-def test_a_folder_left_without_metrics_json_by_an_earlier_version_is_continued_only_if_all_of_it_is_ours(tmp_path):
+def test_a_folder_left_without_its_file_by_an_earlier_version_is_continued_only_if_all_of_it_is_ours(tmp_path):
     specs = collection.plan(PRESETS["smoke"], {"learning_rate": [1e-3, 1e-2]}, [0], ["mnist", "frey"])
     described = collection.description(PRESETS["smoke"], {"learning_rate": [1e-3, 1e-2]}, [0], ["mnist", "frey"], None)
     (tmp_path / specs[0].key / "checkpoints").mkdir(parents=True)
     (tmp_path / "metrics.json.x1y2.tmp").write_text("{")  # left by a process killed while writing
+    (tmp_path / "collection.json.x3y4.tmp").write_text("{")
     assert collection.conflicts(tmp_path, described, specs) == []
     (tmp_path / "notes.txt").write_text("mine")
     assert collection.conflicts(tmp_path, described, specs) == [
-        "files ['notes.txt'] but no metrics.json: not a results folder"
+        "files ['notes.txt'] but no collection.json: not a results folder"
     ]
 
 
@@ -136,7 +137,7 @@ def test_ctrl_c_while_the_workers_start_is_never_lost(tmp_path):
         folder = tmp_path / str(attempt) / "out"
         folder.parent.mkdir()
         process = start(COMMANDS["seeds"], folder)
-        while not (folder / "metrics.json").exists() and process.poll() is None:
+        while not PROBE.claimed(folder) and process.poll() is None:
             time.sleep(0.001)
         time.sleep(delay)
         os.killpg(process.pid, signal.SIGINT)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments import collection, collection_report, pipeline
+from experiments import collection, collection_report, headline, pipeline
+from experiments.headline import Headline
 from experiments.presets import PRESETS
 
 SMOKE = PRESETS["smoke"]
@@ -23,8 +24,8 @@ def error_of(capsys, *args) -> tuple[int, str]:
     return code, err
 
 
-def read(folder) -> dict:
-    return json.loads((Path(folder) / "metrics.json").read_text())
+def read(folder, name="metrics.json") -> dict:
+    return json.loads((Path(folder) / name).read_text())
 
 
 # -- the grid --------------------------------------------------------------------------------------
@@ -127,16 +128,18 @@ def test_a_local_sweep_in_worker_processes_plots_and_tabulates_every_headline_nu
     assert pipeline.main(args) == 0
     assert "2 run(s) in 2 local worker(s) of 1 thread(s) each" in capsys.readouterr().out
     folder = Path("runs/sweep-smoke-learning_rate=0.0001_0.01-seeds=0-stand-in")
-    metrics = read(folder)
+    metrics = read(folder, "collection.json")
     assert sorted(metrics["runs"]) == ["learning_rate=0.0001,seed=0", "learning_rate=0.01,seed=0"]
     assert {key: entry["seeds"] for key, entry in metrics["aggregate"].items()} == {
         "learning_rate=0.0001": [0],
         "learning_rate=0.01": [0],
     }
     assert all(entry["where"]["pid"] != os.getpid() for entry in metrics["runs"].values())  # in worker processes
-    stats = metrics["aggregate"]["learning_rate=0.01"]["stats"]["mnist.plain.test_mse"]
+    test_mse = Headline("mnist", "plain", "test_mse")
+    stats = headline.from_records(metrics["aggregate"]["learning_rate=0.01"]["stats"])[test_mse]
     assert stats["n"] == 1 and stats["std"] is None
-    assert stats["values"] == [metrics["runs"]["learning_rate=0.01,seed=0"]["headline"]["mnist.plain.test_mse"]]
+    run = headline.from_records(metrics["runs"]["learning_rate=0.01,seed=0"]["headline"])
+    assert stats["values"] == [run[test_mse]]
     report = (folder / "report.md").read_text()
     assert "(log axis: the values span decades)" in report and f"| {stats['mean']:.6f} |" in report
     for figure in ("sweep_mnist_plain.png", "sweep_frey.png"):
@@ -193,11 +196,12 @@ def test_a_sweep_on_a_loopback_dask_cluster_survives_a_worker_killed_mid_run(off
     finally:
         cluster.close()
     assert killed, "no worker was killed: the runs ended before one was seen running"
-    metrics = read(out)
+    metrics = read(out, "collection.json")
     assert sorted(metrics["runs"]) == ["vae_epochs=1,seed=0", "vae_epochs=2,seed=0"]  # each run once
     [lost] = [key for key in metrics["runs"] if killed["key"].startswith(f"minidl-run-{key}-")]
     assert metrics["runs"][lost]["where"]["pid"] != killed["pid"]  # it ran again, in another process
-    assert all(entry["stats"]["frey.gaussian.test_elbo"]["n"] == 1 for entry in metrics["aggregate"].values())
+    elbo = Headline("frey", "gaussian", "test_elbo")
+    assert all(headline.from_records(entry["stats"])[elbo]["n"] == 1 for entry in metrics["aggregate"].values())
     for key, entry in metrics["runs"].items():
         run = read(out / key)  # the client wrote each run's files, whole
         assert run["frey"]["bernoulli"]["provenance"]["digest"] == entry["fingerprints"]["frey/bernoulli"]
@@ -209,20 +213,21 @@ def test_a_sweep_on_a_loopback_dask_cluster_survives_a_worker_killed_mid_run(off
 def test_a_duplicate_result_is_recorded_once_and_must_agree(offline):
     spec = collection.plan(SMOKE, {}, [0], ["frey"])[0]
     folder = offline / "c"
-    records = collection.Collection(folder, {"kind": "seeds"}, [spec], log=lambda message: None)
+    described = collection.description(SMOKE, {}, [0], ["frey"], None)
+    records = collection.Collection(folder, described, [spec], log=lambda message: None)
     frey_result = {
         "test": {"elbo": -1.0, "reconstruction": 1.0, "kl": 0.0},
         "active_dimensions": [],
-        "provenance": {"digest": "a", "data": {"source": "Frey Face", "stand_in": False}},
+        "provenance": {"digest": "a" * 64, "data": {"source": "Frey Face", "stand_in": False}},
     }
     metrics = {
         "run": {"settings": json.loads(json.dumps(spec.preset.__dict__))},
         "frey": {"bernoulli": frey_result, "gaussian": frey_result},
     }
     assert records.record(spec, metrics) is True
-    before = (folder / "metrics.json").read_bytes()
-    assert records.record(spec, metrics) is False and (folder / "metrics.json").read_bytes() == before
+    before = (folder / "collection.json").read_bytes()
+    assert records.record(spec, metrics) is False and (folder / "collection.json").read_bytes() == before
     other = json.loads(json.dumps(metrics))
-    other["frey"]["gaussian"]["provenance"]["digest"] = "b"
+    other["frey"]["gaussian"]["provenance"]["digest"] = "b" * 64
     with pytest.raises(collection.CollectionError, match="two results were made from different data or models"):
         records.record(spec, other)

@@ -7,11 +7,11 @@ Each command of ``python -m experiments`` (a run, ``run --seeds 0,1``, a sweep o
 interruption, then again into fresh folders, stopped by SIGINT (Ctrl-C, sent to its process group as a terminal
 does) or SIGKILL at several moments -- each moment an event seen in the folder, not a time, so that a slow or
 busy machine stops it at the same point -- and then given once more as it was. Every value of every
-metrics.json must then equal the uninterrupted run's, number for number (how long and where each part ran
-excepted). Then two commands on one folder: the second must be refused at once naming the first, and what the
-first writes must describe its own settings. One line per case, PASS or FAIL with its figures; the exit code is
-the number of failures (0: all passed). Data: whatever the commands find (``MINIDL_DATA``, ``--data-dir``, the
-cache), as a user's command would.
+metrics.json and collection.json must then equal the uninterrupted run's, number for number (how long and where
+each part ran excepted). Then two commands on one folder: the second must be refused at once naming the first,
+and what the first writes must describe its own settings. One line per case, PASS or FAIL with its figures; the
+exit code is the number of failures (0: all passed). Data: whatever the commands find (``MINIDL_DATA``,
+``--data-dir``, the cache), as a user's command would.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def commands(models: str | None) -> dict[str, list[str]]:
 
 
 def claimed(folder: Path) -> bool:
-    return (folder / "metrics.json").exists()
+    """A run's folder holds metrics.json, and one of seeds or a sweep collection.json, from its first moment."""
+    return (folder / "metrics.json").exists() or (folder / "collection.json").exists()
 
 
 def checkpoint(name: str):
@@ -62,7 +63,7 @@ def any_checkpoint(folder: Path) -> bool:
 
 def run_recorded(folder: Path) -> bool:
     try:
-        return bool(json.loads((folder / "metrics.json").read_text())["runs"])
+        return bool(json.loads((folder / "collection.json").read_text())["runs"])
     except (OSError, ValueError, KeyError):
         return False
 
@@ -112,7 +113,8 @@ def finish(process: subprocess.Popen) -> tuple[int, str]:
 
 
 def numbers(folder: Path) -> dict:
-    """Every value of every metrics.json under ``folder`` but timings, by path (RFC 8259 JSON only)."""
+    """Every value of every metrics.json and collection.json under ``folder`` but timings, by path (RFC 8259 JSON
+    only)."""
     found = {}
 
     def refuse(literal):
@@ -129,7 +131,7 @@ def numbers(folder: Path) -> dict:
         else:
             found[path] = value
 
-    for path in sorted(folder.rglob("metrics.json")):
+    for path in sorted([*folder.rglob("metrics.json"), *folder.rglob("collection.json")]):
         walk(json.loads(path.read_text(), parse_constant=refuse), str(path.relative_to(folder)))
     return found
 
