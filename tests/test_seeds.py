@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import collection, headline, pipeline
+from experiments import collection, collection_file, headline, pipeline, run_folder
 from experiments.headline import Headline
 from experiments.presets import PRESETS
 
@@ -174,3 +174,51 @@ def test_the_rule_flags_differences_beyond_two_standard_deviations_and_the_predi
     assert headline.versus_study({"mean": 10.0, "std": None, "n": 1}, 20.0) == "no spread (one seed)"
     assert headline.versus_study({"mean": math.inf, "std": None, "n": 3}, math.inf) == "equal (both ∞)"
     assert headline.versus_study({"mean": 30.0, "std": 1.0, "n": 3}, math.inf).startswith("differs")
+
+
+# -- the collection's file of earlier versions ------------------------------------------------------------
+
+
+def test_a_format_1_file_is_renamed_once_and_read_as_records(tmp_path):
+    old = {
+        "format": 1,
+        "collection": {"kind": "seeds"},
+        "runs": {"seed=0": {"headline": {"mnist.sparse.psnr@0.2": 17.5, "frey.gaussian.test_kl": 3.0}}},
+        "aggregate": {"all": {"stats": {"mnist.sparse.blend_psnr@0": {"mean": math.inf, "n": 1}}}},
+    }
+    (tmp_path / "metrics.json").write_text(json.dumps(old).replace("Infinity", '"Infinity"'))
+    said = []
+    document = collection_file.read(tmp_path, said.append)
+    assert said == [f"{tmp_path / 'metrics.json'}: the file of seeds or a sweep, renamed collection.json."]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["collection.json"]
+    assert document["format"] == 2
+    assert numbers(document["runs"]["seed=0"]["headline"]) == {
+        Headline("mnist", "sparse", "psnr", 0.2): 17.5,
+        Headline("frey", "gaussian", "test_kl"): 3.0,
+    }
+    assert document["aggregate"]["all"]["stats"] == [
+        {"part": "mnist", "model": "sparse", "metric": "blend_psnr", "alpha": 0.0, "mean": math.inf, "n": 1}
+    ]
+    assert collection_file.read(tmp_path, said.append) == document and len(said) == 1
+
+
+def test_a_run_folder_is_not_a_collection_and_its_metrics_json_keeps_its_name(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps({"format": 3, "run": {}}))
+    assert collection_file.read(tmp_path, print) == {} and (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    "stored, message",
+    [
+        ({"format": 3, "runs": {}}, r"format 3, not one this version reads \(1 or 2\); update minidl"),
+        ({"format": "2", "runs": {}}, r"format '2', not one this version reads \(1 or 2\); repair or remove it"),
+        (
+            {"format": 1, "runs": {"seed=0": {"headline": {"test_mse": 1.0}}}},
+            "a format 1 file whose headline numbers cannot be read",
+        ),
+    ],
+)
+def test_a_collection_file_of_another_format_is_refused_naming_it(tmp_path, stored, message):
+    (tmp_path / "collection.json").write_text(json.dumps(stored))
+    with pytest.raises(run_folder.FolderError, match=f"^{tmp_path / 'collection.json'}: {message}"):
+        collection_file.read(tmp_path)
