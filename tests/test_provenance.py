@@ -87,6 +87,7 @@ def folder_with_result(tmp_path, source="MNIST"):
     return settings
 
 
+@pytest.mark.partial_files  # a result with only what the folder check reads
 def test_a_folder_of_the_same_data_and_settings_may_be_written(tmp_path):
     settings = folder_with_result(tmp_path)
     assert run_folder.conflicts(tmp_path, settings, expected()) == []
@@ -95,6 +96,7 @@ def test_a_folder_of_the_same_data_and_settings_may_be_written(tmp_path):
     assert values["run"]["stand_in"] is False and values["run"]["data_source"] == "MNIST"
 
 
+@pytest.mark.partial_files  # a result with only what the folder check reads
 def test_other_settings_or_data_are_conflicts(tmp_path):
     settings = folder_with_result(tmp_path)
     assert run_folder.conflicts(tmp_path, {**settings, "epochs": 5}, expected()) == ["settings: epochs: 1 -> 5"]
