@@ -22,9 +22,9 @@ from autoencoders.architectures import conv_decoder, conv_encoder
 from autoencoders.models import Autoencoder, ContractiveAutoencoder, SparseAutoencoder
 from autoencoders.trainer import Trainer, TrainingConfig
 from experiments import metrics, plots
-from experiments.presets import Preset
+from experiments.presets import MNIST_KINDS, Preset
 
-MODEL_KINDS = ("plain", "sparse", "contractive", "contractive_remedy")
+MODEL_KINDS = MNIST_KINDS  # declared beside the settings that shape each
 CHECKPOINT = "checkpoints/{kind}.npz"  # inside the output folder
 TITLES = {
     "plain": "Plain AE (linear latent)",
