@@ -255,7 +255,8 @@ def run(
     store=None,
 ) -> dict:
     """Train (or reuse) both decoders' VAEs (``models`` by likelihood) on a :func:`split` and produce their
-    numbers (each with its fingerprint as ``provenance``) and figures.
+    numbers (each with its fingerprint as ``provenance``) and figures. Each model is taken out of ``models`` as it
+    is trained, so that it is freed once evaluated.
 
     ``store(likelihood, result)``, when given, is called as soon as each decoder is evaluated.
     """
@@ -271,7 +272,7 @@ def run(
             f"[frey] VAE, {TITLES[likelihood]}: training {preset.vae_epochs} epochs on {len(x_train):,} faces, "
             f"{len(x_test):,} held out"
         )
-        built, checkpoint = models[likelihood], out_dir / CHECKPOINT.format(likelihood=likelihood)
+        built, checkpoint = models.pop(likelihood), out_dir / CHECKPOINT.format(likelihood=likelihood)
         trainer, seconds = training.fit(built, config, checkpoint, x_train, x_test, progress, log)
         result = evaluate(likelihood, built.model, trainer, preset, x_train, x_test, out_dir)
         result.update(

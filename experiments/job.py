@@ -148,7 +148,8 @@ def run_part(
     log=print,
 ) -> None:
     """Train and evaluate one part (its ``models``, MNIST kinds, when given; else all) from the models ``built``
-    for it, storing each result in metrics.json as soon as it exists."""
+    for it, storing each result in metrics.json as soon as it exists. The models trained are taken out of
+    ``built`` and handed to the part, which frees each once evaluated."""
     started = time.perf_counter()
     stage = part if part != "mnist" or not models else f"mnist ({', '.join(models)})"
 
@@ -164,7 +165,7 @@ def run_part(
             preset,
             data,
             out_dir,
-            {kind: built[kind] for kind in models or mnist.MODEL_KINDS},
+            {kind: built.pop(kind) for kind in models or mnist.MODEL_KINDS},
             progress=progress,
             log=log,
             store=lambda kind, result: store(("mnist", kind), result),
@@ -216,7 +217,7 @@ def run_job(
                 "versions": _versions(),
             },
         )
-        for part in parts:
-            run_part(part, preset, out_dir, prepared[part], built[part], progress, models, log)
+        for part in parts:  # each part's models handed over, to be freed as it goes
+            run_part(part, preset, out_dir, prepared[part], built.pop(part), progress, models, log)
         write_report(out_dir)
     return out_dir

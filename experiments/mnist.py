@@ -141,7 +141,8 @@ def run(
     store=None,
 ) -> dict:
     """Train and evaluate each of ``models`` (by kind, in order) on ``data`` (already :func:`subset`); writes the
-    figures and returns every number, each model's with its fingerprint as ``provenance``.
+    figures and returns every number, each model's with its fingerprint as ``provenance``. Each model is taken out
+    of ``models`` as it is trained, so that it is freed once evaluated (its layers keep workspaces of a batch).
 
     ``store(kind, result)``, when given, is called as soon as each model is evaluated, so that a
     failure in a later model loses nothing of the earlier ones.
@@ -150,7 +151,8 @@ def run(
         epochs=preset.epochs, batch_size=preset.batch_size, learning_rate=preset.learning_rate, seed=preset.seed
     )
     results = {}
-    for kind, built in models.items():
+    for kind in list(models):
+        built = models.pop(kind)
         log(f"[mnist] {TITLES[kind]}: training {preset.epochs} epoch(s) on {len(data['x_train']):,} images")
         checkpoint = out_dir / CHECKPOINT.format(kind=kind)
         trainer, seconds = training.fit(built, config, checkpoint, data["x_train"], data["x_test"], progress, log)
