@@ -201,9 +201,10 @@ class Conv2D(_Convolution):
             dtype,
             weight_shape="out_in",
         )
-        # Scratch arrays, among them those the backward pass reads (im2col's columns), kept across calls:
-        # one set for the forward pass (slot "forward") and one for the tangent pass (slot "tangent"), which
-        # runs between a forward pass and its backward pass.
+        # Scratch arrays, among them those the backward pass reads (im2col's columns, Winograd's V), kept
+        # across calls: one set for the forward pass (slot "forward") and one for the tangent pass (slot
+        # "tangent"), which runs between a forward pass and its backward pass. Each array, the backward
+        # passes' own (dM, dV) included, has a name of its own: no pass relies on another's being spent.
         self._workspace = Workspace()
         if algorithm not in ALGORITHMS:
             raise ValueError(f"Expected algorithm to be one of {ALGORITHMS}. Received: algorithm={algorithm!r}")
