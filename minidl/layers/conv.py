@@ -236,7 +236,7 @@ class Conv2D(_Convolution):
         if cache["path"] == "winograd":
             return self._winograd_backward(cache, dy, self.grads["b"])
         cols = cache["cols"]  # [cols; 1], with the row of ones that carried the bias
-        dY = self._as_product(dy, cols.dtype)  # (F, OH OW N)
+        dY = self._output_matrix(dy, cols.dtype)  # (F, OH OW N)
         dW2_db = dY @ cols.T  # [dW2 db] = dY @ [cols; 1].T: db = dY @ ones, dY summed over its columns
         self.grads["W"] += dW2_db[:, :-1].reshape(self.params["W"].shape)
         self.grads["b"] += dW2_db[:, -1]
@@ -268,7 +268,7 @@ class Conv2D(_Convolution):
             dx = self._winograd_backward(cache, dty, None)
         else:
             cols = cache["cols"]
-            dY = self._as_product(dty, cols.dtype)  # (F, OH OW K N)
+            dY = self._output_matrix(dty, cols.dtype)  # (F, OH OW K N)
             self.grads["W"] += (dY @ cols.T).reshape(self.params["W"].shape)  # dW2 = dY @ cols.T
             dx = self._col2im(self._weight_matrix().T @ dY, cache) if self.needs_input_grad else None
         return (None if dx is None else dx.reshape(dt.shape[:2] + dx.shape[1:])), None
@@ -335,7 +335,7 @@ class Conv2D(_Convolution):
         out_h, out_w, _, _ = geometry
         return as_images(Y.reshape(self.out_channels, out_h, out_w, n))
 
-    def _as_product(self, dy: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    def _output_matrix(self, dy: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """dY: a gradient (N, F, OH, OW) as a (F, OH OW N) matrix, the layout of the product Y, in ``dtype``
         or wider (a wider upstream gradient widens the products, as NumPy promotes)."""
         return images_last(dy, np.result_type(dtype, dy)).reshape(self.out_channels, -1)
