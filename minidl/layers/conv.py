@@ -106,6 +106,7 @@ class _Convolution(Layer):
         raise NotImplementedError
 
     def _check_images(self, x: np.ndarray) -> None:
+        """Raise unless ``x`` is a batch of images (N, C_in, H, W) with this layer's input channels."""
         self._check_input(x, (None, self.in_channels, None, None), f"(N, {self.in_channels}, H, W)")
 
     def _weight_matrix(self, dtype: DTypeLike | None = None) -> np.ndarray:
