@@ -55,7 +55,9 @@ def main(argv=None) -> int:
     if args.threads is not None:
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
             os.environ[name] = str(args.threads)
-    import minidl  # noqa: F401  (before NumPy: its thread settings)
+    import minidl
+
+    minidl.tune_process()  # first, before NumPy is imported, as for training
     from autoencoders import VariationalAutoencoder
     from experiments.mnist import build_model
     from experiments.presets import get_preset

@@ -6,14 +6,13 @@ The study's claims are judged from each decoder's numbers (:func:`claims`), with
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 
 from autoencoders.models import VariationalAutoencoder
 from autoencoders.trainer import Trainer, TrainingConfig
-from experiments import metrics, plots
+from experiments import metrics, plots, training
 from experiments.presets import Preset
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -105,38 +104,6 @@ def pixel_logvar(model: VariationalAutoencoder, x: np.ndarray) -> dict:
         "quietest_pixels_data_std": float(np.median(data_std[quiet])),
         "correlation_with_log_data_std": float(np.corrcoef(per_pixel, np.log(data_std + 1e-6))[0, 1]),
     }
-
-
-def train(
-    likelihood: str,
-    preset: Preset,
-    x_train: np.ndarray,
-    x_test: np.ndarray,
-    out_dir: Path,
-    progress: bool = True,
-    log=print,
-    fingerprint: dict | None = None,
-):
-    """Train (or resume, or reuse) one decoder's VAE; returns the model, its trainer and the training seconds.
-    The checkpoint is resumed only when made with the same ``fingerprint`` and data."""
-    model = build_model(preset, x_train.shape[1:], likelihood)
-    config = TrainingConfig(
-        epochs=preset.vae_epochs,
-        batch_size=preset.vae_batch_size,
-        learning_rate=preset.vae_learning_rate,
-        seed=preset.seed,
-    )
-    trainer = Trainer(
-        model,
-        config,
-        out_dir / CHECKPOINT.format(likelihood=likelihood),
-        progress=progress,
-        log=log,
-        fingerprint=fingerprint,
-    )
-    started = time.perf_counter()
-    trainer.fit(x_train, x_test, resume=True)
-    return model, trainer, time.perf_counter() - started
 
 
 def evaluate(
@@ -282,34 +249,39 @@ def run(
     x_train: np.ndarray,
     x_test: np.ndarray,
     out_dir: Path,
+    models: dict[str, training.Built],
     progress: bool = True,
     log=print,
-    fingerprints: dict | None = None,
     store=None,
 ) -> dict:
-    """Train (or reuse) both decoders' VAEs on a :func:`split` and produce their numbers (each with its
-    fingerprint, ``fingerprints[likelihood]``, as ``provenance``) and figures.
+    """Train (or reuse) both decoders' VAEs (``models`` by likelihood) on a :func:`split` and produce their
+    numbers (each with its fingerprint as ``provenance``) and figures. Each model is taken out of ``models`` as it
+    is trained, so that it is freed once evaluated.
 
     ``store(likelihood, result)``, when given, is called as soon as each decoder is evaluated.
     """
-    fingerprints = fingerprints or {}
+    config = TrainingConfig(
+        epochs=preset.vae_epochs,
+        batch_size=preset.vae_batch_size,
+        learning_rate=preset.vae_learning_rate,
+        seed=preset.seed,
+    )
     results = {}
     for likelihood in LIKELIHOODS:
         log(
             f"[frey] VAE, {TITLES[likelihood]}: training {preset.vae_epochs} epochs on {len(x_train):,} faces, "
             f"{len(x_test):,} held out"
         )
-        model, trainer, seconds = train(
-            likelihood, preset, x_train, x_test, out_dir, progress, log, fingerprints.get(likelihood)
-        )
-        result = evaluate(likelihood, model, trainer, preset, x_train, x_test, out_dir)
+        built, checkpoint = models.pop(likelihood), out_dir / CHECKPOINT.format(likelihood=likelihood)
+        trainer, seconds = training.fit(built, config, checkpoint, x_train, x_test, progress, log)
+        result = evaluate(likelihood, built.model, trainer, preset, x_train, x_test, out_dir)
         result.update(
             {
                 "n_train": len(x_train),
                 "n_test": len(x_test),
                 "test_fraction": preset.test_fraction,
                 "train_seconds_this_run": seconds,
-                "provenance": fingerprints.get(likelihood),
+                "provenance": built.fingerprint,
             }
         )
         results[likelihood] = result

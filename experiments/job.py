@@ -17,7 +17,7 @@ import sklearn
 
 import minidl
 from autoencoders.checkpoints import plain
-from experiments import datasets, fit, frey, mnist, provenance, run_folder
+from experiments import datasets, fit, frey, mnist, provenance, run_folder, training
 from experiments.presets import default_folder, overrides, settings
 from experiments.report import write_report
 
@@ -101,36 +101,57 @@ def prepare(part: str, preset, data_dir, log=print) -> dict:
     return {"data": data, "identity": provenance.data_identity(source, stand_in, **data)}
 
 
-def expectations(part: str, preset, prepared: dict) -> list[run_folder.Expected]:
+def build(part: str, preset, prepared: dict) -> dict[str, training.Built]:
+    """Every model of ``part`` (by MNIST kind, or by the VAE decoder's likelihood), each built once from the
+    preset's seed for the arrays of ``prepared``, with its fingerprint; the same model is then trained."""
+    identity, shape = prepared["identity"], prepared["data"]["x_train"].shape[1:]
+    if part == "frey":
+        models = {name: (f"vae_{name}", frey.build_model(preset, shape, name)) for name in frey.LIKELIHOODS}
+    else:
+        models = {name: (name, mnist.build_model(name, preset, shape)) for name in mnist.MODEL_KINDS}
+    return {
+        name: training.Built(model, provenance.fingerprint(kind, model, preset, identity))
+        for name, (kind, model) in models.items()
+    }
+
+
+def expectations(part: str, prepared: dict, built: dict[str, training.Built]) -> list[run_folder.Expected]:
     """Every result and checkpoint of ``part`` with the fingerprint this run gives it (all MNIST models, not
     only those being trained: the models of one part are compared side by side, so they share their data)."""
-    identity, shape = prepared["identity"], prepared["data"]["x_train"].shape[1:]
     if part == "frey":
         return [
             run_folder.Expected(
                 f"Frey Face VAE ({likelihood})",
                 ("frey", likelihood),
-                provenance.fingerprint(
-                    f"vae_{likelihood}", frey.build_model(preset, shape, likelihood), preset, identity
-                ),
+                built[likelihood].fingerprint,
                 frey.CHECKPOINT.format(likelihood=likelihood),
             )
             for likelihood in frey.LIKELIHOODS
         ]
-    found = [run_folder.Expected("MNIST mean-image reference", ("mnist_reference",), {"data": identity})]
-    for kind in mnist.MODEL_KINDS:
-        made = provenance.fingerprint(kind, mnist.build_model(kind, preset, shape), preset, identity)
-        found.append(run_folder.Expected(f"MNIST {kind}", ("mnist", kind), made, mnist.CHECKPOINT.format(kind=kind)))
-    return found
+    reference = run_folder.Expected("MNIST mean-image reference", ("mnist_reference",), {"data": prepared["identity"]})
+    return [reference] + [
+        run_folder.Expected(
+            f"MNIST {kind}", ("mnist", kind), built[kind].fingerprint, mnist.CHECKPOINT.format(kind=kind)
+        )
+        for kind in mnist.MODEL_KINDS
+    ]
 
 
 def run_part(
-    part: str, preset, out_dir: Path, prepared: dict, expected: list, progress: bool, models=None, log=print
+    part: str,
+    preset,
+    out_dir: Path,
+    prepared: dict,
+    built: dict[str, training.Built],
+    progress: bool,
+    models=None,
+    log=print,
 ) -> None:
-    """Train and evaluate one part, storing each result in metrics.json as soon as it exists."""
+    """Train and evaluate one part (its ``models``, MNIST kinds, when given; else all) from the models ``built``
+    for it, storing each result in metrics.json as soon as it exists. The models trained are taken out of
+    ``built`` and handed to the part, which frees each once evaluated."""
     started = time.perf_counter()
     stage = part if part != "mnist" or not models else f"mnist ({', '.join(models)})"
-    fingerprints = {item.entry[-1]: item.provenance for item in expected}
 
     def store(entry, value):
         run_folder.store(out_dir, entry, value, {stage: time.perf_counter() - started})
@@ -139,15 +160,14 @@ def run_part(
     if part == "mnist":
         # the level a collapsed model sits at: predicting the mean training image for every test image
         baseline = float(np.mean((data["x_test"] - data["x_train"].mean(axis=0)) ** 2))
-        store(("mnist_reference",), {"mean_image_test_mse": baseline, "provenance": fingerprints["mnist_reference"]})
+        store(("mnist_reference",), {"mean_image_test_mse": baseline, "provenance": {"data": prepared["identity"]}})
         mnist.run(
             preset,
             data,
             out_dir,
-            kinds=models or mnist.MODEL_KINDS,
+            {kind: built.pop(kind) for kind in models or mnist.MODEL_KINDS},
             progress=progress,
             log=log,
-            fingerprints=fingerprints,
             store=lambda kind, result: store(("mnist", kind), result),
         )
     else:
@@ -156,9 +176,9 @@ def run_part(
             data["x_train"],
             data["x_test"],
             out_dir,
+            built,
             progress=progress,
             log=log,
-            fingerprints=fingerprints,
             store=lambda likelihood, result: store(("frey", likelihood), result),
         )
 
@@ -185,8 +205,8 @@ def run_job(
     prepared = {part: prepare(part, preset, data_dir, log) for part in parts}
     stand_in = {part: values["identity"]["stand_in"] for part, values in prepared.items()}
     out_dir = out_dir if out_dir is not None else default_folder(preset, stand_in)
-    expected = {part: expectations(part, preset, prepared[part]) for part in parts}
-    everything = [item for part in parts for item in expected[part]]
+    built = {part: build(part, preset, prepared[part]) for part in parts}
+    everything = [item for part in parts for item in expectations(part, prepared[part], built[part])]
     with run_folder.take(out_dir, lambda: run_folder.conflicts(out_dir, settings(preset), everything), move_aside, log):
         run_folder.claim(
             out_dir,
@@ -197,7 +217,7 @@ def run_job(
                 "versions": _versions(),
             },
         )
-        for part in parts:
-            run_part(part, preset, out_dir, prepared[part], expected[part], progress, models, log)
+        for part in parts:  # each part's models handed over, to be freed as it goes
+            run_part(part, preset, out_dir, prepared[part], built.pop(part), progress, models, log)
         write_report(out_dir)
     return out_dir

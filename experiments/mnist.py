@@ -21,10 +21,10 @@ import numpy as np
 from autoencoders.architectures import conv_decoder, conv_encoder
 from autoencoders.models import Autoencoder, ContractiveAutoencoder, SparseAutoencoder
 from autoencoders.trainer import Trainer, TrainingConfig
-from experiments import metrics, plots
-from experiments.presets import Preset
+from experiments import metrics, plots, training
+from experiments.presets import MNIST_KINDS, Preset
 
-MODEL_KINDS = ("plain", "sparse", "contractive", "contractive_remedy")
+MODEL_KINDS = MNIST_KINDS  # declared beside the settings that shape each
 CHECKPOINT = "checkpoints/{kind}.npz"  # inside the output folder
 TITLES = {
     "plain": "Plain AE (linear latent)",
@@ -69,31 +69,6 @@ def subset(data: dict, preset: Preset) -> dict:
         "x_test": data["x_test"][:n_test],
         "y_test": data["y_test"][:n_test],
     }
-
-
-def train(
-    kind: str,
-    preset: Preset,
-    data: dict,
-    out_dir: Path,
-    progress: bool = True,
-    log=print,
-    fingerprint: dict | None = None,
-):
-    """Train (or resume, or reuse) one model; returns the model, its trainer and the training seconds.
-
-    The checkpoint is resumed only when it carries the same ``fingerprint`` and was made from the same data.
-    """
-    model = build_model(kind, preset, data["x_train"].shape[1:])
-    config = TrainingConfig(
-        epochs=preset.epochs, batch_size=preset.batch_size, learning_rate=preset.learning_rate, seed=preset.seed
-    )
-    trainer = Trainer(
-        model, config, out_dir / CHECKPOINT.format(kind=kind), progress=progress, log=log, fingerprint=fingerprint
-    )
-    started = time.perf_counter()
-    trainer.fit(data["x_train"], data["x_test"], resume=True)
-    return model, trainer, time.perf_counter() - started
 
 
 def evaluate(kind: str, model, trainer: Trainer, preset: Preset, data: dict, out_dir: Path) -> dict:
@@ -160,30 +135,34 @@ def run(
     preset: Preset,
     data: dict,
     out_dir: Path,
-    kinds=MODEL_KINDS,
+    models: dict[str, training.Built],
     progress: bool = True,
     log=print,
     store=None,
-    fingerprints: dict | None = None,
 ) -> dict:
-    """Train and evaluate every model on ``data`` (already :func:`subset`); writes the figures and returns
-    every number, each model's with its fingerprint (``fingerprints[kind]``) as ``provenance``.
+    """Train and evaluate each of ``models`` (by kind, in order) on ``data`` (already :func:`subset`); writes the
+    figures and returns every number, each model's with its fingerprint as ``provenance``. Each model is taken out
+    of ``models`` as it is trained, so that it is freed once evaluated (its layers keep workspaces of a batch).
 
     ``store(kind, result)``, when given, is called as soon as each model is evaluated, so that a
     failure in a later model loses nothing of the earlier ones.
     """
-    fingerprints = fingerprints or {}
+    config = TrainingConfig(
+        epochs=preset.epochs, batch_size=preset.batch_size, learning_rate=preset.learning_rate, seed=preset.seed
+    )
     results = {}
-    for kind in kinds:
+    for kind in list(models):
+        built = models.pop(kind)
         log(f"[mnist] {TITLES[kind]}: training {preset.epochs} epoch(s) on {len(data['x_train']):,} images")
-        model, trainer, seconds = train(kind, preset, data, out_dir, progress, log, fingerprints.get(kind))
+        checkpoint = out_dir / CHECKPOINT.format(kind=kind)
+        trainer, seconds = training.fit(built, config, checkpoint, data["x_train"], data["x_test"], progress, log)
         log(
             f"[mnist] {kind}: final train loss {trainer.history[-1]['train_loss']:.6f}, "
             f"test MSE {trainer.history[-1]['test_mse']:.6f}; evaluating"
         )
-        results[kind] = evaluate(kind, model, trainer, preset, data, out_dir)
+        results[kind] = evaluate(kind, built.model, trainer, preset, data, out_dir)
         results[kind]["train_seconds_this_run"] = seconds
-        results[kind]["provenance"] = fingerprints.get(kind)
+        results[kind]["provenance"] = built.fingerprint
         if store is not None:
             store(kind, results[kind])
         log(f"[mnist] {kind}: probe accuracy {results[kind]['probe_accuracy']:.4f}")

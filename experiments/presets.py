@@ -8,6 +8,7 @@ kind of data, so that results made with other settings or data are never mixed.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -17,6 +18,19 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 REMEDY_MODES = ("exact", "hutchinson")  # the remedy's linear latent has no closed-form penalty
+MNIST_KINDS = ("plain", "sparse", "contractive", "contractive_remedy")  # the VAEs are "vae_<likelihood>"
+PARTS = ("mnist", "vae")  # a setting that shapes a part shapes each of its models
+
+
+def setting(default, shapes: str | tuple[str, ...]):
+    """A field of :class:`Preset` and the models it shapes, in training or evaluation: a part (``"mnist"``,
+    ``"vae"``: each of its models) or MNIST model kinds. A model's fingerprint (:mod:`experiments.provenance`)
+    holds exactly the settings that shape it (:func:`shaping`)."""
+    shapes = (shapes,) if isinstance(shapes, str) else tuple(shapes)
+    unknown = [name for name in shapes if name not in PARTS + MNIST_KINDS]
+    if not shapes or unknown:
+        raise ValueError(f"Expected shapes to name parts {PARTS} or models {MNIST_KINDS}. Received: shapes={shapes!r}")
+    return dataclasses.field(default=default, metadata={"shapes": shapes})
 
 
 @dataclass(frozen=True)
@@ -24,41 +38,43 @@ class Preset:
     """Every number the experiments use, in one place (written into the report and metrics.json).
 
     The constructor validates every field and stores numbers canonically (floats as float, sequences as
-    tuples), so that equal settings always compare, print and fingerprint equal.
+    tuples), so that equal settings always compare, print and fingerprint equal. Each field declares the models
+    it shapes (:func:`setting`), and a model's fingerprint holds those (:func:`shaping`).
     """
 
     name: str
-    seed: int = 0
+    seed: int = setting(0, shapes=("mnist", "vae"))
     # MNIST models
-    n_train: int | None = None  # None: all 60,000
-    n_test: int | None = None  # None: all 10,000
-    epochs: int = 10
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    latent_dim: int = 128
-    rho: float = 0.05
-    sparsity_weight: float = 1e-3
-    contractive_weight: float = 1e-4
-    remedy_mode: str = "hutchinson"  # the contractive remedy: linear latent, full-Jacobian penalty
-    remedy_probes: int = 1
-    # evaluation
-    tsne_points: int | None = None  # None: the whole test set
-    tsne_perplexity: float = 30.0
-    tsne_iterations: int = 300
-    n_pairs: int = 20
-    alphas: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    n_train: int | None = setting(None, shapes="mnist")  # None: all 60,000
+    n_test: int | None = setting(None, shapes="mnist")  # None: all 10,000
+    epochs: int = setting(10, shapes="mnist")
+    batch_size: int = setting(128, shapes="mnist")
+    learning_rate: float = setting(1e-3, shapes="mnist")
+    latent_dim: int = setting(128, shapes="mnist")
+    rho: float = setting(0.05, shapes="sparse")
+    sparsity_weight: float = setting(1e-3, shapes="sparse")
+    contractive_weight: float = setting(1e-4, shapes=("contractive", "contractive_remedy"))
+    # the contractive remedy: linear latent, full-Jacobian penalty
+    remedy_mode: str = setting("hutchinson", shapes="contractive_remedy")
+    remedy_probes: int = setting(1, shapes="contractive_remedy")
+    # evaluation of the MNIST models
+    tsne_points: int | None = setting(None, shapes="mnist")  # None: the whole test set
+    tsne_perplexity: float = setting(30.0, shapes="mnist")
+    tsne_iterations: int = setting(300, shapes="mnist")
+    n_pairs: int = setting(20, shapes="mnist")
+    alphas: tuple[float, ...] = setting((0.0, 0.2, 0.4, 0.6, 0.8, 1.0), shapes="mnist")
     # Frey Face VAE
-    vae_epochs: int = 200
-    vae_batch_size: int = 128
-    vae_learning_rate: float = 1e-3
-    vae_latent_dim: int = 20
-    vae_hidden: int = 256
-    test_fraction: float = 0.1
-    traversal_dim: int = 4
-    traversal_range: tuple[float, float] = (-2.0, 2.0)
-    traversal_steps: int = 9
-    n_faces: int = 15
-    grid_steps: int = 9
+    vae_epochs: int = setting(200, shapes="vae")
+    vae_batch_size: int = setting(128, shapes="vae")
+    vae_learning_rate: float = setting(1e-3, shapes="vae")
+    vae_latent_dim: int = setting(20, shapes="vae")
+    vae_hidden: int = setting(256, shapes="vae")
+    test_fraction: float = setting(0.1, shapes="vae")
+    traversal_dim: int = setting(4, shapes="vae")
+    traversal_range: tuple[float, float] = setting((-2.0, 2.0), shapes="vae")
+    traversal_steps: int = setting(9, shapes="vae")
+    n_faces: int = setting(15, shapes="vae")
+    grid_steps: int = setting(9, shapes="vae")
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -107,6 +123,18 @@ _RULES: dict[str, tuple] = {
         ("to be a latent dimension, 0 <= traversal_dim < vae_latent_dim", lambda v, p: 0 <= v < p.vae_latent_dim),
     ),
 }
+
+
+def shaping(kind: str) -> tuple[str, ...]:
+    """The names of the settings that shape the model ``kind`` (an MNIST model kind, or ``"vae_<likelihood>"``):
+    those declared for its part, then those declared for the kind itself, each in the order of :class:`Preset`."""
+    part = "vae" if kind.startswith("vae_") else "mnist"
+    if part == "mnist" and kind not in MNIST_KINDS:
+        raise ValueError(f"Unknown model kind {kind!r}; expected one of {MNIST_KINDS} or 'vae_<likelihood>'.")
+    declared = [(each.name, each.metadata["shapes"]) for each in fields(Preset)[1:]]
+    return tuple(name for name, shapes in declared if part in shapes) + tuple(
+        name for name, shapes in declared if kind in shapes
+    )
 
 
 @functools.cache

@@ -21,44 +21,7 @@ import hashlib
 import json
 
 from autoencoders.checkpoints import array_identity, differences
-from experiments.presets import Preset
-
-# Which settings shape which model (training and evaluation); every field of Preset but the name is in
-# one of these (a test holds it so).
-MNIST_SETTINGS = (
-    "seed",
-    "n_train",
-    "n_test",
-    "epochs",
-    "batch_size",
-    "learning_rate",
-    "latent_dim",
-    "tsne_points",
-    "tsne_perplexity",
-    "tsne_iterations",
-    "n_pairs",
-    "alphas",
-)
-KIND_SETTINGS = {
-    "plain": (),
-    "sparse": ("rho", "sparsity_weight"),
-    "contractive": ("contractive_weight",),
-    "contractive_remedy": ("contractive_weight", "remedy_mode", "remedy_probes"),
-}
-VAE_SETTINGS = (
-    "seed",
-    "vae_epochs",
-    "vae_batch_size",
-    "vae_learning_rate",
-    "vae_latent_dim",
-    "vae_hidden",
-    "test_fraction",
-    "traversal_dim",
-    "traversal_range",
-    "traversal_steps",
-    "n_faces",
-    "grid_steps",
-)
+from experiments.presets import Preset, shaping
 
 
 def data_identity(source: str, stand_in: bool, **arrays) -> dict:
@@ -71,10 +34,9 @@ def data_identity(source: str, stand_in: bool, **arrays) -> dict:
 
 
 def settings_of(kind: str, preset: Preset) -> dict:
-    """The settings that shape the model ``kind`` (an MNIST model kind, or ``"vae_<likelihood>"`` for a VAE)
-    and its results."""
-    names = VAE_SETTINGS if kind.startswith("vae") else MNIST_SETTINGS + KIND_SETTINGS[kind]
-    return json.loads(json.dumps({name: getattr(preset, name) for name in names}))
+    """The values of the settings that shape the model ``kind`` (an MNIST model kind, or ``"vae_<likelihood>"``
+    for a VAE) and its results, as each field of :class:`~experiments.presets.Preset` declares."""
+    return json.loads(json.dumps({name: getattr(preset, name) for name in shaping(kind)}))
 
 
 def architecture(model) -> dict:

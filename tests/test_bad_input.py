@@ -1,6 +1,8 @@
 """Bad input gets a clear error before anything is computed, never a crash or a silent answer: arrays of
 the wrong shape or type handed to a backward or tangent pass, kernels given inconsistent arguments,
-losses given targets outside [0, 1] or an empty batch."""
+losses given targets outside [0, 1] or an empty batch, inputs too small for a layer or of a layout or dtype
+it does not take, settings out of range, a backward pass before its forward pass; every message names the
+function or layer."""
 
 import re
 
@@ -23,7 +25,17 @@ from minidl.layers import (
     Tanh,
     ZeroPad2D,
 )
-from minidl.losses import bce, bce_with_logits, elbo, gaussian_kl, gaussian_nll, kl_sparsity, mse
+from minidl.losses import (
+    bce,
+    bce_with_logits,
+    elbo,
+    gaussian_kl,
+    gaussian_nll,
+    kl_sparsity,
+    mse,
+    reparameterize,
+)
+from minidl.optim import Adam
 
 # (layer factory, the shape of one valid input)
 CASES = [
@@ -317,3 +329,75 @@ def test_a_network_cast_to_another_dtype_forgets_its_cache():
 def test_layer_sizes_are_positive_integers_and_a_bool_is_not_one(make, name, value):
     with pytest.raises(ValueError, match=rf"^Expected {name} to be a positive integer\. Received: {name}={value!r}$"):
         make(value)
+
+
+@pytest.mark.parametrize(
+    "name, call",
+    [
+        ("bce", lambda a, b: bce(a, b)),
+        ("bce_with_logits", lambda a, b: bce_with_logits(a, b)),
+        ("reparameterize", lambda a, b: reparameterize(a, b, a)),
+        ("reparameterize", lambda a, b: reparameterize(a, a, b)),
+        ("gaussian_kl", lambda a, b: gaussian_kl(a, b)),
+        ("gaussian_nll", lambda a, b: gaussian_nll(a, b, a)),
+        ("gaussian_nll", lambda a, b: gaussian_nll(a, a, b)),
+        ("elbo", lambda a, b: elbo(a, b, np.zeros((2, 1)), np.zeros((2, 1)))),
+    ],
+)
+def test_shape_errors_name_the_function(name, call):
+    with pytest.raises(ValueError, match=f"^{name}: .*shapes differ"):
+        call(np.zeros((2, 3)), np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 2, 5), (1, 1, 5, 2)], ids=["short", "narrow"])
+def test_an_input_too_small_along_one_axis_is_rejected(shape):
+    with pytest.raises(ValueError, match="smaller than the kernel"):
+        Conv2D(1, 1, 3, padding="valid").forward(np.ones(shape, np.float32))  # one output size is exactly 0
+    with pytest.raises(ValueError, match="smaller than one window"):
+        MaxPool2D(3).forward(np.ones(shape, np.float32))
+    transpose = Conv2DTranspose(1, 1, kernel_size=2, stride=1, padding=1)  # size 1 -> 0, size 4 -> 3
+    with pytest.raises(ValueError, match="leaves no output"):
+        transpose.forward(np.ones((1, 1) + ((1, 4) if shape[2] == 2 else (4, 1)), np.float32))
+
+
+@pytest.mark.parametrize("layer", [MaxPool2D(), ZeroPad2D(1)], ids=repr)
+def test_pooling_and_padding_say_what_layout_they_expect(layer):
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, C, H, W\), received \(2, 3\)"):
+        layer.forward(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: Dense(3, 0), "out_features=0"),
+        (lambda: Conv2D(0, 3), "in_channels=0"),
+        (lambda: Conv2D(3, 0), "out_channels=0"),
+        (lambda: Reshape(()), "non-empty shape"),
+        (lambda: Reshape((2, 0)), "positive sizes"),
+        (lambda: Adam([("p", np.ones(2), np.ones(2))], beta2=1.0), "beta2=1.0"),
+    ],
+)
+def test_settings_are_validated_by_name(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_fresh_layers_refuse_backward_and_jvp_backward_before_their_forward_passes():
+    layer = Sigmoid()
+    with pytest.raises(RuntimeError, match="without a cached forward"):
+        layer.backward(np.ones((1, 2)))
+    layer.forward(np.zeros((1, 2)))
+    with pytest.raises(RuntimeError, match="without a preceding jvp"):
+        layer.jvp_backward(np.ones((1, 1, 2)))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint8, bool, np.complex128, np.longdouble])
+def test_other_dtypes_are_a_clear_type_error(dtype):
+    if np.dtype(dtype) == np.float64:  # platforms whose long double is a double
+        pytest.skip("long double is float64 here")
+    with pytest.raises(
+        TypeError,
+        match=r"MaxPool2D\(pool_size=2\): expected x of dtype float16, float32 "
+        rf"or float64, received {np.dtype(dtype)}",
+    ):
+        MaxPool2D().forward(np.zeros((1, 1, 2, 2), dtype))

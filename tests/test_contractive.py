@@ -1,7 +1,8 @@
 """The contractive penalty: values against finite-difference Jacobians, Hutchinson's mean, and the
 parameter gradients of all three modes against central differences in float64. Each encoder layer's
 tangent pass (jvp, and jvp_backward with its dx_extra) is checked by minidl.testing, here at the
-activations the penalty sees and in tests/test_layers.py on drawn geometries."""
+activations the penalty sees and in tests/test_layers.py on drawn geometries. The driver: its defaults,
+chunking, a one-layer encoder, float32 and the validation of its probes."""
 
 import numpy as np
 import pytest
@@ -186,3 +187,55 @@ def test_arguments_are_validated():
     fresh = dense_encoder(rng)
     with pytest.raises(RuntimeError, match="without a cached forward"):
         contractive_penalty(fresh, x, "exact")
+
+
+# -- the driver: defaults, chunking, dtypes ---------------------------------------------------------
+
+
+def tanh_encoder(rng):
+    return Sequential(Dense(5, 4, rng=rng, dtype=np.float64), Tanh(), Dense(4, 3, rng=rng, dtype=np.float64), Sigmoid())
+
+
+def test_contractive_defaults_and_chunking():
+    rng = np.random.default_rng(0)
+    model = tanh_encoder(rng)
+    x = rng.standard_normal((3, 5))
+    model.forward(x)
+    assert contractive_penalty(model, x)[0] == contractive_penalty(model, x, "closed_form")[0]
+    one_probe = contractive_penalty(model, x, "hutchinson", rng=np.random.default_rng(1), n_probes=1)[0]
+    assert contractive_penalty(model, x, "hutchinson", rng=np.random.default_rng(1))[0] == one_probe
+    # one chunk or five: the same value and the same gradients, with and without the backward sweep
+    results = []
+    for chunk_size in (64, 2, 1):
+        model.zero_grad()
+        model.forward(x)
+        value, dx = contractive_penalty(model, x, "exact", chunk_size=chunk_size)
+        results.append((value, dx, {k: g.copy() for k, g in model.grads.items()}))
+        value_only = contractive_penalty(model, x, "exact", chunk_size=chunk_size, backward=False)[0]
+        assert value_only == pytest.approx(value, rel=1e-13)
+    for value, dx, grads in results[1:]:
+        assert value == pytest.approx(results[0][0], rel=1e-13)
+        np.testing.assert_allclose(dx, results[0][1], rtol=1e-12, atol=1e-15)
+        for key, grad in grads.items():
+            np.testing.assert_allclose(grad, results[0][2][key], rtol=1e-12, atol=1e-15)
+
+
+def test_contractive_penalty_of_a_one_layer_encoder():
+    # tanh alone: J = diag(1 - tanh(x)^2), ||J||^2 = sum (1 - y^2)^2
+    model = Sequential(Tanh())
+    x = np.array([[0.0, np.log(2.0)]])
+    model.forward(x)
+    assert contractive_penalty(model, x, "exact")[0] == pytest.approx(1 + 0.64**2, rel=1e-14)
+
+
+def test_contractive_penalty_keeps_float32_and_validates_probes():
+    rng = np.random.default_rng(2)
+    model = Sequential(Dense(5, 3, rng=rng), Sigmoid())
+    x = rng.standard_normal((2, 5)).astype(np.float32)
+    for mode in ("closed_form", "exact"):
+        model.forward(x)
+        assert contractive_penalty(model, x, mode)[1].dtype == np.float32
+    model.forward(x)
+    for n_probes in (0, 1.5):
+        with pytest.raises(ValueError, match=f"n_probes={n_probes}"):
+            contractive_penalty(model, x, "hutchinson", rng=rng, n_probes=n_probes)

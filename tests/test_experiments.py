@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import datasets, metrics, pipeline, plots
+from autoencoders.trainer import Trainer
+from experiments import datasets, metrics, mnist, pipeline, plots, training
 
 REAL = os.environ.get("MINIDL_DATA")
 
@@ -59,8 +60,8 @@ def test_mosaic_puts_each_image_in_its_cell_with_white_between_and_after_a_short
     assert np.all(tiled[~cells] == 1.0)  # the gaps and the missing third cell of the second row
 
 
-def smoke(out: Path, command="run"):
-    return pipeline.main([command, "--preset", "smoke", "--out", str(out), "--no-progress"])
+def smoke(out: Path, command="run", *more: str):
+    return pipeline.main([command, "--preset", "smoke", "--out", str(out), "--no-progress", *more])
 
 
 @pytest.mark.skipif(not REAL, reason="needs MINIDL_DATA")
@@ -104,6 +105,31 @@ def test_stand_in_is_used_and_announced_when_data_is_missing(tmp_path, monkeypat
     report = (tmp_path / "report.md").read_text()
     assert report.splitlines()[2].startswith("> **WARNING")
     assert "OFFLINE STAND-IN" in capsys.readouterr().err
+
+
+def test_each_model_is_built_once_and_the_model_fingerprinted_is_the_one_trained(tmp_path, monkeypatch):
+    built, trained, build_model = [], [], mnist.build_model
+
+    def counted_build(*args, **kwargs):
+        built.append(build_model(*args, **kwargs))
+        return built[-1]
+
+    def watched_trainer(model, *args, **kwargs):
+        trained.append(model)
+        return Trainer(model, *args, **kwargs)
+
+    def unavailable(*args, **kwargs):
+        raise datasets.DataUnavailable("not here (test)")
+
+    monkeypatch.delenv("MINIDL_DATA", raising=False)
+    monkeypatch.setattr(datasets, "load_mnist", unavailable)
+    monkeypatch.setattr(mnist, "build_model", counted_build)
+    monkeypatch.setattr(training, "Trainer", watched_trainer)
+    assert smoke(tmp_path, "mnist", "--models", "sparse,plain") == 0
+    # every kind once (all are fingerprinted, to check the folder), and the two trained are those built
+    kinds = [type(model).__name__ for model in built]
+    assert kinds == ["Autoencoder", "SparseAutoencoder", "ContractiveAutoencoder", "ContractiveAutoencoder"]
+    assert trained == [built[1], built[0]]
 
 
 def test_report_without_metrics_fails_clearly(tmp_path, capsys):

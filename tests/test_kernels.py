@@ -11,32 +11,37 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minidl import kernels, reference
+from minidl.layers.conv import conv_geometry, conv_transpose_geometry
+from minidl.testing import conv_geometries, pool_geometries, seeds
 from minidl.winograd import F2X2_3X3, F4X4_3X3, tile_grid
 
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
-seeds = st.integers(0, 2**32 - 1)
 dtypes = st.sampled_from([np.float32, np.float64])
 
 
 @st.composite
-def conv_geometries(draw):
-    n = draw(st.integers(1, 3))
-    c = draw(st.integers(1, 3))
-    kernel = draw(st.integers(1, 4))
-    stride = draw(st.integers(1, 3))
-    height = draw(st.integers(1, 9))
-    width = draw(st.integers(1, 9))
-    pad_top = draw(st.integers(0, kernel - 1))
-    pad_left = draw(st.integers(0, kernel - 1))
-    # outputs may overhang the bottom/right edge (implicit padding) but must start inside the padded image
-    out_h = draw(st.integers(1, (height + pad_top + kernel - 1) // stride + 1))
-    out_w = draw(st.integers(1, (width + pad_left + kernel - 1) // stride + 1))
-    dtype = draw(st.sampled_from([np.float32, np.float64]))
-    return n, c, height, width, kernel, stride, pad_top, pad_left, out_h, out_w, dtype
+def im2col_geometries(draw):
+    """im2col's arguments for a layer geometry of the testing kit: a convolution's, or a transposed
+    convolution's, whose output col2im folds into with the cropped rows as leading padding (an output
+    that ends before the last window, whose rest overhangs the bottom and right edges)."""
+    transpose = draw(st.booleans())
+    geometry = draw(conv_geometries(transpose=transpose, max_batch=3, max_size=9))
+    k, stride, padding = geometry.kernel_size, geometry.stride, geometry.padding
+    if transpose:
+        (height, pad_top), (width, pad_left) = (
+            conv_transpose_geometry(size, k, stride, padding) for size in (geometry.height, geometry.width)
+        )
+        channels, out_h, out_w = geometry.out_channels, geometry.height, geometry.width
+    else:
+        (out_h, pad_top), (out_w, pad_left) = (
+            conv_geometry(size, k, stride, padding) for size in (geometry.height, geometry.width)
+        )
+        channels, height, width = geometry.in_channels, geometry.height, geometry.width
+    return geometry.batch, channels, height, width, k, stride, pad_top, pad_left, out_h, out_w, draw(dtypes)
 
 
 @settings(max_examples=60, deadline=None)
-@given(conv_geometries(), st.integers(0, 2**32 - 1))
+@given(im2col_geometries(), seeds)
 def test_im2col_matches_reference(geometry, seed):
     n, c, height, width, kernel, stride, pad_top, pad_left, out_h, out_w, dtype = geometry
     x = np.random.default_rng(seed).standard_normal((c, height, width, n)).astype(dtype)
@@ -49,7 +54,7 @@ def test_im2col_matches_reference(geometry, seed):
 
 
 @settings(max_examples=60, deadline=None)
-@given(conv_geometries(), st.integers(0, 2**32 - 1))
+@given(im2col_geometries(), seeds)
 def test_col2im_matches_reference(geometry, seed):
     n, c, height, width, kernel, stride, pad_top, pad_left, out_h, out_w, dtype = geometry
     cols = np.random.default_rng(seed).standard_normal((c * kernel * kernel, out_h * out_w * n)).astype(dtype)
@@ -62,7 +67,7 @@ def test_col2im_matches_reference(geometry, seed):
 
 
 @settings(max_examples=30, deadline=None)
-@given(conv_geometries(), st.integers(0, 2**32 - 1))
+@given(im2col_geometries(), seeds)
 def test_col2im_is_the_adjoint_of_im2col(geometry, seed):
     n, c, height, width, kernel, stride, pad_top, pad_left, out_h, out_w, _ = geometry
     rng = np.random.default_rng(seed)
@@ -77,15 +82,14 @@ def test_col2im_is_the_adjoint_of_im2col(geometry, seed):
 
 @st.composite
 def pool_cases(draw):
-    pool = draw(st.integers(1, 3))
-    shape = (draw(st.integers(1, 3)), draw(st.integers(pool, 9)), draw(st.integers(pool, 9)), draw(st.integers(1, 3)))
-    dtype = draw(st.sampled_from([np.float32, np.float64]))
-    values = draw(st.sampled_from(["distinct", "ties", "nan"]))
-    return pool, shape, dtype, values
+    """A pool geometry of the testing kit, as the kernels take it ((C, H, W, N)), a dtype and a kind of values."""
+    geometry = draw(pool_geometries())
+    shape = (geometry.channels, geometry.height, geometry.width, geometry.batch)
+    return geometry.pool_size, shape, draw(dtypes), draw(st.sampled_from(["distinct", "ties", "nan"]))
 
 
 @settings(max_examples=60, deadline=None)
-@given(pool_cases(), st.integers(0, 2**32 - 1))
+@given(pool_cases(), seeds)
 def test_maxpool_matches_reference(case, seed):
     pool, shape, dtype, values = case
     rng = np.random.default_rng(seed)
@@ -131,11 +135,11 @@ def test_maxpool_routes_ties_to_first_maximum_in_row_major_order(implementation)
 @settings(max_examples=40, deadline=None)
 @given(
     st.integers(1, 300),
-    st.sampled_from([np.float32, np.float64]),
+    dtypes,
     st.integers(1, 50),
     st.floats(0.0, 0.99),
     st.floats(0.9, 0.9999),
-    st.integers(0, 2**32 - 1),
+    seeds,
 )
 def test_adam_update_matches_reference(size, dtype, t, beta1, beta2, seed):
     rng = np.random.default_rng(seed)
@@ -153,7 +157,7 @@ def test_adam_update_matches_reference(size, dtype, t, beta1, beta2, seed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(pool_cases(), st.integers(0, 2**32 - 1))
+@given(pool_cases(), seeds)
 def test_maxpool_gather_matches_reference_and_is_the_adjoint_of_the_backward_pass(case, seed):
     pool, shape, dtype, values = case
     rng = np.random.default_rng(seed)

@@ -1,4 +1,5 @@
-"""Optimizers against hand-computed updates, and their checkpointable state."""
+"""Optimizers against hand-computed updates, their defaults (PyTorch's) and their checkpointable state, and
+Adam's epsilon and its refusal of non-contiguous arrays."""
 
 import re
 
@@ -135,3 +136,36 @@ def test_a_learning_rate_that_is_not_a_finite_positive_number_is_refused_in_one_
         expected = rf"^Expected lr to be a finite positive number\. Received: lr={re.escape(repr(lr))}$"
         with pytest.raises(error, match=expected):
             optimizer(parameters, lr=lr)
+
+
+def test_optimizer_defaults_are_pytorchs():
+    sgd = SGD(one_param()[2])
+    assert (sgd.lr, sgd.momentum) == (0.01, 0.0)
+    adam = Adam(one_param()[2])
+    assert (adam.lr, adam.beta1, adam.beta2, adam.eps) == (1e-3, 0.9, 0.999, 1e-8)
+
+
+def test_state_dict_is_a_copy_and_the_step_an_integer():
+    _, _, parameters = one_param()
+    adam = Adam(parameters)
+    adam.step()
+    saved = adam.state_dict()
+    adam.step()
+    assert int(saved["step"]) == 1 and saved["step"].dtype == np.int64
+    assert not np.array_equal(saved["m/p"], adam.state["m/p"])
+
+
+@pytest.mark.parametrize("which", ["param", "grad"])
+def test_adam_rejects_a_non_contiguous_array_of_the_right_shape(which):
+    base = np.ones((3, 4))
+    strided = np.ones((4, 3)).T  # (3, 4), not C-contiguous
+    param, grad = (strided, base) if which == "param" else (base, strided)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        Adam([("p", param, grad)])
+
+
+def test_adam_epsilon_is_added_to_the_root():
+    # first step with g = 1e-8: m_hat = g, sqrt(v_hat) = |g|, so the step is lr * g / (|g| + eps) = lr / 2
+    param, grad = np.zeros(1), np.full(1, 1e-8)
+    Adam([("p", param, grad)], lr=0.1).step()
+    assert param[0] == pytest.approx(-0.05, rel=1e-12)

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from experiments import provenance, run_folder
+from experiments.frey import LIKELIHOODS
 from experiments.mnist import MODEL_KINDS, build_model
-from experiments.presets import PRESETS, Preset, resolve_preset
+from experiments.presets import PRESETS, Preset, resolve_preset, setting, shaping
 
 SMOKE = PRESETS["smoke"]
 
@@ -18,11 +19,24 @@ def identity(seed=0, source="MNIST"):
     return provenance.data_identity(source, source != "MNIST", x_train=x, x_test=x[:2])
 
 
-def test_every_setting_shapes_some_model():
-    named = set(provenance.MNIST_SETTINGS) | set(provenance.VAE_SETTINGS)
-    named |= {name for names in provenance.KIND_SETTINGS.values() for name in names}
-    assert named == {field.name for field in fields(Preset)} - {"name"}
-    assert set(provenance.KIND_SETTINGS) == set(MODEL_KINDS)
+KINDS = MODEL_KINDS + tuple(f"vae_{likelihood}" for likelihood in LIKELIHOODS)
+
+
+def test_every_setting_declares_the_models_it_shapes_and_shapes_some():
+    declared = {field.name: field.metadata.get("shapes") for field in fields(Preset)[1:]}
+    assert all(declared.values()), [name for name, shapes in declared.items() if not shapes]
+    assert {name for kind in KINDS for name in shaping(kind)} == set(declared)
+    # the part's settings, then the kind's own: the order the fingerprints of existing results were made with
+    assert shaping("plain") + ("rho", "sparsity_weight") == shaping("sparse")
+    assert shaping("vae_bernoulli") == shaping("vae_gaussian") and shaping("vae_bernoulli")[0] == "seed"
+    assert set(shaping("plain")) & set(shaping("vae_gaussian")) == {"seed"}
+
+
+def test_a_setting_names_known_models_and_a_kind_must_be_known():
+    with pytest.raises(ValueError, match=r"Expected shapes to name parts .* Received: shapes=\('sparce',\)"):
+        setting(0.1, shapes="sparce")
+    with pytest.raises(ValueError, match="Unknown model kind 'vae'; expected one of"):
+        shaping("vae")
 
 
 @pytest.mark.parametrize(
@@ -33,17 +47,17 @@ def test_every_setting_shapes_some_model():
         ("plain", "epochs=3", True),
         ("contractive_remedy", "remedy_probes=2", True),
         ("plain", "vae_epochs=3", False),
-        ("vae", "vae_epochs=3", True),
-        ("vae", "epochs=3", False),
+        ("vae_bernoulli", "vae_epochs=3", True),
+        ("vae_gaussian", "epochs=3", False),
         ("plain", "tsne_points=50", True),
-        ("vae", "seed=1", True),
+        ("vae_gaussian", "seed=1", True),
     ],
 )
 def test_a_fingerprint_changes_with_exactly_the_settings_that_shape_the_model(kind, setting, shapes):
     def made(preset):
         from experiments.frey import build_model as vae
 
-        model = vae(preset) if kind == "vae" else build_model(kind, preset)
+        model = vae(preset, likelihood=kind[4:]) if kind.startswith("vae_") else build_model(kind, preset)
         return provenance.fingerprint(kind, model, preset, identity())
 
     old, new = made(SMOKE), made(resolve_preset("smoke", [setting]))

@@ -129,7 +129,7 @@ def test_each_decoder_has_its_own_checkpoint_and_fingerprint():
         "data": {"x_train": x[:20], "x_test": x[20:]},
         "identity": provenance.data_identity("test", False, x_train=x[:20], x_test=x[20:]),
     }
-    found = job.expectations("frey", SMOKE, prepared)
+    found = job.expectations("frey", prepared, job.build("frey", SMOKE, prepared))
     assert [item.checkpoint for item in found] == ["checkpoints/vae_bernoulli.npz", "checkpoints/vae_gaussian.npz"]
     assert [item.entry for item in found] == [("frey", "bernoulli"), ("frey", "gaussian")]
     bernoulli, gaussian = (item.provenance for item in found)

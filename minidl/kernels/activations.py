@@ -11,18 +11,10 @@ NaN and stops training).
 import numpy as np
 from numba import njit, prange
 
-from minidl.kernels.threads import SERIAL_BELOW
+from minidl.kernels.threads import SERIAL_BELOW, one_thread_below
 
 
-@njit(inline="always")
-def _relu_forward_at(x: np.ndarray, y: np.ndarray, mask: np.ndarray, i: int) -> None:
-    positive = x[i] > 0
-    mask[i] = positive
-    # x * 0 rather than 0: a NaN stays NaN, as in NumPy's x * mask
-    y[i] = x[i] if positive else x[i] * 0.0
-
-
-@njit(cache=True, parallel=True)
+@one_thread_below(SERIAL_BELOW)
 def relu_forward(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
     """y = x * (x > 0) and mask = x > 0.
 
@@ -34,20 +26,14 @@ def relu_forward(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
     mask : ndarray of bool, shape (M,)
         Output, overwritten.
     """
-    if x.shape[0] < SERIAL_BELOW:
-        for i in range(x.shape[0]):
-            _relu_forward_at(x, y, mask, i)
-    else:
-        for i in prange(x.shape[0]):
-            _relu_forward_at(x, y, mask, i)
+    for i in prange(x.shape[0]):
+        positive = x[i] > 0
+        mask[i] = positive
+        # x * 0 rather than 0: a NaN stays NaN, as in NumPy's x * mask
+        y[i] = x[i] if positive else x[i] * 0.0
 
 
-@njit(inline="always")
-def _relu_backward_at(dy: np.ndarray, mask: np.ndarray, dx: np.ndarray, i: int) -> None:
-    dx[i] = dy[i] if mask[i] else dy[i] * 0.0
-
-
-@njit(cache=True, parallel=True)
+@one_thread_below(SERIAL_BELOW)
 def relu_backward(dy: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
     """dx = dy * mask.
 
@@ -58,22 +44,11 @@ def relu_backward(dy: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
     dx : ndarray, shape (M,)
         Output, overwritten.
     """
-    if dy.shape[0] < SERIAL_BELOW:
-        for i in range(dy.shape[0]):
-            _relu_backward_at(dy, mask, dx, i)
-    else:
-        for i in prange(dy.shape[0]):
-            _relu_backward_at(dy, mask, dx, i)
+    for i in prange(dy.shape[0]):
+        dx[i] = dy[i] if mask[i] else dy[i] * 0.0
 
 
-@njit(inline="always")
-def _negative_capped_abs_at(x: np.ndarray, cap: float, out: np.ndarray, i: int) -> None:
-    magnitude = abs(x[i])
-    # written as a comparison, not min(): a NaN fails it and stays NaN, as in np.minimum
-    out[i] = -(cap if magnitude > cap else magnitude)
-
-
-@njit(cache=True, parallel=True)
+@one_thread_below(SERIAL_BELOW)
 def negative_capped_abs(x: np.ndarray, bound: float, out: np.ndarray) -> None:
     """out = -min(|x|, bound): the argument of the exponential in the sigmoid and in BCE from logits.
 
@@ -90,21 +65,13 @@ def negative_capped_abs(x: np.ndarray, bound: float, out: np.ndarray) -> None:
     if out.shape != x.shape:
         raise ValueError("negative_capped_abs: expected out of the shape of x")
     cap = out.dtype.type(bound)
-    if x.shape[0] < SERIAL_BELOW:
-        for i in range(x.shape[0]):
-            _negative_capped_abs_at(x, cap, out, i)
-    else:
-        for i in prange(x.shape[0]):
-            _negative_capped_abs_at(x, cap, out, i)
+    for i in prange(x.shape[0]):
+        magnitude = abs(x[i])
+        # written as a comparison, not min(): a NaN fails it and stays NaN, as in np.minimum
+        out[i] = -(cap if magnitude > cap else magnitude)
 
 
-@njit(inline="always")
-def _sigmoid_at(x: np.ndarray, e: np.ndarray, y: np.ndarray, i: int) -> None:
-    one = y.dtype.type(1.0)
-    y[i] = (one if x[i] >= 0 else e[i]) / (one + e[i])
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
+@one_thread_below(SERIAL_BELOW, error_model="numpy")
 def sigmoid_from_exponential(x: np.ndarray, e: np.ndarray, y: np.ndarray) -> None:
     """y = sigmoid(x), given e = exp(-|x|): 1 / (1 + e) where x >= 0 and e / (1 + e) where x < 0.
 
@@ -120,12 +87,9 @@ def sigmoid_from_exponential(x: np.ndarray, e: np.ndarray, y: np.ndarray) -> Non
     y : ndarray, shape (M,)
         Output, overwritten.
     """
-    if x.shape[0] < SERIAL_BELOW:
-        for i in range(x.shape[0]):
-            _sigmoid_at(x, e, y, i)
-    else:
-        for i in prange(x.shape[0]):
-            _sigmoid_at(x, e, y, i)
+    one = y.dtype.type(1.0)
+    for i in prange(x.shape[0]):
+        y[i] = (one if x[i] >= 0 else e[i]) / (one + e[i])
 
 
 @njit(cache=True)

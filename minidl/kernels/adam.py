@@ -8,35 +8,12 @@ bookkeeping took about a fifth of a training step. Here every element is read an
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from minidl.kernels.threads import ADAM_SERIAL_BELOW
-
-
-@njit(inline="always")
-def _adam_at(
-    param: np.ndarray,
-    grad: np.ndarray,
-    m: np.ndarray,
-    v: np.ndarray,
-    beta1: float,
-    beta2: float,
-    step_size: float,
-    inverse_root: float,
-    eps: float,
-    i: int,
-) -> None:
-    # float(): float64 arithmetic also as plain Python (NUMBA_DISABLE_JIT), where a float32 element
-    # times a Python float stays float32
-    g = float(grad[i])
-    m_i = beta1 * float(m[i]) + (1.0 - beta1) * g
-    v_i = beta2 * float(v[i]) + (1.0 - beta2) * g * g
-    m[i] = m_i
-    v[i] = v_i
-    param[i] = float(param[i]) - step_size * m_i / (math.sqrt(v_i) * inverse_root + eps)
+from minidl.kernels.threads import ADAM_SERIAL_BELOW, one_thread_below
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@one_thread_below(ADAM_SERIAL_BELOW, error_model="numpy")
 def adam_update(
     param: np.ndarray,
     grad: np.ndarray,
@@ -66,9 +43,12 @@ def adam_update(
     beta1, beta2, step_size, correction2, eps : float
     """
     inverse_root = 1.0 / math.sqrt(correction2)
-    if param.shape[0] < ADAM_SERIAL_BELOW:
-        for i in range(param.shape[0]):
-            _adam_at(param, grad, m, v, beta1, beta2, step_size, inverse_root, eps, i)
-    else:
-        for i in prange(param.shape[0]):
-            _adam_at(param, grad, m, v, beta1, beta2, step_size, inverse_root, eps, i)
+    for i in prange(param.shape[0]):
+        # float(): float64 arithmetic also as plain Python (NUMBA_DISABLE_JIT), where a float32 element
+        # times a Python float stays float32
+        g = float(grad[i])
+        m_i = beta1 * float(m[i]) + (1.0 - beta1) * g
+        v_i = beta2 * float(v[i]) + (1.0 - beta2) * g * g
+        m[i] = m_i
+        v[i] = v_i
+        param[i] = float(param[i]) - step_size * m_i / (math.sqrt(v_i) * inverse_root + eps)

@@ -9,7 +9,7 @@ a dozen whole-array passes and a ``where`` that branches at every element.
 import numpy as np
 from numba import njit, prange
 
-from minidl.kernels.threads import SERIAL_BELOW
+from minidl.kernels.threads import SERIAL_BELOW, one_thread_below
 
 
 @njit(fastmath={"reassoc"})
@@ -25,29 +25,7 @@ def _sum_float64(values: np.ndarray) -> float:
     return total
 
 
-@njit(inline="always")
-def _bce_row(
-    x: np.ndarray,
-    t: np.ndarray,
-    e: np.ndarray,
-    log1p_e: np.ndarray,
-    scale: float,
-    losses: np.ndarray,
-    dx: np.ndarray,
-    terms: np.ndarray,
-    n: int,
-) -> None:
-    real = dx.dtype.type
-    one, zero, s = real(1.0), real(0.0), real(scale)
-    for d in range(x.shape[1]):
-        z = x[n, d]
-        probability = (one if z >= 0 else e[n, d]) / (one + e[n, d])
-        terms[n, d] = max(z, zero) - z * t[n, d] + log1p_e[n, d]
-        dx[n, d] = s * (probability - t[n, d])
-    losses[n] = _sum_float64(terms[n])
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
+@one_thread_below(SERIAL_BELOW, error_model="numpy")
 def bce_logits_rows(
     x: np.ndarray,
     t: np.ndarray,
@@ -87,9 +65,12 @@ def bce_logits_rows(
         raise ValueError(
             "bce_logits_rows: expected t, e, log1p_e, dx and terms of the shape of x, (N, D), and losses of shape (N,)"
         )
-    if x.size < SERIAL_BELOW:
-        for n in range(x.shape[0]):
-            _bce_row(x, t, e, log1p_e, scale, losses, dx, terms, n)
-    else:
-        for n in prange(x.shape[0]):
-            _bce_row(x, t, e, log1p_e, scale, losses, dx, terms, n)
+    real = dx.dtype.type
+    one, zero, s = real(1.0), real(0.0), real(scale)
+    for n in prange(x.shape[0]):
+        for d in range(x.shape[1]):
+            z = x[n, d]
+            probability = (one if z >= 0 else e[n, d]) / (one + e[n, d])
+            terms[n, d] = max(z, zero) - z * t[n, d] + log1p_e[n, d]
+            dx[n, d] = s * (probability - t[n, d])
+        losses[n] = _sum_float64(terms[n])

@@ -1,7 +1,8 @@
 """The KL sparsity penalty's push on a unit's pre-activation (docs/kl-sparsity.md): exactly
 (1/N) (rho_hat - rho) h (1 - h) / (rho_hat (1 - rho_hat)), so about (rho_hat - rho) / N for a unit equally
 active on every sample: not fading as the unit saturates, and 0 only past the clip. Summed over the batch
-it is at most |rho_hat - rho| for any unit; one sample of a unevenly active unit can take nearly all of it."""
+it is at most |rho_hat - rho| for any unit; one sample of a unevenly active unit can take nearly all of it.
+At the clip of the mean activation the gradient is exactly 0, and a target on the boundary is refused."""
 
 import numpy as np
 import pytest
@@ -70,3 +71,17 @@ def test_the_push_is_exactly_zero_past_the_clip(dtype):
     u = np.array([[CLIP_LOGIT + 0.1, -CLIP_LOGIT - 0.1, 20.0, -20.0]] * 3, dtype)
     du, _ = push_on_preactivation(u)
     np.testing.assert_array_equal(du, 0.0)
+
+
+def test_kl_sparsity_gradient_is_zero_with_the_mean_exactly_at_either_clip():
+    eps = 1e-6
+    h = np.array([[eps, 1 - eps, 0.3], [eps, 1 - eps, 0.1]])
+    _, grad = kl_sparsity(h, rho=0.05, eps=eps)
+    np.testing.assert_array_equal(grad[:, :2], 0.0)
+    assert np.all(grad[:, 2] != 0)
+
+
+@pytest.mark.parametrize("rho", [0.0, 1.0])
+def test_kl_sparsity_rejects_a_target_on_the_boundary(rho):
+    with pytest.raises(ValueError, match=f"rho={rho}"):
+        kl_sparsity(np.full((2, 3), 0.5), rho=rho)
