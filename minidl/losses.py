@@ -155,14 +155,39 @@ def bce_with_logits(logits: np.ndarray, target: np.ndarray, reduction: str = "me
     return float(np.sum(losses) * scale), dlogits
 
 
+def bce_logits_terms(x: np.ndarray, t: np.ndarray, e: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per element, the binary cross-entropy of sigmoid(x) against t and its gradient, given e = exp(-|x|):
+
+        terms = max(x, 0) - x t + log(1 + e)
+        dx    = scale (sigmoid(x) - t),   sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) below
+
+    The definition the kernel ``bce_logits_rows`` accelerates, and what its NumPy twin runs.
+
+    Shapes
+    ------
+    x, t, e : (N, D) -> terms, dx : (N, D)
+
+    Notes
+    -----
+    -[t log s(x) + (1 - t) log(1 - s(x))] = max(x, 0) - x t + log(1 + exp(-|x|)): for x >= 0,
+    -log s(x) = log(1 + e) and -log(1 - s(x)) = x + log(1 + e); for x < 0 the same with x and -x swapped.
+    Only exp(-|x|) <= 1 is ever taken. The sigmoid's two forms are equal; each divides by 1 + e >= 1.
+    ``scale`` is rounded to x's dtype first, as the kernel does.
+    """
+    sigmoid_x = np.where(x >= 0, 1, e) / (1 + e)
+    terms = np.maximum(x, 0) - x * t + np.log1p(e)
+    dx = x.dtype.type(scale) * (sigmoid_x - t)
+    return terms, dx
+
+
 def _bce_from_logits(logits: np.ndarray, target: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per sample, the sum over its values of max(x, 0) - x t + log(1 + exp(-|x|)) (float64), and the
+    """Per sample, the sum over its values of :func:`bce_logits_terms`'s terms (float64), and the
     gradient ``scale * (sigmoid(x) - t)`` in the logits' dtype.
 
     |x| is capped inside the exponential where exp would underflow (43 in float32, 354 in float64,
-    :func:`exp_negative_abs`); the log term is then below 1e-18 and the result unchanged. The sigmoid is
-    :func:`sigmoid`'s formula with the same exponential: 1 / (1 + e) for x >= 0 and e / (1 + e) below.
-    NumPy takes the exponential and the logarithm; one kernel pass does the rest (``bce_logits_rows``).
+    :func:`exp_negative_abs`); the log term is then below 1e-18 and the result unchanged.
+    ``kernels.bce_logits_rows`` computes the same as :func:`bce_logits_terms`, and the sums, in one pass
+    per sample, given NumPy's exp and log1p.
     """
     # float16 is worked on in float32: the kernels take float32 and float64
     x = logits.reshape(len(logits), -1)

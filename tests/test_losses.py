@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
-from scipy import stats
+from scipy import special, stats
 
 from minidl.gradcheck import check_function
 from minidl.layers import sigmoid
 from minidl.losses import (
     bce,
+    bce_logits_terms,
     bce_with_logits,
     elbo,
     gaussian_kl,
@@ -82,6 +83,24 @@ def test_bce_gradients_and_agreement(reduction, shape, seed):
     per_sample = per_pixel.reshape(shape[0], -1)
     expected = per_sample.mean(axis=1) if reduction == "mean" else per_sample.sum(axis=1)
     assert value == pytest.approx(expected.mean(), rel=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 30), st.sampled_from([1.0, 10.0, 50.0]), seeds)
+def test_bce_logits_terms_is_the_cross_entropy_of_the_sigmoid_and_bce_with_logits_runs_it(rows, columns, spread, seed):
+    """The formula written in losses.py against scipy's log-sigmoid: terms = -[t log s(x) + (1 - t) log(1 - s(x))]
+    and dx = scale (s(x) - t); bce_with_logits, on either backend, gives its sum and exactly its gradient."""
+    rng = np.random.default_rng(seed)
+    x, t = rng.standard_normal((rows, columns)) * spread, rng.random((rows, columns))
+    terms, dx = bce_logits_terms(x, t, np.exp(-np.abs(x)), 0.25)
+    cross_entropy = -(t * special.log_expit(x) + (1 - t) * special.log_expit(-x))
+    np.testing.assert_allclose(terms, cross_entropy, rtol=1e-12, atol=1e-13 * spread)
+    np.testing.assert_allclose(dx, 0.25 * (special.expit(x) - t), rtol=1e-12, atol=1e-15)
+    value, dlogits = bce_with_logits(x, t, "sum")
+    assert value == pytest.approx(terms.sum() / rows, rel=1e-12)
+    np.testing.assert_array_equal(dlogits, bce_logits_terms(x, t, np.exp(-np.abs(x)), 1 / rows)[1])
+    x32, t32 = x.astype(np.float32), t.astype(np.float32)
+    assert [a.dtype for a in bce_logits_terms(x32, t32, np.exp(-np.abs(x32)), 0.25)] == [np.float32] * 2
 
 
 def test_bce_clip_zeroes_the_gradient_where_active():

@@ -109,7 +109,9 @@ def test_the_input_matrix_has_the_channel_axis_first_and_the_image_axis_last():
     """docs/transposed-convolution.md: X is x as a (C_in, H W N) matrix, column (i W + j) N + n."""
     n, c, h, w = 3, 2, 4, 5
     x = np.random.default_rng(0).standard_normal((n, c, h, w))
-    X = Conv2DTranspose(c, 1, dtype=np.float64)._linear(x, None, "forward")[1]["X"]
+    layer = Conv2DTranspose(c, 1, dtype=np.float64)
+    layer.forward(x)
+    X = layer._cached()["X"]
     assert X.shape == (c, h * w * n)
     for image, channel, row, column in np.ndindex(x.shape):
         assert X[channel, (row * w + column) * n + image] == x[image, channel, row, column]

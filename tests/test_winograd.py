@@ -325,3 +325,60 @@ def test_a_float64_network_through_the_winograd_path_passes_the_gradient_check()
     assert network.forward(x).dtype == np.float64
     errors = check_layer(network, x, rng=4)
     assert max(errors.values()) < 1e-6, errors
+
+
+def _passes_on_fresh_layers(make_layer, x, tangents, dts, dy):
+    """Each pass of a convolution run alone, on a new layer that ran only the passes it needs first."""
+    fresh = make_layer()
+    y = fresh.forward(x).copy()
+    results, dW = {"y": y}, np.zeros_like(fresh.grads["W"])  # the gradients added in the penalty's order
+    for k, (t, dt) in enumerate(zip(tangents, dts)):
+        fresh = make_layer()
+        fresh.forward(x)
+        results[f"jvp {k}"] = fresh.jvp(t).copy()
+        fresh = make_layer()
+        fresh.forward(x)
+        fresh.jvp(t)
+        results[f"jvp_backward {k}"] = fresh.jvp_backward(dt)[0].copy()
+        dW += fresh.grads["W"]
+    fresh = make_layer()
+    fresh.forward(x)
+    results["dx"] = fresh.backward(dy).copy()
+    results["dW"], results["db"] = dW + fresh.grads["W"], fresh.grads["b"].copy()
+    return results
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "im2col"])
+@pytest.mark.parametrize("n_tangents", [1, 3])
+def test_interleaved_passes_give_what_each_pass_gives_on_a_fresh_layer(algorithm, n_tangents):
+    """The contractive penalty runs forward, then jvp and jvp_backward per chunk of tangents, then backward.
+    A pass that wrote into a scratch array another pass still reads (the forward pass's V or cols, read
+    again by backward) would change a later result: every result must equal the same pass run on a
+    fresh layer. One tangent per chunk gives the tangent pass the forward pass's shapes, so a buffer
+    shared between the passes would be reused rather than reallocated."""
+    rng = np.random.default_rng(5)
+    weights = rng.standard_normal((8, 16, 3, 3)).astype(np.float32) / 12
+
+    def make_layer():
+        layer = Conv2D(16, 8, 3, algorithm=algorithm)
+        layer.params["W"][...] = weights
+        return layer
+
+    expected_path = "winograd" if algorithm == "auto" else "im2col"
+    assert make_layer()._choose_path(np.float32) == expected_path  # float32, 16 input channels
+    x = rng.standard_normal((2, 16, 9, 10)).astype(np.float32)
+    tangents = [rng.standard_normal((n_tangents,) + x.shape).astype(np.float32) for _ in range(2)]
+    dts = [rng.standard_normal((n_tangents, 2, 8, 9, 10)).astype(np.float32) for _ in range(2)]
+    dy = rng.standard_normal((2, 8, 9, 10)).astype(np.float32)
+    expected = _passes_on_fresh_layers(make_layer, x, tangents, dts, dy)
+
+    layer = make_layer()
+    results = {"y": layer.forward(x).copy()}
+    for k, (t, dt) in enumerate(zip(tangents, dts)):
+        results[f"jvp {k}"] = layer.jvp(t).copy()
+        results[f"jvp_backward {k}"] = layer.jvp_backward(dt)[0].copy()
+    results["dx"] = layer.backward(dy)
+    results["dW"], results["db"] = layer.grads["W"], layer.grads["b"]
+    for name, value in expected.items():
+        # the same operations on the same data; the tolerance only covers BLAS's summation order
+        np.testing.assert_allclose(results[name], value, rtol=1e-5, atol=1e-5 * np.abs(value).max(), err_msg=name)

@@ -68,10 +68,8 @@ def conv_transpose_geometry(size: int, kernel: int, stride: int, padding: str | 
 
 class _Convolution(Layer):
     """What :class:`Conv2D` and :class:`Conv2DTranspose` share: validated settings, a weight and a bias,
-    and each layer's own linear map, ``_linear`` (the forward pass with the bias, and the tangent pass,
-    which is the same map without it) and ``_linear_backward``. ``_linear``'s ``slot`` says which pass
-    calls it (``"forward"`` or ``"tangent"``), for a layer that keeps scratch arrays per pass.
-    """
+    the weight as a matrix, and the output shape. Each layer brings its own geometry (``_geometry``) and
+    its own passes."""
 
     def __init__(
         self,
@@ -103,41 +101,20 @@ class _Convolution(Layer):
         self._add_param("W", init(shape, fan_in, fan_out, rng, dtype=dtype))
         self._add_param("b", np.zeros(self.out_channels, dtype=dtype))
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        self._check_input(x, (None, self.in_channels, None, None), f"(N, {self.in_channels}, H, W)")
-        y, cache = self._linear(x, self.params["b"], "forward")
-        self._store(training, x, y, **cache)
-        return y
-
-    # -- each layer's own map ----------------------------------------------------------------
     def _geometry(self, height: int, width: int) -> tuple[int, int, int, int]:
         """Output height and width, and the leading rows and columns of padding (or cropping)."""
         raise NotImplementedError
 
-    def _linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict[str, Any]]:
-        """The layer's linear map of ``x`` (+ ``bias``), and what its backward pass needs."""
-        raise NotImplementedError
+    def _check_images(self, x: np.ndarray) -> None:
+        """Raise unless ``x`` is a batch of images (N, C_in, H, W) with this layer's input channels."""
+        self._check_input(x, (None, self.in_channels, None, None), f"(N, {self.in_channels}, H, W)")
 
-    def _linear_backward(
-        self, cache: dict[str, Any], dy: np.ndarray, bias_grad: np.ndarray | None
-    ) -> np.ndarray | None:
-        """Add dL/dW (and dL/db into ``bias_grad`` when given) into the gradients; return dL/dx, or None
-        when the layer needs no input gradient."""
-        raise NotImplementedError
-
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        return self._linear_backward(self._cached(dy), dy, self.grads["b"])
-
-    def jvp(self, t: np.ndarray) -> np.ndarray:
-        """Tangents (K, N, C_in, H, W) -> (K, N, C_out, OH, OW): the linear map without the bias."""
-        self._start_tangent(t)
-        y, cache = self._linear(self._merge(t), None, "tangent")
-        self._store_tangent(**cache)
-        return y.reshape(t.shape[:2] + y.shape[1:])
-
-    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray | None, None]:
-        dx = self._linear_backward(self._tangent_cached(dt), self._merge(dt), None)
-        return (None if dx is None else dx.reshape(dt.shape[:2] + dx.shape[1:])), None
+    def _weight_matrix(self, dtype: DTypeLike | None = None) -> np.ndarray:
+        """W2 = W.reshape(W.shape[0], -1) (in ``dtype`` when given): (F, C kH kW) for :class:`Conv2D`,
+        (C_in, C_out kH kW) for :class:`Conv2DTranspose`."""
+        W = self.params["W"]
+        W2 = W.reshape(W.shape[0], -1)
+        return W2 if dtype is None else W2.astype(dtype, copy=False)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         _, height, width = input_shape
@@ -178,14 +155,16 @@ class Conv2D(_Convolution):
     Notes
     -----
     With cols = im2col(x) of shape (C kH kW, OH OW N) and W2 = W.reshape(F, C kH kW), the whole batch is
-    one product Y = W2 @ cols + b, with Y of shape (F, OH OW N), returned as an (N, F, OH, OW) view. The
-    bias rides in the product as one more column of the weight, against a row of ones under cols.
-    With dY the upstream gradient in the same layout, the backward pass is three products:
-    dW2 = dY @ cols.T,  db = the sum of dY over its columns (dY @ ones),  dx = col2im(W2.T @ dY).
+    one product Y = W2 @ cols + b, with Y of shape (F, OH OW N), returned as an (N, F, OH, OW) view
+    (:meth:`forward`). The bias rides in the product as one more column of the weight, against a row of
+    ones under cols. With dY the upstream gradient in the same layout, the backward pass is three products
+    (:meth:`backward`): dW2 = dY @ cols.T,  db = the sum of dY over its columns (dY @ ones),
+    dx = col2im(W2.T @ dY). The tangent pass (:meth:`jvp`, :meth:`jvp_backward`) is the same linear map
+    without the bias, on the K N tangent images as one batch.
 
     For 3x3 kernels at stride 1 the same map can be computed with fewer multiplications by Winograd's
-    minimal filtering (:meth:`_winograd_linear` and its adjoint, docs/winograd.md); :meth:`_choose_path`
-    decides which path runs.
+    minimal filtering (:meth:`_winograd_forward` and its adjoint :meth:`_winograd_backward`,
+    docs/winograd.md); :meth:`_choose_path` decides which path runs.
 
     Examples
     --------
@@ -223,9 +202,10 @@ class Conv2D(_Convolution):
             dtype,
             weight_shape="out_in",
         )
-        # Scratch arrays, among them those the backward pass reads (im2col's columns), kept across calls:
-        # one set for the forward pass (slot "forward") and one for the tangent pass (slot "tangent"), which
-        # runs between a forward pass and its backward pass.
+        # Scratch arrays, among them those the backward pass reads (im2col's columns, Winograd's V), kept
+        # across calls: one set for the forward pass (slot "forward") and one for the tangent pass (slot
+        # "tangent"), which runs between a forward pass and its backward pass. Each array, the backward
+        # passes' own (dM, dV) included, has a name of its own: no pass relies on another's being spent.
         self._workspace = Workspace()
         if algorithm not in ALGORITHMS:
             raise ValueError(f"Expected algorithm to be one of {ALGORITHMS}. Received: algorithm={algorithm!r}")
@@ -236,9 +216,63 @@ class Conv2D(_Convolution):
             )
         self.algorithm = algorithm
 
-    def _scratch(self, slot: str, name: str, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
-        """An uninitialised array kept in the workspace across calls (its contents are stale)."""
-        return self._workspace.get(f"{slot}/{name}", shape, dtype)
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        """y = W * x + b: ``cols = im2col(x)``, ``Y = W2 @ cols + b``, one product for the whole batch."""
+        self._check_images(x)
+        dtype = np.result_type(x, self.params["W"])
+        if self._choose_path(dtype) == "winograd":
+            y, cache = self._winograd_forward(x, self.params["b"], "forward")
+            self._store(training, x, y, **cache)
+            return y
+        cols, geometry = self._im2col(x, dtype, "forward", ones=True)  # [cols; 1]: (C kH kW + 1, OH OW N)
+        Y = self._weight_matrix_and_bias(dtype) @ cols  # W2 @ cols + b, as [W2 b] @ [cols; 1]
+        y = self._as_output(Y, geometry, len(x))  # (F, OH OW N) -> an (N, F, OH, OW) view
+        self._store(training, x, y, path="im2col", cols=cols, geometry=geometry)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        """dW2 = dY @ cols.T and db = dY summed over its columns, added into the gradients;
+        returns dx = col2im(W2.T @ dY), or None when the layer needs no input gradient."""
+        cache = self._cached(dy)
+        if cache["path"] == "winograd":
+            return self._winograd_backward(cache, dy, self.grads["b"])
+        cols = cache["cols"]  # [cols; 1], with the row of ones that carried the bias
+        dY = self._output_matrix(dy, cols.dtype)  # (F, OH OW N)
+        dW2_db = dY @ cols.T  # [dW2 db] = dY @ [cols; 1].T: db = dY @ ones, dY summed over its columns
+        self.grads["W"] += dW2_db[:, :-1].reshape(self.params["W"].shape)
+        self.grads["b"] += dW2_db[:, -1]
+        if not self.needs_input_grad:
+            return None
+        return self._col2im(self._weight_matrix().T @ dY, cache)
+
+    def jvp(self, t: np.ndarray) -> np.ndarray:
+        """Tangents (K, N, C, H, W) -> (K, N, F, OH, OW): the map of :meth:`forward` without the bias,
+        ``W2 @ im2col(t)``, with the K N tangent images as one batch."""
+        self._start_tangent(t)
+        tx = self._merge(t)  # (K N, C, H, W)
+        dtype = np.result_type(tx, self.params["W"])
+        if self._choose_path(dtype) == "winograd":
+            ty, cache = self._winograd_forward(tx, None, "tangent")
+        else:
+            cols, geometry = self._im2col(tx, dtype, "tangent", ones=False)  # (C kH kW, OH OW K N)
+            ty = self._as_output(self._weight_matrix(dtype) @ cols, geometry, len(tx))  # W2 @ cols
+            cache = dict(path="im2col", cols=cols, geometry=geometry)
+        self._store_tangent(input_shape=tx.shape, **cache)
+        return ty.reshape(t.shape[:2] + ty.shape[1:])
+
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray | None, None]:
+        """The adjoint of :meth:`jvp`: dW2 = dY @ cols.T added into dL/dW, and dt_in = col2im(W2.T @ dY)
+        (None when the layer needs no input gradient); no second output (the map is linear)."""
+        cache = self._tangent_cached(dt)
+        dty = self._merge(dt)  # (K N, F, OH, OW)
+        if cache["path"] == "winograd":
+            dx = self._winograd_backward(cache, dty, None)
+        else:
+            cols = cache["cols"]
+            dY = self._output_matrix(dty, cols.dtype)  # (F, OH OW K N)
+            self.grads["W"] += (dY @ cols.T).reshape(self.params["W"].shape)  # dW2 = dY @ cols.T
+            dx = self._col2im(self._weight_matrix().T @ dY, cache) if self.needs_input_grad else None
+        return (None if dx is None else dx.reshape(dt.shape[:2] + dx.shape[1:])), None
 
     def _choose_path(self, dtype: DTypeLike | None = None) -> str:
         """How this layer computes: decided here and nowhere else (docs/kernels.md lists the paths).
@@ -271,34 +305,12 @@ class Conv2D(_Convolution):
             )
         return out_h, out_w, pad_top, pad_left
 
-    def _linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict[str, Any]]:
-        """y = W * x (+ b): ``cols = im2col(x)``, ``Y = W2 @ cols + b``; or the same map by Winograd's tiles
-        where :meth:`_choose_path` picks them. Returns y and what the backward pass needs."""
-        dtype = np.result_type(x, self.params["W"])
-        if self._choose_path(dtype) == "winograd":
-            return self._winograd_linear(x, bias, slot)
-        cols, geometry = self._im2col(x, dtype, slot, ones=bias is not None)  # (C kH kW [+ 1], OH OW N)
-        Y = self._weight_matrix(dtype, bias) @ cols  # W2 @ cols + b, as [W2 b] @ [cols; 1]
-        y = self._as_output(Y, geometry, len(x))  # (F, OH OW N) -> an (N, F, OH, OW) view
-        return y, dict(path="im2col", cols=cols, input_shape=x.shape, geometry=geometry)
+    def _scratch(self, slot: str, name: str, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
+        """An uninitialised array kept in the workspace across calls (its contents are stale): one per
+        ``slot`` (the pass, ``"forward"`` or ``"tangent"``) and ``name``."""
+        return self._workspace.get(f"{slot}/{name}", shape, dtype)
 
-    def _linear_backward(
-        self, cache: dict[str, Any], dy: np.ndarray, bias_grad: np.ndarray | None
-    ) -> np.ndarray | None:
-        """dW2 = dY @ cols.T and db = dY @ ones, added into the gradients; returns dx = col2im(W2.T @ dY), or
-        None when the layer needs no input gradient."""
-        if cache["path"] == "winograd":
-            return self._winograd_linear_backward(cache, dy, bias_grad)
-        cols = cache["cols"]  # [cols; 1] when the forward pass added the bias
-        # a wider upstream gradient widens the products, as NumPy promotes
-        dY = images_last(dy, np.result_type(cols, dy)).reshape(self.out_channels, -1)  # (F, OH OW N)
-        self._add_weight_grads(dY @ cols.T, bias_grad)  # [dW2 db] = dY @ [cols; 1].T
-        if not self.needs_input_grad:
-            return None
-        W2 = self.params["W"].reshape(self.out_channels, -1)
-        return self._col2im(W2.T @ dY, cache)
-
-    # -- the im2col path's layouts: the helpers of _linear and _linear_backward --------------------------
+    # -- the im2col path's layouts ------------------------------------------------------------
 
     def _im2col(self, x: np.ndarray, dtype: np.dtype, slot: str, ones: bool) -> tuple[np.ndarray, tuple[int, ...]]:
         """cols = im2col(x), (C kH kW, OH OW N) in the workspace, and the geometry; with ``ones``, one more row
@@ -314,22 +326,20 @@ class Conv2D(_Convolution):
         cols[rows] = 1.0
         return cols, geometry
 
-    def _weight_matrix(self, dtype: np.dtype, bias: np.ndarray | None) -> np.ndarray:
-        """W2 = W.reshape(F, C kH kW) in ``dtype``, and [W2 b] when a bias is given."""
-        W2 = self.params["W"].reshape(self.out_channels, -1).astype(dtype, copy=False)
-        return W2 if bias is None else np.concatenate([W2, bias.astype(dtype, copy=False)[:, None]], axis=1)
+    def _weight_matrix_and_bias(self, dtype: np.dtype) -> np.ndarray:
+        """[W2 b], (F, C kH kW + 1) in ``dtype``: the bias as one more column of W2."""
+        b = self.params["b"].astype(dtype, copy=False)
+        return np.concatenate([self._weight_matrix(dtype), b[:, None]], axis=1)
 
     def _as_output(self, Y: np.ndarray, geometry: tuple[int, ...], n: int) -> np.ndarray:
         """(F, OH OW N) is the output stored images-last: returned as an (N, F, OH, OW) view, not copied."""
         out_h, out_w, _, _ = geometry
         return as_images(Y.reshape(self.out_channels, out_h, out_w, n))
 
-    def _add_weight_grads(self, dW2: np.ndarray, bias_grad: np.ndarray | None) -> None:
-        """Add dW2, (F, C kH kW), into dL/dW; given ``bias_grad``, dW2 has db as one more column, added there."""
-        rows = self.params["W"][0].size
-        self.grads["W"] += dW2[:, :rows].reshape(self.params["W"].shape)
-        if bias_grad is not None:
-            bias_grad += dW2[:, rows]
+    def _output_matrix(self, dy: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """dY: a gradient (N, F, OH, OW) as a (F, OH OW N) matrix, the layout of the product Y, in ``dtype``
+        or wider (a wider upstream gradient widens the products, as NumPy promotes)."""
+        return images_last(dy, np.result_type(dtype, dy)).reshape(self.out_channels, -1)
 
     def _col2im(self, dcols: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
         """dx = col2im(dcols): the columns' gradients summed back into the pixels they were read from."""
@@ -340,10 +350,13 @@ class Conv2D(_Convolution):
         kernels.col2im(dcols, k, k, self.stride, pad_top, pad_left, out_h, out_w, dx)
         return as_images(dx)
 
-    def _winograd_linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict[str, Any]]:
-        """The map of :meth:`_linear` by Winograd's minimal filtering (:mod:`minidl.winograd`): transform
-        the input tiles (V) and the filters (U), one (F, C) @ (C, tiles) product per position of the
-        transformed tile, transform the products back (adding the bias)."""
+    # -- the Winograd path (docs/winograd.md) ---------------------------------------------------
+
+    def _winograd_forward(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict[str, Any]]:
+        """The map of :meth:`forward` (+ ``bias`` when given) by Winograd's minimal filtering
+        (:mod:`minidl.winograd`): transform the input tiles (V) and the filters (U), one (F, C) @ (C, tiles)
+        product per position of the transformed tile, transform the products back (adding the bias).
+        Returns y and what :meth:`_winograd_backward` needs."""
         n, _, height, width = x.shape
         out_h, out_w, pad_top, pad_left = self._geometry(height, width)
         tiles_h, tiles_w = tile_grid(out_h, out_w, WINOGRAD.m)
@@ -359,19 +372,17 @@ class Conv2D(_Convolution):
         y = np.empty((self.out_channels, out_h, out_w, n), dtype=dtype)
         bias = np.zeros(self.out_channels, dtype) if bias is None else bias.astype(dtype, copy=False)
         kernels.winograd_output_tiles(M, WINOGRAD.AT.astype(dtype), bias, y)
-        cache = dict(
-            path="winograd", slot=slot, V=V, U=U, input_shape=x.shape, geometry=(pad_top, pad_left, tiles_h, tiles_w)
-        )
-        return as_images(y), cache
+        return as_images(y), dict(path="winograd", slot=slot, V=V, U=U, geometry=(pad_top, pad_left, tiles_h, tiles_w))
 
-    def _winograd_linear_backward(
+    def _winograd_backward(
         self, cache: dict[str, Any], dy: np.ndarray, bias_grad: np.ndarray | None
     ) -> np.ndarray | None:
-        """The adjoint of :meth:`_winograd_linear`, its steps in reverse (docs/winograd.md)."""
-        V, U = cache["V"], cache["U"]
+        """The adjoint of :meth:`_winograd_forward`, its steps in reverse (docs/winograd.md): adds dL/dW (and
+        dL/db into ``bias_grad`` when given); returns dL/dx, or None when the layer needs no input gradient."""
+        V, U, slot = cache["V"], cache["U"], cache["slot"]
         pad_top, pad_left, tiles_h, tiles_w = cache["geometry"]
         dtype = np.result_type(V, dy)
-        dM = self._scratch(cache["slot"], "M", (U.shape[0], self.out_channels, V.shape[2]), dtype)  # M is spent
+        dM = self._scratch(slot, "dM", (U.shape[0], self.out_channels, V.shape[2]), dtype)
         db = np.empty(self.out_channels, dtype)
         kernels.winograd_output_tiles_adjoint(images_last(dy, dtype), WINOGRAD.AT.astype(dtype), dM, db)
         if bias_grad is not None:
@@ -379,7 +390,7 @@ class Conv2D(_Convolution):
         self.grads["W"] += transform_weights_adjoint(np.matmul(dM, V.transpose(0, 2, 1)), WINOGRAD.G)
         if not self.needs_input_grad:
             return None
-        dV = self._scratch(cache["slot"], "dV", V.shape, dtype)
+        dV = self._scratch(slot, "dV", V.shape, dtype)
         np.matmul(U.transpose(0, 2, 1), dM, out=dV)
         n, channels, height, width = cache["input_shape"]
         dx = np.empty((channels, height, width, n), dtype=dtype)
@@ -406,9 +417,12 @@ class Conv2DTranspose(_Convolution):
 
     Notes
     -----
-    Let A be the strided convolution that maps a (C_out, OH, OW) image to (C_in, H, W) with weight W.
-    This layer computes y = A^T x + b: with X the input as a (C_in, H W N) matrix, cols = W2.T @ X and
-    y = col2im(cols). Its backward is A itself: dX = W2 @ im2col(dy), dW2 = X @ im2col(dy).T.
+    Let A be the strided convolution that maps a (C_out, OH, OW) image to (C_in, H, W) with weight W, and
+    W2 = W.reshape(C_in, C_out kH kW). This layer computes y = A^T x + b (:meth:`forward`): with X the input
+    as a (C_in, H W N) matrix, cols = W2.T @ X and y = col2im(cols) + b. Its backward is A itself
+    (:meth:`backward`): with dcols = im2col(dy), dW2 = X @ dcols.T, db = the sum of dy over images and
+    positions, dx = W2 @ dcols. The tangent pass (:meth:`jvp`, :meth:`jvp_backward`) is the same map
+    without the bias.
 
     Examples
     --------
@@ -445,6 +459,55 @@ class Conv2DTranspose(_Convolution):
             weight_shape="in_out",
         )
 
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        """y = A^T x + b: ``cols = W2.T @ X`` with X the input as a matrix, ``y = col2im(cols) + b``."""
+        self._check_images(x)
+        dtype = np.result_type(x, self.params["W"])
+        X = self._as_matrix(x, dtype)  # (C_in, H W N)
+        cols = self._weight_matrix(dtype).T @ X  # (C_out kH kW, H W N)
+        y = self._col2im(cols, x.shape)  # (C_out, OH, OW, N), stored images-last
+        y += self.params["b"].astype(dtype, copy=False)[:, None, None, None]  # + b
+        y = as_images(y)  # an (N, C_out, OH, OW) view
+        self._store(training, x, y, X=X)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        """With dcols = im2col(dy): dW2 = X @ dcols.T and db = dy summed over images and positions, added
+        into the gradients; returns dx = W2 @ dcols, or None when the layer needs no input gradient."""
+        cache = self._cached(dy)
+        X = cache["X"]
+        dy = images_last(dy, np.result_type(X, dy))  # (C_out, OH, OW, N)
+        self.grads["b"] += dy.sum(axis=(1, 2, 3))
+        dcols = self._im2col(dy, cache["input_shape"])  # (C_out kH kW, H W N)
+        self.grads["W"] += (X @ dcols.T).reshape(self.params["W"].shape)  # dW2 = X @ dcols.T
+        if not self.needs_input_grad:
+            return None
+        return self._as_images(self._weight_matrix() @ dcols, cache["input_shape"])  # dx = W2 @ dcols
+
+    def jvp(self, t: np.ndarray) -> np.ndarray:
+        """Tangents (K, N, C_in, H, W) -> (K, N, C_out, OH, OW): A^T without the bias, ``col2im(W2.T @ X)``
+        with X the K N tangent images as one matrix."""
+        self._start_tangent(t)
+        tx = self._merge(t)  # (K N, C_in, H, W)
+        dtype = np.result_type(tx, self.params["W"])
+        X = self._as_matrix(tx, dtype)  # (C_in, H W K N)
+        ty = as_images(self._col2im(self._weight_matrix(dtype).T @ X, tx.shape))  # col2im(W2.T @ X)
+        self._store_tangent(X=X, input_shape=tx.shape)
+        return ty.reshape(t.shape[:2] + ty.shape[1:])
+
+    def jvp_backward(self, dt: np.ndarray) -> tuple[np.ndarray | None, None]:
+        """The adjoint of :meth:`jvp`: with dcols = im2col(dt), dW2 = X @ dcols.T added into dL/dW, and
+        dt_in = W2 @ dcols (None when the layer needs no input gradient); no second output."""
+        cache = self._tangent_cached(dt)
+        X = cache["X"]
+        dty = images_last(self._merge(dt), np.result_type(X, dt))  # (C_out, OH, OW, K N)
+        dcols = self._im2col(dty, cache["input_shape"])  # (C_out kH kW, H W K N)
+        self.grads["W"] += (X @ dcols.T).reshape(self.params["W"].shape)  # dW2 = X @ dcols.T
+        if not self.needs_input_grad:
+            return None, None
+        dx = self._as_images(self._weight_matrix() @ dcols, cache["input_shape"])  # dt_in = W2 @ dcols
+        return dx.reshape(dt.shape[:2] + dx.shape[1:]), None
+
     def _geometry(self, height: int, width: int) -> tuple[int, int, int, int]:
         out_h, crop_top = conv_transpose_geometry(height, self.kernel_size, self.stride, self.padding)
         out_w, crop_left = conv_transpose_geometry(width, self.kernel_size, self.stride, self.padding)
@@ -452,39 +515,33 @@ class Conv2DTranspose(_Convolution):
             raise ValueError(f"{self!r}: padding leaves no output for a {height}x{width} input.")
         return out_h, out_w, crop_top, crop_left
 
-    def _linear(self, x: np.ndarray, bias: np.ndarray | None, slot: str) -> tuple[np.ndarray, dict[str, Any]]:
-        """A^T x (+ bias), and what the backward pass of the linear part needs."""
-        n, _, height, width = x.shape
+    # -- layouts: the input as a matrix and back, and the column transforms at this layer's geometry --------
+
+    def _as_matrix(self, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """X: the images x (N, C_in, H, W) as a (C_in, H W N) matrix, column (i W + j) N + n, in ``dtype``."""
+        return images_last(x, dtype).reshape(self.in_channels, -1)
+
+    def _as_images(self, X: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+        """The inverse of :meth:`_as_matrix`: a (C_in, H W N) matrix as an (N, C_in, H, W) view, not copied."""
+        n, _, height, width = input_shape
+        return as_images(X.reshape(self.in_channels, height, width, n))
+
+    def _col2im(self, cols: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+        """col2im(cols): the (C_out kH kW, H W N) columns added into the output they cover, which is
+        returned stored images-last, (C_out, OH, OW, N)."""
+        n, _, height, width = input_shape
         out_h, out_w, crop_top, crop_left = self._geometry(height, width)
         k = self.kernel_size
-        W = self.params["W"]
-        dtype = np.result_type(x, W)
-        X = images_last(x, dtype).reshape(self.in_channels, -1)  # (C_in, H W N)
-        cols = W.reshape(self.in_channels, -1).T.astype(dtype, copy=False) @ X  # (C_out k k, H W N)
-        y = np.empty((self.out_channels, out_h, out_w, n), dtype=dtype)
+        y = np.empty((self.out_channels, out_h, out_w, n), dtype=cols.dtype)
         kernels.col2im(cols, k, k, self.stride, crop_top, crop_left, height, width, y)
-        if bias is not None:
-            y += bias.astype(dtype, copy=False)[:, None, None, None]
-        return as_images(y), dict(X=X, input_shape=x.shape, geometry=(out_h, out_w, crop_top, crop_left))
+        return y
 
-    def _linear_backward(
-        self, cache: dict[str, Any], dy: np.ndarray, bias_grad: np.ndarray | None
-    ) -> np.ndarray | None:
-        """Add dL/dW (and dL/db into ``bias_grad`` when given) into the gradients; return dL/dx, or None
-        when the layer needs no input gradient."""
-        X = cache["X"]
-        n, _, height, width = cache["input_shape"]
-        _, _, crop_top, crop_left = cache["geometry"]
+    def _im2col(self, dy: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+        """dcols = im2col(dy), (C_out kH kW, H W N), of a gradient dy stored images-last, (C_out, OH, OW, N):
+        the adjoint of :meth:`_col2im`."""
+        n, _, height, width = input_shape
+        _, _, crop_top, crop_left = self._geometry(height, width)
         k = self.kernel_size
-        dtype = np.result_type(X, dy)
-        dy = images_last(dy, dtype)  # (C_out, OH, OW, N)
-        if bias_grad is not None:
-            bias_grad += dy.sum(axis=(1, 2, 3))
-        dcols = np.empty((self.out_channels * k * k, height * width * n), dtype=dtype)
+        dcols = np.empty((self.out_channels * k * k, height * width * n), dtype=dy.dtype)
         kernels.im2col(dy, k, k, self.stride, crop_top, crop_left, height, width, dcols)
-        W2 = self.params["W"].reshape(self.in_channels, -1)
-        self.grads["W"] += (X @ dcols.T).reshape(self.params["W"].shape)
-        if not self.needs_input_grad:
-            return None
-        # (C_in, H W N) is the input gradient stored images-last: returned as an (N, C_in, H, W) view
-        return as_images((W2 @ dcols).reshape(self.in_channels, height, width, n))
+        return dcols

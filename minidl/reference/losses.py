@@ -1,6 +1,8 @@
-"""NumPy reference for :mod:`minidl.kernels.losses`."""
+"""NumPy reference for :mod:`minidl.kernels.losses`: the formula itself, :func:`minidl.losses.bce_logits_terms`."""
 
 import numpy as np
+
+from minidl.losses import bce_logits_terms
 
 
 def bce_logits_rows(
@@ -13,12 +15,15 @@ def bce_logits_rows(
     dx: np.ndarray,
     terms: np.ndarray,
 ) -> None:
-    """Same contract as :func:`minidl.kernels.losses.bce_logits_rows`."""
+    """Same contract as :func:`minidl.kernels.losses.bce_logits_rows`: :func:`minidl.losses.bce_logits_terms`
+    per element, the terms summed per row in float64.
+
+    ``log1p_e`` (NumPy's log1p(e), handed to the kernel because a vectorised log1p is faster than its
+    own call per element) is not read: ``bce_logits_terms`` takes log1p(e) itself, the same numbers.
+    """
     if not (t.shape == e.shape == log1p_e.shape == dx.shape == terms.shape == x.shape and losses.shape == x.shape[:1]):
         raise ValueError(
             "bce_logits_rows: expected t, e, log1p_e, dx and terms of the shape of x, (N, D), and losses of shape (N,)"
         )
-    real = dx.dtype.type
-    terms[...] = np.maximum(x, real(0)) - x * t + log1p_e
+    terms[...], dx[...] = bce_logits_terms(x, t, e, scale)
     losses[...] = np.sum(terms.astype(np.float64), axis=1)
-    dx[...] = real(scale) * (np.where(x >= 0, 1, e) / (1 + e) - t)
