@@ -14,6 +14,39 @@ import numpy as np
 from minidl.backend import kernels
 
 
+def adam_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    beta1: float,
+    beta2: float,
+    step_size: float,
+    correction2: float,
+    eps: float,
+) -> None:
+    """One Adam update of one parameter, in place, with g = grad:
+
+        m = b1 m + (1 - b1) g
+        v = b2 v + (1 - b2) g^2
+        param -= step_size m / (sqrt(v / correction2) + eps),
+
+    step_size = lr / (1 - b1^t) and correction2 = 1 - b2^t being the bias corrections of step t.
+    Arithmetic in float64, results stored in the arrays' dtypes.
+
+    The definition the kernel ``adam_update`` computes in one pass over the arrays (:class:`Adam` calls it
+    through :mod:`minidl.backend`), and what the NumPy backend runs.
+
+    Shapes
+    ------
+    param, grad, m, v : (M,), one dtype
+    """
+    g = grad.astype(np.float64)
+    m[...] = m_new = beta1 * m.astype(np.float64) + (1.0 - beta1) * g
+    v[...] = v_new = beta2 * v.astype(np.float64) + (1.0 - beta2) * g * g
+    param[...] = param - step_size * m_new / (np.sqrt(v_new) * (1.0 / np.sqrt(correction2)) + eps)
+
+
 class Optimizer:
     """Shared bookkeeping: the parameter list and a flat, checkpointable state."""
 
@@ -99,9 +132,10 @@ class Adam(Optimizer):
     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
     p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
-    Each parameter is updated in one pass of :func:`minidl.kernels.adam_update` (float64 arithmetic,
-    stored in the parameter's dtype). Epsilon follows PyTorch (added to the bias-corrected root, default
-    1e-8). Keras adds its 1e-7 to the root of the *uncorrected* v, which differs only in the first steps.
+    Each parameter is updated by :func:`adam_update`, whose body is this formula, computed by the kernel of the same
+    name in one pass (float64 arithmetic, stored in the parameter's dtype). Epsilon follows PyTorch (added to the
+    bias-corrected root, default 1e-8). Keras adds its 1e-7 to the root of the *uncorrected* v, which differs only
+    in the first steps.
 
     Examples
     --------
@@ -139,6 +173,7 @@ class Adam(Optimizer):
             self.state[f"v/{name}"] = np.zeros_like(param)
 
     def step(self) -> None:
+        """Step t: :func:`adam_update` of every parameter with this step's bias corrections."""
         self.state["step"] += 1
         t = int(self.state["step"])
         correction1 = 1.0 - self.beta1**t

@@ -1,7 +1,8 @@
 """The documentation cannot drift from the code.
 
-* Every Python code block in README.md and docs/*.md runs. A block followed by a ```text block prints
-  exactly that text: the numbers a page shows are the numbers the code computes.
+* Every code block closes on a line of its own, and every Python code block in README.md and docs/*.md
+  runs. A block followed by a ```text block prints exactly that text: the numbers a page shows are the
+  numbers the code computes.
 * Every relative link resolves, and a link to lines of code (``dense.py#L53-L57``) is named for what
   those lines hold (``Dense.backward``) and spans exactly that definition; after an edit to the code,
   ``python tools/relink_docs.py`` moves the line numbers.
@@ -50,6 +51,25 @@ def test_code_block_runs_and_prints_what_the_page_shows(code, expected):
         exec(compile(code, "<doc>", "exec"), {"__name__": "__doc_example__"})
     if expected is not None:
         assert printed.getvalue().rstrip() == expected.rstrip()
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=[d.name for d in DOCUMENTS])
+def test_every_code_block_closes_on_a_line_of_its_own(document):
+    """A closing fence with text after it (```` ``` The test... ````) closes nothing: the rest of the page
+    would be shown as code."""
+    opened = None
+    for number, line in enumerate(document.read_text().splitlines(), start=1):
+        fence = line.strip()
+        if not fence.startswith("```"):
+            continue
+        if opened is None:
+            opened = number
+        else:
+            assert fence == "```", (
+                f"{document.name}:{number}: the block opened at line {opened} closes with text after it"
+            )
+            opened = None
+    assert opened is None, f"{document.name}: the block opened at line {opened} never closes"
 
 
 def test_there_are_examples_with_printed_output():

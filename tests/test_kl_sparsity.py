@@ -85,3 +85,17 @@ def test_kl_sparsity_gradient_is_zero_with_the_mean_exactly_at_either_clip():
 def test_kl_sparsity_rejects_a_target_on_the_boundary(rho):
     with pytest.raises(ValueError, match=f"rho={rho}"):
         kl_sparsity(np.full((2, 3), 0.5), rho=rho)
+
+
+def test_kl_sparsity_clip_at_both_ends():
+    """A dead unit (mean below eps) and a saturated unit (above 1 - eps): finite value, zero gradient;
+    the clip keeps the penalty finite but does not push such units back."""
+    h = np.array([[0.0, 1.0, 0.3], [1e-9, 1.0, 0.1]])
+    value, dh = kl_sparsity(h, rho=0.05, eps=1e-6)
+    assert np.isfinite(value)
+    dead = 0.05 * np.log(0.05 / 1e-6) + 0.95 * np.log(0.95 / (1 - 1e-6))
+    full = 0.05 * np.log(0.05 / (1 - 1e-6)) + 0.95 * np.log(0.95 / 1e-6)
+    live = 0.05 * np.log(0.05 / 0.2) + 0.95 * np.log(0.95 / 0.8)
+    assert value == pytest.approx(dead + full + live, rel=1e-9)
+    np.testing.assert_array_equal(dh[:, :2], 0.0)
+    assert np.all(dh[:, 2] == pytest.approx((-0.05 / 0.2 + 0.95 / 0.8) / 2))

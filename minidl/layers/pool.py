@@ -62,6 +62,7 @@ class MaxPool2D(Layer):
         stored = images_last(x, dtype=self._kernel_dtype(x.dtype, "x"))  # (C, H, W, N)
         y = np.empty((c, height // p, width // p, n), dtype=stored.dtype)
         argmax = np.empty(y.shape, dtype=np.int32)  # a flat index into one image: int32 is plenty
+        # y[c, i, j, n] = max over the window x[c, p i : p i + p, p j : p j + p, n]; argmax = where it sits
         kernels.maxpool_forward(stored, p, y, argmax)
         y = as_images(y).astype(x.dtype, copy=False)
         self._store(training, x, y, argmax=argmax)
@@ -72,6 +73,7 @@ class MaxPool2D(Layer):
         n, c, height, width = cache["input_shape"]
         stored = images_last(dy, dtype=self._kernel_dtype(dy.dtype, "dy"))
         dx = np.empty((c, height, width, n), dtype=stored.dtype)
+        # dx = 0, but at each window's argmax: dx[argmax of window (i, j)] = dy[i, j]
         kernels.maxpool_backward(stored, cache["argmax"], self.pool_size, dx)
         return as_images(dx).astype(dy.dtype, copy=False)
 
@@ -102,6 +104,7 @@ class MaxPool2D(Layer):
         k, n, c, height, width = cache["shape"]
         stored = images_last(self._merge(dt), dtype=self._kernel_dtype(dt.dtype, "dt"))
         dx = np.empty((c, height, width, k * n), dtype=stored.dtype)
+        # dx = 0, but at each window's argmax: dx[argmax of window (i, j)] = dy[i, j]
         kernels.maxpool_backward(stored, cache["argmax"], self.pool_size, dx)
         return as_images(dx).reshape(cache["shape"]).astype(dt.dtype, copy=False), None
 
