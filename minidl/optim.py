@@ -14,7 +14,7 @@ import numpy as np
 from minidl.backend import kernels
 
 
-def adam_update(
+def adam_formula(
     param: np.ndarray,
     grad: np.ndarray,
     m: np.ndarray,
@@ -132,10 +132,10 @@ class Adam(Optimizer):
     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
     p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
-    Each parameter is updated by :func:`adam_update`, whose body is this formula, computed by the kernel of the same
-    name in one pass (float64 arithmetic, stored in the parameter's dtype). Epsilon follows PyTorch (added to the
-    bias-corrected root, default 1e-8). Keras adds its 1e-7 to the root of the *uncorrected* v, which differs only
-    in the first steps.
+    Each parameter is updated by :func:`adam_formula`, whose body is this formula, computed by the kernel
+    ``adam_update`` in one pass (float64 arithmetic, stored in the parameter's dtype). Epsilon follows PyTorch
+    (added to the bias-corrected root, default 1e-8). Keras adds its 1e-7 to the root of the *uncorrected* v, which
+    differs only in the first steps.
 
     Examples
     --------
@@ -173,7 +173,8 @@ class Adam(Optimizer):
             self.state[f"v/{name}"] = np.zeros_like(param)
 
     def step(self) -> None:
-        """Step t: :func:`adam_update` of every parameter with this step's bias corrections."""
+        """Step t: :func:`adam_formula` of every parameter (by the kernel ``adam_update``) with this step's bias
+        corrections."""
         self.state["step"] += 1
         t = int(self.state["step"])
         correction1 = 1.0 - self.beta1**t

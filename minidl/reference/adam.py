@@ -1,5 +1,7 @@
-"""NumPy reference for :mod:`minidl.kernels.adam`: the formula itself, :func:`minidl.optim.adam_update`."""
+"""NumPy reference for :mod:`minidl.kernels.adam`: the formula itself, :func:`minidl.optim.adam_formula`."""
 
-from minidl.optim import adam_update
+from minidl.optim import adam_formula
+
+adam_update = adam_formula  # the kernel's name, for the backend switch
 
 __all__ = ["adam_update"]
