@@ -104,7 +104,7 @@ class MaxPool2D(Layer):
         k, n, c, height, width = cache["shape"]
         stored = images_last(self._merge(dt), dtype=self._kernel_dtype(dt.dtype, "dt"))
         dx = np.empty((c, height, width, k * n), dtype=stored.dtype)
-        # dx = 0, but at each window's argmax: dx[argmax of window (i, j)] = dy[i, j]
+        # the same routing for each tangent: dt_in[argmax of window (i, j)] = dt[i, j], 0 elsewhere
         kernels.maxpool_backward(stored, cache["argmax"], self.pool_size, dx)
         return as_images(dx).reshape(cache["shape"]).astype(dt.dtype, copy=False), None
 
