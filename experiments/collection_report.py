@@ -127,30 +127,15 @@ def _study_comparison(entry: dict) -> list[str]:
         for metric, study in values.items():
             found = stats.get(Headline("mnist", kind, metric))
             if found:
-                rows.append(
-                    [
-                        f"{TITLES[kind]}: {headline.MNIST_METRICS[metric]}",
-                        _value(study, DIGITS[metric]),
-                        mean_std(found, DIGITS[metric]),
-                        f"{_value(found['min'], DIGITS[metric])} – {_value(found['max'], DIGITS[metric])}",
-                        headline.versus_study(found, study),
-                    ]
-                )
+                rows.append(_against_study(f"{TITLES[kind]}: {headline.MNIST_METRICS[metric]}", study, found, metric))
     interpolation = STUDY["interpolation"]
     for kind in ("sparse", "contractive"):
         for metric, ours in (("psnr", "blend_psnr"), ("l2", "blend_latent_l2")):
             for alpha, study in zip(interpolation["alphas"], interpolation[kind][metric]):
                 found = stats.get(Headline("mnist", kind, ours, alpha))
                 if found:
-                    rows.append(
-                        [
-                            f"{TITLES[kind]}: {headline.INTERPOLATION[ours]}, a={alpha:.1f}",
-                            _value(study, DIGITS[ours]),
-                            mean_std(found, DIGITS[ours]),
-                            f"{_value(found['min'], DIGITS[ours])} – {_value(found['max'], DIGITS[ours])}",
-                            headline.versus_study(found, study),
-                        ]
-                    )
+                    label = f"{TITLES[kind]}: {headline.INTERPOLATION[ours]}, a={alpha:.1f}"
+                    rows.append(_against_study(label, study, found, ours))
     if not rows:
         return []
     lines = [
@@ -176,6 +161,13 @@ def _study_comparison(entry: dict) -> list[str]:
         lines[-1] += " With one seed there is no spread: run with --seeds to judge."
     lines += [""] + table(["quantity", "study", f"ours, mean ± s (n = {n})", "ours, min – max", "verdict"], rows)
     return lines
+
+
+def _against_study(label: str, study: float, found: dict, metric: str) -> list[str]:
+    """One row of :func:`_study_comparison`: the study's value, our spread (:func:`headline.spread`) and the verdict."""
+    digits = DIGITS[metric]
+    spread = f"{_value(found['min'], digits)} – {_value(found['max'], digits)}"
+    return [label, _value(study, digits), mean_std(found, digits), spread, headline.versus_study(found, study)]
 
 
 def log_axis(values: list[float]) -> bool:
